@@ -1,0 +1,11 @@
+/** Injection token of the resolved (validated, defaulted) module options. */
+export const API_AUTH_OPTIONS = Symbol('API_AUTH_OPTIONS');
+
+/** Metadata key set by `@Public()`. */
+export const IS_PUBLIC_KEY = 'nestjs-api-auth:public';
+
+/** Metadata key set by `@RequireScopes()` and `@RequireAnyScope()`. */
+export const REQUIRED_SCOPES_KEY = 'nestjs-api-auth:scopes';
+
+/** Property of the request (or WebSocket client) the guard attaches the verified key to. */
+export const API_KEY_REQUEST_PROPERTY = 'apiKey';

@@ -1,0 +1,53 @@
+import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { API_AUTH_OPTIONS } from './api-auth.constants.js';
+import {
+  API_AUTH_ASYNC_OPTIONS_TYPE,
+  API_AUTH_MODULE_OPTIONS,
+  API_AUTH_OPTIONS_TYPE,
+  ApiAuthConfigurableModule,
+} from './api-auth.module-definition.js';
+import { resolveApiAuthOptions, type ApiAuthModuleOptions, type ResolvedApiAuthOptions } from './api-auth.options.js';
+import { ApiKeyGuard } from './api-key.guard.js';
+import { ApiKeyService } from './api-key.service.js';
+import { API_KEY_BACKEND } from './backends/backend.interface.js';
+
+const providers: Provider[] = [
+  {
+    provide: API_AUTH_OPTIONS,
+    // Defaults and validation happen here, once, so a bad option stops start-up
+    // with a message naming it rather than failing the first request.
+    useFactory: (options: ApiAuthModuleOptions) => resolveApiAuthOptions(options),
+    inject: [API_AUTH_MODULE_OPTIONS],
+  },
+  {
+    provide: API_KEY_BACKEND,
+    useFactory: (options: ResolvedApiAuthOptions) => options.backend,
+    inject: [API_AUTH_OPTIONS],
+  },
+  ApiKeyService,
+  ApiKeyGuard,
+];
+
+/**
+ * API-key authentication: `ApiAuthModule.forRoot({ prefix: 'prod_' })`, or
+ * `forRootAsync({ imports, inject, useFactory })` to build the backend from other
+ * providers (a `MikroORM` instance, a cache).
+ */
+@Module({
+  providers,
+  exports: [API_AUTH_OPTIONS, API_KEY_BACKEND, ApiKeyService, ApiKeyGuard],
+})
+export class ApiAuthModule extends ApiAuthConfigurableModule {
+  static override forRoot(options: typeof API_AUTH_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+
+  static override forRootAsync(options: typeof API_AUTH_ASYNC_OPTIONS_TYPE): DynamicModule {
+    if (!options || (!options.useFactory && !options.useClass && !options.useExisting)) {
+      throw new Error(
+        'nestjs-api-auth: ApiAuthModule.forRootAsync() needs one of useFactory, useClass or useExisting.',
+      );
+    }
+    return super.forRootAsync(options);
+  }
+}

@@ -1,0 +1,153 @@
+import type { ApiKeyBackend } from './backends/backend.interface.js';
+import { MemoryBackend } from './backends/memory.backend.js';
+import { assertValidPrefix } from './keys/key-format.js';
+
+/** Options of `ApiAuthModule.forRoot()` / the factory of `forRootAsync()`. */
+export interface ApiAuthModuleOptions {
+  /**
+   * Where keys are stored. Defaults to a new `MemoryBackend` (lost on restart). Pass a
+   * `MikroOrmBackend`, `RedisBackend`, `RedisCacheBackend` or your own implementation.
+   * The module never closes a backend you pass: close what you opened.
+   */
+  backend?: ApiKeyBackend;
+  /**
+   * Prefix of every key this deployment mints and accepts, e.g. `"prod_"`: letters,
+   * digits and `_`, 1-32 characters. Keys of another prefix are rejected without a
+   * lookup. Default `"sk_"`.
+   */
+  prefix?: string;
+  /**
+   * A server-side secret (at least 16 bytes). When set, keys are stored as
+   * HMAC-SHA256 instead of SHA-256, so a leaked table of hashes cannot be checked
+   * against guessed keys without it. Changing it invalidates every stored key.
+   */
+  pepper?: string | Buffer;
+  /** Request header carrying the key, matched case-insensitively. Default `"x-api-key"`. */
+  header?: string;
+  /** Also accept `Authorization: Bearer <key>` (scheme matched case-insensitively). Default `true`. */
+  bearer?: boolean;
+  /**
+   * Name of a query-string parameter to accept the key from, or `false`. Default
+   * `false`: URLs end up in proxy and access logs, so keys in them leak.
+   */
+  queryParam?: string | false;
+  /** Record `lastUsedAt` on successful verification. Default `true`. */
+  trackUsage?: boolean;
+  /**
+   * At most one `lastUsedAt` write per key per this many milliseconds. Writes happen
+   * after the response path, batched, and never fail a request. Default `60000`.
+   */
+  usageIntervalMs?: number;
+  /**
+   * How long verification waits for the backend before answering 503, in
+   * milliseconds; `0` waits forever. Default `5000`.
+   */
+  verifyTimeoutMs?: number;
+  /** Realm named in the `WWW-Authenticate` header. Default `"api"`. */
+  realm?: string;
+  /** Largest accepted `metadata`, in bytes of its JSON form. Default `8192`. */
+  maxMetadataBytes?: number;
+  /** Most scopes one key may hold. Default `100`. */
+  maxScopes?: number;
+}
+
+/** Options after defaults and validation; what the services receive. */
+export interface ResolvedApiAuthOptions {
+  backend: ApiKeyBackend;
+  /** Whether the module created the backend itself (and so owns it). */
+  ownsBackend: boolean;
+  prefix: string;
+  pepper: string | Buffer | null;
+  header: string;
+  bearer: boolean;
+  queryParam: string | false;
+  trackUsage: boolean;
+  usageIntervalMs: number;
+  verifyTimeoutMs: number;
+  realm: string;
+  maxMetadataBytes: number;
+  maxScopes: number;
+}
+
+export const DEFAULT_PREFIX = 'sk_';
+
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
+const BACKEND_METHODS = ['getByHash', 'getById', 'create', 'update', 'delete', 'listByOwner', 'recordUsage'] as const;
+
+function fail(option: string, expectation: string, value: unknown): never {
+  const shown = typeof value === 'string' || typeof value === 'number' ? JSON.stringify(value) : typeof value;
+  throw new Error(`nestjs-api-auth: option "${option}" ${expectation} (got ${shown}).`);
+}
+
+function nonNegativeInteger(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    fail(option, 'must be a non-negative integer', value);
+  }
+  return value;
+}
+
+function positiveInteger(option: string, value: unknown, fallback: number): number {
+  const n = nonNegativeInteger(option, value, fallback);
+  if (n === 0) fail(option, 'must be greater than 0', value);
+  return n;
+}
+
+/** Merges user options over the defaults and validates them, naming any bad option. Runs once at start-up. */
+export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined | null): ResolvedApiAuthOptions {
+  if (options == null || typeof options !== 'object') {
+    throw new Error('nestjs-api-auth: ApiAuthModule options must be an object.');
+  }
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  assertValidPrefix(prefix);
+
+  const header = options.header ?? 'x-api-key';
+  if (typeof header !== 'string' || !HEADER_NAME.test(header)) fail('header', 'must be a valid HTTP header name', header);
+  if (header.toLowerCase() === 'authorization') {
+    fail('header', 'must not be "authorization"; use the "bearer" option for Authorization: Bearer', header);
+  }
+
+  const queryParam = options.queryParam ?? false;
+  if (queryParam !== false && (typeof queryParam !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(queryParam))) {
+    fail('queryParam', 'must be false or a parameter name of letters, digits, "_", "." or "-"', queryParam);
+  }
+
+  const backend = options.backend;
+  if (backend !== undefined) {
+    for (const method of BACKEND_METHODS) {
+      if (typeof (backend as unknown as Record<string, unknown>)?.[method] !== 'function') {
+        fail('backend', `must implement ApiKeyBackend (missing method "${method}")`, backend);
+      }
+    }
+  }
+
+  const pepper = options.pepper ?? null;
+  if (pepper !== null && typeof pepper !== 'string' && !Buffer.isBuffer(pepper)) {
+    fail('pepper', 'must be a string or a Buffer', pepper);
+  }
+
+  const realm = options.realm ?? 'api';
+  if (typeof realm !== 'string' || !/^[\x20-\x7e]{1,64}$/.test(realm) || realm.includes('"') || realm.includes('\\')) {
+    fail('realm', 'must be 1-64 printable ASCII characters without quotes or backslashes', realm);
+  }
+
+  for (const flag of ['bearer', 'trackUsage'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') fail(flag, 'must be a boolean', options[flag]);
+  }
+
+  return {
+    backend: backend ?? new MemoryBackend(),
+    ownsBackend: backend === undefined,
+    prefix,
+    pepper,
+    header: header.toLowerCase(),
+    bearer: options.bearer ?? true,
+    queryParam,
+    trackUsage: options.trackUsage ?? true,
+    usageIntervalMs: nonNegativeInteger('usageIntervalMs', options.usageIntervalMs, 60_000),
+    verifyTimeoutMs: nonNegativeInteger('verifyTimeoutMs', options.verifyTimeoutMs, 5_000),
+    realm,
+    maxMetadataBytes: positiveInteger('maxMetadataBytes', options.maxMetadataBytes, 8_192),
+    maxScopes: positiveInteger('maxScopes', options.maxScopes, 100),
+  };
+}

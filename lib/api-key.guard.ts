@@ -1,0 +1,265 @@
+import {
+  HttpException,
+  Inject,
+  Injectable,
+  Logger,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { API_AUTH_OPTIONS, API_KEY_REQUEST_PROPERTY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from './api-auth.constants.js';
+import type { ResolvedApiAuthOptions } from './api-auth.options.js';
+import type { ApiKeyView } from './api-key.interface.js';
+import { ApiKeyErrorCode, type AuthenticationFailureCode } from './api-key.errors.js';
+import { ApiKeyService } from './api-key.service.js';
+import { getAuthCarrier } from './decorators/request-context.js';
+import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
+
+/** What a request carried as a key: a value, nothing, or something that cannot be one. */
+export type ExtractedKey =
+  | { kind: 'key'; value: string }
+  | { kind: 'missing' }
+  | { kind: 'malformed'; reason: 'conflicting' | 'multiple' | 'empty_bearer' };
+
+/** Why the guard refused a call. */
+export type ApiKeyFailure =
+  | { status: 401; code: AuthenticationFailureCode }
+  | { status: 403; code: typeof ApiKeyErrorCode.InsufficientScope; requirement: ScopeRequirement }
+  | { status: 503; code: typeof ApiKeyErrorCode.BackendUnavailable; error?: unknown };
+
+type Headers = Record<string, string | string[] | undefined>;
+
+interface RouteRules {
+  isPublic: boolean;
+  requirement: ScopeRequirement | undefined;
+}
+
+const MISSING: ExtractedKey = { kind: 'missing' };
+
+const MESSAGES: Record<ApiKeyFailure['code'], string> = {
+  missing_api_key: 'An API key is required.',
+  invalid_api_key: 'The API key is not valid.',
+  expired_api_key: 'The API key has expired.',
+  revoked_api_key: 'The API key has been revoked.',
+  insufficient_scope: 'The API key lacks a scope this operation requires.',
+  backend_unavailable: 'API key verification is temporarily unavailable. Retry later.',
+};
+
+/**
+ * Authenticates calls by API key and enforces `@RequireScopes()`. Register it per
+ * controller or route (`@UseGuards(ApiKeyGuard)`) or globally (`APP_GUARD`, with
+ * `@Public()` for open routes).
+ *
+ * Every step is a protected method, so a transport with its own shape overrides one
+ * step instead of forking the guard: `getRequest` and `getHeaders` for where the key
+ * comes from, `throwFailure` for how a refusal is reported.
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  protected readonly logger = new Logger('ApiAuth');
+  // Route metadata never changes after start-up; reading it once per handler keeps
+  // two reflection calls off every request.
+  private readonly rules = new WeakMap<object, WeakMap<object, RouteRules>>();
+  private backendDown = false;
+
+  constructor(
+    protected readonly reflector: Reflector,
+    protected readonly apiKeys: ApiKeyService,
+    @Inject(API_AUTH_OPTIONS) protected readonly options: ResolvedApiAuthOptions,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const rules = this.getRouteRules(context);
+    if (rules.isPublic) return true;
+
+    const request = this.getRequest(context);
+    const extracted = request ? this.extractKey(request) : MISSING;
+    if (extracted.kind === 'missing') return this.throwFailure(context, { status: 401, code: 'missing_api_key' });
+    if (extracted.kind === 'malformed') return this.throwFailure(context, { status: 401, code: 'invalid_api_key' });
+
+    const result = await this.apiKeys.authenticate(extracted.value);
+    if (!result.ok) {
+      if (result.code === ApiKeyErrorCode.BackendUnavailable) {
+        this.reportBackendDown(result.error);
+        return this.throwFailure(context, { status: 503, code: result.code, error: result.error });
+      }
+      return this.throwFailure(context, { status: 401, code: result.code });
+    }
+    if (this.backendDown) {
+      this.backendDown = false;
+      this.logger.log('The API key backend answers again.');
+    }
+
+    const apiKey = result.apiKey;
+    if (rules.requirement && !this.hasScopes(apiKey, rules.requirement)) {
+      return this.throwFailure(context, { status: 403, code: 'insufficient_scope', requirement: rules.requirement });
+    }
+    this.attach(request ?? {}, apiKey);
+    return true;
+  }
+
+  /** The object carrying headers and receiving the verified key: HTTP request, WebSocket client, GraphQL `req`. */
+  protected getRequest(context: ExecutionContext): Record<string, unknown> | undefined {
+    return getAuthCarrier(context);
+  }
+
+  /**
+   * The headers to read the key from. For WebSockets this is the handshake's headers
+   * (socket.io's `client.handshake.headers`, or `ws`'s upgrade request when the
+   * gateway stores it as `client.upgradeReq` or `client.request`).
+   */
+  protected getHeaders(request: Record<string, unknown>): Headers | undefined {
+    const carrier = request as {
+      headers?: Headers;
+      handshake?: { headers?: Headers };
+      upgradeReq?: { headers?: Headers };
+      request?: { headers?: Headers };
+    };
+    return carrier.headers ?? carrier.handshake?.headers ?? carrier.upgradeReq?.headers ?? carrier.request?.headers;
+  }
+
+  /** The query parameters, read only when the `queryParam` option is set. */
+  protected getQuery(request: Record<string, unknown>): Record<string, unknown> | undefined {
+    const carrier = request as { query?: Record<string, unknown>; handshake?: { query?: Record<string, unknown> } };
+    return carrier.query ?? carrier.handshake?.query;
+  }
+
+  /**
+   * Finds the key. The rule when several sources are present: they must agree. The
+   * same key in `X-API-Key` and `Authorization: Bearer` is accepted; two different
+   * values, or the header sent twice, are refused as `invalid_api_key`, because
+   * picking one would let a proxy and the app disagree on who is calling.
+   */
+  protected extractKey(request: Record<string, unknown>): ExtractedKey {
+    const headers = this.getHeaders(request) ?? {};
+    let found: string | undefined;
+
+    const raw = headers[this.options.header];
+    if (raw !== undefined) {
+      if (Array.isArray(raw)) {
+        if (raw.length > 1) return { kind: 'malformed', reason: 'multiple' };
+        found = nonEmpty(raw[0]);
+      } else {
+        found = nonEmpty(raw);
+      }
+    }
+
+    if (this.options.bearer) {
+      const authorization = headers.authorization;
+      if (typeof authorization === 'string' && authorization.length >= 6) {
+        // The scheme is case-insensitive (RFC 9110 §11.1); other schemes are not ours.
+        if (authorization.slice(0, 6).toLowerCase() === 'bearer' && (authorization.length === 6 || authorization[6] === ' ')) {
+          const token = nonEmpty(authorization.slice(7));
+          if (token === undefined) return { kind: 'malformed', reason: 'empty_bearer' };
+          if (found !== undefined && found !== token) return { kind: 'malformed', reason: 'conflicting' };
+          found = token;
+        }
+      }
+    }
+
+    if (this.options.queryParam !== false) {
+      const value = this.getQuery(request)?.[this.options.queryParam];
+      if (Array.isArray(value)) return { kind: 'malformed', reason: 'multiple' };
+      const token = typeof value === 'string' ? nonEmpty(value) : undefined;
+      if (token !== undefined) {
+        if (found !== undefined && found !== token) return { kind: 'malformed', reason: 'conflicting' };
+        found = token;
+      }
+    }
+
+    return found === undefined ? MISSING : { kind: 'key', value: found };
+  }
+
+  /** Whether the key satisfies the route's requirement. */
+  protected hasScopes(apiKey: ApiKeyView, requirement: ScopeRequirement): boolean {
+    const held = apiKey.scopes;
+    return requirement.match === 'all'
+      ? requirement.scopes.every((scope) => held.includes(scope))
+      : requirement.scopes.some((scope) => held.includes(scope));
+  }
+
+  /** Makes the key available to `@CurrentApiKey()` and `@ApiKeyOwner()`. */
+  protected attach(request: Record<string, unknown>, apiKey: ApiKeyView): void {
+    request[API_KEY_REQUEST_PROPERTY] = apiKey;
+  }
+
+  /**
+   * Reports a refusal. Over HTTP it sets `WWW-Authenticate` (401, 403) or
+   * `Retry-After` (503) and throws an `HttpException` whose body carries the stable
+   * `code`. Override to throw a `WsException` or a GraphQL error instead.
+   */
+  protected throwFailure(context: ExecutionContext, failure: ApiKeyFailure): never {
+    const body: Record<string, unknown> = {
+      statusCode: failure.status,
+      error: failure.status === 401 ? 'Unauthorized' : failure.status === 403 ? 'Forbidden' : 'Service Unavailable',
+      code: failure.code,
+      message: MESSAGES[failure.code],
+    };
+    if (failure.status === 403) {
+      // Name what the route needs, never what the key holds.
+      body.requiredScopes = [...failure.requirement.scopes];
+      body.scopeMatch = failure.requirement.match;
+      this.setResponseHeader(
+        context,
+        'WWW-Authenticate',
+        `${this.challenge()}, error="insufficient_scope", scope="${failure.requirement.scopes.join(' ')}"`,
+      );
+    } else if (failure.status === 401) {
+      // RFC 6750 §3: no error attribute when no credentials were sent at all.
+      this.setResponseHeader(
+        context,
+        'WWW-Authenticate',
+        failure.code === 'missing_api_key' ? this.challenge() : `${this.challenge()}, error="${failure.code}"`,
+      );
+    } else {
+      this.setResponseHeader(context, 'Retry-After', '1');
+    }
+    throw new HttpException(body, failure.status, { cause: failure.status === 503 ? failure.error : undefined });
+  }
+
+  /** Sets a header on the HTTP response (Express or Fastify); a no-op for other transports. */
+  protected setResponseHeader(context: ExecutionContext, name: string, value: string): void {
+    if (context.getType<string>() !== 'http') return;
+    const response = context.switchToHttp().getResponse<{
+      setHeader?: (n: string, v: string) => void;
+      header?: (n: string, v: string) => void;
+    }>();
+    if (typeof response?.header === 'function') response.header(name, value);
+    else if (typeof response?.setHeader === 'function') response.setHeader(name, value);
+  }
+
+  private challenge(): string {
+    return `ApiKey realm="${this.options.realm}"`;
+  }
+
+  private reportBackendDown(error: unknown): void {
+    if (this.backendDown) return;
+    this.backendDown = true;
+    // The message comes from the backend's error, which by contract names no key or hash.
+    this.logger.error(`The API key backend is unavailable; answering 503: ${(error as Error)?.message ?? error}`);
+  }
+
+  private getRouteRules(context: ExecutionContext): RouteRules {
+    const controller = context.getClass();
+    const handler = context.getHandler();
+    let byHandler = this.rules.get(controller);
+    if (!byHandler) this.rules.set(controller, (byHandler = new WeakMap()));
+    let rules = byHandler.get(handler);
+    if (!rules) {
+      const targets = [handler, controller];
+      rules = {
+        isPublic: this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC_KEY, targets) === true,
+        requirement: this.reflector.getAllAndOverride<ScopeRequirement | undefined>(REQUIRED_SCOPES_KEY, targets),
+      };
+      byHandler.set(handler, rules);
+    }
+    return rules;
+  }
+}
+
+/** The trimmed value, or `undefined` when nothing is left. */
+function nonEmpty(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  return trimmed.length === 0 ? undefined : trimmed;
+}

@@ -1,0 +1,68 @@
+/** Free-form, JSON-serialisable data a team keeps on a key (plan, customer, notes). */
+export type ApiKeyMetadata = Record<string, unknown>;
+
+/**
+ * The stored record of an API key. The plaintext key is never part of it: only its
+ * hash, which backends index and the library never returns or logs.
+ */
+export interface ApiKey {
+  /** UUID v4 assigned when the key is issued. */
+  id: string;
+  /** Human-readable label, e.g. "CI deploy key". */
+  name: string;
+  /** Who the key acts for: a user, customer, tenant or service id. */
+  ownerId: string;
+  /** Lowercase hex SHA-256 (or HMAC-SHA256 with a pepper) of the plaintext key. */
+  keyHash: string;
+  /** Non-secret display hint: the prefix and the last four characters, e.g. `prod_…a1B2`. */
+  hint: string;
+  /** Scopes granted to the key. */
+  scopes: string[];
+  /** Application data kept with the key. */
+  metadata: ApiKeyMetadata;
+  createdAt: Date;
+  updatedAt: Date;
+  /** After this instant the key no longer verifies; `null` means it never expires. */
+  expiresAt: Date | null;
+  /** When the key was revoked; a revoked key never verifies again. */
+  revokedAt: Date | null;
+  /** Last successful verification, recorded at most once per usage interval. */
+  lastUsedAt: Date | null;
+  /** The key this one replaced through `rotate`, if any. */
+  rotatedFromId: string | null;
+}
+
+/** An {@link ApiKey} as the library hands it out: everything except the hash. */
+export type ApiKeyView = Omit<ApiKey, 'keyHash'>;
+
+/** A copy of the record without its hash, safe to return to a caller or attach to a request. */
+export function toApiKeyView(record: ApiKey): ApiKeyView {
+  return {
+    id: record.id,
+    name: record.name,
+    ownerId: record.ownerId,
+    hint: record.hint,
+    scopes: [...record.scopes],
+    metadata: structuredClone(record.metadata),
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    expiresAt: record.expiresAt,
+    revokedAt: record.revokedAt,
+    lastUsedAt: record.lastUsedAt,
+    rotatedFromId: record.rotatedFromId,
+  };
+}
+
+/** A deep copy of a record, so callers and stores never share mutable state. */
+export function cloneApiKey(record: ApiKey): ApiKey {
+  return {
+    ...record,
+    scopes: [...record.scopes],
+    metadata: structuredClone(record.metadata),
+    createdAt: new Date(record.createdAt),
+    updatedAt: new Date(record.updatedAt),
+    expiresAt: record.expiresAt ? new Date(record.expiresAt) : null,
+    revokedAt: record.revokedAt ? new Date(record.revokedAt) : null,
+    lastUsedAt: record.lastUsedAt ? new Date(record.lastUsedAt) : null,
+  };
+}

@@ -1,0 +1,380 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { API_AUTH_OPTIONS } from './api-auth.constants.js';
+import type { ResolvedApiAuthOptions } from './api-auth.options.js';
+import { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from './api-key.interface.js';
+import {
+  ApiKeyErrorCode,
+  ApiKeyNotFoundError,
+  ApiKeyValidationError,
+  BackendUnavailableError,
+  DuplicateApiKeyError,
+  type AuthenticationFailureCode,
+} from './api-key.errors.js';
+import type { ApiKeyBackend } from './backends/backend.interface.js';
+import { decodeCursor, encodeCursor } from './backends/cursor.js';
+import { KeyFormat } from './keys/key-format.js';
+import { KeyHasher } from './keys/key-hasher.js';
+import { UsageRecorder } from './usage-recorder.js';
+
+/** Input of {@link ApiKeyService.issue}. */
+export interface IssueApiKeyInput {
+  /** Who the key acts for. 1-255 characters. */
+  ownerId: string;
+  /** A label for humans. 1-200 characters. */
+  name: string;
+  /** Scopes granted; duplicates are dropped. Default none. */
+  scopes?: string[];
+  /** When the key stops working; must be in the future. Default never. */
+  expiresAt?: Date | string | null;
+  /** JSON-serialisable application data, bounded by `maxMetadataBytes`. */
+  metadata?: ApiKeyMetadata;
+}
+
+/** Fields {@link ApiKeyService.update} may change. */
+export interface UpdateApiKeyInput {
+  name?: string;
+  scopes?: string[];
+  metadata?: ApiKeyMetadata;
+  /** A future instant, or `null` to remove the expiry. */
+  expiresAt?: Date | string | null;
+}
+
+/** Options of {@link ApiKeyService.rotate}. */
+export interface RotateApiKeyOptions {
+  /**
+   * How long the old key keeps working, in milliseconds, so clients can switch over
+   * without downtime. `0` ends it at once. It never extends the old key's own expiry.
+   */
+  gracePeriodMs?: number;
+  /** Name of the new key. Default: the old key's name. */
+  name?: string;
+}
+
+/** A newly minted key: `key` is the plaintext, shown once and stored nowhere. */
+export interface IssuedApiKey {
+  key: string;
+  apiKey: ApiKeyView;
+}
+
+/** Result of {@link ApiKeyService.rotate}. */
+export interface RotatedApiKey extends IssuedApiKey {
+  /** The old key's record, with its new `expiresAt`. */
+  previous: ApiKeyView;
+}
+
+/** One page of an owner's keys. */
+export interface ApiKeyPage {
+  items: ApiKeyView[];
+  /** Pass back as `cursor` for the next page; `null` on the last page. */
+  nextCursor: string | null;
+  /** Total number of the owner's keys. */
+  total: number;
+}
+
+/** Outcome of {@link ApiKeyService.authenticate}: the key, or why it was refused. */
+export type AuthenticationResult =
+  | { ok: true; apiKey: ApiKeyView }
+  | { ok: false; code: AuthenticationFailureCode }
+  | { ok: false; code: typeof ApiKeyErrorCode.BackendUnavailable; error: unknown };
+
+const INVALID = { ok: false, code: ApiKeyErrorCode.InvalidApiKey } as const;
+const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
+const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
+
+const SCOPE_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+/** Issues, verifies and manages API keys over the configured backend. */
+@Injectable()
+export class ApiKeyService implements OnApplicationShutdown {
+  /** The key format of this deployment (prefix, length, checksum). */
+  readonly format: KeyFormat;
+  private readonly hasher: KeyHasher;
+  private readonly backend: ApiKeyBackend;
+  private readonly usage: UsageRecorder;
+
+  constructor(@Inject(API_AUTH_OPTIONS) private readonly options: ResolvedApiAuthOptions) {
+    this.format = new KeyFormat(options.prefix);
+    this.hasher = new KeyHasher(options.pepper);
+    this.backend = options.backend;
+    this.usage = new UsageRecorder(options.backend, options.usageIntervalMs, options.trackUsage);
+  }
+
+  /** Mints a key for `input.ownerId`. The plaintext is in the result and nowhere else. */
+  async issue(input: IssueApiKeyInput): Promise<IssuedApiKey> {
+    if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
+    const now = new Date();
+    const base = {
+      ownerId: this.validateOwnerId(input.ownerId),
+      name: this.validateName(input.name),
+      scopes: this.validateScopes(input.scopes ?? []),
+      metadata: this.validateMetadata(input.metadata ?? {}),
+      expiresAt: this.validateExpiry(input.expiresAt ?? null, now),
+    };
+    return this.mint({ ...base, rotatedFromId: null }, now);
+  }
+
+  /**
+   * The key's record when `key` is a valid, unexpired, unrevoked key; otherwise
+   * `null`. Throws `BackendUnavailableError` when the store cannot answer, so `null`
+   * always means "not a valid key".
+   */
+  async verify(key: string): Promise<ApiKeyView | null> {
+    const result = await this.authenticate(key);
+    if (result.ok) return result.apiKey;
+    if (result.code === ApiKeyErrorCode.BackendUnavailable) {
+      throw result.error instanceof BackendUnavailableError
+        ? result.error
+        : new BackendUnavailableError(undefined, { cause: result.error });
+    }
+    return null;
+  }
+
+  /**
+   * Verification with the reason for a refusal; what the guard calls. Never throws:
+   * a backend failure or timeout comes back as `backend_unavailable`.
+   */
+  async authenticate(key: string): Promise<AuthenticationResult> {
+    // Offline checks first: malformed input never costs a hash or a lookup.
+    if (!this.format.parse(key).ok) return INVALID;
+    const keyHash = this.hasher.hash(key);
+    let record: ApiKey | null;
+    try {
+      record = await this.withTimeout(this.backend.getByHash(keyHash));
+    } catch (error) {
+      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+    }
+    // A backend that returns the wrong record must not let anyone in.
+    if (!record || !sameHash(record.keyHash, keyHash)) return INVALID;
+    if (record.revokedAt !== null) return REVOKED;
+    const now = Date.now();
+    if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
+    this.usage.record(record.id, record.lastUsedAt, now);
+    return { ok: true, apiKey: toApiKeyView(record) };
+  }
+
+  /** The record with this id (without its hash), or `null`. */
+  async get(id: string): Promise<ApiKeyView | null> {
+    const record = await this.backend.getById(id);
+    return record ? toApiKeyView(record) : null;
+  }
+
+  /** Streams every key of an owner, oldest first. */
+  async *listByOwner(ownerId: string): AsyncIterable<ApiKeyView> {
+    for await (const record of this.backend.listByOwner(ownerId)) yield toApiKeyView(record);
+  }
+
+  /** One page of an owner's keys, oldest first, with an opaque cursor for the next. */
+  async listPage(ownerId: string, options: { cursor?: string | null; limit?: number } = {}): Promise<ApiKeyPage> {
+    const limit = options.limit ?? 50;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
+      throw new ApiKeyValidationError('limit', 'must be an integer from 1 to 1000');
+    }
+    let after;
+    if (options.cursor) {
+      after = decodeCursor(options.cursor);
+      if (!after) throw new ApiKeyValidationError('cursor', 'is not a cursor returned by this API');
+    }
+    const items: ApiKeyView[] = [];
+    let more = false;
+    for await (const record of this.backend.listByOwner(ownerId, { after, limit: limit + 1 })) {
+      if (items.length === limit) {
+        more = true;
+        break;
+      }
+      items.push(toApiKeyView(record));
+    }
+    const last = items.at(-1);
+    return {
+      items,
+      nextCursor: more && last ? encodeCursor(last) : null,
+      total: await this.countByOwner(ownerId),
+    };
+  }
+
+  /** How many keys an owner has. */
+  async countByOwner(ownerId: string): Promise<number> {
+    if (this.backend.countByOwner) return this.backend.countByOwner(ownerId);
+    let count = 0;
+    for await (const _ of this.backend.listByOwner(ownerId)) count++;
+    return count;
+  }
+
+  /** Changes name, scopes, metadata or expiry. Throws `ApiKeyNotFoundError` for an unknown id. */
+  async update(id: string, changes: UpdateApiKeyInput): Promise<ApiKeyView> {
+    if (changes == null || typeof changes !== 'object') throw new ApiKeyValidationError('changes', 'must be an object');
+    const record = await this.require(id);
+    const now = new Date();
+    if (changes.name !== undefined) record.name = this.validateName(changes.name);
+    if (changes.scopes !== undefined) record.scopes = this.validateScopes(changes.scopes);
+    if (changes.metadata !== undefined) record.metadata = this.validateMetadata(changes.metadata);
+    if (changes.expiresAt !== undefined) record.expiresAt = this.validateExpiry(changes.expiresAt, now);
+    record.updatedAt = now;
+    return toApiKeyView(await this.backend.update(record));
+  }
+
+  /** Revokes the key for good (soft delete). Revoking twice keeps the first `revokedAt`. */
+  async revoke(id: string): Promise<ApiKeyView> {
+    const record = await this.require(id);
+    if (record.revokedAt !== null) return toApiKeyView(record);
+    const now = new Date();
+    record.revokedAt = now;
+    record.updatedAt = now;
+    return toApiKeyView(await this.backend.update(record));
+  }
+
+  /** Removes the record entirely. Idempotent. */
+  async delete(id: string): Promise<void> {
+    await this.backend.delete(id);
+  }
+
+  /**
+   * Issues a replacement with the same owner, scopes, metadata and expiry, linked by
+   * `rotatedFromId`, and lets the old key live for `gracePeriodMs` more.
+   */
+  async rotate(id: string, options: RotateApiKeyOptions = {}): Promise<RotatedApiKey> {
+    const grace = options.gracePeriodMs ?? 0;
+    if (!Number.isSafeInteger(grace) || grace < 0) {
+      throw new ApiKeyValidationError('gracePeriodMs', 'must be a non-negative integer of milliseconds');
+    }
+    const old = await this.require(id);
+    const now = new Date();
+    if (old.revokedAt !== null) throw new ApiKeyValidationError('id', 'a revoked key cannot be rotated');
+    if (old.expiresAt !== null && old.expiresAt <= now) {
+      throw new ApiKeyValidationError('id', 'an expired key cannot be rotated');
+    }
+    const issued = await this.mint(
+      {
+        ownerId: old.ownerId,
+        name: options.name === undefined ? old.name : this.validateName(options.name),
+        scopes: old.scopes,
+        metadata: old.metadata,
+        expiresAt: old.expiresAt,
+        rotatedFromId: old.id,
+      },
+      now,
+    );
+    const graceEnd = new Date(now.getTime() + grace);
+    if (old.expiresAt === null || graceEnd < old.expiresAt) old.expiresAt = graceEnd;
+    old.updatedAt = now;
+    const previous = await this.backend.update(old);
+    return { ...issued, previous: toApiKeyView(previous) };
+  }
+
+  /** Writes pending `lastUsedAt` updates now. Called on shutdown; useful in tests. */
+  flushUsage(): Promise<void> {
+    return this.usage.flush();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.flushUsage();
+  }
+
+  private async mint(
+    fields: Pick<ApiKey, 'ownerId' | 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'rotatedFromId'>,
+    now: Date,
+  ): Promise<IssuedApiKey> {
+    // A collision of 256-bit secrets is not going to happen; one retry covers a buggy RNG shim.
+    for (let attempt = 0; ; attempt++) {
+      const key = this.format.generate();
+      const record: ApiKey = {
+        id: randomUUID(),
+        keyHash: this.hasher.hash(key),
+        hint: this.format.hint(key),
+        ...fields,
+        createdAt: now,
+        updatedAt: now,
+        revokedAt: null,
+        lastUsedAt: null,
+      };
+      try {
+        const stored = await this.backend.create(record);
+        return { key, apiKey: toApiKeyView(stored) };
+      } catch (error) {
+        if (attempt === 0 && error instanceof DuplicateApiKeyError) continue;
+        throw error;
+      }
+    }
+  }
+
+  private async require(id: string): Promise<ApiKey> {
+    if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ApiKeyNotFoundError(String(id).slice(0, 64));
+    const record = await this.backend.getById(id);
+    if (!record) throw new ApiKeyNotFoundError(id);
+    return record;
+  }
+
+  private withTimeout<T>(promise: Promise<T>): Promise<T> {
+    const ms = this.options.verifyTimeoutMs;
+    if (ms === 0) return promise;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BackendUnavailableError(`The API key backend did not answer within ${ms} ms.`)),
+        ms,
+      );
+      timer.unref();
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private validateOwnerId(ownerId: unknown): string {
+    if (typeof ownerId !== 'string' || ownerId.trim().length === 0) {
+      throw new ApiKeyValidationError('ownerId', 'must be a non-empty string');
+    }
+    if (ownerId.length > 255) throw new ApiKeyValidationError('ownerId', 'must be at most 255 characters');
+    return ownerId;
+  }
+
+  private validateName(name: unknown): string {
+    if (typeof name !== 'string' || name.trim().length === 0) {
+      throw new ApiKeyValidationError('name', 'must be a non-empty string');
+    }
+    if (name.length > 200) throw new ApiKeyValidationError('name', 'must be at most 200 characters');
+    return name;
+  }
+
+  private validateScopes(scopes: unknown): string[] {
+    if (!Array.isArray(scopes)) throw new ApiKeyValidationError('scopes', 'must be an array of strings');
+    if (scopes.length > this.options.maxScopes) {
+      throw new ApiKeyValidationError('scopes', `must hold at most ${this.options.maxScopes} scopes`);
+    }
+    for (const scope of scopes) {
+      if (typeof scope !== 'string' || !SCOPE_PATTERN.test(scope)) {
+        throw new ApiKeyValidationError('scopes', 'each scope must be 1-128 printable ASCII characters without spaces');
+      }
+    }
+    return [...new Set(scopes as string[])];
+  }
+
+  private validateMetadata(metadata: unknown): ApiKeyMetadata {
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
+      throw new ApiKeyValidationError('metadata', 'must be a plain object');
+    }
+    let json: string;
+    try {
+      json = JSON.stringify(metadata);
+    } catch {
+      throw new ApiKeyValidationError('metadata', 'must be JSON-serialisable');
+    }
+    if (Buffer.byteLength(json, 'utf8') > this.options.maxMetadataBytes) {
+      throw new ApiKeyValidationError('metadata', `must be at most ${this.options.maxMetadataBytes} bytes as JSON`);
+    }
+    // The JSON round trip drops functions and undefined, exactly what a store would keep.
+    return JSON.parse(json) as ApiKeyMetadata;
+  }
+
+  private validateExpiry(value: unknown, now: Date): Date | null {
+    if (value === null) return null;
+    const date = value instanceof Date ? new Date(value) : typeof value === 'string' ? new Date(value) : null;
+    if (!date || Number.isNaN(date.getTime())) {
+      throw new ApiKeyValidationError('expiresAt', 'must be a Date or an ISO 8601 string');
+    }
+    if (date <= now) throw new ApiKeyValidationError('expiresAt', 'must be in the future');
+    return date;
+  }
+}
+
+function sameHash(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}

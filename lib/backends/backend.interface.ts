@@ -1,0 +1,75 @@
+import type { ApiKey } from '../api-key.interface.js';
+
+/** Position after which `listByOwner` resumes: the last record a caller saw. */
+export interface ApiKeyCursor {
+  createdAt: Date;
+  id: string;
+}
+
+/** Options for {@link ApiKeyBackend.listByOwner}. */
+export interface ListByOwnerOptions {
+  /** Resume strictly after this position (keyset pagination). */
+  after?: ApiKeyCursor;
+  /** Stop after yielding this many records. */
+  limit?: number;
+}
+
+/**
+ * The contract every key store keeps. Implement it for your own store and run the
+ * conformance suite (`runBackendConformance` from `nestjs-api-auth/testing`) to prove it.
+ *
+ * Guarantees each implementation must keep:
+ * - Records go in and come out as copies: mutating a returned record, or one passed
+ *   to `create`/`update` after the call, never changes what is stored.
+ * - Dates come back as `Date` instances with at least millisecond precision.
+ * - Failures to reach the store throw `BackendUnavailableError` (or let the service's
+ *   timeout turn them into one), never resolve as "not found".
+ * - No error message contains a key hash.
+ */
+export interface ApiKeyBackend {
+  /** The record whose `keyHash` equals `keyHash`, or `null`. The hot path of verification. */
+  getByHash(keyHash: string): Promise<ApiKey | null>;
+
+  /** The record with this id, or `null`. */
+  getById(id: string): Promise<ApiKey | null>;
+
+  /**
+   * Stores a new record and resolves to it. Rejects with `DuplicateApiKeyError` when
+   * the id or the key hash is already stored, leaving the existing record untouched.
+   */
+  create(apiKey: ApiKey): Promise<ApiKey>;
+
+  /**
+   * Replaces the stored record with the same id (every field but `id`, `keyHash` and
+   * `createdAt`, which never change) and resolves to it. Rejects with
+   * `ApiKeyNotFoundError` when no record has that id.
+   *
+   * Revocation is sticky: once a stored record has a `revokedAt`, no `update` clears or
+   * changes it, even one racing the revoke with a stale copy of the record. Likewise
+   * `lastUsedAt` never moves backwards.
+   */
+  update(apiKey: ApiKey): Promise<ApiKey>;
+
+  /** Removes the record and every index entry for it. Idempotent: deleting a missing id resolves. */
+  delete(id: string): Promise<void>;
+
+  /**
+   * The owner's records, ordered by `createdAt` then `id` ascending, streamed: an
+   * implementation must not load every record of an owner into memory at once.
+   */
+  listByOwner(ownerId: string, options?: ListByOwnerOptions): AsyncIterable<ApiKey>;
+
+  /**
+   * Records a use of the key: sets `lastUsedAt = usedAt` only if it is `null` or
+   * earlier than `staleBefore`, and touches no other field, so a usage write can never
+   * undo a concurrent revoke or update. Resolves to whether it wrote. A missing id
+   * resolves `false`.
+   */
+  recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean>;
+
+  /** Optional: the number of records of an owner, for paginated listings. */
+  countByOwner?(ownerId: string): Promise<number>;
+}
+
+/** Injection token of the resolved backend; `@Inject(API_KEY_BACKEND)` or `@InjectApiKeyBackend()`. */
+export const API_KEY_BACKEND = Symbol('API_KEY_BACKEND');

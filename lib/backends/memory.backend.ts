@@ -1,0 +1,116 @@
+import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
+import { ApiKeyNotFoundError, DuplicateApiKeyError } from '../api-key.errors.js';
+import type { ApiKeyBackend, ListByOwnerOptions } from './backend.interface.js';
+import { compareByCursor, isAfterCursor } from './cursor.js';
+
+/**
+ * Keeps keys in process memory, indexed by id, hash and owner. Every operation runs
+ * without awaiting in the middle, so concurrent calls never interleave; records are
+ * copied in and out. Keys are lost on restart: for development, tests and single-process
+ * tools, not production.
+ */
+export class MemoryBackend implements ApiKeyBackend {
+  private readonly byId = new Map<string, ApiKey>();
+  private readonly idByHash = new Map<string, string>();
+  private readonly idsByOwner = new Map<string, Set<string>>();
+
+  /** Number of stored records. */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  async getByHash(keyHash: string): Promise<ApiKey | null> {
+    const id = this.idByHash.get(keyHash);
+    const record = id === undefined ? undefined : this.byId.get(id);
+    return record ? cloneApiKey(record) : null;
+  }
+
+  async getById(id: string): Promise<ApiKey | null> {
+    const record = this.byId.get(id);
+    return record ? cloneApiKey(record) : null;
+  }
+
+  async create(apiKey: ApiKey): Promise<ApiKey> {
+    if (this.byId.has(apiKey.id)) throw new DuplicateApiKeyError('id');
+    if (this.idByHash.has(apiKey.keyHash)) throw new DuplicateApiKeyError('keyHash');
+    const stored = cloneApiKey(apiKey);
+    this.byId.set(stored.id, stored);
+    this.idByHash.set(stored.keyHash, stored.id);
+    let owned = this.idsByOwner.get(stored.ownerId);
+    if (!owned) this.idsByOwner.set(stored.ownerId, (owned = new Set()));
+    owned.add(stored.id);
+    return cloneApiKey(stored);
+  }
+
+  async update(apiKey: ApiKey): Promise<ApiKey> {
+    const current = this.byId.get(apiKey.id);
+    if (!current) throw new ApiKeyNotFoundError(apiKey.id);
+    const next: ApiKey = {
+      ...cloneApiKey(apiKey),
+      keyHash: current.keyHash,
+      createdAt: current.createdAt,
+      revokedAt: current.revokedAt ?? (apiKey.revokedAt ? new Date(apiKey.revokedAt) : null),
+      lastUsedAt: latest(current.lastUsedAt, apiKey.lastUsedAt),
+    };
+    if (next.ownerId !== current.ownerId) {
+      this.idsByOwner.get(current.ownerId)?.delete(current.id);
+      let owned = this.idsByOwner.get(next.ownerId);
+      if (!owned) this.idsByOwner.set(next.ownerId, (owned = new Set()));
+      owned.add(next.id);
+    }
+    this.byId.set(next.id, next);
+    return cloneApiKey(next);
+  }
+
+  async delete(id: string): Promise<void> {
+    const current = this.byId.get(id);
+    if (!current) return;
+    this.byId.delete(id);
+    this.idByHash.delete(current.keyHash);
+    const owned = this.idsByOwner.get(current.ownerId);
+    owned?.delete(id);
+    if (owned?.size === 0) this.idsByOwner.delete(current.ownerId);
+  }
+
+  async *listByOwner(ownerId: string, options: ListByOwnerOptions = {}): AsyncIterable<ApiKey> {
+    // Snapshot ids (not records) so concurrent writes during iteration are safe.
+    const records = [...(this.idsByOwner.get(ownerId) ?? [])]
+      .map((id) => this.byId.get(id))
+      .filter((r): r is ApiKey => r !== undefined && isAfterCursor(r, options.after))
+      .sort(compareByCursor);
+    let yielded = 0;
+    for (const record of records) {
+      if (options.limit !== undefined && yielded >= options.limit) return;
+      // Re-read: the record may have been deleted or changed since the snapshot.
+      const current = this.byId.get(record.id);
+      if (!current || current.ownerId !== ownerId) continue;
+      yielded++;
+      yield cloneApiKey(current);
+    }
+  }
+
+  async countByOwner(ownerId: string): Promise<number> {
+    return this.idsByOwner.get(ownerId)?.size ?? 0;
+  }
+
+  async recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean> {
+    const current = this.byId.get(id);
+    if (!current) return false;
+    if (current.lastUsedAt && current.lastUsedAt.getTime() >= staleBefore.getTime()) return false;
+    current.lastUsedAt = new Date(usedAt);
+    return true;
+  }
+
+  /** Removes every record. For tests. */
+  clear(): void {
+    this.byId.clear();
+    this.idByHash.clear();
+    this.idsByOwner.clear();
+  }
+}
+
+function latest(a: Date | null, b: Date | null): Date | null {
+  if (!a) return b ? new Date(b) : null;
+  if (!b) return a;
+  return a.getTime() >= b.getTime() ? a : new Date(b);
+}

@@ -1,0 +1,25 @@
+import type { ExecutionContext } from '@nestjs/common';
+import { API_KEY_REQUEST_PROPERTY } from '../api-auth.constants.js';
+import type { ApiKeyView } from '../api-key.interface.js';
+
+/**
+ * The object the guard attaches the verified key to, for any transport: the HTTP
+ * request, the WebSocket client, the RPC context, or the HTTP request behind a
+ * GraphQL resolver (`context.req`), found without importing `@nestjs/graphql`.
+ */
+export function getAuthCarrier(context: ExecutionContext): Record<string, unknown> | undefined {
+  const type = context.getType<string>();
+  if (type === 'http') return context.switchToHttp().getRequest();
+  if (type === 'ws') return context.switchToWs().getClient();
+  if (type === 'rpc') return context.switchToRpc().getContext();
+  if (type === 'graphql') {
+    const gqlContext = context.getArgByIndex(2) as { req?: Record<string, unknown>; request?: Record<string, unknown> } | undefined;
+    return gqlContext?.req ?? gqlContext?.request;
+  }
+  return context.switchToHttp().getRequest();
+}
+
+/** The key the guard verified for this call, or `undefined` (e.g. on a `@Public()` route). */
+export function getVerifiedApiKey(context: ExecutionContext): ApiKeyView | undefined {
+  return getAuthCarrier(context)?.[API_KEY_REQUEST_PROPERTY] as ApiKeyView | undefined;
+}

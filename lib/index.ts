@@ -1,0 +1,41 @@
+// The root entry: importing it must never load MikroORM, Redis or cache-manager.
+export { ApiAuthModule } from './api-auth.module.js';
+export type { ApiAuthModuleExtras } from './api-auth.module-definition.js';
+export { API_AUTH_MODULE_OPTIONS } from './api-auth.module-definition.js';
+export { type ApiAuthModuleOptions, type ResolvedApiAuthOptions, DEFAULT_PREFIX } from './api-auth.options.js';
+export { API_AUTH_OPTIONS, API_KEY_REQUEST_PROPERTY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from './api-auth.constants.js';
+export { ApiKeyGuard, type ApiKeyFailure, type ExtractedKey } from './api-key.guard.js';
+export {
+  ApiKeyService,
+  type ApiKeyPage,
+  type AuthenticationResult,
+  type IssueApiKeyInput,
+  type IssuedApiKey,
+  type RotateApiKeyOptions,
+  type RotatedApiKey,
+  type UpdateApiKeyInput,
+} from './api-key.service.js';
+export { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from './api-key.interface.js';
+export {
+  ApiKeyError,
+  ApiKeyErrorCode,
+  ApiKeyNotFoundError,
+  ApiKeyValidationError,
+  BackendUnavailableError,
+  DuplicateApiKeyError,
+  type AuthenticationFailureCode,
+} from './api-key.errors.js';
+export {
+  API_KEY_BACKEND,
+  type ApiKeyBackend,
+  type ApiKeyCursor,
+  type ListByOwnerOptions,
+} from './backends/backend.interface.js';
+export { MemoryBackend } from './backends/memory.backend.js';
+export { ApiKeyOwner } from './decorators/api-key-owner.decorator.js';
+export { CurrentApiKey } from './decorators/current-api-key.decorator.js';
+export { InjectApiKeyBackend } from './decorators/inject-api-key-backend.decorator.js';
+export { Public } from './decorators/public.decorator.js';
+export { RequireAnyScope, RequireScopes, type ScopeRequirement } from './decorators/require-scopes.decorator.js';
+export { getVerifiedApiKey } from './decorators/request-context.js';
+export { KeyFormat, KeyHasher, type KeyRejection, type ParsedKey } from './keys/index.js';

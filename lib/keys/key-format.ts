@@ -1,0 +1,67 @@
+import { randomBase62, SECRET_LENGTH, isBase62 } from './base62.js';
+import { checksum, CHECKSUM_LENGTH } from './checksum.js';
+
+/** Why a string is not a key this deployment minted. */
+export type KeyRejection = 'not_a_string' | 'wrong_length' | 'wrong_prefix' | 'bad_alphabet' | 'bad_checksum';
+
+/** A parse result: either the key, or the reason it is not one. Never throws. */
+export type ParsedKey = { ok: true; key: string } | { ok: false; reason: KeyRejection };
+
+/** Letters, digits and `_`, 1 to 32 characters: safe in headers, URLs and logs. */
+const PREFIX_PATTERN = /^[A-Za-z0-9_]{1,32}$/;
+
+/** The length of every key minted with `prefix`. */
+export const keyLength = (prefix: string): number => prefix.length + SECRET_LENGTH + CHECKSUM_LENGTH;
+
+/** Number of trailing characters kept, in clear, in a record's display hint. */
+export const HINT_LENGTH = 4;
+
+/** Throws a plain `Error` naming the option when `prefix` cannot be used. */
+export function assertValidPrefix(prefix: unknown, option = 'prefix'): asserts prefix is string {
+  if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
+    throw new Error(
+      `nestjs-api-auth: option "${option}" must be 1-32 characters of letters, digits and "_" (got ${JSON.stringify(prefix)}).`,
+    );
+  }
+}
+
+/**
+ * Mints and recognises keys of the form `<prefix><secret><checksum>`: a 43-character
+ * base62 secret (256 bits from the CSPRNG) and a 6-character base62 CRC32 of what
+ * precedes it.
+ */
+export class KeyFormat {
+  /** Exact length of every key of this format. */
+  readonly length: number;
+
+  constructor(readonly prefix: string) {
+    assertValidPrefix(prefix);
+    this.length = keyLength(prefix);
+  }
+
+  /** A new plaintext key. */
+  generate(): string {
+    const body = this.prefix + randomBase62(SECRET_LENGTH);
+    return body + checksum(body);
+  }
+
+  /**
+   * Says whether `input` is a key of this format and, if not, why. The length is
+   * checked first, so a 64 kB header costs one comparison; everything after that
+   * works on exactly `length` characters.
+   */
+  parse(input: unknown): ParsedKey {
+    if (typeof input !== 'string') return { ok: false, reason: 'not_a_string' };
+    if (input.length !== this.length) return { ok: false, reason: 'wrong_length' };
+    if (!input.startsWith(this.prefix)) return { ok: false, reason: 'wrong_prefix' };
+    if (!isBase62(input, this.prefix.length)) return { ok: false, reason: 'bad_alphabet' };
+    const split = this.length - CHECKSUM_LENGTH;
+    if (checksum(input.slice(0, split)) !== input.slice(split)) return { ok: false, reason: 'bad_checksum' };
+    return { ok: true, key: input };
+  }
+
+  /** The non-secret hint stored on the record: the prefix, an ellipsis and the last 4 characters. */
+  hint(key: string): string {
+    return `${this.prefix}…${key.slice(-HINT_LENGTH)}`;
+  }
+}

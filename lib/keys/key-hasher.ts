@@ -1,0 +1,34 @@
+import { createHash, createHmac } from 'node:crypto';
+
+/**
+ * Hashes plaintext keys for storage and lookup. Keys carry 256 bits of entropy, so a
+ * fast hash is safe and a slow one (bcrypt, scrypt) only costs latency on every
+ * request; djangorestframework-api-key learned this the hard way. With a `pepper`,
+ * HMAC-SHA256 makes a stolen table of hashes useless without the application's secret.
+ */
+export class KeyHasher {
+  private readonly pepper: Buffer | null;
+
+  constructor(pepper?: string | Buffer | null) {
+    if (pepper == null || pepper === '') {
+      this.pepper = null;
+    } else {
+      this.pepper = typeof pepper === 'string' ? Buffer.from(pepper, 'utf8') : Buffer.from(pepper);
+      if (this.pepper.length < 16) {
+        throw new Error('nestjs-api-auth: option "pepper" must be at least 16 bytes long.');
+      }
+    }
+  }
+
+  /** Whether hashes are HMAC-SHA256 (true) or plain SHA-256 (false). */
+  get peppered(): boolean {
+    return this.pepper !== null;
+  }
+
+  /** Lowercase hex SHA-256 (or HMAC-SHA256) of the key. */
+  hash(key: string): string {
+    return this.pepper
+      ? createHmac('sha256', this.pepper).update(key, 'utf8').digest('hex')
+      : createHash('sha256').update(key, 'utf8').digest('hex');
+  }
+}

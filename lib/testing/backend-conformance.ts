@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { ApiKey } from '../api-key.interface.js';
+import { ApiKeyNotFoundError, DuplicateApiKeyError } from '../api-key.errors.js';
+import type { ApiKeyBackend } from '../backends/backend.interface.js';
+
+type TestFn = (name: string, fn: () => Promise<void> | void, timeout?: number) => unknown;
+type HookFn = (fn: () => Promise<void> | void, timeout?: number) => unknown;
+
+/** The test runner's functions; Vitest, Jest and `node:test` all fit. */
+export interface ConformanceRunner {
+  describe: (name: string, fn: () => void) => unknown;
+  it: TestFn;
+  beforeAll: HookFn;
+  afterAll: HookFn;
+}
+
+/** How to build the backend under test. */
+export interface BackendConformanceOptions<B extends ApiKeyBackend = ApiKeyBackend> {
+  /** Creates the backend (once for the suite). Each test uses fresh owner ids, so no clearing is needed. */
+  create: () => B | Promise<B>;
+  /** Releases what `create` opened. */
+  destroy?: (backend: B) => void | Promise<void>;
+  /** Concurrency used by the race tests. Default 50. */
+  concurrency?: number;
+}
+
+/** A valid record with random id, hash and owner; override any field. */
+export function makeApiKeyRecord(overrides: Partial<ApiKey> = {}): ApiKey {
+  const now = new Date(Math.floor(Date.now() / 1000) * 1000 + 123);
+  return {
+    id: randomUUID(),
+    name: 'conformance key',
+    ownerId: `owner-${randomUUID()}`,
+    keyHash: createHash('sha256').update(randomBytes(32)).digest('hex'),
+    hint: 'sk_…AbCd',
+    scopes: ['read', 'write:things'],
+    metadata: { plan: 'pro', nested: { n: 1, list: [1, 'two', null] }, text: 'ünïcødé ✓' },
+    createdAt: now,
+    updatedAt: now,
+    expiresAt: null,
+    revokedAt: null,
+    lastUsedAt: null,
+    rotatedFromId: null,
+    ...overrides,
+  };
+}
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+function assertSameRecord(actual: ApiKey | null, expected: ApiKey): void {
+  assert.ok(actual, `record ${expected.id} should exist`);
+  assert.deepEqual({ ...actual }, { ...expected });
+  for (const field of ['createdAt', 'updatedAt'] as const) assert.ok(actual[field] instanceof Date, `${field} is a Date`);
+}
+
+/**
+ * Registers the backend contract's tests with your runner. Every backend shipped with
+ * the library passes it; run it against your own:
+ *
+ * ```ts
+ * import { describe, it, beforeAll, afterAll } from 'vitest';
+ * import { runBackendConformance } from 'nestjs-api-auth/testing';
+ * runBackendConformance('MyBackend', { describe, it, beforeAll, afterAll }, { create: () => new MyBackend() });
+ * ```
+ */
+export function runBackendConformance<B extends ApiKeyBackend>(
+  name: string,
+  runner: ConformanceRunner,
+  options: BackendConformanceOptions<B>,
+): void {
+  const { describe, it, beforeAll, afterAll } = runner;
+  const concurrency = options.concurrency ?? 50;
+  let backend: B;
+
+  describe(`${name} keeps the ApiKeyBackend contract`, () => {
+    beforeAll(async () => {
+      backend = await options.create();
+    });
+    afterAll(async () => {
+      if (backend && options.destroy) await options.destroy(backend);
+    });
+
+    it('creates a record and reads it back by id and by hash, every field intact', async () => {
+      const record = makeApiKeyRecord({
+        expiresAt: new Date(Date.now() + 86_400_000),
+        lastUsedAt: new Date(Date.now() - 5_000),
+        rotatedFromId: randomUUID(),
+      });
+      const created = await backend.create(record);
+      assertSameRecord(created, record);
+      assertSameRecord(await backend.getById(record.id), record);
+      assertSameRecord(await backend.getByHash(record.keyHash), record);
+    });
+
+    it('keeps empty scopes, empty metadata and null dates as they are', async () => {
+      const record = makeApiKeyRecord({ scopes: [], metadata: {} });
+      await backend.create(record);
+      assertSameRecord(await backend.getById(record.id), record);
+    });
+
+    it('answers null for an unknown id or hash', async () => {
+      assert.equal(await backend.getById(randomUUID()), null);
+      assert.equal(await backend.getByHash(makeApiKeyRecord().keyHash), null);
+    });
+
+    it('rejects a duplicate id or hash with DuplicateApiKeyError and keeps the original', async () => {
+      const original = makeApiKeyRecord();
+      await backend.create(original);
+      await assert.rejects(backend.create(makeApiKeyRecord({ id: original.id })), (error: unknown) => {
+        assert.ok(error instanceof DuplicateApiKeyError, `expected DuplicateApiKeyError, got ${String(error)}`);
+        assert.equal(error.field, 'id');
+        return true;
+      });
+      await assert.rejects(backend.create(makeApiKeyRecord({ keyHash: original.keyHash })), (error: unknown) => {
+        assert.ok(error instanceof DuplicateApiKeyError, `expected DuplicateApiKeyError, got ${String(error)}`);
+        assert.equal(error.field, 'keyHash');
+        assert.ok(!error.message.includes(original.keyHash), 'the message must not contain the hash');
+        return true;
+      });
+      assertSameRecord(await backend.getById(original.id), original);
+    });
+
+    it('returns copies: mutating inputs or results changes nothing stored', async () => {
+      const record = makeApiKeyRecord();
+      const created = await backend.create(record);
+      record.scopes.push('mutated-input');
+      (record.metadata as { plan: string }).plan = 'mutated';
+      created.scopes.push('mutated-output');
+      const read = await backend.getById(record.id);
+      assert.ok(read);
+      assert.deepEqual(read.scopes, ['read', 'write:things']);
+      assert.equal(read.metadata.plan, 'pro');
+      read.name = 'changed locally';
+      assert.equal((await backend.getByHash(record.keyHash))?.name, 'conformance key');
+    });
+
+    it('updates every mutable field and ignores changes to keyHash and createdAt', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      const changed: ApiKey = {
+        ...record,
+        name: 'renamed',
+        scopes: ['admin'],
+        metadata: { tier: 2 },
+        expiresAt: new Date(Date.now() + 3_600_000),
+        updatedAt: new Date(record.updatedAt.getTime() + 1_000),
+        keyHash: makeApiKeyRecord().keyHash,
+        createdAt: new Date(0),
+      };
+      const updated = await backend.update(changed);
+      const expected = { ...changed, keyHash: record.keyHash, createdAt: record.createdAt };
+      assertSameRecord(updated, expected);
+      assertSameRecord(await backend.getById(record.id), expected);
+      assertSameRecord(await backend.getByHash(record.keyHash), expected);
+      assert.equal(await backend.getByHash(changed.keyHash), null);
+    });
+
+    it('rejects an update of a missing id with ApiKeyNotFoundError', async () => {
+      await assert.rejects(backend.update(makeApiKeyRecord()), ApiKeyNotFoundError);
+    });
+
+    it('never un-revokes: an update carrying revokedAt = null keeps the stored revocation', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      const revokedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+      await backend.update({ ...record, revokedAt });
+      const stale = await backend.update({ ...record, name: 'stale writer', revokedAt: null });
+      assert.deepEqual(stale.revokedAt, revokedAt);
+      assert.deepEqual((await backend.getByHash(record.keyHash))?.revokedAt, revokedAt);
+      assert.equal((await backend.getById(record.id))?.name, 'stale writer');
+    });
+
+    it('deletes the record and its index entries; deleting again or a missing id resolves', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      await backend.delete(record.id);
+      assert.equal(await backend.getById(record.id), null);
+      assert.equal(await backend.getByHash(record.keyHash), null);
+      assert.deepEqual(await collect(backend.listByOwner(record.ownerId)), []);
+      await backend.delete(record.id);
+      await backend.delete(randomUUID());
+      // The hash is free again: a new record may use it.
+      await backend.create(makeApiKeyRecord({ keyHash: record.keyHash }));
+    });
+
+    it('lists an owner\'s records by createdAt then id, resumes after a cursor, honours limit', async () => {
+      const ownerId = `owner-${randomUUID()}`;
+      const base = Math.floor(Date.now() / 1000) * 1000;
+      const records = Array.from({ length: 7 }, (_, i) =>
+        makeApiKeyRecord({ ownerId, createdAt: new Date(base + (i % 3) * 1000), updatedAt: new Date(base) }),
+      );
+      for (const record of records) await backend.create(record);
+      await backend.create(makeApiKeyRecord()); // another owner
+      const expected = [...records].sort(
+        (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+      );
+      const all = await collect(backend.listByOwner(ownerId));
+      assert.deepEqual(all.map((r) => r.id), expected.map((r) => r.id));
+      const firstThree = await collect(backend.listByOwner(ownerId, { limit: 3 }));
+      assert.deepEqual(firstThree.map((r) => r.id), expected.slice(0, 3).map((r) => r.id));
+      const rest = await collect(backend.listByOwner(ownerId, { after: firstThree[2]! }));
+      assert.deepEqual(rest.map((r) => r.id), expected.slice(3).map((r) => r.id));
+      assert.deepEqual(await collect(backend.listByOwner(`owner-${randomUUID()}`)), []);
+      if (backend.countByOwner) assert.equal(await backend.countByOwner(ownerId), 7);
+    });
+
+    it('records usage only when lastUsedAt is null or older than staleBefore, touching nothing else', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      const t0 = new Date(Math.floor(Date.now() / 1000) * 1000);
+      assert.equal(await backend.recordUsage(record.id, t0, new Date(t0.getTime() - 60_000)), true);
+      assert.deepEqual((await backend.getById(record.id))?.lastUsedAt, t0);
+      const t1 = new Date(t0.getTime() + 10_000);
+      assert.equal(await backend.recordUsage(record.id, t1, new Date(t1.getTime() - 60_000)), false);
+      assert.deepEqual((await backend.getById(record.id))?.lastUsedAt, t0);
+      const t2 = new Date(t0.getTime() + 61_000);
+      assert.equal(await backend.recordUsage(record.id, t2, new Date(t2.getTime() - 60_000)), true);
+      const after = await backend.getById(record.id);
+      assertSameRecord(after, { ...record, lastUsedAt: t2 });
+      assert.equal(await backend.recordUsage(randomUUID(), t2, t2), false);
+    });
+
+    it('keeps a revocation when usage writes race it', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      const revokedAt = new Date();
+      const usage = Array.from({ length: concurrency }, (_, i) => {
+        const at = new Date(Date.now() + i);
+        return backend.recordUsage(record.id, at, at);
+      });
+      await Promise.all([...usage, backend.update({ ...record, revokedAt, updatedAt: revokedAt })]);
+      const after = await backend.getByHash(record.keyHash);
+      assert.ok(after?.revokedAt, 'the key must stay revoked');
+    });
+
+    it('stores concurrent creates of distinct records, and exactly one of racing duplicates', async () => {
+      const ownerId = `owner-${randomUUID()}`;
+      const records = Array.from({ length: concurrency }, () => makeApiKeyRecord({ ownerId }));
+      await Promise.all(records.map((r) => backend.create(r)));
+      const listed = await collect(backend.listByOwner(ownerId));
+      assert.equal(listed.length, concurrency);
+      assert.equal(new Set(listed.map((r) => r.id)).size, concurrency);
+
+      const contested = makeApiKeyRecord();
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, () => backend.create({ ...contested, keyHash: makeApiKeyRecord().keyHash })),
+      );
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      for (const r of results) {
+        if (r.status === 'rejected') assert.ok(r.reason instanceof DuplicateApiKeyError, String(r.reason));
+      }
+    });
+  });
+}

@@ -1,0 +1,6 @@
+export {
+  makeApiKeyRecord,
+  runBackendConformance,
+  type BackendConformanceOptions,
+  type ConformanceRunner,
+} from './backend-conformance.js';

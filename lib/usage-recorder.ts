@@ -1,0 +1,80 @@
+import { Logger } from '@nestjs/common';
+import type { ApiKeyBackend } from './backends/backend.interface.js';
+
+/** How many key ids the recorder remembers before forgetting the oldest. */
+const MEMORY_BOUND = 100_000;
+
+/**
+ * Writes `lastUsedAt` off the request path: at most one write per key per interval
+ * from this process, batched on the next tick, through the backend's conditional
+ * `recordUsage` (so across a cluster the store keeps at most one per interval too).
+ * A failed write is logged once per outage and never reaches the request.
+ */
+export class UsageRecorder {
+  private readonly logger = new Logger('ApiAuth');
+  /** id -> when this process last scheduled a write for it (ms). Insertion-ordered for eviction. */
+  private readonly lastScheduled = new Map<string, number>();
+  private readonly pending = new Map<string, number>();
+  private flushing: Promise<void> | null = null;
+  private scheduled = false;
+  private failing = false;
+
+  constructor(
+    private readonly backend: ApiKeyBackend,
+    private readonly intervalMs: number,
+    private readonly enabled: boolean,
+  ) {}
+
+  /** Notes a successful verification at `now` of a key last recorded at `lastUsedAt`. */
+  record(id: string, lastUsedAt: Date | null, now: number): void {
+    if (!this.enabled) return;
+    const stored = lastUsedAt ? lastUsedAt.getTime() : -Infinity;
+    const local = this.lastScheduled.get(id) ?? -Infinity;
+    if (now - Math.max(stored, local) < this.intervalMs) return;
+
+    if (this.lastScheduled.size >= MEMORY_BOUND) {
+      // Forget the oldest entry; the worst case is one extra conditional write.
+      const oldest = this.lastScheduled.keys().next().value;
+      if (oldest !== undefined) this.lastScheduled.delete(oldest);
+    }
+    this.lastScheduled.delete(id);
+    this.lastScheduled.set(id, now);
+    this.pending.set(id, now);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
+  }
+
+  /** Writes everything pending now; resolves when done. Never rejects. */
+  flush(): Promise<void> {
+    this.scheduled = false;
+    if (this.pending.size === 0) return this.flushing ?? Promise.resolve();
+    const batch = [...this.pending];
+    this.pending.clear();
+    const run = Promise.all(
+      batch.map(async ([id, at]) => {
+        try {
+          await this.backend.recordUsage(id, new Date(at), new Date(at - this.intervalMs));
+          if (this.failing) {
+            this.failing = false;
+            this.logger.log('Recording key usage works again.');
+          }
+        } catch (error) {
+          // Let the next use try again rather than waiting a whole interval.
+          this.lastScheduled.delete(id);
+          if (!this.failing) {
+            this.failing = true;
+            this.logger.warn(`Could not record key usage: ${(error as Error)?.message ?? error}`);
+          }
+        }
+      }),
+    ).then(() => undefined);
+    const chained = (this.flushing ?? Promise.resolve()).then(() => run);
+    this.flushing = chained;
+    void chained.finally(() => {
+      if (this.flushing === chained) this.flushing = null;
+    });
+    return chained;
+  }
+}

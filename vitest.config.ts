@@ -1,0 +1,28 @@
+import { fileURLToPath } from 'node:url';
+import swc from 'unplugin-swc';
+import { defineConfig } from 'vitest/config';
+
+const lib = (path: string) => fileURLToPath(new URL(`./lib/${path}`, import.meta.url));
+
+export default defineConfig({
+  // Nest resolves constructor parameters from `design:paramtypes`; esbuild (Vitest's
+  // default transform) does not emit that metadata, so injection by type would
+  // silently resolve to undefined. SWC emits it.
+  plugins: [swc.vite({ module: { type: 'es6' } })],
+  resolve: {
+    // Tests import the package by its public name, exactly as a user would.
+    alias: [
+      { find: /^nestjs-api-auth$/, replacement: lib('index.ts') },
+      { find: /^nestjs-api-auth\/mikro-orm$/, replacement: lib('backends/mikro-orm/index.ts') },
+      { find: /^nestjs-api-auth\/redis$/, replacement: lib('backends/redis/index.ts') },
+      { find: /^nestjs-api-auth\/testing$/, replacement: lib('testing/index.ts') },
+    ],
+  },
+  test: {
+    include: ['test/**/*.spec.ts'],
+    environment: 'node',
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+  },
+});
