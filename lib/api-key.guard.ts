@@ -127,8 +127,9 @@ export class ApiKeyGuard implements CanActivate {
   /**
    * Finds the key. The rule when several sources are present: they must agree. The
    * same key in `X-API-Key` and `Authorization: Bearer` is accepted; two different
-   * values, or the header sent twice, are refused as `invalid_api_key`, because
-   * picking one would let a proxy and the app disagree on who is calling.
+   * values, or either header sent twice (even with the same value), are refused as
+   * `invalid_api_key`, because picking one would let a proxy and the app disagree on
+   * who is calling.
    */
   protected extractKey(request: Record<string, unknown>): ExtractedKey {
     const headers = this.getHeaders(request) ?? {};
@@ -149,6 +150,9 @@ export class ApiKeyGuard implements CanActivate {
       if (typeof authorization === 'string' && authorization.length >= 6) {
         // The scheme is case-insensitive (RFC 9110 §11.1); other schemes are not ours.
         if (authorization.slice(0, 6).toLowerCase() === 'bearer' && (authorization.length === 6 || authorization[6] === ' ')) {
+          // Node keeps only the first of several Authorization headers, so a second one
+          // is invisible in `headers`; a proxy that honours the last would disagree.
+          if (countRawHeader(request, 'authorization') > 1) return { kind: 'malformed', reason: 'multiple' };
           const token = nonEmpty(authorization.slice(7));
           if (token === undefined) return { kind: 'malformed', reason: 'empty_bearer' };
           if (found !== undefined && found !== token) return { kind: 'malformed', reason: 'conflicting' };
@@ -255,6 +259,23 @@ export class ApiKeyGuard implements CanActivate {
     }
     return rules;
   }
+}
+
+/**
+ * How many times a header appears in the raw request (Express: `rawHeaders`, Fastify:
+ * `raw.rawHeaders`); 1 when the transport does not expose raw headers.
+ */
+function countRawHeader(request: Record<string, unknown>, name: string): number {
+  const carrier = request as { rawHeaders?: unknown; raw?: { rawHeaders?: unknown } };
+  const raw = carrier.rawHeaders ?? carrier.raw?.rawHeaders;
+  if (!Array.isArray(raw)) return 1;
+  let count = 0;
+  // rawHeaders alternates names and values.
+  for (let i = 0; i < raw.length; i += 2) {
+    const header = raw[i];
+    if (typeof header === 'string' && header.length === name.length && header.toLowerCase() === name) count++;
+  }
+  return count;
 }
 
 /** The trimmed value, or `undefined` when nothing is left. */
