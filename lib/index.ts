@@ -2,7 +2,12 @@
 export { ApiAuthModule } from './api-auth.module.js';
 export type { ApiAuthModuleExtras } from './api-auth.module-definition.js';
 export { API_AUTH_MODULE_OPTIONS } from './api-auth.module-definition.js';
-export { type ApiAuthModuleOptions, type ResolvedApiAuthOptions, DEFAULT_PREFIX } from './api-auth.options.js';
+export {
+  type ApiAuthModuleOptions,
+  type ResolvedApiAuthOptions,
+  DEFAULT_PREFIX,
+  resolveApiAuthOptions,
+} from './api-auth.options.js';
 export { API_AUTH_OPTIONS, API_KEY_REQUEST_PROPERTY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from './api-auth.constants.js';
 export { ApiKeyGuard, type ApiKeyFailure, type ExtractedKey } from './api-key.guard.js';
 export {
@@ -39,3 +44,4 @@ export { Public } from './decorators/public.decorator.js';
 export { RequireAnyScope, RequireScopes, type ScopeRequirement } from './decorators/require-scopes.decorator.js';
 export { getVerifiedApiKey } from './decorators/request-context.js';
 export { KeyFormat, KeyHasher, type KeyRejection, type ParsedKey } from './keys/index.js';
+export * from './cache/index.js';

@@ -1,0 +1,5 @@
+// autocannon ships no types; the benchmark uses a handful of result fields.
+declare module 'autocannon' {
+  const autocannon: (options: Record<string, unknown>) => Promise<any>;
+  export default autocannon;
+}

@@ -1,0 +1,41 @@
+import { Reflector } from '@nestjs/core';
+import {
+  ApiKeyGuard,
+  ApiKeyService,
+  MemoryBackend,
+  resolveApiAuthOptions,
+  type ApiAuthModuleOptions,
+  type ApiKeyBackend,
+} from 'nestjs-api-auth';
+import { countCalls, type CallCounts } from './counting.js';
+
+/** One guarded route of the benchmark app and what it needs. */
+export interface GuardedScenario {
+  /** Route path, also the scenario's name in the table. */
+  route: string;
+  /** What the table calls it. */
+  label: string;
+  guard: ApiKeyGuard;
+  service: ApiKeyService;
+  /** Calls made to the primary store (PostgreSQL, Redis or memory). */
+  primaryCalls: CallCounts;
+  close(): Promise<void>;
+}
+
+export const PREFIX = 'bench_';
+
+/**
+ * Builds a guard outside Nest's DI so one app can serve several backends side by
+ * side; in an application the module does this.
+ */
+export function guardFor(backend: ApiKeyBackend, extra: Partial<ApiAuthModuleOptions> = {}) {
+  const options = resolveApiAuthOptions({ backend, prefix: PREFIX, ...extra });
+  const service = new ApiKeyService(options);
+  const guard = new ApiKeyGuard(new Reflector(), service, options);
+  return { guard, service };
+}
+
+export async function memoryScenario(): Promise<GuardedScenario> {
+  const { backend, counts } = countCalls(new MemoryBackend());
+  return { route: 'memory', label: '(c) ApiKeyGuard, memory backend', ...guardFor(backend), primaryCalls: counts, close: async () => undefined };
+}

@@ -1,0 +1,99 @@
+import 'reflect-metadata';
+import { Controller, Get, Injectable, Module, UseGuards, type CanActivate } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { HeaderAPIKeyStrategy } from 'passport-headerapikey';
+import { memoryScenario, type GuardedScenario } from './scenarios.js';
+import { optionalScenarios } from './optional-scenarios.js';
+
+const adapterName = process.argv[2] === 'fastify' ? 'fastify' : 'express';
+
+/** The Passport comparison: the usual NestJS answer, a header strategy over a Map. */
+const passportKeys = new Map<string, { ownerId: string }>();
+
+@Injectable()
+class HeaderApiKeyStrategy extends PassportStrategy(HeaderAPIKeyStrategy, 'headerapikey') {
+  constructor() {
+    super({ header: 'X-API-Key', prefix: '' }, false);
+  }
+  validate(apiKey: string) {
+    return passportKeys.get(apiKey) ?? false;
+  }
+}
+
+function buildController(guards: Record<string, CanActivate>) {
+  const ok = { ok: true };
+  @Controller()
+  class BenchController {
+    @Get('bare')
+    bare() {
+      return ok;
+    }
+
+    @Get('passport')
+    @UseGuards(AuthGuard('headerapikey'))
+    passport() {
+      return ok;
+    }
+  }
+  // One route per guarded scenario, each with its own guard instance.
+  for (const [route, guard] of Object.entries(guards)) {
+    const handler = function (this: unknown) {
+      return ok;
+    };
+    Object.defineProperty(BenchController.prototype, route, { value: handler, writable: true, configurable: true });
+    const descriptor = Object.getOwnPropertyDescriptor(BenchController.prototype, route)!;
+    Get(route)(BenchController.prototype, route, descriptor);
+    UseGuards(guard)(BenchController.prototype, route, descriptor);
+  }
+  return BenchController;
+}
+
+async function main() {
+  const scenarios: GuardedScenario[] = [await memoryScenario(), ...(await optionalScenarios())];
+  const guards = Object.fromEntries(scenarios.map((s) => [s.route, s.guard]));
+
+  @Module({ imports: [PassportModule], controllers: [buildController(guards)], providers: [HeaderApiKeyStrategy] })
+  class BenchModule {}
+
+  const app =
+    adapterName === 'fastify'
+      ? await NestFactory.create(BenchModule, new FastifyAdapter(), { logger: ['error'] })
+      : await NestFactory.create(BenchModule, { logger: ['error'] });
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+
+  // Valid keys for every route; the Passport map gets its own plaintext key.
+  const keys: Record<string, string> = {};
+  for (const scenario of scenarios) {
+    const { key } = await scenario.service.issue({ ownerId: 'bench', name: scenario.route });
+    keys[scenario.route] = key;
+  }
+  const passportKey = (await scenarios[0]!.service.issue({ ownerId: 'bench', name: 'passport' })).key;
+  passportKeys.set(passportKey, { ownerId: 'bench' });
+  keys.passport = passportKey;
+
+  const stats = () =>
+    Object.fromEntries(scenarios.map((s) => [s.route, { ...s.primaryCalls }]));
+
+  process.on('message', async (message: { type: string }) => {
+    if (message?.type === 'stats') process.send!({ type: 'stats', stats: stats() });
+    if (message?.type === 'stop') {
+      await app.close();
+      for (const s of scenarios) await s.close();
+      process.exit(0);
+    }
+  });
+  process.send!({
+    type: 'ready',
+    port: address.port,
+    keys,
+    labels: Object.fromEntries(scenarios.map((s) => [s.route, s.label])),
+  });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
