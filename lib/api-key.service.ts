@@ -83,6 +83,7 @@ const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
 const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
 
 const SCOPE_PATTERN = /^[\x21-\x7e]{1,128}$/;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Issues, verifies and manages API keys over the configured backend. */
 @Injectable()
@@ -298,9 +299,13 @@ export class ApiKeyService implements OnApplicationShutdown {
   }
 
   private async require(id: string): Promise<ApiKey> {
-    if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ApiKeyNotFoundError(String(id).slice(0, 64));
+    // Only an id shaped like the ones this service mints is echoed in the error: a
+    // caller who passes a plaintext key where an id belongs must not see it in a 404
+    // body or a log line.
+    const shown = typeof id === 'string' && UUID_PATTERN.test(id) ? id : '(redacted)';
+    if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ApiKeyNotFoundError(shown);
     const record = await this.backend.getById(id);
-    if (!record) throw new ApiKeyNotFoundError(id);
+    if (!record) throw new ApiKeyNotFoundError(shown);
     return record;
   }
 
@@ -356,6 +361,11 @@ export class ApiKeyService implements OnApplicationShutdown {
       json = JSON.stringify(metadata);
     } catch {
       throw new ApiKeyValidationError('metadata', 'must be JSON-serialisable');
+    }
+    // `toJSON` decides what is stored (a Date becomes a string, or nothing at all), so
+    // the serialised form, not the input, must be a plain object.
+    if (typeof json !== 'string' || !json.startsWith('{')) {
+      throw new ApiKeyValidationError('metadata', 'must be a plain object');
     }
     if (Buffer.byteLength(json, 'utf8') > this.options.maxMetadataBytes) {
       throw new ApiKeyValidationError('metadata', `must be at most ${this.options.maxMetadataBytes} bytes as JSON`);

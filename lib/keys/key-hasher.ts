@@ -10,7 +10,9 @@ export class KeyHasher {
   private readonly pepper: Buffer | null;
 
   constructor(pepper?: string | Buffer | null) {
-    if (pepper == null || pepper === '') {
+    // An empty pepper is refused, not read as "none": `pepper: process.env.PEPPER` with
+    // the variable set but empty would otherwise silently store unpeppered hashes.
+    if (pepper == null) {
       this.pepper = null;
     } else {
       this.pepper = typeof pepper === 'string' ? Buffer.from(pepper, 'utf8') : Buffer.from(pepper);
