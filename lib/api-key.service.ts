@@ -267,8 +267,12 @@ export class ApiKeyService implements OnApplicationShutdown {
     return this.usage.flush();
   }
 
+  /**
+   * Writes pending usage, waiting at most `verifyTimeoutMs` (forever when it is `0`):
+   * a store that stopped answering must not hold the process open on shutdown.
+   */
   async onApplicationShutdown(): Promise<void> {
-    await this.flushUsage();
+    await this.withTimeout(this.flushUsage()).catch(() => undefined);
   }
 
   private async mint(

@@ -55,7 +55,9 @@ export class UsageRecorder {
     const run = Promise.all(
       batch.map(async ([id, at]) => {
         try {
-          await this.backend.recordUsage(id, new Date(at), new Date(at - this.intervalMs));
+          // `record` treats a write exactly one interval old as stale; the backend's
+          // condition is "earlier than staleBefore", hence the + 1.
+          await this.backend.recordUsage(id, new Date(at), new Date(at - this.intervalMs + 1));
           if (this.failing) {
             this.failing = false;
             this.logger.log('Recording key usage works again.');
