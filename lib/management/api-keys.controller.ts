@@ -1,0 +1,237 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  ForbiddenException,
+  Get,
+  Header,
+  HttpCode,
+  Inject,
+  Param,
+  Patch,
+  Post,
+  Query,
+  UnauthorizedException,
+  UseFilters,
+  UseGuards,
+  type Type,
+} from '@nestjs/common';
+import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
+import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
+import type { ApiKeyView } from '../api-key.interface.js';
+import { ApiKeyNotFoundError } from '../api-key.errors.js';
+import { ApiKeyGuard } from '../api-key.guard.js';
+import { ApiKeyService } from '../api-key.service.js';
+import { CurrentApiKey } from '../decorators/current-api-key.decorator.js';
+import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
+import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
+import {
+  toApiKeyResource,
+  type ApiKeyPageResource,
+  type ApiKeyResource,
+  type IssuedApiKeyResource,
+  type RotatedApiKeyResource,
+} from './api-key.resource.js';
+import { ManagementExceptionFilter, type ManagementErrorBody } from './management-exception.filter.js';
+import {
+  parseEmptyRequest,
+  parseIssueRequest,
+  parseListQuery,
+  parseRotateRequest,
+  parseUpdateRequest,
+  type ManagementLimits,
+} from './management.validation.js';
+
+/** What the calling key may do here. */
+interface Caller {
+  ownerId: string;
+  scopes: readonly string[];
+  /** Holds the admin scope: every owner's keys, any scope. */
+  admin: boolean;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+function forbidden(code: string, message: string): ForbiddenException {
+  const body: ManagementErrorBody = { statusCode: 403, error: 'Forbidden', code, message };
+  return new ForbiddenException(body);
+}
+
+/**
+ * The key-management routes. Never registered as is: `ApiAuthModule` registers a
+ * subclass per configured path (see {@link createApiKeysController}) that also
+ * demands the admin or self-service scope.
+ *
+ * The guard sits on this base class, so no subclass and no configuration can serve
+ * these routes without a verified key; each handler checks again what the key may
+ * do, because the guard alone only knows "has one of the scopes".
+ */
+@UseGuards(ApiKeyGuard)
+@UseFilters(ManagementExceptionFilter)
+export class ApiKeysController {
+  private readonly limits: ManagementLimits;
+
+  constructor(
+    @Inject(ApiKeyService) private readonly apiKeys: ApiKeyService,
+    @Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions,
+    @Inject(API_AUTH_ROUTES_OPTIONS) private readonly routes: ResolvedApiAuthRoutesOptions,
+  ) {
+    this.limits = {
+      maxScopes: options.maxScopes,
+      maxMetadataBytes: options.maxMetadataBytes,
+      allowedScopes: routes.allowedScopes,
+      maxGracePeriodMs: routes.maxGracePeriodMs,
+      defaultPageSize: routes.defaultPageSize,
+      maxPageSize: routes.maxPageSize,
+    };
+  }
+
+  /** Issues a key. The plaintext is in this response and nowhere else, ever. */
+  @Post()
+  @HttpCode(201)
+  @Header('Cache-Control', 'no-store')
+  async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
+    const caller = this.caller(apiKey);
+    const request = parseIssueRequest(body, this.limits);
+    const ownerId = request.ownerId ?? caller.ownerId;
+    if (!caller.admin && ownerId !== caller.ownerId) {
+      throw forbidden('forbidden_owner', 'A self-service key can only issue keys for its own owner.');
+    }
+    this.assertGrantable(caller, request.scopes);
+    const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId });
+    return { key, apiKey: toApiKeyResource(issued) };
+  }
+
+  /** One page of an owner's keys (the caller's own by default), with the owner's total. */
+  @Get()
+  @Header('Cache-Control', 'no-store')
+  async list(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Query() query: unknown): Promise<ApiKeyPageResource> {
+    const caller = this.caller(apiKey);
+    const { ownerId = caller.ownerId, cursor, limit } = parseListQuery(query, this.limits);
+    if (!caller.admin && ownerId !== caller.ownerId) {
+      throw forbidden('forbidden_owner', 'A self-service key can only list the keys of its own owner.');
+    }
+    const page = await this.apiKeys.listPage(ownerId, { cursor, limit });
+    return { items: page.items.map(toApiKeyResource), nextCursor: page.nextCursor, total: page.total };
+  }
+
+  @Get(':id')
+  @Header('Cache-Control', 'no-store')
+  async get(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<ApiKeyResource> {
+    return toApiKeyResource(await this.load(this.caller(apiKey), id));
+  }
+
+  /** Changes name, scopes, metadata or expiry. */
+  @Patch(':id')
+  @Header('Cache-Control', 'no-store')
+  async update(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<ApiKeyResource> {
+    const caller = this.caller(apiKey);
+    const changes = parseUpdateRequest(body, this.limits);
+    const target = await this.load(caller, id);
+    // Renaming or extending a key that holds more than the caller is escalation too.
+    this.assertGrantable(caller, target.scopes);
+    if (changes.scopes) this.assertGrantable(caller, changes.scopes);
+    return toApiKeyResource(await this.apiKeys.update(target.id, changes));
+  }
+
+  /** Revokes the key for good. Revoking twice keeps the first `revokedAt`. */
+  @Post(':id/revoke')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  async revoke(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<ApiKeyResource> {
+    const caller = this.caller(apiKey);
+    parseEmptyRequest(body);
+    const target = await this.load(caller, id);
+    return toApiKeyResource(await this.apiKeys.revoke(target.id));
+  }
+
+  /** Issues a replacement (plaintext in this response only); the old key lives for `gracePeriodMs`. */
+  @Post(':id/rotate')
+  @HttpCode(201)
+  @Header('Cache-Control', 'no-store')
+  async rotate(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<RotatedApiKeyResource> {
+    const caller = this.caller(apiKey);
+    const options = parseRotateRequest(body, this.limits);
+    const target = await this.load(caller, id);
+    // The replacement carries the old key's scopes, and the caller receives its plaintext.
+    this.assertGrantable(caller, target.scopes);
+    const rotated = await this.apiKeys.rotate(target.id, options);
+    return { key: rotated.key, apiKey: toApiKeyResource(rotated.apiKey), previous: toApiKeyResource(rotated.previous) };
+  }
+
+  /** Deletes the record. A revoked key stays listed; a deleted one is gone. */
+  @Delete(':id')
+  @HttpCode(204)
+  @Header('Cache-Control', 'no-store')
+  async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
+    const target = await this.load(this.caller(apiKey), id);
+    await this.apiKeys.delete(target.id);
+  }
+
+  private caller(apiKey: ApiKeyView | undefined): Caller {
+    // The guard has run; this only holds if someone wired the controller without it.
+    if (!apiKey) {
+      throw new UnauthorizedException({
+        statusCode: 401,
+        error: 'Unauthorized',
+        code: 'missing_api_key',
+        message: 'An API key is required.',
+      });
+    }
+    const { adminScope, selfServiceScope } = this.routes;
+    const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
+    if (!admin && (selfServiceScope === null || !apiKey.scopes.includes(selfServiceScope))) {
+      throw new ForbiddenException({
+        statusCode: 403,
+        error: 'Forbidden',
+        code: 'insufficient_scope',
+        message: 'The API key lacks a scope this operation requires.',
+        requiredScopes: [adminScope, selfServiceScope].filter((s): s is string => s !== null),
+        scopeMatch: 'any',
+      });
+    }
+    return { ownerId: apiKey.ownerId, scopes: apiKey.scopes, admin };
+  }
+
+  /** The key, if the caller may see it; another owner's key is "not found" to a self-service caller. */
+  private async load(caller: Caller, id: string): Promise<ApiKeyView> {
+    if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ApiKeyNotFoundError('');
+    const found = await this.apiKeys.get(id);
+    if (!found || (!caller.admin && found.ownerId !== caller.ownerId)) throw new ApiKeyNotFoundError(id);
+    return found;
+  }
+
+  private assertGrantable(caller: Caller, scopes: readonly string[]): void {
+    if (caller.admin) return;
+    if (scopes.some((scope) => !caller.scopes.includes(scope))) {
+      // Naming the missing scopes would describe the caller's key; the rule is enough.
+      throw forbidden('scope_escalation', 'A self-service key can only grant, or manage keys with, scopes it holds itself.');
+    }
+  }
+}
+
+/**
+ * The controller class registered for one configuration: `ApiKeysController` at
+ * `routes.path`, admitting keys with the admin or the self-service scope.
+ */
+export function createApiKeysController(routes: ResolvedApiAuthRoutesOptions): Type<ApiKeysController> {
+  class ConfiguredApiKeysController extends ApiKeysController {}
+  // Swagger derives operation ids from the class name: keep them stable.
+  Object.defineProperty(ConfiguredApiKeysController, 'name', { value: 'ApiKeysController' });
+  Controller(routes.path)(ConfiguredApiKeysController);
+  const scopes = [routes.adminScope, routes.selfServiceScope].filter((s): s is string => s !== null);
+  RequireAnyScope(...scopes)(ConfiguredApiKeysController);
+  return ConfiguredApiKeysController;
+}

@@ -1,0 +1,26 @@
+import type { DynamicModule } from '@nestjs/common';
+import {
+  API_AUTH_ROUTES_OPTIONS,
+  resolveApiAuthRoutesOptions,
+  type ApiAuthRoutesOptions,
+} from './api-auth-routes.options.js';
+import { createApiKeysController } from './api-keys.controller.js';
+
+/**
+ * Adds the key-management controller (at the configured path) and its options to the
+ * module definition when `routes` is set. Runs inside `forRoot`/`forRootAsync`, so a
+ * configuration that leaves the routes unusable throws before the app is created.
+ */
+export function withManagementRoutes(
+  definition: DynamicModule,
+  routes: ApiAuthRoutesOptions | boolean | undefined,
+): DynamicModule {
+  const resolved = resolveApiAuthRoutesOptions(routes);
+  if (!resolved) return definition;
+  return {
+    ...definition,
+    controllers: [...(definition.controllers ?? []), createApiKeysController(resolved)],
+    providers: [...(definition.providers ?? []), { provide: API_AUTH_ROUTES_OPTIONS, useValue: resolved }],
+    exports: [...(definition.exports ?? []), API_AUTH_ROUTES_OPTIONS],
+  };
+}
