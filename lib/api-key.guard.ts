@@ -278,9 +278,13 @@ function countRawHeader(request: Record<string, unknown>, name: string): number 
   return count;
 }
 
-/** The trimmed value, or `undefined` when nothing is left. */
-function nonEmpty(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
+/**
+ * The trimmed value, or `undefined` when nothing is left. Node's HTTP headers are
+ * always strings, but other carriers (a WebSocket client, a GraphQL context) may hold
+ * anything, and a non-string must be refused, not crash the guard with a 500.
+ */
+function nonEmpty(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
   const trimmed = value.trim();
   return trimmed.length === 0 ? undefined : trimmed;
 }
