@@ -1,0 +1,2 @@
+// Entry "nestjs-api-auth/redis". Optional peers: `redis` (node-redis) and a cache-manager Cache.
+export { RedisBackend, type RedisBackendOptions, type RedisCommandClient, type RedisCommandOptions } from './redis.backend.js';

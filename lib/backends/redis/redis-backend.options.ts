@@ -1,0 +1,75 @@
+/** Options of `new RedisBackend(client, options)`. */
+export interface RedisBackendOptions {
+  /**
+   * Prefix of every Redis key the backend writes, so it can share a database with
+   * other data (and tests can use their own). The schema version follows it: keys look
+   * like `api-auth:v1:key:<id>`, so a future layout never misreads old data.
+   * Default `"api-auth:"`.
+   */
+  namespace?: string;
+  /**
+   * Records fetched per round trip while `listByOwner` streams an owner's keys:
+   * memory use is bounded by this, not by the number of keys. 1-1000, default `100`.
+   */
+  pageSize?: number;
+  /**
+   * Also let Redis delete a record (and its hash index entry) once its `expiresAt`
+   * has passed, plus `expiredRetentionMs`. Verification rejects expired keys either
+   * way; this only reclaims memory. The expiry follows `expiresAt` exactly and
+   * nothing else moves it: a usage write or any other update keeps it, so Redis never
+   * keeps a key alive longer than its record says. An expired record's entry in its
+   * owner's list is removed when the list is next read, so `countByOwner` may count it
+   * until then. Default `false`.
+   */
+  expireRecords?: boolean;
+  /**
+   * With `expireRecords`, how long (milliseconds) an expired record is kept before
+   * Redis removes it, e.g. to show "expired" in a dashboard for a while. Default `0`.
+   */
+  expiredRetentionMs?: number;
+  /**
+   * Longest wait for one Redis reply, in milliseconds, after which the operation
+   * fails with `BackendUnavailableError` instead of hanging while Redis is stuck or
+   * unreachable. Passed to the client as the per-command `timeout` (node-redis). `0`
+   * waits forever. Default `5000`.
+   */
+  commandTimeoutMs?: number;
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedRedisBackendOptions {
+  namespace: string;
+  pageSize: number;
+  expireRecords: boolean;
+  expiredRetentionMs: number;
+  commandTimeoutMs: number;
+}
+
+/** Version of the key layout and record encoding; part of every key. */
+export const REDIS_SCHEMA_VERSION = 'v1';
+
+function integer(option: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(`RedisBackend: option "${option}" must be an integer from ${min} to ${max} (got ${String(value)}).`);
+  }
+  return value;
+}
+
+/** Merges options over the defaults, naming any bad option. */
+export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): ResolvedRedisBackendOptions {
+  const namespace = options.namespace ?? 'api-auth:';
+  if (typeof namespace !== 'string' || namespace.length > 200) {
+    throw new Error('RedisBackend: option "namespace" must be a string of at most 200 characters.');
+  }
+  if (options.expireRecords !== undefined && typeof options.expireRecords !== 'boolean') {
+    throw new Error('RedisBackend: option "expireRecords" must be a boolean.');
+  }
+  return {
+    namespace,
+    pageSize: integer('pageSize', options.pageSize, 100, 1, 1000),
+    expireRecords: options.expireRecords ?? false,
+    expiredRetentionMs: integer('expiredRetentionMs', options.expiredRetentionMs, 0, 0, Number.MAX_SAFE_INTEGER),
+    commandTimeoutMs: integer('commandTimeoutMs', options.commandTimeoutMs, 5_000, 0, 2_147_483_647),
+  };
+}

@@ -1,0 +1,373 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackendUnavailableError, type ApiKey } from 'nestjs-api-auth';
+import { RedisBackend, type RedisCommandClient } from 'nestjs-api-auth/redis';
+import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
+import {
+  closedPort,
+  connectRedis,
+  deleteNamespace,
+  scanKeys,
+  startRedisProxy,
+  uniqueNamespace,
+} from '../fixtures/redis.js';
+
+type Client = Awaited<ReturnType<typeof connectRedis>>;
+const runner = { describe, it, beforeAll, afterAll };
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+const byCursor = (a: ApiKey, b: ApiKey) =>
+  a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** A client that remembers every command it sends, to see what the backend asks Redis. */
+function recording(client: RedisCommandClient) {
+  const calls: string[][] = [];
+  const wrapped: RedisCommandClient = {
+    sendCommand: (args, options) => {
+      calls.push(args);
+      return client.sendCommand(args, options);
+    },
+  };
+  return { calls, client: wrapped };
+}
+
+/** A backend in its own namespace on its own connection; `done()` deletes the namespace and disconnects. */
+async function isolated(label: string, options: ConstructorParameters<typeof RedisBackend>[1] = {}) {
+  const client = await connectRedis();
+  const namespace = uniqueNamespace(label);
+  const backend = new RedisBackend(client, { ...options, namespace });
+  return {
+    client,
+    namespace,
+    backend,
+    done: async () => {
+      await deleteNamespace(client, namespace);
+      await client.close();
+    },
+  };
+}
+
+for (const [label, options] of [
+  ['RedisBackend', {}],
+  // Small pages make the conformance listing cross page boundaries; expiring records
+  // must change nothing a caller can observe before expiresAt.
+  ['RedisBackend (pageSize 2, expireRecords)', { pageSize: 2, expireRecords: true }],
+] as const) {
+  let env: Awaited<ReturnType<typeof isolated>>;
+  runBackendConformance(label, runner, {
+    create: async () => (env = await isolated('redis-backend', options)).backend,
+    destroy: () => env.done(),
+  });
+}
+
+describe('RedisBackend against real Redis', () => {
+  let env: Awaited<ReturnType<typeof isolated>>;
+  let second: Client;
+
+  beforeAll(async () => {
+    env = await isolated('redis-backend');
+    second = await connectRedis();
+  });
+  afterAll(async () => {
+    await env.done();
+    await second.close();
+  });
+
+  it('never un-revokes: a revoke racing 100 usage writes and a stale update, over two connections, 20 rounds', async () => {
+    // The usage writes and the stale writer use another connection, so their commands
+    // really interleave with the revoke at the server.
+    const other = new RedisBackend(second, { namespace: env.namespace });
+    for (let round = 0; round < 20; round++) {
+      const record = makeApiKeyRecord();
+      await env.backend.create(record);
+      const now = Date.now();
+      const revokedAt = new Date(now);
+      const usage = Array.from({ length: 100 }, (_, i) =>
+        other.recordUsage(record.id, new Date(now + i), new Date(now + i)),
+      );
+      const [stale] = await Promise.all([
+        other.update({ ...record, name: 'stale writer', revokedAt: null }),
+        ...usage.slice(0, 50),
+        env.backend.update({ ...record, revokedAt, updatedAt: revokedAt }),
+        ...usage.slice(50),
+      ]);
+      const stored = await env.backend.getByHash(record.keyHash);
+      expect(stored?.revokedAt?.getTime(), `round ${round}`).toBe(now);
+      // Whichever write landed last, the stale writer's own result never shows a revocation undone.
+      if (stale.name === stored?.name) expect(stale.revokedAt?.getTime()).toBe(now);
+      expect(stored?.lastUsedAt?.getTime()).toBeGreaterThanOrEqual(now);
+      expect(stored?.lastUsedAt?.getTime()).toBeLessThanOrEqual(now + 99);
+    }
+  });
+
+  it('keeps usage writes from bringing back a deleted record', async () => {
+    const record = makeApiKeyRecord();
+    await env.backend.create(record);
+    const usage = new RedisBackend(second, { namespace: env.namespace });
+    await Promise.all([
+      ...Array.from({ length: 25 }, (_, i) => usage.recordUsage(record.id, new Date(Date.now() + i), new Date(Date.now() + i))),
+      env.backend.delete(record.id),
+      ...Array.from({ length: 25 }, (_, i) => usage.recordUsage(record.id, new Date(Date.now() + i), new Date(Date.now() + i))),
+    ]);
+    expect(await env.backend.getById(record.id)).toBeNull();
+    expect(await scanKeys(env.client, `${env.backend.keyPrefix}key:${record.id}`)).toEqual([]);
+  });
+
+  it('delete leaves no key at all in the namespace, whatever the records went through', async () => {
+    const own = await isolated('redis-backend-delete');
+    try {
+      const owners = ['alice', 'bob', 'carol'];
+      const records = Array.from({ length: 30 }, (_, i) =>
+        makeApiKeyRecord({
+          ownerId: owners[i % 3],
+          expiresAt: i % 2 ? new Date(Date.now() + 3_600_000) : null,
+          rotatedFromId: i % 5 ? null : `rotated-${i}`,
+        }),
+      );
+      await Promise.all(records.map((r) => own.backend.create(r)));
+      expect((await scanKeys(own.client, own.namespace)).length).toBe(30 + 30 + 3);
+      for (const [i, r] of records.entries()) {
+        await own.backend.recordUsage(r.id, new Date(), new Date());
+        // Moving a key to another owner must move its list entry too.
+        if (i % 4 === 0) await own.backend.update({ ...r, ownerId: 'dave', revokedAt: new Date() });
+      }
+      expect(await own.backend.countByOwner('dave')).toBe(8);
+      expect((await collect(own.backend.listByOwner('dave'))).every((r) => r.ownerId === 'dave')).toBe(true);
+      await Promise.all(records.map((r) => own.backend.delete(r.id)));
+      expect(await scanKeys(own.client, own.namespace)).toEqual([]);
+    } finally {
+      await own.done();
+    }
+  });
+
+  it('streams 5,000 keys of one owner page by page (keyset), never all at once', async () => {
+    const { calls, client } = recording(env.client);
+    const pageSize = 256;
+    const backend = new RedisBackend(client, { namespace: env.namespace, pageSize });
+    const ownerId = `owner-many-${Date.now()}`;
+    const base = Date.now() - 100_000;
+    // Many keys share a createdAt, so the id tie-break is exercised across pages.
+    const records = Array.from({ length: 5_000 }, (_, i) =>
+      makeApiKeyRecord({ ownerId, createdAt: new Date(base + (i % 37) * 1_000) }),
+    );
+    for (let i = 0; i < records.length; i += 1_000) {
+      await Promise.all(records.slice(i, i + 1_000).map((r) => env.backend.create(r)));
+    }
+    const expected = [...records].sort(byCursor).map((r) => r.id);
+    const ownerKey = `${backend.keyPrefix}owner:${ownerId}`;
+    const pageCalls = () => calls.filter((args) => args[0] === 'EVALSHA' && args[3] === ownerKey);
+    const requested = (args: string[]) => Number(args[6]); // EVALSHA sha 1 key prefix bound COUNT owner
+
+    // A consumer that stops early costs one page.
+    const firstTen: string[] = [];
+    for await (const record of backend.listByOwner(ownerId)) {
+      firstTen.push(record.id);
+      if (firstTen.length === 10) break;
+    }
+    expect(firstTen).toEqual(expected.slice(0, 10));
+    expect(pageCalls()).toHaveLength(1);
+
+    calls.length = 0;
+    const all = (await collect(backend.listByOwner(ownerId))).map((r) => r.id);
+    expect(all).toEqual(expected);
+    expect(pageCalls()).toHaveLength(Math.ceil(5_000 / pageSize));
+    expect(pageCalls().every((args) => requested(args) === pageSize)).toBe(true);
+
+    calls.length = 0;
+    const after = records.find((r) => r.id === expected[999])!;
+    const slice = await collect(backend.listByOwner(ownerId, { after, limit: 300 }));
+    expect(slice.map((r) => r.id)).toEqual(expected.slice(1_000, 1_300));
+    // The last page asks only for what the limit still needs.
+    expect(pageCalls().map(requested)).toEqual([256, 44]);
+
+    expect(await backend.countByOwner(ownerId)).toBe(5_000);
+    await Promise.all(records.map((r) => env.backend.delete(r.id)));
+    expect(await backend.countByOwner(ownerId)).toBe(0);
+  }, 60_000);
+
+  it('runs its scripts again after the server forgot them (NOSCRIPT falls back to EVAL)', async () => {
+    const { calls, client } = recording(env.client);
+    const backend = new RedisBackend(client, { namespace: env.namespace });
+    const record = makeApiKeyRecord();
+    await backend.create(record);
+    await env.client.sendCommand(['SCRIPT', 'FLUSH']);
+    calls.length = 0;
+    expect((await backend.getByHash(record.keyHash))?.id).toBe(record.id);
+    expect(calls.map((args) => args[0])).toEqual(['EVALSHA', 'EVAL']);
+    calls.length = 0;
+    expect((await backend.getByHash(record.keyHash))?.id).toBe(record.id);
+    expect(calls.map((args) => args[0])).toEqual(['EVALSHA']);
+  });
+
+  it('rejects bad options and clients by name', () => {
+    expect(() => new RedisBackend(env.client, { pageSize: 0 })).toThrow(/pageSize/);
+    expect(() => new RedisBackend(env.client, { commandTimeoutMs: -1 })).toThrow(/commandTimeoutMs/);
+    expect(() => new RedisBackend({} as RedisCommandClient)).toThrow(/sendCommand/);
+  });
+});
+
+describe('RedisBackend expiry', () => {
+  let env: Awaited<ReturnType<typeof isolated>>;
+  const pexpiretime = (key: string) => env.client.sendCommand(['PEXPIRETIME', key]).then(Number);
+
+  beforeAll(async () => {
+    env = await isolated('redis-backend-expiry', { expireRecords: true });
+  });
+  afterAll(() => env.done());
+
+  it('lets Redis drop an expired record and its indexes at expiresAt, and nothing moves that instant', async () => {
+    const expiresAt = new Date(Date.now() + 700);
+    const record = makeApiKeyRecord({ expiresAt });
+    await env.backend.create(record);
+    const recordKey = `${env.backend.keyPrefix}key:${record.id}`;
+    const hashKey = `${env.backend.keyPrefix}hash:${record.keyHash}`;
+    expect(await pexpiretime(recordKey)).toBe(expiresAt.getTime());
+    expect(await pexpiretime(hashKey)).toBe(expiresAt.getTime());
+
+    // Neither a usage write nor an unrelated update extends the key's life in Redis.
+    expect(await env.backend.recordUsage(record.id, new Date(), new Date())).toBe(true);
+    await env.backend.update({ ...record, name: 'renamed', lastUsedAt: null });
+    expect(await pexpiretime(recordKey)).toBe(expiresAt.getTime());
+    expect(await pexpiretime(hashKey)).toBe(expiresAt.getTime());
+    expect((await env.backend.getByHash(record.keyHash))?.name).toBe('renamed');
+
+    await new Promise((resolve) => setTimeout(resolve, expiresAt.getTime() - Date.now() + 50));
+    expect(await env.backend.getByHash(record.keyHash)).toBeNull();
+    expect(await env.backend.getById(record.id)).toBeNull();
+    expect(await env.backend.countByOwner(record.ownerId)).toBe(1); // the list entry is pruned on read
+    expect(await collect(env.backend.listByOwner(record.ownerId))).toEqual([]);
+    expect(await env.backend.countByOwner(record.ownerId)).toBe(0);
+    expect(await scanKeys(env.client, env.namespace)).toEqual([]);
+  });
+
+  it('follows expiresAt on update: retention added, cleared expiry persists', async () => {
+    const retained = new RedisBackend(env.client, {
+      namespace: env.namespace,
+      expireRecords: true,
+      expiredRetentionMs: 60_000,
+    });
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    const record = makeApiKeyRecord({ expiresAt });
+    await retained.create(record);
+    const recordKey = `${retained.keyPrefix}key:${record.id}`;
+    expect(await pexpiretime(recordKey)).toBe(expiresAt.getTime() + 60_000);
+    const sooner = new Date(Date.now() + 1_800_000);
+    await retained.update({ ...record, expiresAt: sooner });
+    expect(await pexpiretime(recordKey)).toBe(sooner.getTime() + 60_000);
+    await retained.update({ ...record, expiresAt: null });
+    expect(await pexpiretime(recordKey)).toBe(-1);
+    expect(await pexpiretime(`${retained.keyPrefix}hash:${record.keyHash}`)).toBe(-1);
+    await retained.delete(record.id);
+  });
+
+  it('without expireRecords sets no Redis expiry: verification alone enforces expiresAt', async () => {
+    const plain = new RedisBackend(env.client, { namespace: env.namespace });
+    const record = makeApiKeyRecord({ expiresAt: new Date(Date.now() - 1_000) });
+    await plain.create(record);
+    expect(await pexpiretime(`${plain.keyPrefix}key:${record.id}`)).toBe(-1);
+    expect((await plain.getByHash(record.keyHash))?.expiresAt?.getTime()).toBe(record.expiresAt!.getTime());
+    await plain.delete(record.id);
+  });
+});
+
+describe('RedisBackend when Redis is unavailable', () => {
+  const record = makeApiKeyRecord();
+  const operations = (backend: RedisBackend): Array<[string, () => Promise<unknown>]> => [
+    ['getByHash', () => backend.getByHash(record.keyHash)],
+    ['getById', () => backend.getById(record.id)],
+    ['create', () => backend.create(record)],
+    ['update', () => backend.update(record)],
+    ['delete', () => backend.delete(record.id)],
+    ['listByOwner', () => collect(backend.listByOwner(record.ownerId))],
+    ['countByOwner', () => backend.countByOwner(record.ownerId)],
+    ['recordUsage', () => backend.recordUsage(record.id, new Date(), new Date())],
+  ];
+
+  async function expectUnavailable(run: () => Promise<unknown>, name: string) {
+    const error = await run().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error, name).toBeInstanceOf(BackendUnavailableError);
+    expect((error as Error).message, name).not.toContain(record.keyHash);
+  }
+
+  it('fails fast with BackendUnavailableError when pointed at a closed port', async () => {
+    const port = await closedPort();
+    const { createClient } = await import('redis');
+    const client = createClient({
+      url: `redis://127.0.0.1:${port}`,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: 300, reconnectStrategy: false },
+    });
+    client.on('error', () => undefined);
+    await expect(client.connect()).rejects.toThrow();
+    const backend = new RedisBackend(client);
+    const started = Date.now();
+    for (const [name, run] of operations(backend)) await expectUnavailable(run, name);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('fails fast while the connection is down, and works again when Redis is back', async () => {
+    const proxy = await startRedisProxy();
+    const namespace = uniqueNamespace('redis-backend-outage');
+    const { createClient } = await import('redis');
+    const client = createClient({
+      url: proxy.url,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: 300, reconnectStrategy: () => 50 },
+    });
+    client.on('error', () => undefined);
+    await client.connect();
+    const backend = new RedisBackend(client, { namespace });
+    try {
+      const stored = makeApiKeyRecord();
+      await backend.create(stored);
+
+      await proxy.stop();
+      const started = Date.now();
+      for (const [name, run] of operations(backend)) await expectUnavailable(run, name);
+      await expectUnavailable(() => backend.getByHash(stored.keyHash), 'getByHash of a stored key');
+      expect(Date.now() - started).toBeLessThan(1_000);
+
+      await proxy.start();
+      await expect.poll(() => backend.getByHash(stored.keyHash).then((r) => r?.id, () => 'down'), {
+        timeout: 5_000,
+        interval: 50,
+      }).toBe(stored.id);
+    } finally {
+      await proxy.start();
+      const admin = await connectRedis();
+      await deleteNamespace(admin, namespace);
+      await admin.close();
+      client.destroy();
+      await proxy.stop();
+    }
+  });
+
+  it('gives up on a Redis that stops answering after commandTimeoutMs', async () => {
+    const proxy = await startRedisProxy();
+    const { createClient } = await import('redis');
+    const client = createClient({ url: proxy.url, socket: { reconnectStrategy: false } });
+    client.on('error', () => undefined);
+    await client.connect();
+    const backend = new RedisBackend(client, { namespace: uniqueNamespace('redis-backend-hang'), commandTimeoutMs: 200 });
+    try {
+      expect(await backend.getByHash(record.keyHash)).toBeNull();
+      proxy.freeze();
+      const started = Date.now();
+      await expectUnavailable(() => backend.getByHash(record.keyHash), 'getByHash');
+      await expectUnavailable(() => backend.create(makeApiKeyRecord()), 'create');
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(350);
+      expect(elapsed).toBeLessThan(1_500);
+    } finally {
+      client.destroy();
+      await proxy.stop();
+    }
+  });
+});
