@@ -1,5 +1,49 @@
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from 'nestjs-api-auth';
-import { runBackendConformance } from 'nestjs-api-auth/testing';
+import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
 
 runBackendConformance('MemoryBackend', { describe, it, beforeAll, afterAll }, { create: () => new MemoryBackend() });
+
+describe('MemoryBackend beyond the contract', () => {
+  async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+    const out: T[] = [];
+    for await (const item of iterable) out.push(item);
+    return out;
+  }
+
+  it('moves a record between owners\' indexes when update changes ownerId', async () => {
+    const backend = new MemoryBackend();
+    const record = makeApiKeyRecord({ ownerId: 'alice' });
+    await backend.create(record);
+    await backend.update({ ...record, ownerId: 'bob' });
+    expect(await collect(backend.listByOwner('alice'))).toEqual([]);
+    expect((await collect(backend.listByOwner('bob'))).map((r) => r.id)).toEqual([record.id]);
+    expect(await backend.countByOwner('alice')).toBe(0);
+    expect(await backend.countByOwner('bob')).toBe(1);
+  });
+
+  it('skips records deleted while a listing is being iterated', async () => {
+    const backend = new MemoryBackend();
+    const records = Array.from({ length: 4 }, () => makeApiKeyRecord({ ownerId: 'carol' }));
+    for (const r of records) await backend.create(r);
+    const seen: string[] = [];
+    for await (const r of backend.listByOwner('carol')) {
+      seen.push(r.id);
+      // Delete everything not yet yielded: the iteration must stop yielding them.
+      if (seen.length === 1) for (const other of records) if (other.id !== r.id) await backend.delete(other.id);
+    }
+    expect(seen).toHaveLength(1);
+  });
+
+  it('counts with size and empties with clear', async () => {
+    const backend = new MemoryBackend();
+    const record = makeApiKeyRecord();
+    await backend.create(record);
+    expect(backend.size).toBe(1);
+    backend.clear();
+    expect(backend.size).toBe(0);
+    expect(await backend.getByHash(record.keyHash)).toBeNull();
+    await backend.create(record);
+    expect(backend.size).toBe(1);
+  });
+});
