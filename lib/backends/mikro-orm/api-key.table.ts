@@ -1,0 +1,121 @@
+/** Table the entity and the backend use unless told otherwise. */
+export const DEFAULT_TABLE_NAME = 'api_keys';
+
+// Plain identifiers only: they are interpolated (quoted) into SQL, and PostgreSQL
+// truncates names beyond 63 bytes.
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** Returns `value` if it is a safe SQL identifier; throws a configuration error naming `option` otherwise. */
+export function validateIdentifier(option: string, value: string): string {
+  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
+    throw new Error(
+      `nestjs-api-auth: MikroORM ${option} must be a plain SQL identifier (letters, digits, _; at most 63 characters), got ${JSON.stringify(value)}.`,
+    );
+  }
+  return value;
+}
+
+/** Names of the table's constraints and index, shared by the entity and `ensureSchema`. */
+export function apiKeyTableNames(tableName: string) {
+  return {
+    primaryKey: `${tableName}_pkey`,
+    keyHashUnique: `${tableName}_key_hash_unique`,
+    ownerIndex: `${tableName}_owner_id_created_at_id_index`,
+  };
+}
+
+/** Columns of the table, in the entity's order. */
+export const API_KEY_COLUMNS = [
+  'id',
+  'name',
+  'owner_id',
+  'key_hash',
+  'hint',
+  'scopes',
+  'metadata',
+  'created_at',
+  'updated_at',
+  'expires_at',
+  'revoked_at',
+  'last_used_at',
+  'rotated_from_id',
+] as const;
+
+const TIMESTAMP_COLUMNS = ['created_at', 'updated_at', 'expires_at', 'revoked_at', 'last_used_at'] as const;
+
+/**
+ * A row as {@link ApiKeyTable.selectList} reads it. Timestamps come back as epoch
+ * milliseconds (`*_ms`): MikroORM's PostgreSQL connection turns off pg's date
+ * parsing, and a number does not depend on the session's `TimeZone` or `DateStyle`.
+ */
+export interface ApiKeyRow {
+  id: string;
+  name: string;
+  owner_id: string;
+  key_hash: string;
+  hint: string;
+  scopes: string[];
+  metadata: Record<string, unknown>;
+  created_at_ms: number;
+  updated_at_ms: number;
+  expires_at_ms: number | null;
+  revoked_at_ms: number | null;
+  last_used_at_ms: number | null;
+  rotated_from_id: string | null;
+}
+
+/** SQL fragments for one configured key table. */
+export class ApiKeyTable {
+  /** The table, quoted and schema-qualified when a schema is set. */
+  readonly qualifiedName: string;
+  /** The select list producing an {@link ApiKeyRow}. */
+  readonly selectList: string;
+  readonly names: ReturnType<typeof apiKeyTableNames>;
+
+  constructor(
+    readonly tableName: string,
+    readonly schema: string | undefined,
+  ) {
+    validateIdentifier('tableName', tableName);
+    if (schema !== undefined) validateIdentifier('schema', schema);
+    this.qualifiedName = schema === undefined ? quote(tableName) : `${quote(schema)}.${quote(tableName)}`;
+    this.names = apiKeyTableNames(tableName);
+    this.selectList = API_KEY_COLUMNS.map((column) =>
+      (TIMESTAMP_COLUMNS as readonly string[]).includes(column)
+        ? // A distinct alias: one equal to the column would make `order by "created_at"`
+          // sort by this expression instead of walking the index.
+          `round(extract(epoch from ${quote(column)}) * 1000)::float8 as ${quote(`${column}_ms`)}`
+        : quote(column),
+    ).join(', ');
+  }
+
+  /**
+   * The DDL `ensureSchema` runs: the same schema, table, constraints and index as the
+   * entity generates through MikroORM's schema generator or migrator, each guarded by
+   * `if not exists` so it is safe on a database that already has them. The index comes
+   * separately so that a same-named table of another shape can be reported before an
+   * index on columns it lacks fails.
+   */
+  createStatements(): { schema: string | null; table: string; index: string } {
+    const n = this.names;
+    return {
+      schema: this.schema === undefined ? null : `create schema if not exists ${quote(this.schema)}`,
+      table:
+        `create table if not exists ${this.qualifiedName} (` +
+        '"id" uuid not null, "name" varchar(255) not null, "owner_id" varchar(255) not null, ' +
+        '"key_hash" varchar(128) not null, "hint" varchar(64) not null, ' +
+        '"scopes" jsonb not null, "metadata" jsonb not null, ' +
+        '"created_at" timestamptz(3) not null, "updated_at" timestamptz(3) not null, ' +
+        '"expires_at" timestamptz(3) null, "revoked_at" timestamptz(3) null, "last_used_at" timestamptz(3) null, ' +
+        '"rotated_from_id" uuid null, ' +
+        `constraint ${quote(n.primaryKey)} primary key ("id"), ` +
+        `constraint ${quote(n.keyHashUnique)} unique ("key_hash"))`,
+      index: `create index if not exists ${quote(n.ownerIndex)} on ${this.qualifiedName} ("owner_id", "created_at", "id")`,
+    };
+  }
+}
+
+/** Quotes an identifier already checked by {@link validateIdentifier}. */
+export function quote(identifier: string): string {
+  return `"${identifier}"`;
+}
