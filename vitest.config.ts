@@ -16,6 +16,7 @@ export default defineConfig({
       { find: /^nestjs-api-auth\/mikro-orm$/, replacement: lib('backends/mikro-orm/index.ts') },
       { find: /^nestjs-api-auth\/redis$/, replacement: lib('backends/redis/index.ts') },
       { find: /^nestjs-api-auth\/testing$/, replacement: lib('testing/index.ts') },
+      { find: /^nestjs-api-auth\/swagger$/, replacement: lib('openapi/index.ts') },
     ],
   },
   test: {

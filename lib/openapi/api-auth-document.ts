@@ -1,0 +1,216 @@
+import type { INestApplication } from '@nestjs/common';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  DECORATORS,
+  SwaggerModule,
+  type OpenAPIObject,
+  type OperationObject,
+  type SwaggerDocumentOptions,
+} from '@nestjs/swagger';
+import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
+import { API_AUTH_MODULE_OPTIONS } from '../api-auth.module-definition.js';
+import type { ApiAuthModuleOptions, ResolvedApiAuthOptions } from '../api-auth.options.js';
+import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
+import { findApiKeyRoutes, type ApiKeyRoute, type MetadataTarget } from './guarded-routes.js';
+import { MANAGEMENT_SCHEMAS, managementOperation, managementSchemas, ref } from './management.openapi.js';
+
+/** Options of {@link createApiAuthDocument}. */
+export interface ApiAuthDocumentOptions {
+  /** Passed to `SwaggerModule.createDocument` as is. */
+  swagger?: SwaggerDocumentOptions;
+  /**
+   * Name of the header security scheme in `components.securitySchemes`. Default: the
+   * configured header name, e.g. `"X-API-Key"`.
+   */
+  headerSchemeName?: string;
+  /** Name of the `Authorization: Bearer` scheme, registered when `bearer` is on. Default `"bearer"`. */
+  bearerSchemeName?: string;
+  /** Name of the query-parameter scheme, registered when `queryParam` is set. Default `"api-key-query"`. */
+  querySchemeName?: string;
+  /** Tag of the key-management operations. Default `"API keys"`. */
+  managementTag?: string;
+}
+
+type Json = Record<string, any>;
+
+/** Extension the marked operations carry between scanning and post-processing; removed before returning. */
+const MARKER = 'x-nestjs-api-auth';
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/**
+ * Builds the OpenAPI document of `app` with `SwaggerModule.createDocument` and adds
+ * API-key authentication to it: the security schemes under the configured header
+ * (and bearer / query when enabled), and security plus 401/403/503 responses on
+ * exactly the operations `ApiKeyGuard` protects (public routes stay public), and
+ * full schemas for the key-management routes.
+ *
+ * ```ts
+ * const document = createApiAuthDocument(app, new DocumentBuilder().setTitle('API').build());
+ * SwaggerModule.setup('docs', app, document);
+ * ```
+ */
+export function createApiAuthDocument(
+  app: INestApplication,
+  config: Omit<OpenAPIObject, 'paths'>,
+  options: ApiAuthDocumentOptions = {},
+): OpenAPIObject {
+  const auth = app.get<ResolvedApiAuthOptions>(API_AUTH_OPTIONS, { strict: false });
+  const raw = app.get<ApiAuthModuleOptions>(API_AUTH_MODULE_OPTIONS, { strict: false });
+  let routesOptions: ResolvedApiAuthRoutesOptions | null = null;
+  try {
+    routesOptions = app.get<ResolvedApiAuthRoutesOptions>(API_AUTH_ROUTES_OPTIONS, { strict: false });
+  } catch {
+    // The management routes are off.
+  }
+
+  const routes = findApiKeyRoutes(app).filter((route) => route.guarded);
+  const document = withMarkers(routes, () => SwaggerModule.createDocument(app, config, options.swagger));
+  const oas31 = /^3\.[1-9]/.test(document.openapi ?? '');
+
+  // The header as the app spelled it (the resolved options keep it lower-cased for matching).
+  const header = raw?.header ?? (auth.header === 'x-api-key' ? 'X-API-Key' : auth.header);
+  const schemes = {
+    header: options.headerSchemeName ?? header,
+    bearer: auth.bearer ? (options.bearerSchemeName ?? 'bearer') : null,
+    query: auth.queryParam === false ? null : (options.querySchemeName ?? 'api-key-query'),
+  };
+  const components = (document.components ??= {});
+  const securitySchemes = (components.securitySchemes ??= {});
+  securitySchemes[schemes.header] = {
+    type: 'apiKey',
+    in: 'header',
+    name: header,
+    description: `An API key of this deployment (prefix "${auth.prefix}").`,
+  };
+  if (schemes.bearer) {
+    securitySchemes[schemes.bearer] = { type: 'http', scheme: 'bearer', description: 'The same API key, as a bearer token.' };
+  }
+  if (schemes.query && auth.queryParam !== false) {
+    securitySchemes[schemes.query] = { type: 'apiKey', in: 'query', name: auth.queryParam };
+  }
+  const requirements = [schemes.header, schemes.bearer, schemes.query]
+    .filter((name): name is string => name !== null)
+    .map((name) => ({ [name]: [] as string[] }));
+
+  let managementUsed = false;
+  let securedCount = 0;
+  for (const pathItem of Object.values(document.paths ?? {})) {
+    for (const method of HTTP_METHODS) {
+      const operation = pathItem[method] as (OperationObject & Json) | undefined;
+      const marker = operation?.[MARKER] as Marker | undefined;
+      if (!operation || !marker) continue;
+      delete operation[MARKER];
+      if (marker.management && routesOptions) {
+        const described = managementOperation(marker.management, routesOptions);
+        if (described) {
+          managementUsed = true;
+          describeManagement(operation, described, options.managementTag ?? 'API keys');
+        }
+      }
+      secure(operation, marker, requirements);
+      securedCount++;
+    }
+  }
+
+  if (securedCount > 0) {
+    const all = managementSchemas(auth, routesOptions ?? NO_ROUTES, oas31);
+    const needed = managementUsed ? Object.keys(all) : [MANAGEMENT_SCHEMAS.error];
+    const schemas = (components.schemas ??= {}) as Record<string, Json>;
+    for (const name of needed) {
+      if (schemas[name] !== undefined && !isDeepStrictEqual(schemas[name], all[name])) {
+        throw new Error(
+          `nestjs-api-auth: the OpenAPI document already defines a schema named "${name}"; ` +
+            'rename yours, the API-key documentation needs this one.',
+        );
+      }
+      schemas[name] = all[name]!;
+    }
+  }
+  return document;
+}
+
+/** Stand-in limits for the error schema when the management routes are off; only the error schema is used then. */
+const NO_ROUTES: ResolvedApiAuthRoutesOptions = {
+  path: '',
+  adminScope: null,
+  selfServiceScope: null,
+  allowedScopes: null,
+  defaultPageSize: 1,
+  maxPageSize: 1,
+  maxGracePeriodMs: 0,
+};
+
+interface Marker {
+  scopes?: string[];
+  match?: 'all' | 'any';
+  management?: string;
+}
+
+/**
+ * Runs `scan` with a marker extension on every guarded handler, so Swagger itself
+ * maps handlers to paths (global prefix, versions, aliases and all), then restores
+ * the handlers' metadata exactly as it was.
+ */
+function withMarkers<T>(routes: ApiKeyRoute[], scan: () => T): T {
+  const saved = new Map<MetadataTarget, unknown>();
+  try {
+    for (const route of routes) {
+      if (saved.has(route.handler)) continue;
+      saved.set(route.handler, Reflect.getOwnMetadata(DECORATORS.API_EXTENSION, route.handler));
+      const marker: Marker = {
+        ...(route.requirement ? { scopes: [...route.requirement.scopes], match: route.requirement.match } : {}),
+        ...(route.management ? { management: route.management } : {}),
+      };
+      const previous = (saved.get(route.handler) as Json | undefined) ?? {};
+      Reflect.defineMetadata(DECORATORS.API_EXTENSION, { ...previous, [MARKER]: marker }, route.handler);
+    }
+    return scan();
+  } finally {
+    for (const [handler, previous] of saved) {
+      if (previous === undefined) Reflect.deleteMetadata(DECORATORS.API_EXTENSION, handler);
+      else Reflect.defineMetadata(DECORATORS.API_EXTENSION, previous, handler);
+    }
+  }
+}
+
+/** Adds the security requirement and the guard's 401/403/503 answers, keeping any the app documented itself. */
+function secure(operation: OperationObject & Json, marker: Marker, requirements: Array<Record<string, string[]>>): void {
+  const security = [...(operation.security ?? [])];
+  for (const requirement of requirements) {
+    if (!security.some((existing) => isDeepStrictEqual(existing, requirement))) security.push(requirement);
+  }
+  operation.security = security;
+
+  const error = ref(MANAGEMENT_SCHEMAS.error);
+  const content = { 'application/json': { schema: error } };
+  const responses = (operation.responses ??= {});
+  responses['401'] ??= {
+    description: 'No API key, or a malformed, unknown, expired or revoked one (see `code`).',
+    headers: { 'WWW-Authenticate': { schema: { type: 'string' } } },
+    content,
+  };
+  if (marker.scopes) {
+    const needs = marker.match === 'any' ? 'one of' : 'all of';
+    responses['403'] ??= {
+      description: `insufficient_scope: the key must hold ${needs}: ${marker.scopes.join(', ')}.`,
+      content,
+    };
+    operation['x-required-scopes'] = { scopes: marker.scopes, match: marker.match };
+  }
+  responses['503'] ??= {
+    description: 'The key store could not answer; retry later. Never means the key is bad.',
+    headers: { 'Retry-After': { schema: { type: 'integer' } } },
+    content,
+  };
+}
+
+/** Replaces what Swagger inferred from the untyped handler with the route's full description. */
+function describeManagement(operation: OperationObject & Json, described: Json, tag: string): void {
+  const { responses, ...rest } = described;
+  Object.assign(operation, rest);
+  if (!described.requestBody) delete operation.requestBody;
+  if (!described.parameters) operation.parameters = [];
+  operation.responses = { ...responses };
+  // One tag for the whole group, instead of the one Swagger derives from the class name.
+  operation.tags = [tag];
+}

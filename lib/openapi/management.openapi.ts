@@ -1,0 +1,273 @@
+import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
+import type { ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
+import { NAME_MAX_LENGTH, OWNER_ID_MAX_LENGTH } from '../management/management.validation.js';
+
+// Plain OpenAPI objects, typed loosely: this file must not need @nestjs/swagger's types
+// to describe routes that exist without it.
+type Json = Record<string, any>;
+
+/** Names of the component schemas the management routes reference. */
+export const MANAGEMENT_SCHEMAS = {
+  apiKey: 'ApiKey',
+  issueRequest: 'IssueApiKeyRequest',
+  updateRequest: 'UpdateApiKeyRequest',
+  rotateRequest: 'RotateApiKeyRequest',
+  issued: 'IssuedApiKey',
+  rotated: 'RotatedApiKey',
+  page: 'ApiKeyPage',
+  error: 'ApiKeyErrorResponse',
+  validationError: 'ApiKeyValidationErrorResponse',
+} as const;
+
+export const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+
+/** A nullable schema in the dialect of the document's OpenAPI version. */
+export function nullable(schema: Json, oas31: boolean): Json {
+  if (!oas31) return { ...schema, nullable: true };
+  return { ...schema, type: [schema.type, 'null'] };
+}
+
+/** The component schemas of the management routes, reflecting this deployment's limits. */
+export function managementSchemas(
+  options: ResolvedApiAuthOptions,
+  routes: ResolvedApiAuthRoutesOptions,
+  oas31: boolean,
+): Record<string, Json> {
+  const dateTime = { type: 'string', format: 'date-time' };
+  const scope: Json = { type: 'string', pattern: '^[\\x21-\\x7e]{1,128}$' };
+  if (routes.allowedScopes) scope.enum = [...routes.allowedScopes];
+  const scopes = { type: 'array', items: scope, minItems: 1, maxItems: options.maxScopes, uniqueItems: true };
+  const name = { type: 'string', minLength: 1, maxLength: NAME_MAX_LENGTH, description: 'A label for humans.' };
+  const metadata = {
+    type: 'object',
+    additionalProperties: true,
+    description: `Application data kept with the key; at most ${options.maxMetadataBytes} bytes as JSON.`,
+  };
+  const futureExpiry = nullable(
+    { ...dateTime, description: 'When the key stops working; must be in the future. `null`: never.' },
+    oas31,
+  );
+  return {
+    [MANAGEMENT_SCHEMAS.apiKey]: {
+      type: 'object',
+      description: 'An API key record. Never contains the key itself or its hash.',
+      additionalProperties: false,
+      required: [
+        'id', 'name', 'ownerId', 'hint', 'scopes', 'metadata', 'createdAt', 'updatedAt',
+        'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId',
+      ],
+      properties: {
+        id: { type: 'string', format: 'uuid' },
+        name: { type: 'string' },
+        ownerId: { type: 'string' },
+        hint: { type: 'string', description: `Non-secret display hint: the prefix and the last characters, e.g. "${options.prefix}…a1B2".` },
+        scopes: { type: 'array', items: { type: 'string' } },
+        metadata: { type: 'object', additionalProperties: true },
+        createdAt: dateTime,
+        updatedAt: dateTime,
+        expiresAt: nullable(dateTime, oas31),
+        revokedAt: nullable(dateTime, oas31),
+        lastUsedAt: nullable({ ...dateTime, description: 'Recorded at most once per usage interval.' }, oas31),
+        rotatedFromId: nullable({ type: 'string', description: 'The key this one replaced.' }, oas31),
+      },
+    },
+    [MANAGEMENT_SCHEMAS.issueRequest]: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'scopes'],
+      properties: {
+        ownerId: {
+          type: 'string',
+          minLength: 1,
+          maxLength: OWNER_ID_MAX_LENGTH,
+          description: "Who the key acts for. Default: the caller's owner. Self-service keys may only name their own.",
+        },
+        name,
+        scopes: { ...scopes, description: 'Scopes granted. A self-service key may only grant scopes it holds.' },
+        expiresAt: futureExpiry,
+        metadata,
+      },
+    },
+    [MANAGEMENT_SCHEMAS.updateRequest]: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { name, scopes, expiresAt: futureExpiry, metadata },
+    },
+    [MANAGEMENT_SCHEMAS.rotateRequest]: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        gracePeriodMs: {
+          type: 'integer',
+          minimum: 0,
+          maximum: routes.maxGracePeriodMs,
+          default: 0,
+          description: 'How long the old key keeps working, in milliseconds.',
+        },
+        name: { ...name, description: "Name of the new key. Default: the old key's name." },
+      },
+    },
+    [MANAGEMENT_SCHEMAS.issued]: {
+      type: 'object',
+      required: ['key', 'apiKey'],
+      properties: {
+        key: {
+          type: 'string',
+          description: `The plaintext key (prefix "${options.prefix}"). Shown in this response only; store it now.`,
+        },
+        apiKey: ref(MANAGEMENT_SCHEMAS.apiKey),
+      },
+    },
+    [MANAGEMENT_SCHEMAS.rotated]: {
+      type: 'object',
+      required: ['key', 'apiKey', 'previous'],
+      properties: {
+        key: { type: 'string', description: 'The replacement key, in plaintext. Shown in this response only.' },
+        apiKey: ref(MANAGEMENT_SCHEMAS.apiKey),
+        previous: { ...ref(MANAGEMENT_SCHEMAS.apiKey) },
+      },
+    },
+    [MANAGEMENT_SCHEMAS.page]: {
+      type: 'object',
+      required: ['items', 'nextCursor', 'total'],
+      properties: {
+        items: { type: 'array', items: ref(MANAGEMENT_SCHEMAS.apiKey) },
+        nextCursor: nullable({ type: 'string', description: 'Pass as `cursor` for the next page; `null` on the last.' }, oas31),
+        total: { type: 'integer', minimum: 0, description: "Number of the owner's keys." },
+      },
+    },
+    [MANAGEMENT_SCHEMAS.error]: {
+      type: 'object',
+      required: ['statusCode', 'error', 'code', 'message'],
+      properties: {
+        statusCode: { type: 'integer' },
+        error: { type: 'string' },
+        code: {
+          type: 'string',
+          description:
+            'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, ' +
+            'insufficient_scope, backend_unavailable, not_found, forbidden_owner, scope_escalation.',
+        },
+        message: { type: 'string' },
+        requiredScopes: { type: 'array', items: { type: 'string' }, description: 'On insufficient_scope: what the route needs.' },
+        scopeMatch: { type: 'string', enum: ['all', 'any'] },
+      },
+    },
+    [MANAGEMENT_SCHEMAS.validationError]: {
+      type: 'object',
+      required: ['statusCode', 'error', 'code', 'field', 'message'],
+      properties: {
+        statusCode: { type: 'integer', enum: [400] },
+        error: { type: 'string', enum: ['Bad Request'] },
+        code: { type: 'string', enum: ['validation_failed'] },
+        field: { type: 'string', description: 'The request field at fault (`body` for the body as a whole).' },
+        message: { type: 'string' },
+      },
+    },
+  };
+}
+
+const json = (schema: Json): Json => ({ 'application/json': { schema } });
+const response = (description: string, schema?: Json, headers?: Json): Json => ({
+  description,
+  ...(schema ? { content: json(schema) } : {}),
+  ...(headers ? { headers } : {}),
+});
+const noStore = { 'Cache-Control': { schema: { type: 'string', enum: ['no-store'] } } };
+const idParameter = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+  description: 'The key id.',
+};
+const badRequest = response('The body or query is invalid; `field` names what is wrong.', ref(MANAGEMENT_SCHEMAS.validationError));
+const notFound = response(
+  "No key with this id, or (for a self-service key) another owner's key.",
+  ref(MANAGEMENT_SCHEMAS.error),
+);
+const forbiddenOwner = response(
+  'insufficient_scope: the key holds neither management scope; forbidden_owner / scope_escalation: a self-service key ' +
+    "reached past its own owner or its own scopes.",
+  ref(MANAGEMENT_SCHEMAS.error),
+);
+
+/**
+ * The documented shape of one management route (the parts Swagger cannot infer from
+ * an untyped handler): summary, parameters, body and responses.
+ */
+export function managementOperation(route: string, routes: ResolvedApiAuthRoutesOptions): Json | undefined {
+  const resource = ref(MANAGEMENT_SCHEMAS.apiKey);
+  const body = (name: string, required: boolean) => ({ required, content: json(ref(name)) });
+  switch (route) {
+    case 'issue':
+      return {
+        summary: 'Issue an API key',
+        description: 'Mints a key. The plaintext `key` is in this response and never again.',
+        requestBody: body(MANAGEMENT_SCHEMAS.issueRequest, true),
+        responses: { 201: response('The new key, with its plaintext.', ref(MANAGEMENT_SCHEMAS.issued), noStore), 400: badRequest, 403: forbiddenOwner },
+      };
+    case 'list':
+      return {
+        summary: "List an owner's API keys",
+        description: "Oldest first, a page at a time, with the owner's total. Self-service keys see their own owner only.",
+        parameters: [
+          { name: 'ownerId', in: 'query', required: false, schema: { type: 'string' }, description: "Default: the caller's owner." },
+          { name: 'cursor', in: 'query', required: false, schema: { type: 'string' }, description: '`nextCursor` of the previous page.' },
+          {
+            name: 'limit',
+            in: 'query',
+            required: false,
+            schema: { type: 'integer', minimum: 1, maximum: routes.maxPageSize, default: routes.defaultPageSize },
+          },
+        ],
+        responses: { 200: response('One page of keys.', ref(MANAGEMENT_SCHEMAS.page), noStore), 400: badRequest, 403: forbiddenOwner },
+      };
+    case 'get':
+      return {
+        summary: 'Get an API key',
+        parameters: [idParameter],
+        responses: { 200: response('The key record.', resource, noStore), 404: notFound },
+      };
+    case 'update':
+      return {
+        summary: 'Update an API key',
+        description: 'Changes name, scopes, metadata or expiry (`expiresAt: null` removes it).',
+        parameters: [idParameter],
+        requestBody: body(MANAGEMENT_SCHEMAS.updateRequest, true),
+        responses: { 200: response('The updated record.', resource, noStore), 400: badRequest, 403: forbiddenOwner, 404: notFound },
+      };
+    case 'revoke':
+      return {
+        summary: 'Revoke an API key',
+        description: 'The key stops working at once, for good. Revoking twice keeps the first `revokedAt`.',
+        parameters: [idParameter],
+        responses: { 200: response('The revoked record.', resource, noStore), 400: badRequest, 404: notFound },
+      };
+    case 'rotate':
+      return {
+        summary: 'Rotate an API key',
+        description:
+          'Issues a replacement with the same owner, scopes, metadata and expiry; the old key keeps working for ' +
+          '`gracePeriodMs`. The new plaintext is in this response only.',
+        parameters: [idParameter],
+        requestBody: body(MANAGEMENT_SCHEMAS.rotateRequest, false),
+        responses: {
+          201: response('The replacement, with its plaintext, and the old record.', ref(MANAGEMENT_SCHEMAS.rotated), noStore),
+          400: badRequest,
+          403: forbiddenOwner,
+          404: notFound,
+        },
+      };
+    case 'remove':
+      return {
+        summary: 'Delete an API key',
+        description: 'Removes the record. Prefer revoking: a revoked key stays listed for audit.',
+        parameters: [idParameter],
+        responses: { 204: response('Deleted.'), 404: notFound },
+      };
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,258 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { Controller, Get, Post, UseGuards, type DynamicModule, type INestApplication, type Type } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import { DECORATORS, DocumentBuilder, type OpenAPIObject } from '@nestjs/swagger';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiAuthModule, ApiKeyGuard, Public, RequireScopes } from 'nestjs-api-auth';
+import { createApiAuthDocument } from 'nestjs-api-auth/swagger';
+import { ADAPTERS, GuardedController, bootApp, type Adapter } from '../fixtures/app.js';
+
+/** Like `bootApp`, with a global prefix (which must be set before `init`). */
+async function bootPrefixed(adapter: Adapter, imports: DynamicModule[], controllers: Type[], providers: Type[], prefix: string) {
+  const moduleRef = await Test.createTestingModule({ imports, controllers, providers }).compile();
+  const app = adapter === 'fastify' ? moduleRef.createNestApplication(new FastifyAdapter()) : moduleRef.createNestApplication();
+  app.setGlobalPrefix(prefix);
+  await app.init();
+  return app;
+}
+
+@Controller('free')
+class UnguardedController {
+  @Get()
+  free() {
+    return { free: true };
+  }
+}
+
+@Controller('mixed')
+class MethodGuardedController {
+  @Get('guarded')
+  @UseGuards(ApiKeyGuard)
+  guarded() {
+    return {};
+  }
+
+  @Get('open')
+  open() {
+    return {};
+  }
+}
+
+/** A guard subclass, as a GraphQL or WebSocket user would write, still counts. */
+class CustomApiKeyGuard extends ApiKeyGuard {}
+
+@Controller('custom')
+@UseGuards(CustomApiKeyGuard)
+class SubclassGuardedController {
+  @Post()
+  @RequireScopes('custom:write')
+  write() {
+    return {};
+  }
+}
+
+/** `${METHOD} ${path}` of every operation, and of those with a security requirement. */
+function operations(document: OpenAPIObject) {
+  const all: string[] = [];
+  const secured: string[] = [];
+  for (const [path, item] of Object.entries(document.paths)) {
+    for (const [method, operation] of Object.entries(item as Record<string, any>)) {
+      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
+      const id = `${method.toUpperCase()} ${path}`;
+      all.push(id);
+      if (operation.security?.length) secured.push(id);
+    }
+  }
+  return { all: all.sort(), secured: secured.sort() };
+}
+
+/** Validates the document, plus what swagger-parser leaves out: security requirements name defined schemes. */
+async function validate(document: OpenAPIObject) {
+  await expect(SwaggerParser.validate(structuredClone(document) as any)).resolves.toBeTruthy();
+  const schemes = Object.keys(document.components?.securitySchemes ?? {});
+  for (const item of Object.values(document.paths)) {
+    for (const operation of Object.values(item as Record<string, any>)) {
+      for (const requirement of operation.security ?? []) expect(schemes).toEqual(expect.arrayContaining(Object.keys(requirement)));
+    }
+  }
+}
+
+const op = (document: OpenAPIObject, method: string, path: string) => (document.paths[path] as any)?.[method];
+
+const MANAGEMENT = [
+  'POST /v1/api-keys',
+  'GET /v1/api-keys',
+  'GET /v1/api-keys/{id}',
+  'PATCH /v1/api-keys/{id}',
+  'POST /v1/api-keys/{id}/revoke',
+  'POST /v1/api-keys/{id}/rotate',
+  'DELETE /v1/api-keys/{id}',
+];
+
+describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (adapter) => {
+  let app: INestApplication;
+  let document: OpenAPIObject;
+
+  beforeAll(async () => {
+    app = await bootPrefixed(
+      adapter,
+      [ApiAuthModule.forRoot({ prefix: 'doc_', header: 'X-API-Key', routes: true })],
+      [GuardedController, UnguardedController, MethodGuardedController, SubclassGuardedController],
+      [CustomApiKeyGuard],
+      'v1',
+    );
+    document = createApiAuthDocument(app, new DocumentBuilder().setTitle('test').setVersion('1').build());
+  });
+  afterAll(() => app?.close());
+
+  it('validates against the OpenAPI 3.0 schema', async () => {
+    await validate(document);
+  });
+
+  it('secures exactly the routes the guard protects', () => {
+    const { all, secured } = operations(document);
+    const expected = [
+      'GET /v1/t/me',
+      'GET /v1/t/scope-of',
+      'GET /v1/t/write',
+      'GET /v1/t/any',
+      'GET /v1/mixed/guarded',
+      'POST /v1/custom',
+      ...MANAGEMENT,
+    ].sort();
+    expect(secured).toEqual(expected);
+    // The public and unguarded routes are in the document, without security.
+    expect(all).toEqual(expect.arrayContaining(['GET /v1/t/open', 'GET /v1/free', 'GET /v1/mixed/open']));
+    expect(all.length).toBe(expected.length + 3);
+    expect(document.security).toBeUndefined();
+  });
+
+  it('registers the schemes under the configured header and bearer', () => {
+    expect(document.components?.securitySchemes).toEqual({
+      'X-API-Key': expect.objectContaining({ type: 'apiKey', in: 'header', name: 'X-API-Key' }),
+      bearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+    });
+    expect(op(document, 'get', '/v1/t/me').security).toEqual([{ 'X-API-Key': [] }, { bearer: [] }]);
+  });
+
+  it('adds 401 and 503 to guarded routes, 403 only where scopes are required, none to public ones', () => {
+    const me = op(document, 'get', '/v1/t/me');
+    expect(Object.keys(me.responses).sort()).toEqual(['200', '401', '503']);
+    const write = op(document, 'get', '/v1/t/write');
+    expect(Object.keys(write.responses).sort()).toEqual(['200', '401', '403', '503']);
+    expect(write.responses['403'].description).toContain('all of: things:read, things:write');
+    expect(op(document, 'get', '/v1/t/any').responses['403'].description).toContain('one of: a, b');
+    expect(op(document, 'post', '/v1/custom')['x-required-scopes']).toEqual({ scopes: ['custom:write'], match: 'all' });
+    for (const [method, path] of [['get', '/v1/t/open'], ['get', '/v1/free'], ['get', '/v1/mixed/open']]) {
+      const open = op(document, method!, path!);
+      expect(open.security, path).toBeUndefined();
+      expect(Object.keys(open.responses), path).toEqual(['200']);
+    }
+  });
+
+  it('describes the management routes with request and response schemas', () => {
+    const schemas = document.components?.schemas as Record<string, any>;
+    const issue = op(document, 'post', '/v1/api-keys');
+    expect(issue.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/IssueApiKeyRequest' });
+    expect(issue.responses['201'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/IssuedApiKey' });
+    expect(Object.keys(issue.responses).sort()).toEqual(['201', '400', '401', '403', '503']);
+    expect(issue.tags).toEqual(['API keys']);
+    expect(schemas.IssueApiKeyRequest.additionalProperties).toBe(false);
+    expect(schemas.IssueApiKeyRequest.required).toEqual(['name', 'scopes']);
+    expect(Object.keys(schemas.ApiKey.properties)).not.toContain('keyHash');
+
+    const list = op(document, 'get', '/v1/api-keys');
+    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(['ownerId', 'cursor', 'limit']);
+    expect(list.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ApiKeyPage' });
+    expect(list.requestBody).toBeUndefined();
+
+    const rotate = op(document, 'post', '/v1/api-keys/{id}/rotate');
+    expect(rotate.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
+    expect(rotate.requestBody.required).toBe(false);
+    expect(rotate.responses['201'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/RotatedApiKey' });
+    expect(Object.keys(op(document, 'delete', '/v1/api-keys/{id}').responses).sort()).toEqual(['204', '401', '403', '404', '503']);
+    expect(op(document, 'patch', '/v1/api-keys/{id}').requestBody.content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/UpdateApiKeyRequest',
+    });
+  });
+
+  it('leaves no trace on the handlers and gives the same document twice', () => {
+    expect(JSON.stringify(document)).not.toContain('x-nestjs-api-auth');
+    expect(Reflect.getOwnMetadata(DECORATORS.API_EXTENSION, GuardedController.prototype.me)).toBeUndefined();
+    const again = createApiAuthDocument(app, new DocumentBuilder().setTitle('test').setVersion('1').build());
+    expect(again).toEqual(document);
+  });
+});
+
+@Controller()
+class GlobalGuardController {
+  @Get('health')
+  @Public()
+  health() {
+    return {};
+  }
+
+  @Get('data')
+  data() {
+    return {};
+  }
+}
+
+describe('OpenAPI document with a global guard, a custom header, no bearer and a query parameter', () => {
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    app = await bootApp(
+      'express',
+      [ApiAuthModule.forRoot({ header: 'X-Tenant-Key', bearer: false, queryParam: 'api_key' })],
+      { controllers: [GlobalGuardController], providers: [{ provide: APP_GUARD, useClass: ApiKeyGuard }] },
+    );
+  });
+  afterAll(() => app?.close());
+
+  it.each(['3.0.0', '3.1.0'])('secures all but @Public routes and validates as OpenAPI %s', async (version) => {
+    const config = new DocumentBuilder().setTitle('global').setOpenAPIVersion(version).build();
+    const document = createApiAuthDocument(app, config);
+    await validate(document);
+    expect(operations(document).secured).toEqual(['GET /data']);
+    expect(document.components?.securitySchemes).toEqual({
+      'X-Tenant-Key': expect.objectContaining({ type: 'apiKey', in: 'header', name: 'X-Tenant-Key' }),
+      'api-key-query': expect.objectContaining({ type: 'apiKey', in: 'query', name: 'api_key' }),
+    });
+    expect(op(document, 'get', '/data').security).toEqual([{ 'X-Tenant-Key': [] }, { 'api-key-query': [] }]);
+    // Without the management routes only the shared error schema is added.
+    expect(Object.keys(document.components?.schemas ?? {})).toEqual(['ApiKeyErrorResponse']);
+  });
+
+  it('refuses to overwrite a schema of the same name the app defined', () => {
+    const config = new DocumentBuilder().setTitle('clash').build();
+    config.components = { schemas: { ApiKeyErrorResponse: { type: 'string' } } };
+    expect(() => createApiAuthDocument(app, config)).toThrow(/already defines a schema named "ApiKeyErrorResponse"/);
+  });
+});
+
+describe('the root entry', () => {
+  it('never imports @nestjs/swagger, statically or dynamically', () => {
+    const lib = resolve(dirname(fileURLToPath(import.meta.url)), '../../lib');
+    const seen = new Set<string>();
+    const offenders: string[] = [];
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const source = readFileSync(file, 'utf8');
+      for (const [, specifier] of source.matchAll(/(?:from|import\()\s*['"]([^'"]+)['"]/g)) {
+        if (specifier!.startsWith('@nestjs/swagger')) offenders.push(file);
+        if (specifier!.startsWith('.')) visit(resolve(dirname(file), specifier!.replace(/\.js$/, '.ts')));
+      }
+    };
+    visit(resolve(lib, 'index.ts'));
+    expect(seen.size).toBeGreaterThan(10);
+    expect([...seen].some((file) => file.endsWith('management/api-keys.controller.ts'))).toBe(true);
+    expect(offenders).toEqual([]);
+  });
+});
