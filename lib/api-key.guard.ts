@@ -193,16 +193,8 @@ export class ApiKeyGuard implements CanActivate {
    * `code`. Override to throw a `WsException` or a GraphQL error instead.
    */
   protected throwFailure(context: ExecutionContext, failure: ApiKeyFailure): never {
-    const body: Record<string, unknown> = {
-      statusCode: failure.status,
-      error: failure.status === 401 ? 'Unauthorized' : failure.status === 403 ? 'Forbidden' : 'Service Unavailable',
-      code: failure.code,
-      message: MESSAGES[failure.code],
-    };
+    const body = this.failureBody(failure);
     if (failure.status === 403) {
-      // Name what the route needs, never what the key holds.
-      body.requiredScopes = [...failure.requirement.scopes];
-      body.scopeMatch = failure.requirement.match;
       this.setResponseHeader(
         context,
         'WWW-Authenticate',
@@ -219,6 +211,26 @@ export class ApiKeyGuard implements CanActivate {
       this.setResponseHeader(context, 'Retry-After', '1');
     }
     throw new HttpException(body, failure.status, { cause: failure.status === 503 ? failure.error : undefined });
+  }
+
+  /**
+   * The error body of a refusal: `statusCode`, `error`, the stable `code`, `message`,
+   * and for 403 the scopes the route requires. Transport-neutral, so a `throwFailure`
+   * override (WebSocket, GraphQL) reports exactly what HTTP clients get.
+   */
+  protected failureBody(failure: ApiKeyFailure): Record<string, unknown> {
+    const body: Record<string, unknown> = {
+      statusCode: failure.status,
+      error: failure.status === 401 ? 'Unauthorized' : failure.status === 403 ? 'Forbidden' : 'Service Unavailable',
+      code: failure.code,
+      message: MESSAGES[failure.code],
+    };
+    if (failure.status === 403) {
+      // Name what the route needs, never what the key holds.
+      body.requiredScopes = [...failure.requirement.scopes];
+      body.scopeMatch = failure.requirement.match;
+    }
+    return body;
   }
 
   /** Sets a header on the HTTP response (Express or Fastify); a no-op for other transports. */
