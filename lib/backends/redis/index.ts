@@ -1,2 +1,3 @@
 // Entry "nestjs-api-auth/redis". Optional peers: `redis` (node-redis) and a cache-manager Cache.
 export { RedisBackend, type RedisBackendOptions, type RedisCommandClient, type RedisCommandOptions } from './redis.backend.js';
+export { RedisCacheBackend, type RedisCacheBackendOptions, type RedisCacheInvalidation, type RedisCacheManager } from './redis-cache.backend.js';
