@@ -1,0 +1,211 @@
+import { Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
+import type { ApiKeyBackend, ListByOwnerOptions } from '../backends/backend.interface.js';
+import type { CachedLookup } from './cached-lookup.interface.js';
+import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
+import { L1Cache, type CachedApiKey, type L1CacheOptions } from './l1-cache.js';
+
+/** Options of {@link CachedBackend}: the L1's bounds and TTLs, and the bus that keeps a fleet in step. */
+export interface CachedBackendOptions extends L1CacheOptions {
+  /**
+   * Carries invalidations between instances (e.g. `RedisInvalidationBus` from
+   * `nestjs-api-auth/redis`). Without one, each instance only sees its own writes at
+   * once and other instances' writes after `ttl`: fine for a single instance, not for
+   * a fleet. The backend subscribes to it but never closes it.
+   */
+  bus?: ApiKeyInvalidationBus;
+}
+
+const HASH_IN_TEXT = /[0-9a-f]{64}/gi;
+
+/**
+ * Puts an in-process L1 cache in front of any backend. Lookups by hash are answered
+ * from memory (positive and negative entries), concurrent misses for one hash share a
+ * single primary read, and every write through it drops the key here and, over the
+ * bus, on every other instance. Reads by id and listings go to the primary: they are
+ * not the hot path and must be fresh.
+ *
+ * ```ts
+ * const backend = new CachedBackend(new MikroOrmBackend(orm), { bus: new RedisInvalidationBus(redis) });
+ * ```
+ *
+ * `lastUsedAt` on cached records lags by up to `ttl`: usage writes go straight to the
+ * primary and do not invalidate, or every interval would flush the cache.
+ */
+export class CachedBackend implements ApiKeyBackend, CachedLookup {
+  /** The in-process cache; exposed for metrics (`size`) and tests. */
+  readonly cache: L1Cache;
+  /** Optional in the contract, so present only when the primary has it. */
+  readonly countByOwner?: (ownerId: string) => Promise<number>;
+  private readonly logger = new Logger('ApiAuth');
+  private readonly bus: ApiKeyInvalidationBus | undefined;
+  private readonly inflight = new Map<string, Promise<ApiKey | null>>();
+  /** Identifies this instance's messages, so it can skip their echo. */
+  private readonly origin = randomUUID();
+  private readonly unsubscribers: Array<() => void> = [];
+  /**
+   * Bumped by every invalidation. A primary read that started before one may carry the
+   * old record, so its result is returned but not cached.
+   */
+  private generation = 0;
+  private publishFailing = false;
+
+  constructor(
+    /** The store behind the cache. Never closed by this class. */
+    readonly primary: ApiKeyBackend,
+    options: CachedBackendOptions = {},
+  ) {
+    this.cache = new L1Cache(options);
+    this.bus = options.bus;
+    if (primary.countByOwner) this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
+    if (this.bus) {
+      this.unsubscribers.push(
+        this.bus.subscribe((message) => {
+          if (message.origin !== this.origin) this.apply(message);
+        }),
+        // Messages sent while we were disconnected are lost: any entry may be stale.
+        this.bus.onReconnect(() => this.apply({ all: true })),
+      );
+    }
+  }
+
+  peekByHash(keyHash: string): CachedApiKey | null | undefined {
+    return this.cache.get(keyHash);
+  }
+
+  async getByHash(keyHash: string): Promise<ApiKey | null> {
+    const hit = this.cache.get(keyHash);
+    if (hit !== undefined) return hit === null ? null : cloneApiKey(hit.record);
+    const record = await this.load(keyHash);
+    // Waiters of one read share its result; each gets its own copy.
+    return record ? cloneApiKey(record) : null;
+  }
+
+  getById(id: string): Promise<ApiKey | null> {
+    return this.primary.getById(id);
+  }
+
+  async create(apiKey: ApiKey): Promise<ApiKey> {
+    try {
+      return await this.primary.create(apiKey);
+    } finally {
+      // Drops a negative entry for the hash, here and elsewhere. Also after a failure:
+      // a create that timed out may still have been stored.
+      await this.invalidate({ ids: [apiKey.id], hashes: [apiKey.keyHash] });
+    }
+  }
+
+  async update(apiKey: ApiKey): Promise<ApiKey> {
+    let stored: ApiKey | undefined;
+    try {
+      stored = await this.primary.update(apiKey);
+      return stored;
+    } finally {
+      // The stored hash is the one that counts (update never changes it), but the id
+      // alone suffices for receivers that hold the key.
+      await this.invalidate({ ids: [apiKey.id], hashes: stored ? [stored.keyHash] : [] });
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    try {
+      await this.primary.delete(id);
+    } finally {
+      await this.invalidate({ ids: [id] });
+    }
+  }
+
+  listByOwner(ownerId: string, options?: ListByOwnerOptions): AsyncIterable<ApiKey> {
+    return this.primary.listByOwner(ownerId, options);
+  }
+
+  recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean> {
+    return this.primary.recordUsage(id, usedAt, staleBefore);
+  }
+
+  /**
+   * Drops keys from this L1 and tells the other instances to do the same. Call it
+   * after changing keys behind the library's back (a migration, a SQL fix). Never
+   * rejects: if the bus fails, the others catch up within `ttl`.
+   */
+  async invalidate(message: Omit<ApiKeyInvalidation, 'origin'>): Promise<void> {
+    this.apply(message);
+    if (!this.bus) return;
+    try {
+      await this.bus.publish({ ...message, origin: this.origin });
+      if (this.publishFailing) {
+        this.publishFailing = false;
+        this.logger.log('Publishing API key invalidations works again.');
+      }
+    } catch (error) {
+      if (!this.publishFailing) {
+        this.publishFailing = true;
+        // A custom bus may put the payload in its error; hashes never reach a log.
+        const reason = String((error as Error)?.message ?? error).replace(HASH_IN_TEXT, '[hash]');
+        this.logger.warn(
+          `Could not publish an API key invalidation; other instances may serve the old record for up to ${this.cache.ttlMs} ms: ${reason}`,
+        );
+      }
+    }
+  }
+
+  /** Drops every entry here and on every instance. */
+  invalidateAll(): Promise<void> {
+    return this.invalidate({ all: true });
+  }
+
+  /** Stops listening to the bus. Closes neither the bus nor the primary: whoever opened them closes them. */
+  close(): void {
+    for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
+  }
+
+  private apply(message: ApiKeyInvalidation): void {
+    this.generation++;
+    // New readers must not join a read that may return what was just invalidated.
+    this.inflight.clear();
+    if (message.all) {
+      this.cache.clear();
+      return;
+    }
+    for (const id of message.ids ?? []) this.cache.deleteId(id);
+    for (const hash of message.hashes ?? []) this.cache.deleteHash(hash);
+  }
+
+  /** One primary read per hash at a time; fills the cache unless an invalidation overtook it. */
+  private load(keyHash: string): Promise<ApiKey | null> {
+    const pending = this.inflight.get(keyHash);
+    if (pending) return pending;
+    const generation = this.generation;
+    let read: Promise<ApiKey | null>;
+    try {
+      read = this.primary.getByHash(keyHash);
+    } catch (error) {
+      read = Promise.reject(error);
+    }
+    const shared = read.then(
+      (record) => {
+        if (this.inflight.get(keyHash) === shared) this.inflight.delete(keyHash);
+        if (generation === this.generation) {
+          // A primary that answers with another key's record is broken; the service
+          // refuses it, and the cache must not file it under this hash.
+          if (record == null) this.cache.setMissing(keyHash);
+          else if (record.keyHash === keyHash) this.cache.set(record);
+        }
+        return record ?? null;
+      },
+      (error: unknown) => {
+        // Failures are never cached: an outage must not turn into "unknown key".
+        if (this.inflight.get(keyHash) === shared) this.inflight.delete(keyHash);
+        throw error;
+      },
+    );
+    this.inflight.set(keyHash, shared);
+    return shared;
+  }
+}
+
+/** Wraps `backend` in a {@link CachedBackend}: `withL1Cache(new MikroOrmBackend(orm), { bus })`. */
+export function withL1Cache(backend: ApiKeyBackend, options?: CachedBackendOptions): CachedBackend {
+  return new CachedBackend(backend, options);
+}

@@ -1,0 +1,186 @@
+import { cloneApiKey, toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
+import { LruMap } from './lru-map.js';
+
+/**
+ * A key held in the L1: the record and the view handed to requests, both frozen and
+ * shared by every request that hits the entry, so a hit copies nothing.
+ */
+export interface CachedApiKey {
+  /** The stored record as the primary returned it. Frozen: never mutate it. */
+  readonly record: Readonly<ApiKey>;
+  /** What `@CurrentApiKey()` receives. Frozen, without the hash. */
+  readonly view: Readonly<ApiKeyView>;
+}
+
+/** Options of {@link L1Cache}; every value is validated by the constructor. */
+export interface L1CacheOptions {
+  /**
+   * Most known keys held. Past it the least recently used is dropped. A held key costs
+   * about one kilobyte plus its metadata. Default `10000`.
+   */
+  maxEntries?: number;
+  /**
+   * Most unknown hashes remembered. Kept apart from `maxEntries` so that a flood of
+   * garbage keys evicts other garbage, never the keys real clients use. About 150
+   * bytes each. Default `100000`.
+   */
+  maxNegativeEntries?: number;
+  /**
+   * How long a known key is served from memory, in milliseconds. With a bus this only
+   * bounds staleness while the bus is down; without one it is how long another
+   * instance's revocation can go unseen. An entry never outlives the key's `expiresAt`.
+   * Default `10000`.
+   */
+  ttl?: number;
+  /**
+   * How long an unknown hash is remembered, in milliseconds: the primary sees each
+   * distinct garbage key at most once per this interval. Default `5000`.
+   */
+  negativeTtl?: number;
+  /** The clock, in epoch milliseconds. Inject one in tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+const DEFAULTS = { maxEntries: 10_000, maxNegativeEntries: 100_000, ttl: 10_000, negativeTtl: 5_000 };
+
+/**
+ * The in-process cache in front of a backend, keyed by key hash: bounded LRU by entry
+ * count, with separate bounds for known keys and unknown hashes, a per-entry deadline
+ * checked on read (no timer per entry), and an id index so a change announced by id
+ * finds its entry. Every operation is O(1).
+ */
+export class L1Cache {
+  private readonly known: LruMap<CachedApiKey>;
+  /** Unknown hashes carry no value: garbage keys should cost as little as possible. */
+  private readonly unknown: LruMap<true>;
+  private readonly hashById = new Map<string, string>();
+  private readonly ttl: number;
+  private readonly negativeTtl: number;
+  private readonly now: () => number;
+
+  constructor(options: L1CacheOptions = {}) {
+    this.known = new LruMap(positiveInteger('maxEntries', options.maxEntries, DEFAULTS.maxEntries), (entry) =>
+      this.forgetId(entry),
+    );
+    this.unknown = new LruMap(positiveInteger('maxNegativeEntries', options.maxNegativeEntries, DEFAULTS.maxNegativeEntries));
+    this.ttl = positiveInteger('ttl', options.ttl, DEFAULTS.ttl);
+    this.negativeTtl = positiveInteger('negativeTtl', options.negativeTtl, DEFAULTS.negativeTtl);
+    if (options.now !== undefined && typeof options.now !== 'function') {
+      throw new Error('nestjs-api-auth: L1 cache option "now" must be a function returning epoch milliseconds.');
+    }
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Entries held, known and unknown, including expired ones not yet dropped. */
+  get size(): number {
+    return this.known.size + this.unknown.size;
+  }
+
+  /** Known keys held. */
+  get knownSize(): number {
+    return this.known.size;
+  }
+
+  /** Unknown hashes held. */
+  get unknownSize(): number {
+    return this.unknown.size;
+  }
+
+  /** How long a known key is served from memory, in milliseconds. */
+  get ttlMs(): number {
+    return this.ttl;
+  }
+
+  /**
+   * The cached answer for a hash: the key, `null` when the hash is known not to exist,
+   * or `undefined` when the cache cannot say (ask the primary).
+   */
+  get(keyHash: string): CachedApiKey | null | undefined {
+    const now = this.now();
+    const entry = this.known.get(keyHash, now);
+    if (entry !== undefined) return entry;
+    return this.unknown.get(keyHash, now) === undefined ? undefined : null;
+  }
+
+  /**
+   * Holds `record` under its own hash and returns the entry. The record is copied and
+   * frozen; later changes to the argument do not reach the cache.
+   */
+  set(record: ApiKey): CachedApiKey {
+    const now = this.now();
+    let deadline = now + this.ttl;
+    // A live key must stop being served at its expiry even if the TTL runs longer. A key
+    // already past it is cached as expired: only an update (which invalidates) revives it.
+    const expiresAt = record.expiresAt === null ? null : record.expiresAt.getTime();
+    if (expiresAt !== null && expiresAt > now && expiresAt < deadline) deadline = expiresAt;
+
+    const frozen = deepFreeze(cloneApiKey(record));
+    const value: CachedApiKey = Object.freeze({ record: frozen, view: deepFreeze(toApiKeyView(frozen)) });
+    const hash = frozen.keyHash;
+
+    this.unknown.delete(hash);
+    const previousHash = this.hashById.get(frozen.id);
+    if (previousHash !== undefined && previousHash !== hash) this.deleteHash(previousHash);
+    this.hashById.set(frozen.id, hash);
+    this.known.set(hash, value, deadline);
+    return value;
+  }
+
+  /** Remembers that no key has this hash, for `negativeTtl`. */
+  setMissing(keyHash: string): void {
+    const known = this.known.delete(keyHash);
+    if (known !== undefined) this.forgetId(known);
+    this.unknown.set(keyHash, true, this.now() + this.negativeTtl);
+  }
+
+  /** Drops whatever is cached for this hash. Returns whether anything was. */
+  deleteHash(keyHash: string): boolean {
+    const known = this.known.delete(keyHash);
+    if (known !== undefined) {
+      this.forgetId(known);
+      return true;
+    }
+    return this.unknown.delete(keyHash) !== undefined;
+  }
+
+  /** Drops the cached key with this id, if any. */
+  deleteId(id: string): boolean {
+    const hash = this.hashById.get(id);
+    if (hash === undefined) return false;
+    this.hashById.delete(id);
+    return this.known.delete(hash) !== undefined;
+  }
+
+  /** Drops everything. */
+  clear(): void {
+    this.known.clear();
+    this.unknown.clear();
+    this.hashById.clear();
+  }
+
+  private forgetId(entry: CachedApiKey): void {
+    const id = entry.record.id;
+    if (this.hashById.get(id) === entry.record.keyHash) this.hashById.delete(id);
+  }
+}
+
+function positiveInteger(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new Error(`nestjs-api-auth: L1 cache option "${option}" must be a positive integer (got ${String(value)}).`);
+  }
+  return value;
+}
+
+/**
+ * Freezes the object graph of a record. Dates keep their mutators (freezing cannot
+ * stop `setTime`); everything else becomes read-only, so one request cannot change
+ * what the next one sees.
+ */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof Date)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
+}
