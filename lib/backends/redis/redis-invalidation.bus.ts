@@ -1,0 +1,207 @@
+import { Logger } from '@nestjs/common';
+import { BackendUnavailableError } from '../../api-key.errors.js';
+import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from '../../cache/invalidation-bus.interface.js';
+import { decodeInvalidation, encodeInvalidation } from '../../cache/invalidation-message.js';
+
+/** The subscriber connection the bus opens with `duplicate()`: the node-redis calls it uses. */
+export interface RedisInvalidationSubscriber {
+  readonly isOpen: boolean;
+  connect(): Promise<unknown>;
+  subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): unknown;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/** The node-redis (v5) client the bus publishes with; `createClient()` from `redis` fits. */
+export interface RedisInvalidationClient {
+  readonly isReady: boolean;
+  publish(channel: string, message: string): Promise<unknown>;
+  duplicate(overrides?: { name?: string }): RedisInvalidationSubscriber;
+}
+
+/** Options of {@link RedisInvalidationBus}. */
+export interface RedisInvalidationBusOptions {
+  /**
+   * Namespace of the channel, which is `<namespace>:invalidate`. Every instance that
+   * shares keys must use the same one; separate deployments on one Redis use separate
+   * ones. Default `"api-auth"`.
+   */
+  namespace?: string;
+  /**
+   * How long a publish may take before the key write that sent it carries on without
+   * it, in milliseconds. The other instances then catch up within their L1 `ttl`.
+   * Default `1000`.
+   */
+  publishTimeoutMs?: number;
+  /**
+   * Name of the subscriber connection (`CLIENT SETNAME`), so it is recognisable in
+   * `CLIENT LIST`. Default `"<namespace>:invalidation"`.
+   */
+  connectionName?: string;
+}
+
+const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * Redis pub/sub transport for L1 invalidations. Publishes with the client you pass
+ * and subscribes on a duplicate of it, which the bus owns: `close()` ends the duplicate
+ * and leaves your client open.
+ *
+ * node-redis reconnects the subscriber on its own and resubscribes before it reports
+ * ready; the bus then calls its `onReconnect` handlers, so every `CachedBackend` on it
+ * clears its L1 of whatever it might have missed while disconnected.
+ *
+ * ```ts
+ * const bus = await new RedisInvalidationBus(redis, { namespace: 'billing' }).connect();
+ * const backend = new CachedBackend(new MikroOrmBackend(orm), { bus });
+ * ```
+ */
+export class RedisInvalidationBus implements ApiKeyInvalidationBus {
+  /** The pub/sub channel: `<namespace>:invalidate`. */
+  readonly channel: string;
+  /** Name of the subscriber connection in `CLIENT LIST`. */
+  readonly connectionName: string;
+  private readonly logger = new Logger('ApiAuth');
+  private readonly publishTimeoutMs: number;
+  private readonly handlers = new Set<(message: ApiKeyInvalidation) => void>();
+  private readonly reconnectHandlers = new Set<() => void>();
+  private subscriber: RedisInvalidationSubscriber | undefined;
+  private connecting: Promise<this> | undefined;
+  private everReady = false;
+  private disconnected = false;
+  private closed = false;
+
+  constructor(
+    /** Publishes invalidations. Never closed by the bus. */
+    private readonly client: RedisInvalidationClient,
+    options: RedisInvalidationBusOptions = {},
+  ) {
+    const namespace = options.namespace ?? 'api-auth';
+    if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) {
+      throw new Error(
+        `nestjs-api-auth: RedisInvalidationBus option "namespace" must be 1-128 letters, digits or "_.:-" (got ${JSON.stringify(namespace)}).`,
+      );
+    }
+    const timeout = options.publishTimeoutMs ?? 1_000;
+    if (!Number.isSafeInteger(timeout) || timeout < 1) {
+      throw new Error(`nestjs-api-auth: RedisInvalidationBus option "publishTimeoutMs" must be a positive integer (got ${String(timeout)}).`);
+    }
+    this.channel = `${namespace}:invalidate`;
+    this.connectionName = options.connectionName ?? `${namespace}:invalidation`;
+    this.publishTimeoutMs = timeout;
+  }
+
+  /** Whether the subscription is live: messages published now will be received. */
+  get isListening(): boolean {
+    return this.everReady && !this.disconnected && !this.closed;
+  }
+
+  /**
+   * Opens the subscriber connection and subscribes. Idempotent; `subscribe()` calls it
+   * too, but awaiting it at start-up means no message is missed from the first request.
+   */
+  connect(): Promise<this> {
+    if (this.closed) return Promise.reject(new Error('nestjs-api-auth: the RedisInvalidationBus is closed.'));
+    this.connecting ??= this.open().catch((error: unknown) => {
+      this.connecting = undefined;
+      throw error;
+    });
+    return this.connecting;
+  }
+
+  async publish(message: ApiKeyInvalidation): Promise<void> {
+    // node-redis queues commands while offline; a key write must not wait for Redis to return.
+    if (!this.client.isReady) throw new BackendUnavailableError('Redis is not connected; the invalidation was not published.');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BackendUnavailableError(`Redis did not accept the invalidation within ${this.publishTimeoutMs} ms.`)),
+        this.publishTimeoutMs,
+      );
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.client.publish(this.channel, encodeInvalidation(message)), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  subscribe(handler: (message: ApiKeyInvalidation) => void): () => void {
+    this.handlers.add(handler);
+    this.connect().catch((error: unknown) => {
+      this.logger.error(`Could not subscribe to API key invalidations: ${(error as Error)?.message ?? error}`);
+    });
+    return () => void this.handlers.delete(handler);
+  }
+
+  onReconnect(handler: () => void): () => void {
+    this.reconnectHandlers.add(handler);
+    return () => void this.reconnectHandlers.delete(handler);
+  }
+
+  /** Ends the subscriber connection the bus opened. The client you passed stays open. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    await this.connecting?.catch(() => undefined);
+    if (subscriber?.isOpen) {
+      // close() waits for pending replies; destroy() covers a connection that is down.
+      await subscriber.close().catch(() => subscriber.destroy());
+    }
+  }
+
+  private async open(): Promise<this> {
+    const subscriber = this.client.duplicate({ name: this.connectionName });
+    this.subscriber = subscriber;
+    // Without an 'error' listener node-redis would crash the process on a dropped connection.
+    subscriber.on('error', (error: Error) => {
+      if (this.disconnected || this.closed) return;
+      this.disconnected = true;
+      this.logger.warn(
+        `Lost the API key invalidation subscription; L1 entries stay at most their TTL old until it is back: ${error?.message ?? error}`,
+      );
+    });
+    subscriber.on('reconnecting', () => {
+      if (!this.closed) this.disconnected = true;
+    });
+    subscriber.on('ready', () => {
+      // node-redis has resubscribed by the time it reports ready.
+      if (!this.everReady || this.closed) return;
+      this.disconnected = false;
+      this.logger.log('The API key invalidation subscription is back; clearing the L1.');
+      for (const handler of [...this.reconnectHandlers]) this.safely(handler);
+    });
+    try {
+      await subscriber.connect();
+      await subscriber.subscribe(this.channel, (payload) => this.receive(payload));
+    } catch (error) {
+      if (subscriber.isOpen) subscriber.destroy();
+      if (this.subscriber === subscriber) this.subscriber = undefined;
+      throw error;
+    }
+    this.everReady = true;
+    this.disconnected = false;
+    if (this.closed) {
+      // close() ran while we were connecting.
+      await subscriber.close().catch(() => subscriber.destroy());
+    }
+    return this;
+  }
+
+  private receive(payload: string): void {
+    const message = decodeInvalidation(payload);
+    for (const handler of [...this.handlers]) this.safely(() => handler(message));
+  }
+
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.logger.error(`An API key invalidation handler failed: ${(error as Error)?.message ?? error}`);
+    }
+  }
+}

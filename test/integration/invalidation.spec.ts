@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import { createClient, type RedisClientType } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ApiKeyService,
+  BackendUnavailableError,
+  CachedBackend,
+  MemoryBackend,
+  resolveApiAuthOptions,
+  type ApiKeyInvalidation,
+} from 'nestjs-api-auth';
+import { RedisInvalidationBus } from 'nestjs-api-auth/redis';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** One app instance: its own Redis connection, bus, L1 and service, over the shared primary. */
+interface Instance {
+  client: RedisClientType;
+  bus: RedisInvalidationBus;
+  backend: CachedBackend;
+  service: ApiKeyService;
+}
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    if (await condition()) return performance.now() - start;
+    if (performance.now() - start > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('L1 invalidation across instances over Redis pub/sub', () => {
+  // A namespace of its own, so parallel runs never hear each other.
+  const namespace = `test-inv-${randomBytes(6).toString('hex')}`;
+  const primary = new MemoryBackend(); // stands in for the shared database
+  let admin: RedisClientType;
+  let one: Instance;
+  let two: Instance;
+
+  async function startInstance(name: string): Promise<Instance> {
+    const client: RedisClientType = createClient({ url: REDIS_URL });
+    client.on('error', () => undefined);
+    await client.connect();
+    const bus = await new RedisInvalidationBus(client, { namespace, connectionName: `${namespace}:${name}` }).connect();
+    // A TTL far beyond the test's patience: only the bus can make an instance forget a key.
+    const backend = new CachedBackend(primary, { bus, ttl: 600_000, negativeTtl: 600_000 });
+    const service = new ApiKeyService(resolveApiAuthOptions({ backend, prefix: 'inv_', trackUsage: false }));
+    return { client, bus, backend, service };
+  }
+
+  async function stopInstance(instance: Instance | undefined): Promise<void> {
+    if (!instance) return;
+    instance.backend.close();
+    await instance.bus.close();
+    await instance.client.close();
+  }
+
+  async function subscriberIds(connectionName: string): Promise<string[]> {
+    const list = await admin.sendCommand<string>(['CLIENT', 'LIST', 'TYPE', 'pubsub']);
+    return list
+      .split('\n')
+      .filter((line) => line.includes(` name=${connectionName} `))
+      .map((line) => /(?:^|\s)id=(\d+)/.exec(line)![1]!);
+  }
+
+  beforeAll(async () => {
+    admin = createClient({ url: REDIS_URL });
+    await admin.connect();
+    one = await startInstance('one');
+    two = await startInstance('two');
+  });
+
+  afterAll(async () => {
+    await stopInstance(one);
+    await stopInstance(two);
+    await admin?.close();
+  });
+
+  it('subscribes on a named connection of its own, on the namespaced channel', async () => {
+    expect(one.bus.channel).toBe(`${namespace}:invalidate`);
+    expect(await subscriberIds(`${namespace}:one`)).toHaveLength(1);
+    const counts = (await admin.sendCommand(['PUBSUB', 'NUMSUB', one.bus.channel])) as [string, number];
+    expect(Number(counts[1])).toBe(2);
+  });
+
+  it('a revoke on one instance is refused by the other within one second', async () => {
+    const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n' });
+    expect((await two.service.authenticate(key)).ok).toBe(true);
+    const { keyHash } = (await primary.getById(apiKey.id))!;
+    expect(two.backend.peekByHash(keyHash)).toBeDefined(); // served from two's L1 from now on
+    const started = performance.now();
+    await one.service.revoke(apiKey.id);
+    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+  });
+
+  it('propagates updates and deletes', async () => {
+    const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n', scopes: ['a'] });
+    expect((await two.service.authenticate(key)).ok).toBe(true);
+    await one.service.update(apiKey.id, { scopes: ['b'] });
+    await waitFor(async () => {
+      const result = await two.service.authenticate(key);
+      return result.ok && result.apiKey.scopes[0] === 'b';
+    }, 1_000);
+    await one.service.delete(apiKey.id);
+    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
+    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'invalid_api_key' });
+  });
+
+  it('clears the L1 when the subscriber connection is dropped and comes back, then keeps receiving', async () => {
+    const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n' });
+    expect((await two.service.authenticate(key)).ok).toBe(true);
+    await two.service.authenticate(two.service.format.generate()); // a negative entry too
+    expect(two.backend.cache.size).toBeGreaterThanOrEqual(2);
+
+    const [id] = await subscriberIds(`${namespace}:two`);
+    expect(id).toBeDefined();
+    let reconnected = false;
+    two.bus.onReconnect(() => (reconnected = true));
+    // Only this subscriber: `CLIENT KILL TYPE pubsub` would also cut other test files' connections.
+    await admin.sendCommand(['CLIENT', 'KILL', 'ID', id!]);
+    await waitFor(() => reconnected, 5_000);
+    expect(two.backend.cache.size).toBe(0);
+    expect(two.bus.isListening).toBe(true);
+    expect(await subscriberIds(`${namespace}:two`)).not.toContain(id);
+
+    expect((await two.service.authenticate(key)).ok).toBe(true);
+    await one.service.revoke(apiKey.id);
+    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
+  });
+
+  it('treats a message it cannot read as "drop everything"', async () => {
+    const { key } = await one.service.issue({ ownerId: 'o', name: 'n' });
+    await two.service.authenticate(key);
+    expect(two.backend.cache.size).toBeGreaterThan(0);
+    await admin.publish(two.bus.channel, '{"v":99,"i":"not a list"}');
+    await waitFor(() => two.backend.cache.size === 0, 1_000);
+  });
+
+  it('delivers what a custom sender publishes, decoded', async () => {
+    const received: ApiKeyInvalidation[] = [];
+    const off = one.bus.subscribe((m) => received.push(m));
+    await two.bus.publish({ ids: ['id-1'], hashes: ['ab'.repeat(32)], origin: 'custom' });
+    await waitFor(() => received.length > 0, 1_000);
+    off();
+    expect(received[0]).toEqual({ ids: ['id-1'], hashes: ['ab'.repeat(32)], all: false, origin: 'custom' });
+  });
+
+  it('refuses to publish at once when its client is not connected, instead of queueing', async () => {
+    const offline = createClient({ url: REDIS_URL });
+    const bus = new RedisInvalidationBus(offline, { namespace });
+    const started = performance.now();
+    await expect(bus.publish({ ids: ['x'] })).rejects.toBeInstanceOf(BackendUnavailableError);
+    expect(performance.now() - started).toBeLessThan(100);
+    await bus.close();
+  });
+
+  it('closes only the subscriber it opened, never the client it was given', async () => {
+    const client = createClient({ url: REDIS_URL });
+    await client.connect();
+    const bus = await new RedisInvalidationBus(client, { namespace, connectionName: `${namespace}:closing` }).connect();
+    expect(await subscriberIds(`${namespace}:closing`)).toHaveLength(1);
+    await bus.close();
+    await waitFor(async () => (await subscriberIds(`${namespace}:closing`)).length === 0, 1_000);
+    expect(client.isReady).toBe(true);
+    expect(await client.ping()).toBe('PONG');
+    await client.close();
+  });
+});
+
