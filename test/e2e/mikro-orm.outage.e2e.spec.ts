@@ -1,0 +1,142 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { Module, type INestApplication } from '@nestjs/common';
+import { MikroORM } from '@mikro-orm/postgresql';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
+import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
+import { ADAPTERS, bootApp } from '../fixtures/app.js';
+import { initOrm } from '../fixtures/mikro-orm.js';
+import { createTestDatabase, DATABASE_URL, type TestDatabase } from '../fixtures/postgres.js';
+
+/**
+ * A TCP relay in front of the real PostgreSQL: `stop()` is an outage as the app sees
+ * it (open connections cut, new ones refused), `start()` brings the database back on
+ * the same port. The server itself is never touched, so parallel test files are not.
+ */
+class PostgresRelay {
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  async start(): Promise<void> {
+    const server = createServer((client) => {
+      const upstream = connect(this.target.port, this.target.host);
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on('close', () => this.sockets.delete(socket));
+        socket.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const socket of this.sockets) socket.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** Calls until `accept` holds or `ms` pass; returns every status seen. */
+async function pollUntil(send: () => Promise<{ status: number }>, accept: (status: number) => boolean, ms = 10_000) {
+  const seen: number[] = [];
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const { status } = await send();
+    seen.push(status);
+    if (accept(status) || Date.now() > deadline) return seen;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase('outage');
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter) => {
+  let relay: PostgresRelay;
+  let orm: MikroORM;
+  let app: INestApplication;
+  let key: string;
+
+  @Module({ providers: [{ provide: MikroORM, useFactory: () => orm }], exports: [MikroORM] })
+  class OrmModule {}
+
+  const call = () => request(app.getHttpServer()).get('/t/me').set('X-API-Key', key);
+
+  beforeAll(async () => {
+    const target = new URL(DATABASE_URL);
+    relay = new PostgresRelay({ host: target.hostname, port: Number(target.port || 5432) });
+    await relay.start();
+    const viaRelay = new URL(db.url);
+    viaRelay.host = `127.0.0.1:${relay.port}`;
+    orm = await initOrm(viaRelay.toString(), {
+      // What a production pool should have: fail fast instead of queueing for a minute.
+      pool: { min: 0, max: 5, acquireTimeoutMillis: 2_000 },
+      driverOptions: { connection: { connectionTimeoutMillis: 2_000 } },
+    });
+    app = await bootApp(adapter, [
+      ApiAuthModule.forRootAsync({
+        imports: [OrmModule],
+        inject: [MikroORM],
+        useFactory: (injected: MikroORM) => ({
+          prefix: 'pg_',
+          backend: new MikroOrmBackend(injected, { ensureSchema: true }),
+          verifyTimeoutMs: 3_000,
+        }),
+      }),
+    ]);
+    ({ key } = await app.get(ApiKeyService).issue({ ownerId: `owner-${adapter}`, name: 'outage' }));
+  });
+  afterAll(async () => {
+    await app?.close();
+    await orm?.close();
+    await relay?.stop();
+  });
+
+  it('answers 503 backend_unavailable while the database is unreachable, then 200 once it is back, without a restart', async () => {
+    await call().expect(200);
+
+    await relay.stop();
+    for (let i = 0; i < 3; i++) {
+      const res = await call();
+      expect(res.status).toBe(503);
+      expect(res.body.code).toBe('backend_unavailable');
+      expect(res.headers['retry-after']).toBe('1');
+    }
+    // Still no other answer: a down store never turns into "invalid key" or a crash.
+    const publicRoute = await request(app.getHttpServer()).get('/t/open');
+    expect(publicRoute.status).toBe(200);
+
+    await relay.start();
+    const seen = await pollUntil(call, (status) => status === 200);
+    expect(seen.at(-1)).toBe(200);
+    expect(seen.every((status) => status === 200 || status === 503)).toBe(true);
+  });
+
+  it('survives PostgreSQL terminating its connections (pg_terminate_backend)', async () => {
+    await call().expect(200);
+    expect(await db.terminateConnections()).toBeGreaterThan(0);
+    const seen = await pollUntil(call, (status) => status === 200);
+    expect(seen.at(-1)).toBe(200);
+    expect(seen.every((status) => status === 200 || status === 503)).toBe(true);
+  });
+});
