@@ -1,6 +1,25 @@
+import { MikroORM } from '@mikro-orm/postgresql';
+import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import type { SampleBackend } from '../sample-backend.js';
 
-// Replaced when the postgres backend lands.
+/**
+ * `API_AUTH_BACKEND=postgres`: keys in PostgreSQL on `DATABASE_URL`, through a MikroORM
+ * instance as an application would configure one (ApiKeyEntity among its entities).
+ * The sample creates the table if it is missing; a production app would run its
+ * migrations instead. The app opens the ORM, so the app closes it; the backend never does.
+ */
 export async function createPostgresBackend(): Promise<SampleBackend> {
-  throw new Error('API_AUTH_BACKEND=postgres is not available yet.');
+  const orm = await MikroORM.init({
+    clientUrl: process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+    entities: [ApiKeyEntity],
+    // Nothing may use the global EntityManager by accident; the backend does not need it.
+    allowGlobalContext: false,
+    // While PostgreSQL is unreachable, fail fast (the guard answers 503) instead of
+    // queueing requests for the pool's default minute.
+    pool: { min: 0, max: 10, acquireTimeoutMillis: 2_000 },
+    driverOptions: { connection: { connectionTimeoutMillis: 2_000 } },
+  });
+  const backend = new MikroOrmBackend(orm, { ensureSchema: true });
+  await backend.ensureSchema();
+  return { backend, close: () => orm.close() };
 }
