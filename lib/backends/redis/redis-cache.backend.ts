@@ -186,6 +186,11 @@ export class RedisCacheBackend implements ApiKeyBackend {
     await this.circuit.settled();
   }
 
+  /** Nest calls this on the resolved `API_KEY_BACKEND` at shutdown: see {@link dispose}. */
+  async onModuleDestroy(): Promise<void> {
+    await this.dispose();
+  }
+
   /** Reads the primary (once for all concurrent callers with the same view) and fills the cache. */
   private async load(keyHash: string, keys: RedisCacheKeys, generation: Generation): Promise<ApiKey | null> {
     const token = generation === BYPASS ? 'bypass' : generation === null ? 'none' : `g:${generation}`;
