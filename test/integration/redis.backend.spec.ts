@@ -27,9 +27,9 @@ const byCursor = (a: ApiKey, b: ApiKey) =>
 function recording(client: RedisCommandClient) {
   const calls: string[][] = [];
   const wrapped: RedisCommandClient = {
-    sendCommand: (args, options) => {
+    sendCommand: (args) => {
       calls.push(args);
-      return client.sendCommand(args, options);
+      return client.sendCommand(args);
     },
   };
   return { calls, client: wrapped };

@@ -28,10 +28,11 @@ export interface RedisBackendOptions {
    */
   expiredRetentionMs?: number;
   /**
-   * Longest wait for one Redis reply, in milliseconds, after which the operation
-   * fails with `BackendUnavailableError` instead of hanging while Redis is stuck or
-   * unreachable. Passed to the client as the per-command `timeout` (node-redis). `0`
-   * waits forever. Default `5000`.
+   * Longest wait for one Redis reply, in milliseconds (noticed within a quarter more),
+   * after which the call fails with `BackendUnavailableError` instead of hanging while
+   * Redis is stuck or unreachable. The command itself is not withdrawn: a client that
+   * queues commands while disconnected may still run it later. `0` waits forever.
+   * Default `5000`.
    */
   commandTimeoutMs?: number;
 }

@@ -10,11 +10,5 @@
  * with the Redis error code, e.g. `NOSCRIPT`).
  */
 export interface RedisCommandClient {
-  sendCommand(args: string[], options?: RedisCommandOptions): Promise<unknown>;
-}
-
-/** Per-command options the backend passes; node-redis honours `timeout`, others may ignore it. */
-export interface RedisCommandOptions {
-  /** Reject when no reply came within this many milliseconds. */
-  timeout?: number;
+  sendCommand(args: string[]): Promise<unknown>;
 }

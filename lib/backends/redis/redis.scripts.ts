@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RedisCommandClient, RedisCommandOptions } from './redis-client.types.js';
+import type { RedisCommandClient } from './redis-client.types.js';
 import { OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
 
 /**
@@ -15,18 +15,13 @@ export class RedisScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(
-    client: RedisCommandClient,
-    keys: string[],
-    args: string[],
-    options: RedisCommandOptions | undefined,
-  ): Promise<unknown> {
+  async run(client: RedisCommandClient, keys: string[], args: string[]): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args];
     try {
-      return await client.sendCommand(['EVALSHA', this.sha, ...tail], options);
+      return await client.sendCommand(['EVALSHA', this.sha, ...tail]);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return client.sendCommand(['EVAL', this.source, ...tail], options);
+      return client.sendCommand(['EVAL', this.source, ...tail]);
     }
   }
 }
