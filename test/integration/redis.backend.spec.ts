@@ -36,8 +36,12 @@ function recording(client: RedisCommandClient) {
 }
 
 /** A backend in its own namespace on its own connection; `done()` deletes the namespace and disconnects. */
-async function isolated(label: string, options: ConstructorParameters<typeof RedisBackend>[1] = {}) {
-  const client = await connectRedis();
+async function isolated(
+  label: string,
+  options: ConstructorParameters<typeof RedisBackend>[1] = {},
+  clientOptions: Parameters<typeof connectRedis>[0] = {},
+) {
+  const client = await connectRedis(clientOptions);
   const namespace = uniqueNamespace(label);
   const backend = new RedisBackend(client, { ...options, namespace });
   return {
@@ -51,15 +55,17 @@ async function isolated(label: string, options: ConstructorParameters<typeof Red
   };
 }
 
-for (const [label, options] of [
-  ['RedisBackend', {}],
+for (const [label, options, clientOptions] of [
+  ['RedisBackend', {}, {}],
   // Small pages make the conformance listing cross page boundaries; expiring records
   // must change nothing a caller can observe before expiresAt.
-  ['RedisBackend (pageSize 2, expireRecords)', { pageSize: 2, expireRecords: true }],
+  ['RedisBackend (pageSize 2, expireRecords)', { pageSize: 2, expireRecords: true }, {}],
+  // On RESP3, HGETALL answers a map rather than a flat array.
+  ['RedisBackend (RESP3 client)', {}, { RESP: 3 }],
 ] as const) {
   let env: Awaited<ReturnType<typeof isolated>>;
   runBackendConformance(label, runner, {
-    create: async () => (env = await isolated('redis-backend', options)).backend,
+    create: async () => (env = await isolated('redis-backend', options, clientOptions)).backend,
     destroy: () => env.done(),
   });
 }
