@@ -38,8 +38,9 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
   let one: Instance;
   let two: Instance;
 
-  async function startInstance(name: string): Promise<Instance> {
-    const client: RedisClientType = createClient({ url: REDIS_URL });
+  async function startInstance(name: string, disableOfflineQueue: boolean): Promise<Instance> {
+    // The subscriber is a duplicate, so it inherits the client's options; both settings must work.
+    const client: RedisClientType = createClient({ url: REDIS_URL, disableOfflineQueue });
     client.on('error', () => undefined);
     await client.connect();
     const bus = await new RedisInvalidationBus(client, { namespace, connectionName: `${namespace}:${name}` }).connect();
@@ -67,8 +68,8 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
   beforeAll(async () => {
     admin = createClient({ url: REDIS_URL });
     await admin.connect();
-    one = await startInstance('one');
-    two = await startInstance('two');
+    one = await startInstance('one', false);
+    two = await startInstance('two', true);
   });
 
   afterAll(async () => {
