@@ -44,4 +44,18 @@ export { Public } from './decorators/public.decorator.js';
 export { RequireAnyScope, RequireScopes, type ScopeRequirement } from './decorators/require-scopes.decorator.js';
 export { getVerifiedApiKey } from './decorators/request-context.js';
 export { KeyFormat, KeyHasher, type KeyRejection, type ParsedKey } from './keys/index.js';
+export {
+  API_AUTH_ROUTES_OPTIONS,
+  DEFAULT_ADMIN_SCOPE,
+  DEFAULT_SELF_SERVICE_SCOPE,
+  type ApiAuthRoutesOptions,
+  type ResolvedApiAuthRoutesOptions,
+} from './management/api-auth-routes.options.js';
+export type {
+  ApiKeyPageResource,
+  ApiKeyResource,
+  IssuedApiKeyResource,
+  RotatedApiKeyResource,
+} from './management/api-key.resource.js';
+export type { ManagementErrorBody } from './management/management-exception.filter.js';
 export * from './cache/index.js';
