@@ -22,6 +22,9 @@ class SampleBackendModule implements OnApplicationShutdown {
 @Module({
   imports: [
     ApiAuthModule.forRootAsync({
+      // Key management over HTTP at /api-keys: keys with "api-keys:admin" manage every
+      // key, keys with "api-keys:self" their own owner's. Never open without a key.
+      routes: { path: 'api-keys' },
       imports: [SampleBackendModule],
       inject: [SAMPLE_BACKEND],
       useFactory: (sample: SampleBackend) => ({

@@ -1,28 +1,39 @@
 import 'reflect-metadata';
+import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ApiKeyService } from 'nestjs-api-auth';
 import { AppModule } from './app.module.js';
 
-async function bootstrap() {
+/** The running sample, for tests that drive it (the README walk-through test does). */
+export interface SampleApp {
+  app: INestApplication;
+  base: string;
+}
+
+export async function bootstrap(port = Number(process.env.PORT ?? 3000)): Promise<SampleApp> {
   const adapter = process.env.HTTP_ADAPTER === 'fastify' ? new FastifyAdapter() : undefined;
   const app = adapter ? await NestFactory.create(AppModule, adapter) : await NestFactory.create(AppModule);
   app.enableShutdownHooks();
-  const port = Number(process.env.PORT ?? 3000);
   await app.listen(port, '127.0.0.1');
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
 
-  // With the in-memory store nothing survives a restart, so the sample mints a demo
-  // key at start-up to have something to call with. A real app issues keys through
-  // ApiKeyService or the management routes, and never prints them.
+  // With the in-memory store nothing survives a restart, and the bootstrap command
+  // (create-key) cannot reach this process's memory, so the sample mints an admin key
+  // and a demo key at start-up. A real app bootstraps its first admin key with
+  // create-key against its database, and never prints keys.
   if ((process.env.API_AUTH_BACKEND ?? 'memory') === 'memory' || process.env.SAMPLE_DEMO_KEY === '1') {
-    const { key } = await app.get(ApiKeyService).issue({
-      ownerId: 'demo-user',
-      name: 'sample demo key',
-      scopes: ['reports:read'],
-    });
+    const apiKeys = app.get(ApiKeyService);
+    const { key: adminKey } = await apiKeys.issue({ ownerId: 'ops', name: 'sample admin key', scopes: ['api-keys:admin'] });
+    const { key } = await apiKeys.issue({ ownerId: 'demo-user', name: 'sample demo key', scopes: ['reports:read'] });
     console.log(`
 nestjs-api-auth sample listening on ${base}
+
+Admin key for owner "ops" (manages keys at ${base}/api-keys; shown once):
+  ${adminKey}
 
 Demo key for owner "demo-user" (shown once):
   ${key}
@@ -32,10 +43,17 @@ Try:
   curl -i ${base}/hello
   curl -i -H 'X-API-Key: ${key}' ${base}/hello
   curl -i -H 'Authorization: Bearer ${key}' ${base}/reports
+  curl -s -H 'X-API-Key: ${adminKey}' '${base}/api-keys?ownerId=demo-user'
+
+The key-management walk-through: docs/management.md.
 `);
   } else {
     console.log(`nestjs-api-auth sample listening on ${base}`);
   }
+  return { app, base };
 }
 
-void bootstrap();
+// Run when started as a program, not when a test imports bootstrap(). `nest start`
+// runs `node dist-sample/main`, without the extension, hence the comparison without it.
+const withoutJs = (path: string) => resolve(path).replace(/\.js$/, '');
+if (process.argv[1] && withoutJs(fileURLToPath(import.meta.url)) === withoutJs(process.argv[1])) void bootstrap();
