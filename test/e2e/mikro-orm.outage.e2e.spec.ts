@@ -132,6 +132,40 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
     expect(seen.every((status) => status === 200 || status === 503)).toBe(true);
   });
 
+  it('starts while the database is down (ensureSchema on), answers 503, and creates the table once it is back', async () => {
+    await relay.stop();
+    // The application's ORM must not insist on connecting at init for the app to boot.
+    const lateOrm = await initOrm(orm.config.getClientUrl(), { connect: false, pool: { min: 0, max: 2, acquireTimeoutMillis: 2_000 } });
+    @Module({ providers: [{ provide: MikroORM, useFactory: () => lateOrm }], exports: [MikroORM] })
+    class LateOrmModule {}
+    const late = await bootApp(adapter, [
+      ApiAuthModule.forRootAsync({
+        imports: [LateOrmModule],
+        inject: [MikroORM],
+        useFactory: (injected: MikroORM) => ({
+          prefix: 'pg_',
+          backend: new MikroOrmBackend(injected, { ensureSchema: true, tableName: `late_keys_${adapter}` }),
+        }),
+      }),
+    ]);
+    try {
+      const unknownKey = late.get(ApiKeyService).format.generate();
+      const callLate = (k: string) => request(late.getHttpServer()).get('/t/me').set('X-API-Key', k);
+      const down = await callLate(unknownKey);
+      expect(down.status).toBe(503);
+      await relay.start();
+      // 401 means PostgreSQL answered "no such key": the table exists now.
+      const seen = await pollUntil(() => callLate(unknownKey), (status) => status === 401);
+      expect(seen.at(-1)).toBe(401);
+      expect(await db.query('select 1 from information_schema.tables where table_name = ?', [`late_keys_${adapter}`])).toHaveLength(1);
+      const { key: lateKey } = await late.get(ApiKeyService).issue({ ownerId: 'late', name: 'late' });
+      await callLate(lateKey).expect(200);
+    } finally {
+      await late.close();
+      await lateOrm.close();
+    }
+  });
+
   it('survives PostgreSQL terminating its connections (pg_terminate_backend)', async () => {
     await call().expect(200);
     expect(await db.terminateConnections()).toBeGreaterThan(0);

@@ -1,7 +1,8 @@
 import type { EntityManager, IDatabaseDriver, MikroORM } from '@mikro-orm/core';
 import type { Knex } from '@mikro-orm/postgresql';
+import { Logger } from '@nestjs/common';
 import type { ApiKey } from '../../api-key.interface.js';
-import { ApiKeyNotFoundError, ApiKeyValidationError } from '../../api-key.errors.js';
+import { ApiKeyNotFoundError, ApiKeyValidationError, BackendUnavailableError } from '../../api-key.errors.js';
 import type { ApiKeyBackend, ApiKeyCursor, ListByOwnerOptions } from '../backend.interface.js';
 import { API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
 import {
@@ -43,6 +44,7 @@ export class MikroOrmBackend implements ApiKeyBackend {
   /** Settles once the table is known to exist; reset on failure so the next call retries. */
   private schemaReady: Promise<void> | null = null;
   private schemaChecked = false;
+  private readonly logger = new Logger('ApiAuth');
 
   constructor(ormOrEm: MikroORM<any> | EntityManager<any>, options: MikroOrmBackendOptions = {}) {
     this.options = resolveMikroOrmBackendOptions(options);
@@ -51,9 +53,20 @@ export class MikroOrmBackend implements ApiKeyBackend {
     this.sql = statements(this.table);
   }
 
-  /** Nest calls this for the resolved `API_KEY_BACKEND` provider: creates the table when `ensureSchema` is on. */
+  /**
+   * Nest calls this for the resolved `API_KEY_BACKEND` provider: creates the table when
+   * `ensureSchema` is on. A database that is down at start-up does not stop the app
+   * (the guard answers 503 and the first operation retries); a table of the wrong
+   * shape does, since no retry fixes it.
+   */
   async onModuleInit(): Promise<void> {
-    if (this.options.ensureSchema) await this.ensureSchema();
+    if (!this.options.ensureSchema) return;
+    try {
+      await this.ensureSchema();
+    } catch (error) {
+      if (!(error instanceof BackendUnavailableError)) throw error;
+      this.logger.warn(`Could not check the key table at start-up; will retry on first use. ${error.message}`);
+    }
   }
 
   /**
