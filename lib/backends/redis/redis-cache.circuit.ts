@@ -56,6 +56,7 @@ export class RedisCacheCircuit {
   private downSince = 0;
   private probing: Promise<void> | null = null;
   private probeTimer: NodeJS.Timeout | undefined;
+  private detached = false;
   /** Store errors seen so far; an operation during which it moves has failed. */
   private errors = 0;
   /** Cache ids whose invalidation must be replayed, with a version so a replay never drops a newer mark. */
@@ -137,6 +138,7 @@ export class RedisCacheCircuit {
     this.downSince = Date.now();
     // A timer rather than request traffic drives the probes, so an instance that went
     // idle after a write during the outage still replays its invalidations.
+    if (this.detached) return;
     this.probeTimer = setInterval(() => this.probe(), this.options.retryIntervalMs);
     this.probeTimer.unref();
     this.options.logger.warn(
@@ -172,6 +174,7 @@ export class RedisCacheCircuit {
 
   /** Stops listening to the cache and probing. Closes nothing. */
   detach(): void {
+    this.detached = true;
     clearInterval(this.probeTimer);
     const { cache } = this.options;
     for (const event of ['get', 'mget', 'set', 'del'] as const) cache.off?.(event, this.onCacheEvent);
