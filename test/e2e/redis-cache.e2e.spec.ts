@@ -70,7 +70,8 @@ describe.each(WIRINGS)('Two Nest apps sharing one Redis cache through $name', (w
           return {
             prefix: 'e2e_',
             trackUsage: false,
-            backend: new RedisCacheBackend({ cache: counted.cache, primary: primary as ApiKeyBackend, ttl: 300_000 }),
+            // timeoutMs: reads are counted, and a loaded CI machine must not turn a late reply into a primary read.
+            backend: new RedisCacheBackend({ cache: counted.cache, primary: primary as ApiKeyBackend, ttl: 300_000, timeoutMs: 2_000 }),
           };
         },
       }),

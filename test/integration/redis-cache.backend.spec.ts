@@ -51,7 +51,9 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
     const { cache: real } = await openCache();
     const { cache, counts } = countingCache(real);
     const primary = new CountingBackend(options.primary ?? new MemoryBackend());
-    const backend = new RedisCacheBackend({ ttl: 300_000, namespace: NAMESPACE, ...options, cache, primary });
+    // A generous timeout: these tests count reads, and on a loaded CI machine a lookup
+    // answered late would fall back to the primary and add one. Outages have their own file.
+    const backend = new RedisCacheBackend({ ttl: 300_000, namespace: NAMESPACE, timeoutMs: 2_000, ...options, cache, primary });
     disposables.push(backend);
     const service = new ApiKeyService(resolveApiAuthOptions({ prefix: 'rc_', backend, trackUsage: false }));
     return { backend, primary, service, counts, real };
