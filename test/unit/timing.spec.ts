@@ -99,17 +99,28 @@ class EarlyExitCompareBackend extends CountingBackend {
   ) {
     super(inner);
     for (const hash of stored) this.byPrefix.set(hash.slice(0, 4), hash);
+    // The service looks up through the synchronous peek when the store has one.
+    const peek = this.peekByHash;
+    if (peek) {
+      this.peekByHash = (keyHash) => {
+        this.compare(keyHash);
+        return peek(keyHash);
+      };
+    }
   }
 
   override getByHash(keyHash: string): Promise<ApiKey | null> {
-    const candidate = this.byPrefix.get(keyHash.slice(0, 4));
-    if (candidate) {
-      let matched = 0;
-      while (matched < candidate.length && candidate[matched] === keyHash[matched]) matched++;
-      const until = process.hrtime.bigint() + BigInt(Math.round(matched * this.nsPerChar));
-      while (process.hrtime.bigint() < until);
-    }
+    this.compare(keyHash);
     return super.getByHash(keyHash);
+  }
+
+  private compare(keyHash: string): void {
+    const candidate = this.byPrefix.get(keyHash.slice(0, 4));
+    if (!candidate) return;
+    let matched = 0;
+    while (matched < candidate.length && candidate[matched] === keyHash[matched]) matched++;
+    const until = process.hrtime.bigint() + BigInt(Math.round(matched * this.nsPerChar));
+    while (process.hrtime.bigint() < until);
   }
 }
 
