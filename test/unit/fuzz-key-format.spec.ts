@@ -143,11 +143,15 @@ describe('mutations of minted keys are always refused', () => {
     );
   });
 
-  it('two neighbouring characters swapped', () => {
+  it('two neighbouring characters swapped (both in the body, or both in the checksum)', () => {
+    // A swap across the body/checksum boundary changes the CRC and its encoding at
+    // once; CRC32 gives no certainty there (only a ~1e-9 chance of a miss), so it is
+    // left out of a property that claims certainty.
+    const boundary = format.length - CHECK - 1;
     fc.assert(
       fc.property(minted, fc.nat(), (key, n) => {
         const at = n % (key.length - 1);
-        fc.pre(key[at] !== key[at + 1]);
+        fc.pre(at !== boundary && key[at] !== key[at + 1]);
         expect(format.parse(key.slice(0, at) + key[at + 1] + key[at]! + key.slice(at + 2)).ok).toBe(false);
       }),
       { numRuns: 4_000 },
