@@ -24,7 +24,7 @@ import {
 } from 'nestjs-api-auth';
 import { ADAPTERS } from '../fixtures/app.js';
 
-// --- The WebSocket recipe from docs/management.md, verbatim. ---
+// --- The WebSocket recipe from the README, verbatim. ---
 
 /** Reports refusals the WebSocket way: an `exception` event with the same body HTTP clients get. */
 @Injectable()
