@@ -45,7 +45,7 @@ Try:
   curl -i -H 'Authorization: Bearer ${key}' ${base}/reports
   curl -s -H 'X-API-Key: ${adminKey}' '${base}/api-keys?ownerId=demo-user'
 
-The key-management walk-through: docs/management.md.
+The key-management walk-through: README.md, "Managing keys over HTTP".
 `);
   } else {
     console.log(`nestjs-api-auth sample listening on ${base}`);

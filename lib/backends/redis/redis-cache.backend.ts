@@ -47,7 +47,7 @@ type Generation = string | null | typeof BYPASS;
  *
  * Outages: a failing or slow cache (see `timeoutMs`) makes requests go to the primary,
  * which decides alone: nothing it rejects is accepted. Invalidations that could not
- * reach Redis are replayed when it is back. See `docs/redis-cache.md` for the limits.
+ * reach Redis are replayed when it is back. The README (Redis outages) states the limits.
  */
 export class RedisCacheBackend implements ApiKeyBackend {
   /** The store of record. */
