@@ -43,6 +43,15 @@ export interface ApiAuthModuleOptions {
    * milliseconds; `0` waits forever. Default `5000`.
    */
   verifyTimeoutMs?: number;
+  /**
+   * Most backend lookups that may be pending at once in this process. A lookup counts
+   * until the backend settles it, not until `verifyTimeoutMs` answers the client: a
+   * store that hangs keeps every lookup it was given. Beyond the bound, a request the
+   * L1 cannot answer gets 503 `backend_unavailable` at once, without asking the
+   * backend, so a hung store holds at most this many lookups' promises and sockets
+   * instead of one per request. `0` removes the bound. Default `1000`.
+   */
+  maxPendingLookups?: number;
   /** Realm named in the `WWW-Authenticate` header. Default `"api"`. */
   realm?: string;
   /** Largest accepted `metadata`, in bytes of its JSON form. Default `8192`. */
@@ -64,6 +73,8 @@ export interface ResolvedApiAuthOptions {
   trackUsage: boolean;
   usageIntervalMs: number;
   verifyTimeoutMs: number;
+  /** `0` when unbounded. */
+  maxPendingLookups: number;
   realm: string;
   maxMetadataBytes: number;
   maxScopes: number;
@@ -146,6 +157,7 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     trackUsage: options.trackUsage ?? true,
     usageIntervalMs: nonNegativeInteger('usageIntervalMs', options.usageIntervalMs, 60_000),
     verifyTimeoutMs: nonNegativeInteger('verifyTimeoutMs', options.verifyTimeoutMs, 5_000),
+    maxPendingLookups: nonNegativeInteger('maxPendingLookups', options.maxPendingLookups, 1_000),
     realm,
     maxMetadataBytes: positiveInteger('maxMetadataBytes', options.maxMetadataBytes, 8_192),
     maxScopes: positiveInteger('maxScopes', options.maxScopes, 100),

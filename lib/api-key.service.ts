@@ -96,6 +96,8 @@ export class ApiKeyService implements OnApplicationShutdown {
   private readonly usage: UsageRecorder;
   /** The backend's synchronous L1 lookup, when it has one (`CachedBackend`). */
   private readonly cached: CachedLookup | null;
+  /** Backend lookups started and not yet settled, timed-out ones included (see `maxPendingLookups`). */
+  private pendingLookups = 0;
 
   constructor(@Inject(API_AUTH_OPTIONS) private readonly options: ResolvedApiAuthOptions) {
     this.format = new KeyFormat(options.prefix);
@@ -150,8 +152,14 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (hit !== undefined) {
       record = hit.record;
     } else {
+      const max = this.options.maxPendingLookups;
+      if (max !== 0 && this.pendingLookups >= max) {
+        // The store is not keeping up; another lookup would only add to what it holds.
+        const error = new BackendUnavailableError(`${max} API key lookups are pending; refusing without asking the backend.`);
+        return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+      }
       try {
-        record = await this.withTimeout(this.backend.getByHash(keyHash));
+        record = await this.withTimeout(this.lookup(keyHash));
       } catch (error) {
         return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
       }
@@ -324,6 +332,24 @@ export class ApiKeyService implements OnApplicationShutdown {
     const record = await this.backend.getById(id);
     if (!record) throw new ApiKeyNotFoundError(shown);
     return record;
+  }
+
+  /**
+   * Asks the backend, counting the lookup until the backend settles it: the timeout
+   * answers the client, but a hung store still holds the lookup.
+   */
+  private lookup(keyHash: string): Promise<ApiKey | null> {
+    this.pendingLookups++;
+    let lookup: Promise<ApiKey | null>;
+    try {
+      lookup = this.backend.getByHash(keyHash);
+    } catch (error) {
+      this.pendingLookups--;
+      return Promise.reject(error);
+    }
+    const settled = () => void this.pendingLookups--;
+    lookup.then(settled, settled);
+    return lookup;
   }
 
   /** The L1's answer, or `undefined` (ask the backend) when there is no L1 or it failed. */
