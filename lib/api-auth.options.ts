@@ -1,6 +1,7 @@
 import type { ApiKeyBackend } from './backends/backend.interface.js';
 import { MemoryBackend } from './backends/memory.backend.js';
 import { assertValidPrefix } from './keys/key-format.js';
+import { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage-coordinator.js';
 
 /** Options of `ApiAuthModule.forRoot()` / the factory of `forRootAsync()`. */
 export interface ApiAuthModuleOptions {
@@ -39,6 +40,14 @@ export interface ApiAuthModuleOptions {
    */
   usageIntervalMs?: number;
   /**
+   * Shares usage writes out across a fleet, so the store receives at most one
+   * `lastUsedAt` write per key per `usageIntervalMs` from all instances together, not
+   * one per instance: a `RedisUsageCoordinator` from `nestjs-api-auth/redis`. When it
+   * fails, each instance writes its own, as without it. Default: none (per instance).
+   * Never closed by the module.
+   */
+  usageCoordinator?: UsageWriteCoordinator;
+  /**
    * How long verification waits for the backend before answering 503, in
    * milliseconds; `0` waits forever. Default `5000`.
    */
@@ -72,6 +81,7 @@ export interface ResolvedApiAuthOptions {
   queryParam: string | false;
   trackUsage: boolean;
   usageIntervalMs: number;
+  usageCoordinator: UsageWriteCoordinator;
   verifyTimeoutMs: number;
   /** `0` when unbounded. */
   maxPendingLookups: number;
@@ -137,6 +147,11 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     fail('pepper', 'must be a string or a Buffer', pepper);
   }
 
+  const usageCoordinator = options.usageCoordinator;
+  if (usageCoordinator !== undefined && typeof (usageCoordinator as Partial<UsageWriteCoordinator>)?.claim !== 'function') {
+    fail('usageCoordinator', 'must implement UsageWriteCoordinator (a claim method)', usageCoordinator);
+  }
+
   const realm = options.realm ?? 'api';
   if (typeof realm !== 'string' || !/^[\x20-\x7e]{1,64}$/.test(realm) || realm.includes('"') || realm.includes('\\')) {
     fail('realm', 'must be 1-64 printable ASCII characters without quotes or backslashes', realm);
@@ -156,6 +171,7 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     queryParam,
     trackUsage: options.trackUsage ?? true,
     usageIntervalMs: nonNegativeInteger('usageIntervalMs', options.usageIntervalMs, 60_000),
+    usageCoordinator: usageCoordinator ?? new NoopUsageWriteCoordinator(),
     verifyTimeoutMs: nonNegativeInteger('verifyTimeoutMs', options.verifyTimeoutMs, 5_000),
     maxPendingLookups: nonNegativeInteger('maxPendingLookups', options.maxPendingLookups, 1_000),
     realm,

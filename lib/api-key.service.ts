@@ -103,7 +103,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     this.format = new KeyFormat(options.prefix);
     this.hasher = new KeyHasher(options.pepper);
     this.backend = options.backend;
-    this.usage = new UsageRecorder(options.backend, options.usageIntervalMs, options.trackUsage);
+    this.usage = new UsageRecorder(options.backend, options.usageIntervalMs, options.trackUsage, options.usageCoordinator);
     this.cached = hasCachedLookup(options.backend) ? options.backend : null;
   }
 

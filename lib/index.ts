@@ -59,3 +59,4 @@ export type {
 } from './management/api-key.resource.js';
 export type { ManagementErrorBody } from './management/management-exception.filter.js';
 export * from './cache/index.js';
+export { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage-coordinator.js';

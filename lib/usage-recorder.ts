@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { ApiKeyBackend } from './backends/backend.interface.js';
+import type { UsageWriteCoordinator } from './usage-coordinator.js';
 
 /** How many key ids the recorder remembers before forgetting the oldest. */
 const MEMORY_BOUND = 100_000;
@@ -8,7 +9,9 @@ const MEMORY_BOUND = 100_000;
  * Writes `lastUsedAt` off the request path: at most one write per key per interval
  * from this process, batched on the next tick, through the backend's conditional
  * `recordUsage` (so across a cluster the store keeps at most one per interval too).
- * A failed write is logged once per outage and never reaches the request.
+ * With a {@link UsageWriteCoordinator} shared by the fleet, only the instance that
+ * claims the interval even sends the write. A failed write is logged once per outage
+ * and never reaches the request.
  */
 export class UsageRecorder {
   private readonly logger = new Logger('ApiAuth');
@@ -18,11 +21,13 @@ export class UsageRecorder {
   private flushing: Promise<void> | null = null;
   private scheduled = false;
   private failing = false;
+  private coordinationFailing = false;
 
   constructor(
     private readonly backend: ApiKeyBackend,
     private readonly intervalMs: number,
     private readonly enabled: boolean,
+    private readonly coordinator: UsageWriteCoordinator | null = null,
   ) {}
 
   /** Notes a successful verification at `now` of a key last recorded at `lastUsedAt`. */
@@ -54,6 +59,7 @@ export class UsageRecorder {
     this.pending.clear();
     const run = Promise.all(
       batch.map(async ([id, at]) => {
+        if (!(await this.claim(id))) return;
         try {
           // `record` treats a write exactly one interval old as stale; the backend's
           // condition is "earlier than staleBefore", hence the + 1.
@@ -63,8 +69,9 @@ export class UsageRecorder {
             this.logger.log('Recording key usage works again.');
           }
         } catch (error) {
-          // Let the next use try again rather than waiting a whole interval.
+          // Let the next use, here or elsewhere, try again rather than waiting a whole interval.
           this.lastScheduled.delete(id);
+          void this.release(id);
           if (!this.failing) {
             this.failing = true;
             this.logger.warn(`Could not record key usage: ${(error as Error)?.message ?? error}`);
@@ -78,5 +85,42 @@ export class UsageRecorder {
       if (this.flushing === chained) this.flushing = null;
     });
     return chained;
+  }
+
+  /** Hands a claim back; a failure to do so only delays the next write to the interval's end. */
+  private async release(id: string): Promise<void> {
+    try {
+      await this.coordinator?.release?.(id);
+    } catch {
+      // The claim expires on its own.
+    }
+  }
+
+  /** Whether this instance should write now. A coordinator that cannot answer means yes. */
+  private async claim(id: string): Promise<boolean> {
+    // An interval of 0 asks for every use to be written: there is nothing to share out.
+    if (this.coordinator === null || this.intervalMs === 0) return true;
+    try {
+      const claimed = await this.coordinator.claim(id, this.intervalMs);
+      if (this.coordinationFailing) {
+        this.coordinationFailing = false;
+        this.logger.log('Coordinating key usage writes across instances works again.');
+      }
+      if (claimed === true) return true;
+      // Another instance writes this interval. Stay quiet until its claim ends: no
+      // longer, or both could wait past it and skip a whole interval.
+      if (typeof claimed === 'number' && claimed >= 0 && this.lastScheduled.has(id)) {
+        this.lastScheduled.set(id, Date.now() - this.intervalMs + Math.min(claimed, this.intervalMs));
+      }
+      return false;
+    } catch (error) {
+      if (!this.coordinationFailing) {
+        this.coordinationFailing = true;
+        this.logger.warn(
+          `Could not coordinate key usage writes across instances; each instance writes its own until it works again: ${(error as Error)?.message ?? error}`,
+        );
+      }
+      return true;
+    }
   }
 }

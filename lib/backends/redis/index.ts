@@ -2,3 +2,4 @@
 export { RedisInvalidationBus, type RedisInvalidationBusOptions, type RedisInvalidationClient, type RedisInvalidationSubscriber } from './redis-invalidation.bus.js';
 export { RedisBackend, type RedisBackendOptions, type RedisCommandClient } from './redis.backend.js';
 export { RedisCacheBackend, type RedisCacheBackendOptions, type RedisCacheInvalidation, type RedisCacheManager } from './redis-cache.backend.js';
+export { RedisUsageCoordinator, type RedisUsageCoordinatorOptions } from './redis-usage.coordinator.js';
