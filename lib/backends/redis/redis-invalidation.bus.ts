@@ -131,6 +131,7 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
   subscribe(handler: (message: ApiKeyInvalidation) => void): () => void {
     this.handlers.add(handler);
     this.connect().catch((error: unknown) => {
+      if (this.closed) return;
       this.logger.error(`Could not subscribe to API key invalidations: ${(error as Error)?.message ?? error}`);
     });
     return () => void this.handlers.delete(handler);
@@ -147,6 +148,9 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
     this.closed = true;
     const subscriber = this.subscriber;
     this.subscriber = undefined;
+    // A subscriber still connecting (Redis down since start-up) would keep `connecting`
+    // pending until Redis is back; it has no replies worth waiting for.
+    if (subscriber && !this.everReady && subscriber.isOpen) subscriber.destroy();
     await this.connecting?.catch(() => undefined);
     if (subscriber?.isOpen) {
       // close() waits for pending replies; destroy() covers a connection that is down.
@@ -177,6 +181,8 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
     });
     try {
       await subscriber.connect();
+      // close() destroyed it mid-connect; node-redis would leave a subscribe on it pending forever.
+      if (this.closed) throw new Error('nestjs-api-auth: the RedisInvalidationBus was closed while connecting.');
       await subscriber.subscribe(this.channel, (payload) => this.receive(payload));
     } catch (error) {
       if (subscriber.isOpen) subscriber.destroy();

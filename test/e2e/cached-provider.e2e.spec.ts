@@ -1,0 +1,129 @@
+import KeyvRedis from '@keyv/redis';
+import { CACHE_MANAGER, CacheModule } from '@nestjs/cache-manager';
+import { Inject, Module, type INestApplication, type OnApplicationShutdown } from '@nestjs/common';
+import { MikroORM } from '@mikro-orm/postgresql';
+import type { Cache } from 'cache-manager';
+import request from 'supertest';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_KEY_BACKEND, ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
+import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
+import { createRedisCachedBackend, RedisCachedBackend } from 'nestjs-api-auth/redis';
+import { bootApp, type Adapter } from '../fixtures/app.js';
+import { initOrm } from '../fixtures/mikro-orm.js';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
+import { connectRedis, deleteNamespace, REDIS_URL, uniqueNamespace } from '../fixtures/redis.js';
+
+type Redis = ReturnType<typeof createClient>;
+const REDIS = Symbol('REDIS');
+
+/**
+ * One instance wired as the docs show: the app opens the ORM and the Redis client
+ * (and closes them), `CacheModule` gives the cache, and the factory builds the cached
+ * provider from them inside `forRootAsync`.
+ */
+function appModules(databaseUrl: string, namespace: string) {
+  @Module({
+    providers: [
+      { provide: MikroORM, useFactory: () => initOrm(databaseUrl) },
+      {
+        provide: REDIS,
+        useFactory: async (): Promise<Redis> => {
+          const client = createClient({ url: REDIS_URL, disableOfflineQueue: true });
+          client.on('error', () => undefined);
+          await client.connect();
+          return client;
+        },
+      },
+    ],
+    exports: [MikroORM, REDIS],
+  })
+  class InfraModule implements OnApplicationShutdown {
+    constructor(
+      @Inject(MikroORM) private readonly orm: MikroORM,
+      @Inject(REDIS) private readonly redis: Redis,
+    ) {}
+
+    async onApplicationShutdown() {
+      await this.redis.close();
+      await this.orm.close();
+    }
+  }
+
+  return [
+    ApiAuthModule.forRootAsync({
+      imports: [
+        InfraModule,
+        CacheModule.registerAsync({ useFactory: () => ({ stores: [new KeyvRedis(REDIS_URL)], namespace }) }),
+      ],
+      inject: [MikroORM, REDIS, CACHE_MANAGER],
+      useFactory: async (orm: MikroORM, redis: Redis, cache: Cache) => ({
+        backend: await createRedisCachedBackend({ redis, cache, primary: new MikroOrmBackend(orm), ttl: 5 * 60_000, namespace }),
+        prefix: 'cpe_',
+      }),
+    }),
+  ];
+}
+
+async function subscribers(admin: Awaited<ReturnType<typeof connectRedis>>, channel: string): Promise<number> {
+  const [, count] = (await admin.sendCommand(['PUBSUB', 'NUMSUB', channel])) as [string, number];
+  return Number(count);
+}
+
+describe('two Nest apps (express + fastify) on the cached provider over PostgreSQL', () => {
+  const namespace = uniqueNamespace('cached-provider-e2e').slice(0, -1);
+  let db: TestDatabase;
+  let admin: Awaited<ReturnType<typeof connectRedis>>;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase('cached_provider');
+    admin = await connectRedis();
+    // The schema, once, as a migration would create it.
+    const orm = await initOrm(db.url);
+    await new MikroOrmBackend(orm).ensureSchema();
+    await orm.close();
+    for (const adapter of ['express', 'fastify'] as Adapter[]) apps.push(await bootApp(adapter, appModules(db.url, namespace)));
+  });
+
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await deleteNamespace(admin, namespace);
+    await admin?.close();
+    await db?.drop();
+  });
+
+  it('a key revoked on one instance gets 401 from the other within a second', async () => {
+    const [a, b] = apps as [INestApplication, INestApplication];
+    expect(a.get(API_KEY_BACKEND)).toBeInstanceOf(RedisCachedBackend);
+    const { key, apiKey } = await a.get(ApiKeyService).issue({ ownerId: 'owner-1', name: 'n' });
+    for (let i = 0; i < 3; i++) {
+      const res = await request(b.getHttpServer()).get('/t/me').set('X-API-Key', key).expect(200);
+      expect(res.body.ownerId).toBe('owner-1');
+    }
+
+    const started = performance.now();
+    await a.get(ApiKeyService).revoke(apiKey.id);
+    let status = 200;
+    while (status === 200 && performance.now() - started < 2_000) {
+      status = (await request(b.getHttpServer()).get('/t/me').set('X-API-Key', key)).status;
+    }
+    expect(status).toBe(401);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    const res = await request(b.getHttpServer()).get('/t/me').set('X-API-Key', key).expect(401);
+    expect(res.body.code).toBe('revoked_api_key');
+    expect(await db.query('select revoked_at is not null as revoked from api_keys where id = ?', [apiKey.id])).toEqual([
+      { revoked: true },
+    ]);
+  });
+
+  it('app.close() ends the subscriber the provider opened, and the app closes its own client', async () => {
+    const channel = `${namespace}:invalidate`;
+    expect(await subscribers(admin, channel)).toBe(2);
+    const [first] = apps.splice(0, 1);
+    await first!.close();
+    const deadline = Date.now() + 1_000;
+    while ((await subscribers(admin, channel)) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await subscribers(admin, channel)).toBe(1);
+  });
+});

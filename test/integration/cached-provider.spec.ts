@@ -1,0 +1,277 @@
+import { Logger } from '@nestjs/common';
+import KeyvRedis from '@keyv/redis';
+import { createCache } from 'cache-manager';
+import { Keyv } from 'keyv';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createClient } from 'redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ApiKeyService, CachedBackend, MemoryBackend, resolveApiAuthOptions, type ApiKeyBackend } from 'nestjs-api-auth';
+import {
+  createRedisCachedBackend,
+  REDIS_CACHED_L1_TTL_MS,
+  RedisCacheBackend,
+  RedisCachedBackend,
+  type RedisCachedBackendOptions,
+} from 'nestjs-api-auth/redis';
+import { CountingBackend } from '../fixtures/counting.backend.js';
+import { closedPort, connectRedis, deleteNamespace, REDIS_URL, uniqueNamespace } from '../fixtures/redis.js';
+
+type Client = Awaited<ReturnType<typeof connectRedis>>;
+
+/**
+ * A TCP proxy in front of the real Redis that counts the bytes clients send through
+ * it: zero bytes means zero commands, whatever the client library does internally.
+ * `stop()` drops every connection and refuses new ones (Redis gone for these clients only).
+ */
+class CountingProxy {
+  sent = 0;
+  private readonly sockets = new Set<Socket>();
+  private constructor(private readonly server: Server) {}
+
+  static async start(): Promise<CountingProxy> {
+    const target = new URL(REDIS_URL);
+    const server = createServer();
+    const proxy = new CountingProxy(server);
+    server.on('connection', (inbound) => {
+      const outbound = connect(Number(target.port || 6379), target.hostname);
+      for (const socket of [inbound, outbound]) {
+        proxy.sockets.add(socket);
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          proxy.sockets.delete(socket);
+          inbound.destroy();
+          outbound.destroy();
+        });
+      }
+      inbound.on('data', (chunk: Buffer) => {
+        proxy.sent += chunk.length;
+        outbound.write(chunk);
+      });
+      outbound.on('data', (chunk: Buffer) => inbound.write(chunk));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** One app instance: its own Redis connections, cached provider and service, over the shared store. */
+interface Instance {
+  redis: Client;
+  cacheStore: KeyvRedis<unknown>;
+  backend: RedisCachedBackend;
+  service: ApiKeyService;
+  close(): Promise<void>;
+}
+
+async function startInstance(
+  namespace: string,
+  primary: ApiKeyBackend,
+  options: { redisUrl?: string; cacheUrl?: string; extra?: Partial<RedisCachedBackendOptions> } = {},
+): Promise<Instance> {
+  const redis = await connectRedis({ url: options.redisUrl ?? REDIS_URL, disableOfflineQueue: true });
+  const cacheStore = new KeyvRedis({ url: options.cacheUrl ?? REDIS_URL });
+  await cacheStore.getClient();
+  const cache = createCache({ stores: [new Keyv({ store: cacheStore, namespace })] });
+  const backend = await createRedisCachedBackend({ redis, cache, primary, ttl: 60_000, namespace, ...options.extra });
+  const service = new ApiKeyService(resolveApiAuthOptions({ backend, prefix: 'cp_', trackUsage: false }));
+  return {
+    redis,
+    cacheStore,
+    backend,
+    service,
+    close: async () => {
+      await backend.close();
+      await cacheStore.disconnect().catch(() => undefined);
+      if (redis.isOpen) await redis.close();
+    },
+  };
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    if (await condition()) return performance.now() - started;
+    if (performance.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function subscriberCount(admin: Client, connectionName: string): Promise<number> {
+  const list = await admin.sendCommand<string>(['CLIENT', 'LIST', 'TYPE', 'pubsub']);
+  return list.split('\n').filter((line) => line.includes(` name=${connectionName} `)).length;
+}
+
+describe('the cached provider (createRedisCachedBackend): L1 + Redis cache + store, with pub/sub', () => {
+  const namespace = uniqueNamespace('cached-provider').slice(0, -1);
+  const store = new CountingBackend(new MemoryBackend()); // stands in for the shared database
+  let admin: Client;
+  let one: Instance;
+  let two: Instance;
+
+  beforeAll(async () => {
+    admin = await connectRedis();
+    one = await startInstance(namespace, store);
+    two = await startInstance(namespace, store);
+  });
+
+  afterEach(() => vi.restoreAllMocks());
+
+  afterAll(async () => {
+    await one?.close();
+    await two?.close();
+    await deleteNamespace(admin, namespace);
+    await admin?.close();
+  });
+
+  it('is an L1 over a RedisCacheBackend over the store, listening on the namespaced channel', async () => {
+    expect(one.backend).toBeInstanceOf(CachedBackend);
+    expect(one.backend.primary).toBeInstanceOf(RedisCacheBackend);
+    expect(one.backend.redisCache.primary).toBe(store);
+    expect(one.backend.invalidationBus.channel).toBe(`${namespace}:invalidate`);
+    // The factory resolved only once both instances were listening.
+    expect(one.backend.invalidationBus.isListening).toBe(true);
+    expect(await subscriberCount(admin, `${namespace}:invalidation`)).toBe(2);
+    expect(one.backend.cache.ttlMs).toBe(REDIS_CACHED_L1_TTL_MS);
+  });
+
+  it('a revoke on one instance is refused by the other within one second', async () => {
+    const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n' });
+    const { keyHash } = (await store.getById(apiKey.id))!;
+    // A read that overlaps the arrival of the issue's own invalidation is not cached; the next one is.
+    await waitFor(async () => (await two.service.authenticate(key)).ok && two.backend.peekByHash(keyHash) !== undefined, 1_000);
+
+    const started = performance.now();
+    await one.service.revoke(apiKey.id);
+    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+  });
+
+  it('propagates updates and deletes the same way', async () => {
+    const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n', scopes: ['a'] });
+    expect((await two.service.authenticate(key)).ok).toBe(true);
+    await one.service.update(apiKey.id, { scopes: ['b'] });
+    await waitFor(async () => {
+      const result = await two.service.authenticate(key);
+      return result.ok && result.apiKey.scopes[0] === 'b';
+    }, 1_000);
+    await one.service.delete(apiKey.id);
+    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
+    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'invalid_api_key' });
+  });
+
+  it('refuses a revoked key within the L1 ttl (1 s) when the other instance has lost its subscription', async () => {
+    // Three's bus goes through a proxy we can take away; its cache reads Redis directly.
+    const proxy = await CountingProxy.start();
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const three = await startInstance(namespace, store, { redisUrl: proxy.url });
+    try {
+      const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n' });
+      await proxy.stop(); // three hears nothing from now on
+      await waitFor(async () => !three.backend.invalidationBus.isListening, 2_000);
+      expect((await three.service.authenticate(key)).ok).toBe(true); // fills three's L1
+
+      const started = performance.now();
+      await one.service.revoke(apiKey.id);
+      // The message is lost: three still answers from its L1 ...
+      expect((await three.service.authenticate(key)).ok).toBe(true);
+      // ... until the entry's TTL runs out and it reads the Redis cache, which the revoke already voided.
+      await waitFor(async () => !(await three.service.authenticate(key)).ok, 2 * REDIS_CACHED_L1_TTL_MS);
+      expect(performance.now() - started).toBeLessThan(REDIS_CACHED_L1_TTL_MS + 250);
+      expect(await three.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+      expect(warn.mock.calls.some(([m]) => String(m).includes('Lost the API key invalidation subscription'))).toBe(true);
+    } finally {
+      await three.close();
+    }
+  });
+
+  it('answers a warm key without a single Redis command, and a cold one with Redis', async () => {
+    // Every connection of this instance (cache, publisher, subscriber) goes through the counting proxy.
+    const proxy = await CountingProxy.start();
+    const four = await startInstance(namespace, store, { redisUrl: proxy.url, cacheUrl: proxy.url });
+    try {
+      const { key } = await one.service.issue({ ownerId: 'o', name: 'warm' });
+      const before = proxy.sent;
+      expect((await four.service.authenticate(key)).ok).toBe(true); // L1 miss: read through Redis
+      const cold = proxy.sent - before;
+      expect(cold).toBeGreaterThan(0);
+
+      store.reset();
+      const warmStart = proxy.sent;
+      for (let i = 0; i < 2_000; i++) expect((await four.service.authenticate(key)).ok).toBe(true);
+      // Let any command a hit might have queued reach the wire before counting.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(proxy.sent - warmStart).toBe(0);
+      expect(store.calls('getByHash')).toBe(0);
+      expect(store.calls('peekByHash')).toBe(0);
+    } finally {
+      await four.close();
+      await proxy.stop();
+    }
+  });
+
+  it('closes the subscriber it opened, never the Redis client, cache or store it was given; close is idempotent', async () => {
+    const five = await startInstance(namespace, store, { extra: { bus: { connectionName: `${namespace}:five` } } });
+    expect(await subscriberCount(admin, `${namespace}:five`)).toBe(1);
+    await five.backend.close();
+    await five.backend.onModuleDestroy(); // what Nest calls: a second close is harmless
+    await waitFor(async () => (await subscriberCount(admin, `${namespace}:five`)) === 0, 1_000);
+    expect(await five.redis.ping()).toBe('PONG');
+    await five.cacheStore.set(`${namespace}:still-open`, 'yes');
+    expect(await five.cacheStore.get(`${namespace}:still-open`)).toBe('yes');
+    await five.cacheStore.delete(`${namespace}:still-open`);
+    await five.close();
+  });
+
+  it('starts, and answers from the store, when Redis is down at start-up; closes without waiting for it', async () => {
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const deadUrl = `redis://127.0.0.1:${await closedPort()}`;
+    const redis = createClient({ url: deadUrl, disableOfflineQueue: true });
+    redis.on('error', () => undefined);
+    const cacheStore = new KeyvRedis({ url: deadUrl, socket: { reconnectStrategy: () => 200 } });
+    cacheStore.on('error', () => undefined);
+    const cache = createCache({ stores: [new Keyv({ store: cacheStore, namespace })] });
+    const local = new MemoryBackend();
+
+    const started = performance.now();
+    const backend = await createRedisCachedBackend({ redis, cache, primary: local, ttl: 60_000, namespace, connectTimeoutMs: 200 });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(warn.mock.calls.some(([m]) => String(m).includes('invalidation subscription is not up yet'))).toBe(true);
+
+    const service = new ApiKeyService(resolveApiAuthOptions({ backend, prefix: 'cp_', trackUsage: false }));
+    const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'n' });
+    expect((await service.authenticate(key)).ok).toBe(true);
+    await service.revoke(apiKey.id); // the publish fails; the write does not
+    expect(await service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+
+    const closing = performance.now();
+    await backend.close();
+    expect(performance.now() - closing).toBeLessThan(1_000);
+    expect(backend.invalidationBus.isListening).toBe(false);
+    await cacheStore.disconnect(true).catch(() => undefined);
+  });
+
+  it('checks its options before opening anything', async () => {
+    const cache = createCache();
+    expect(() => new RedisCachedBackend({ cache, primary: store, ttl: 1_000 } as unknown as RedisCachedBackendOptions)).toThrow(
+      /"redis" must be a node-redis client/,
+    );
+    expect(() => new RedisCachedBackend({ redis: admin, cache, primary: store, ttl: 1_000, connectTimeoutMs: -1 })).toThrow(
+      /"connectTimeoutMs"/,
+    );
+    expect(() => new RedisCachedBackend({ redis: admin, cache, primary: store, ttl: 0 })).toThrow(/"ttl"/);
+    expect(() => new RedisCachedBackend({ redis: admin, cache, primary: store, ttl: 1_000, l1: { maxEntries: 0 } })).toThrow(
+      /"maxEntries"/,
+    );
+  });
+});
