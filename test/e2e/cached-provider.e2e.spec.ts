@@ -127,3 +127,57 @@ describe('two Nest apps (express + fastify) on the cached provider over PostgreS
     expect(await subscribers(admin, channel)).toBe(1);
   });
 });
+
+describe('the sample\'s cached backend (API_AUTH_BACKEND=cached) is the cached provider', () => {
+  const saved = { url: process.env.DATABASE_URL, ns: process.env.REDIS_NAMESPACE };
+  const namespace = uniqueNamespace('cached-provider-sample');
+  let db: TestDatabase;
+  let admin: Awaited<ReturnType<typeof connectRedis>>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('cached_provider_sample');
+    admin = await connectRedis();
+    process.env.DATABASE_URL = db.url;
+    process.env.REDIS_NAMESPACE = namespace;
+  });
+
+  afterAll(async () => {
+    for (const [name, value] of [
+      ['DATABASE_URL', saved.url],
+      ['REDIS_NAMESPACE', saved.ns],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await deleteNamespace(admin, namespace);
+    await admin?.close();
+    await db?.drop();
+  });
+
+  it('two sample instances: a revoke on one is refused by the other within a second; close() ends what it opened', async () => {
+    const { createCachedBackend } = await import('../../sample/backends/cached.backend.js');
+    const { ApiKeyService: Service, resolveApiAuthOptions } = await import('nestjs-api-auth');
+    const one = await createCachedBackend();
+    const two = await createCachedBackend();
+    try {
+      expect(one.backend).toBeInstanceOf(RedisCachedBackend);
+      const a = new Service(resolveApiAuthOptions({ backend: one.backend, prefix: 'smp_', trackUsage: false }));
+      const b = new Service(resolveApiAuthOptions({ backend: two.backend, prefix: 'smp_', trackUsage: false }));
+      const { key, apiKey } = await a.issue({ ownerId: 'o', name: 'n' });
+      expect((await b.authenticate(key)).ok).toBe(true);
+      expect((await b.authenticate(key)).ok).toBe(true);
+      const started = performance.now();
+      await a.revoke(apiKey.id);
+      while ((await b.authenticate(key)).ok && performance.now() - started < 2_000) await new Promise((r) => setTimeout(r, 2));
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(await b.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+    } finally {
+      await one.close();
+      await two.close();
+    }
+    const sessions = await db.query<{ n: number }>(
+      'select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+    );
+    expect(sessions[0]!.n).toBe(0);
+  });
+});
