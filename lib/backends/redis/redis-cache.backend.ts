@@ -235,14 +235,18 @@ export class RedisCacheBackend implements ApiKeyBackend {
    */
   private async bumpGeneration(keys: RedisCacheKeys): Promise<void> {
     for (let attempt = 0; attempt < 2; attempt++) {
+      // Read after the primary write: a generation set from now on, ours or a concurrent
+      // writer's, postdates that write, and so voids every entry that could miss it.
+      // Requiring our own value back instead took concurrent writes to one key (two
+      // instances updating it) for a lost write, and so for an outage.
+      const [before] = await this.circuit.run(() => this.cache.mget([keys.generation]), 'write');
       const generation = randomBytes(12).toString('base64url');
       await this.circuit.run(
         () => Promise.all([this.cache.set(keys.generation, generation, this.generationTtl), this.cache.del(keys.entry)]),
         'write',
       );
       const [stored] = await this.circuit.run(() => this.cache.mget([keys.generation]), 'write');
-      if (stored === generation) return;
-      // Another writer may have replaced it meanwhile; one retry tells that from a lost write.
+      if (stored === generation || (typeof stored === 'string' && stored !== before)) return;
     }
     const failure = new RedisCacheFailure('The Redis cache did not keep an invalidation.');
     this.circuit.trip(failure);
