@@ -1,0 +1,165 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiAuthModule, ApiKeyService, BackendUnavailableError, resolveApiAuthOptions } from 'nestjs-api-auth';
+import { ADAPTERS, bootApp } from '../fixtures/app.js';
+import { startFullStack, type FullStack } from '../fixtures/full-stack.js';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
+import { PostgresRelay } from '../fixtures/postgres-relay.js';
+import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
+
+/** The Redis cache's `ttl` here. */
+const TTL_MS = 2_000;
+/**
+ * The L1's TTL (the full stack's default). An L1 entry filled from the Redis cache
+ * just before the latter's entry ends lives this long again, so a cached key outlives
+ * the database by up to `TTL_MS + L1_TTL_MS` after its last database read.
+ */
+const L1_TTL_MS = 1_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let db: TestDatabase;
+let admin: Awaited<ReturnType<typeof connectRedis>>;
+const namespace = uniqueNamespace('outage-cached');
+
+beforeAll(async () => {
+  db = await createTestDatabase('outage_cached');
+  admin = await connectRedis();
+});
+afterAll(async () => {
+  await deleteNamespace(admin, namespace);
+  await admin?.close();
+  await db?.drop();
+});
+
+describe.each(ADAPTERS)('PostgreSQL down behind the full stack (L1 -> Redis cache -> PostgreSQL) over %s', (adapter) => {
+  let relay: PostgresRelay;
+  let stack: FullStack;
+  let other: FullStack;
+  let app: INestApplication;
+
+  const call = (key: string) => request(app.getHttpServer()).get('/t/me').set('X-API-Key', key);
+
+  beforeAll(async () => {
+    relay = await PostgresRelay.start();
+    const connection = {
+      databaseUrl: relay.via(db.url),
+      namespace: `${namespace}${adapter}`,
+      ttl: TTL_MS,
+      l1: { ttl: L1_TTL_MS },
+      // What a production pool should have: fail fast instead of queueing for a minute.
+      orm: { pool: { min: 0, max: 5, acquireTimeoutMillis: 1_000 }, driverOptions: { connection: { connectionTimeoutMillis: 1_000 } } },
+    };
+    stack = await startFullStack(connection);
+    // A second instance of the fleet, on the same database and Redis; never used before the outage.
+    other = await startFullStack(connection);
+    app = await bootApp(adapter, [
+      ApiAuthModule.forRoot({ prefix: 'oc_', backend: stack.backend, verifyTimeoutMs: 1_500, usageIntervalMs: 0 }),
+    ]);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await stack?.close();
+    await other?.close();
+    await relay?.stop();
+  });
+
+  it('serves cached keys from the caches until their TTLs, honours revocations made before, answers 503 for the rest, and recovers without a restart', async () => {
+    const service = app.get(ApiKeyService);
+    const otherService = new ApiKeyService(resolveApiAuthOptions({ prefix: 'oc_', backend: other.backend, verifyTimeoutMs: 1_500, trackUsage: false }));
+    const issue = (name: string, expiresAt?: Date) => service.issue({ ownerId: `owner-${adapter}`, name, expiresAt });
+
+    // Before the outage: each key in a known state, in the caches or not.
+    const revokedCached = await issue('revoked, refusal cached');
+    await call(revokedCached.key).expect(200);
+    await service.revoke(revokedCached.apiKey.id);
+    expect((await call(revokedCached.key).expect(401)).body.code).toBe('revoked_api_key');
+    const revokedUncached = await issue('revoked, nothing cached since');
+    await call(revokedUncached.key).expect(200);
+    await service.revoke(revokedUncached.apiKey.id);
+    const uncached = await issue('never used');
+    const seenUnknown = service.format.generate();
+    await call(seenUnknown).expect(401);
+    const newUnknown = service.format.generate();
+    const expiring = await issue('expires during the outage', new Date(Date.now() + 1_000));
+    await call(expiring.key).expect(200);
+    const cached = await issue('used just before');
+    await call(cached.key).expect(200);
+    const filledAt = Date.now();
+
+    await relay.stop();
+
+    // Right after: the cache answers for what it holds, the rest is 503, never 401 or 200.
+    const neverAccepted: Array<{ name: string; key: string }> = [
+      { name: 'revoked (cached refusal)', key: revokedCached.key },
+      { name: 'revoked (not cached)', key: revokedUncached.key },
+      { name: 'never used', key: uncached.key },
+      { name: 'unknown, seen before', key: seenUnknown },
+      { name: 'unknown, new', key: newUnknown },
+    ];
+    const accepted: string[] = [];
+    const probeNeverAccepted = async () => {
+      for (const { name, key } of neverAccepted) if ((await call(key)).status === 200) accepted.push(name);
+    };
+    for (let i = 0; i < 3; i++) {
+      const ok = await call(cached.key);
+      expect(ok.status).toBe(200);
+      expect(ok.body.ownerId).toBe(`owner-${adapter}`);
+      expect((await call(revokedCached.key)).body.code).toBe('revoked_api_key');
+      const notCached = await call(revokedUncached.key);
+      expect([notCached.status, notCached.body.code, notCached.headers['retry-after']]).toEqual([503, 'backend_unavailable', '1']);
+      expect((await call(uncached.key)).status).toBe(503);
+      expect((await call(newUnknown)).status).toBe(503);
+      // A key the cache knows not to exist stays unknown.
+      expect((await call(seenUnknown)).body.code).toBe('invalid_api_key');
+    }
+    // The Redis cache is the fleet's: an instance that never saw the key answers from it too.
+    expect(await otherService.authenticate(cached.key)).toMatchObject({ ok: true, apiKey: { id: cached.apiKey.id } });
+    expect(await otherService.authenticate(uncached.key)).toMatchObject({ ok: false, code: 'backend_unavailable' });
+
+    // A revocation cannot be made while the database is down: it fails, and says so.
+    await expect(service.revoke(cached.apiKey.id)).rejects.toBeInstanceOf(BackendUnavailableError);
+    expect((await call(cached.key)).status).toBe(200);
+
+    // A cached key stops at its expiry (the cache never outlives it), and without the database that is a 503.
+    await sleep(Math.max(0, expiring.apiKey.expiresAt!.getTime() + 50 - Date.now()));
+    expect((await call(expiring.key)).status).toBe(503);
+    await probeNeverAccepted();
+
+    // Within the Redis cache's TTL a cached key works; past it and the L1's, it needs the
+    // database like any other key: 503.
+    const whileCached: number[] = [];
+    while (Date.now() < filledAt + TTL_MS - 300) {
+      whileCached.push((await call(cached.key)).status);
+      await probeNeverAccepted();
+      await sleep(100);
+    }
+    expect(new Set(whileCached)).toEqual(new Set([200]));
+    await sleep(Math.max(0, filledAt + TTL_MS + L1_TTL_MS + 100 - Date.now()));
+    expect((await call(cached.key)).status).toBe(503);
+    expect(await otherService.authenticate(cached.key)).toMatchObject({ ok: false, code: 'backend_unavailable' });
+    await probeNeverAccepted();
+    expect(accepted).toEqual([]);
+
+    // The database comes back: everything answers from it again, no restart.
+    await relay.start();
+    const seen: number[] = [];
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const status = (await call(uncached.key)).status;
+      seen.push(status);
+      if (status === 200) break;
+      await sleep(100);
+    }
+    expect(seen.at(-1)).toBe(200);
+    expect(seen.every((status) => status === 503 || status === 200)).toBe(true);
+    await call(cached.key).expect(200);
+    expect((await call(revokedUncached.key)).body.code).toBe('revoked_api_key');
+    expect((await call(newUnknown)).body.code).toBe('invalid_api_key');
+    expect((await call(expiring.key)).body.code).toBe('expired_api_key');
+    expect(await otherService.authenticate(cached.key)).toMatchObject({ ok: true });
+    // And the revocation that failed during the outage can be made now.
+    await service.revoke(cached.apiKey.id);
+    expect((await call(cached.key)).body.code).toBe('revoked_api_key');
+  });
+});
