@@ -2,9 +2,8 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { createKeyv } from '@keyv/redis';
 import { createCache } from 'cache-manager';
 import { randomBytes } from 'node:crypto';
-import { CachedBackend } from 'nestjs-api-auth';
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
-import { RedisBackend, RedisCacheBackend, RedisInvalidationBus } from 'nestjs-api-auth/redis';
+import { createRedisCachedBackend, RedisBackend } from 'nestjs-api-auth/redis';
 import { createClient } from 'redis';
 import { countCalls } from './counting.js';
 import { guardFor, type GuardedScenario } from './scenarios.js';
@@ -48,16 +47,14 @@ export async function optionalScenarios(): Promise<GuardedScenario[]> {
   const direct = countCalls(postgres);
   // (e) Redis as the only store.
   const redisPrimary = countCalls(new RedisBackend(redis, { namespace: `${namespace}:primary:` }));
-  // (d) L1 -> Redis cache (cache-manager + @keyv/redis) -> PostgreSQL, with pub/sub invalidation.
+  // (d) The cached provider: L1 -> Redis cache (cache-manager + @keyv/redis) -> PostgreSQL,
+  // with pub/sub invalidation, exactly as an application builds it.
   const cachedPrimary = countCalls(postgres);
   const cache = createCache({ stores: [createKeyv(REDIS_URL, { namespace: `${namespace}-cache` })] });
-  const redisCache = new RedisCacheBackend({ cache, primary: cachedPrimary.backend, ttl: 300_000, namespace: `${namespace}:cache` });
-  const bus = await new RedisInvalidationBus(redis, { namespace: `${namespace}:bus` }).connect();
-  const cached = new CachedBackend(redisCache, { bus });
+  const cached = await createRedisCachedBackend({ redis, cache, primary: cachedPrimary.backend, ttl: 300_000, namespace: `${namespace}:cache` });
 
   const close = async () => {
-    await cached.close?.();
-    await bus.close();
+    await cached.close();
     await cache.disconnect().catch(() => undefined);
     for await (const key of redis!.scanIterator({ MATCH: `${namespace}*`, COUNT: 1000 })) {
       const keys = Array.isArray(key) ? key : [key];
