@@ -9,3 +9,9 @@ export const REQUIRED_SCOPES_KEY = 'nestjs-api-auth:scopes';
 
 /** Property of the request (or WebSocket client) the guard attaches the verified key to. */
 export const API_KEY_REQUEST_PROPERTY = 'apiKey';
+
+/** Metadata key set by `@ApiKeyCost()`. */
+export const API_KEY_COST_KEY = 'nestjs-api-auth:cost';
+
+/** Metadata key set by `@RequireEnvironment()`. */
+export const REQUIRED_ENVIRONMENT_KEY = 'nestjs-api-auth:environment';

@@ -1,7 +1,12 @@
 import type { ApiKeyBackend } from './backends/backend.interface.js';
 import { MemoryBackend } from './backends/memory.backend.js';
+import { environmentPrefix, isEnvironmentName } from './environments/environment.js';
+import { createEventSink, type ApiKeyEventEmitter, type ApiKeyEventListener, type ApiKeyEventSink } from './events/api-key-event.sink.js';
+import { assertLegacyPrefixes } from './import/legacy-key-format.js';
 import { assertValidPrefix } from './keys/key-format.js';
 import { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage-coordinator.js';
+import { MemoryRateLimiter } from './limits/memory.rate-limiter.js';
+import type { RateLimiter } from './limits/rate-limiter.interface.js';
 
 /** Options of `ApiAuthModule.forRoot()` / the factory of `forRootAsync()`. */
 export interface ApiAuthModuleOptions {
@@ -67,6 +72,39 @@ export interface ApiAuthModuleOptions {
   maxMetadataBytes?: number;
   /** Most scopes one key may hold. Default `100`. */
   maxScopes?: number;
+  /**
+   * The environment this deployment mints keys in, e.g. `"live"` or `"test"` (letters
+   * and digits, 1-16). It becomes part of the key prefix (`sk_` + `live` mints
+   * `sk_live_…`) and is stored on the record, so a key of another environment fails
+   * the offline prefix check, without a lookup. Default: none (keys are `sk_…`).
+   */
+  environment?: string;
+  /**
+   * Environments whose keys this deployment accepts, e.g. `["live", "test"]` for an
+   * API that serves both, with `@RequireEnvironment('live')` on the routes test keys
+   * must not reach. Must include `environment`. Default: `[environment]` only.
+   */
+  acceptEnvironments?: string[];
+  /**
+   * Keeps the counters of per-key rate limits and quotas (`policy` on a key). Default:
+   * a `MemoryRateLimiter` (per process). For several instances, pass a
+   * `RedisRateLimiter` from `nestjs-api-auth/redis`. Never closed by the module.
+   */
+  rateLimiter?: RateLimiter;
+  /**
+   * Where to emit key events (issued, updated, rotated, revoked, deleted, imported,
+   * authentication denied): `EventEmitter2` from `@nestjs/event-emitter`, injected
+   * through `forRootAsync`, or any object with `emit(name, payload)`.
+   */
+  events?: ApiKeyEventEmitter;
+  /** A plain callback for every event, for apps without an event emitter. Its errors never fail a request. */
+  onEvent?: ApiKeyEventListener;
+  /**
+   * Prefixes of keys imported from another system (`ApiKeyService.import`) that do not
+   * have this library's format. Keys starting with one are accepted without the
+   * checksum check (16-512 printable characters) and looked up. Default none.
+   */
+  legacyKeyPrefixes?: string[];
 }
 
 /** Options after defaults and validation; what the services receive. */
@@ -88,6 +126,14 @@ export interface ResolvedApiAuthOptions {
   realm: string;
   maxMetadataBytes: number;
   maxScopes: number;
+  /** The environment new keys are minted in; `null` without environments. */
+  environment: string | null;
+  /** Accepted environments, `environment` first; `[null]` without environments. */
+  environments: Array<string | null>;
+  rateLimiter: RateLimiter;
+  /** Delivers an event; `null` when nobody listens. */
+  emitEvent: ApiKeyEventSink | null;
+  legacyKeyPrefixes: string[];
 }
 
 export const DEFAULT_PREFIX = 'sk_';
@@ -161,6 +207,32 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') fail(flag, 'must be a boolean', options[flag]);
   }
 
+  const environment = options.environment ?? null;
+  if (environment !== null && !isEnvironmentName(environment)) {
+    fail('environment', 'must be 1-16 letters and digits', environment);
+  }
+  const accepted = options.acceptEnvironments;
+  if (accepted !== undefined) {
+    if (environment === null) fail('acceptEnvironments', 'needs the "environment" option', 'without environment');
+    if (!Array.isArray(accepted) || !accepted.every(isEnvironmentName)) {
+      fail('acceptEnvironments', 'must be an array of environment names (1-16 letters and digits)', accepted);
+    }
+    if (!accepted.includes(environment)) fail('acceptEnvironments', `must include the "environment" (${environment})`, accepted.join(','));
+  }
+  const environments = environment === null ? [null] : [...new Set([environment, ...(accepted ?? [])])];
+  for (const env of environments) assertValidPrefix(environmentPrefix(prefix, env), 'environment');
+
+  const rateLimiter = options.rateLimiter;
+  if (rateLimiter !== undefined && typeof (rateLimiter as Partial<RateLimiter>)?.consume !== 'function') {
+    fail('rateLimiter', 'must implement RateLimiter (a consume method)', rateLimiter);
+  }
+  if (options.events !== undefined && typeof (options.events as Partial<ApiKeyEventEmitter>)?.emit !== 'function') {
+    fail('events', 'must have an emit(event, payload) method, like EventEmitter2', options.events);
+  }
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') fail('onEvent', 'must be a function', options.onEvent);
+  const legacyKeyPrefixes = options.legacyKeyPrefixes ?? [];
+  assertLegacyPrefixes(legacyKeyPrefixes);
+
   return {
     backend: backend ?? new MemoryBackend(),
     ownsBackend: backend === undefined,
@@ -177,5 +249,10 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     realm,
     maxMetadataBytes: positiveInteger('maxMetadataBytes', options.maxMetadataBytes, 8_192),
     maxScopes: positiveInteger('maxScopes', options.maxScopes, 100),
+    environment,
+    environments,
+    rateLimiter: rateLimiter ?? new MemoryRateLimiter(),
+    emitEvent: createEventSink(options.events, options.onEvent),
+    legacyKeyPrefixes: [...legacyKeyPrefixes],
   };
 }

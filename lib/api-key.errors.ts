@@ -15,6 +15,14 @@ export const ApiKeyErrorCode = {
   InsufficientScope: 'insufficient_scope',
   /** The key store could not answer; retry later. Never means the key is bad. */
   BackendUnavailable: 'backend_unavailable',
+  /** The key's `policy.allowedIps` does not include the caller's address. */
+  IpNotAllowed: 'ip_not_allowed',
+  /** The route is restricted to other environments (`@RequireEnvironment()`). */
+  EnvironmentNotAllowed: 'environment_not_allowed',
+  /** A rate limit of the key is used up; retry after `Retry-After` seconds. */
+  RateLimited: 'rate_limited',
+  /** The key's quota has no credits left for this call. */
+  QuotaExhausted: 'quota_exhausted',
 } as const;
 
 export type ApiKeyErrorCode = (typeof ApiKeyErrorCode)[keyof typeof ApiKeyErrorCode];

@@ -7,13 +7,25 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { API_AUTH_OPTIONS, API_KEY_REQUEST_PROPERTY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from './api-auth.constants.js';
+import {
+  API_AUTH_OPTIONS,
+  API_KEY_COST_KEY,
+  API_KEY_REQUEST_PROPERTY,
+  IS_PUBLIC_KEY,
+  REQUIRED_ENVIRONMENT_KEY,
+  REQUIRED_SCOPES_KEY,
+} from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import type { ApiKeyView } from './api-key.interface.js';
 import { ApiKeyErrorCode, type AuthenticationFailureCode } from './api-key.errors.js';
 import { ApiKeyService } from './api-key.service.js';
 import { getAuthCarrier } from './decorators/request-context.js';
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
+import { ApiKeyEventName } from './events/api-key.events.js';
+import type { LimitDecision, RateLimitStatus } from './limits/rate-limiter.interface.js';
+import { clientIp } from './network/client-ip.js';
+import { IpAllowlist } from './network/ip-allowlist.js';
+import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 
 /** What a request carried as a key: a value, nothing, or something that cannot be one. */
 export type ExtractedKey =
@@ -25,6 +37,10 @@ export type ExtractedKey =
 export type ApiKeyFailure =
   | { status: 401; code: AuthenticationFailureCode }
   | { status: 403; code: typeof ApiKeyErrorCode.InsufficientScope; requirement: ScopeRequirement }
+  | { status: 403; code: typeof ApiKeyErrorCode.IpNotAllowed }
+  | { status: 403; code: typeof ApiKeyErrorCode.EnvironmentNotAllowed; environments: readonly string[] }
+  | { status: 429; code: typeof ApiKeyErrorCode.RateLimited; rateLimit: RateLimitStatus; retryAfterMs: number }
+  | { status: 429; code: typeof ApiKeyErrorCode.QuotaExhausted; retryAfterMs: number | null }
   | { status: 503; code: typeof ApiKeyErrorCode.BackendUnavailable; error?: unknown };
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -32,6 +48,9 @@ type Headers = Record<string, string | string[] | undefined>;
 interface RouteRules {
   isPublic: boolean;
   requirement: ScopeRequirement | undefined;
+  environments: readonly string[] | undefined;
+  /** Quota credits a call spends (`@ApiKeyCost()`), default 1. */
+  cost: number;
 }
 
 const MISSING: ExtractedKey = { kind: 'missing' };
@@ -43,7 +62,21 @@ const MESSAGES: Record<ApiKeyFailure['code'], string> = {
   revoked_api_key: 'The API key has been revoked.',
   insufficient_scope: 'The API key lacks a scope this operation requires.',
   backend_unavailable: 'API key verification is temporarily unavailable. Retry later.',
+  ip_not_allowed: 'The API key may not be used from this address.',
+  environment_not_allowed: "This operation is not available to the API key's environment.",
+  rate_limited: 'The API key has exceeded its rate limit. Retry later.',
+  quota_exhausted: 'The API key has no usage credits left.',
 };
+
+const ERROR_NAMES: Record<ApiKeyFailure['status'], string> = {
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
+
+/** Requests already charged to a key's limits, so a guard registered twice counts a request once. */
+const charged = new WeakSet<object>();
 
 /**
  * Authenticates calls by API key and enforces `@RequireScopes()`. Register it per
@@ -60,7 +93,9 @@ export class ApiKeyGuard implements CanActivate {
   // Route metadata never changes after start-up; reading it once per handler keeps
   // two reflection calls off every request.
   private readonly rules = new WeakMap<object, WeakMap<object, RouteRules>>();
+  private readonly allowlist = new IpAllowlist();
   private backendDown = false;
+  private limiterDown = false;
 
   constructor(
     protected readonly reflector: Reflector,
@@ -74,16 +109,16 @@ export class ApiKeyGuard implements CanActivate {
 
     const request = this.getRequest(context);
     const extracted = request ? this.extractKey(request) : MISSING;
-    if (extracted.kind === 'missing') return this.throwFailure(context, { status: 401, code: 'missing_api_key' });
-    if (extracted.kind === 'malformed') return this.throwFailure(context, { status: 401, code: 'invalid_api_key' });
+    if (extracted.kind === 'missing') return this.deny(context, { status: 401, code: 'missing_api_key' });
+    if (extracted.kind === 'malformed') return this.deny(context, { status: 401, code: 'invalid_api_key' });
 
     const result = await this.apiKeys.authenticate(extracted.value);
     if (!result.ok) {
       if (result.code === ApiKeyErrorCode.BackendUnavailable) {
         this.reportBackendDown(result.error);
-        return this.throwFailure(context, { status: 503, code: result.code, error: result.error });
+        return this.deny(context, { status: 503, code: result.code, error: result.error });
       }
-      return this.throwFailure(context, { status: 401, code: result.code });
+      return this.deny(context, { status: 401, code: result.code });
     }
     if (this.backendDown) {
       this.backendDown = false;
@@ -91,11 +126,103 @@ export class ApiKeyGuard implements CanActivate {
     }
 
     const apiKey = result.apiKey;
+    // Keys without a policy, the common case, pay one null check here and one below.
+    const policy = apiKey.policy;
+    // The address and environment come before scopes: a caller refused for where it
+    // calls from learns nothing about what the route needs.
+    if (policy !== null && policy.allowedIps !== undefined && !this.allowlist.allows(this.getClientIp(request ?? {}), policy.allowedIps)) {
+      return this.deny(context, { status: 403, code: 'ip_not_allowed' }, apiKey);
+    }
+    if (rules.environments !== undefined && (apiKey.environment === null || !rules.environments.includes(apiKey.environment))) {
+      return this.deny(context, { status: 403, code: 'environment_not_allowed', environments: rules.environments }, apiKey);
+    }
     if (rules.requirement && !this.hasScopes(apiKey, rules.requirement)) {
-      return this.throwFailure(context, { status: 403, code: 'insufficient_scope', requirement: rules.requirement });
+      return this.deny(context, { status: 403, code: 'insufficient_scope', requirement: rules.requirement }, apiKey);
+    }
+    if (policy !== null && (policy.rateLimits !== undefined || policy.quota !== undefined)) {
+      await this.enforceLimits(context, request, apiKey, policy, rules.cost);
     }
     this.attach(request ?? {}, apiKey);
     return true;
+  }
+
+  /**
+   * The caller's address for `policy.allowedIps`: `request.ip`, which Express and
+   * Fastify derive from `X-Forwarded-For` only as far as the app trusts its proxies
+   * (`trust proxy`, `trustProxy`). Override for a transport that knows better.
+   */
+  protected getClientIp(request: Record<string, unknown>): string | undefined {
+    return clientIp(request);
+  }
+
+  /**
+   * Counts the call against the key's rate limits and quota, once per request even
+   * when the guard runs twice (global and per controller), and sets the `RateLimit-*`
+   * headers. A limiter that cannot answer means 503: it must not let a key past
+   * its limits, nor be taken for a bad key.
+   */
+  protected async enforceLimits(
+    context: ExecutionContext,
+    request: Record<string, unknown> | undefined,
+    apiKey: ApiKeyView,
+    policy: ApiKeyPolicy,
+    cost: number,
+  ): Promise<void> {
+    // WebSocket clients carry many messages; only an HTTP request is a single call.
+    const once = context.getType<string>() === 'http' && request !== undefined;
+    if (once && charged.has(request)) return;
+    let decision: LimitDecision;
+    try {
+      decision = await this.options.rateLimiter.consume(policy.counterKey ?? apiKey.id, {
+        rateLimits: policy.rateLimits ?? [],
+        quota: policy.quota,
+        cost,
+      });
+    } catch (error) {
+      if (!this.limiterDown) {
+        this.limiterDown = true;
+        // The limiter's error names no key: counters are addressed by key id.
+        this.logger.error(`The rate limiter is unavailable; answering 503 to keys with limits: ${(error as Error)?.message ?? error}`);
+      }
+      return this.deny(context, { status: 503, code: 'backend_unavailable', error }, apiKey);
+    }
+    if (this.limiterDown) {
+      this.limiterDown = false;
+      this.logger.log('The rate limiter answers again.');
+    }
+    if (once) charged.add(request);
+    if (decision.allowed) {
+      if (decision.rateLimit) this.setRateLimitHeaders(context, decision.rateLimit);
+      return;
+    }
+    if (decision.reason === 'rate_limited') {
+      this.setRateLimitHeaders(context, decision.rateLimit);
+      return this.deny(context, { status: 429, code: 'rate_limited', rateLimit: decision.rateLimit, retryAfterMs: decision.retryAfterMs }, apiKey);
+    }
+    return this.deny(context, { status: 429, code: 'quota_exhausted', retryAfterMs: decision.retryAfterMs }, apiKey);
+  }
+
+  /** `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds), as in the IETF RateLimit header fields draft. */
+  protected setRateLimitHeaders(context: ExecutionContext, status: RateLimitStatus): void {
+    this.setResponseHeader(context, 'RateLimit-Limit', String(status.limit));
+    this.setResponseHeader(context, 'RateLimit-Remaining', String(status.remaining));
+    this.setResponseHeader(context, 'RateLimit-Reset', String(Math.max(1, Math.ceil(status.resetMs / 1000))));
+  }
+
+  /** Emits `api-key.authentication-denied` (when anyone listens), then reports the failure. */
+  private deny(context: ExecutionContext, failure: ApiKeyFailure, apiKey?: ApiKeyView): never {
+    const sink = this.options.emitEvent;
+    if (sink !== null) {
+      sink({
+        type: ApiKeyEventName.AuthenticationDenied,
+        code: failure.code,
+        status: failure.status,
+        apiKeyId: apiKey?.id ?? null,
+        ownerId: apiKey?.ownerId ?? null,
+        at: new Date(),
+      });
+    }
+    return this.throwFailure(context, failure);
   }
 
   /** The object carrying headers and receiving the verified key: HTTP request, WebSocket client, GraphQL `req`. */
@@ -188,18 +315,24 @@ export class ApiKeyGuard implements CanActivate {
   }
 
   /**
-   * Reports a refusal. Over HTTP it sets `WWW-Authenticate` (401, 403) or
-   * `Retry-After` (503) and throws an `HttpException` whose body carries the stable
+   * Reports a refusal. Over HTTP it sets `WWW-Authenticate` (401, 403
+   * `insufficient_scope`) or `Retry-After` (429, 503) and throws an `HttpException` whose body carries the stable
    * `code`. Override to throw a `WsException` or a GraphQL error instead.
    */
   protected throwFailure(context: ExecutionContext, failure: ApiKeyFailure): never {
     const body = this.failureBody(failure);
-    if (failure.status === 403) {
+    if (failure.code === 'insufficient_scope') {
       this.setResponseHeader(
         context,
         'WWW-Authenticate',
         `${this.challenge()}, error="insufficient_scope", scope="${failure.requirement.scopes.join(' ')}"`,
       );
+    } else if (failure.status === 403) {
+      // ip_not_allowed, environment_not_allowed: the key is fine, so no challenge.
+    } else if (failure.status === 429) {
+      if (failure.retryAfterMs !== null) {
+        this.setResponseHeader(context, 'Retry-After', String(Math.max(1, Math.ceil(failure.retryAfterMs / 1000))));
+      }
     } else if (failure.status === 401) {
       // RFC 6750 §3: no error attribute when no credentials were sent at all.
       this.setResponseHeader(
@@ -221,14 +354,18 @@ export class ApiKeyGuard implements CanActivate {
   protected failureBody(failure: ApiKeyFailure): Record<string, unknown> {
     const body: Record<string, unknown> = {
       statusCode: failure.status,
-      error: failure.status === 401 ? 'Unauthorized' : failure.status === 403 ? 'Forbidden' : 'Service Unavailable',
+      error: ERROR_NAMES[failure.status],
       code: failure.code,
       message: MESSAGES[failure.code],
     };
-    if (failure.status === 403) {
+    if (failure.code === 'insufficient_scope') {
       // Name what the route needs, never what the key holds.
       body.requiredScopes = [...failure.requirement.scopes];
       body.scopeMatch = failure.requirement.match;
+    } else if (failure.code === 'environment_not_allowed') {
+      body.requiredEnvironments = [...failure.environments];
+    } else if (failure.status === 429 && failure.retryAfterMs !== null) {
+      body.retryAfterSeconds = Math.max(1, Math.ceil(failure.retryAfterMs / 1000));
     }
     return body;
   }
@@ -266,6 +403,8 @@ export class ApiKeyGuard implements CanActivate {
       rules = {
         isPublic: this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC_KEY, targets) === true,
         requirement: this.reflector.getAllAndOverride<ScopeRequirement | undefined>(REQUIRED_SCOPES_KEY, targets),
+        environments: this.reflector.getAllAndOverride<readonly string[] | undefined>(REQUIRED_ENVIRONMENT_KEY, targets),
+        cost: this.reflector.getAllAndOverride<number | undefined>(API_KEY_COST_KEY, targets) ?? 1,
       };
       byHandler.set(handler, rules);
     }

@@ -1,3 +1,5 @@
+import type { ApiKeyPolicy } from './policy/api-key-policy.js';
+
 /** Free-form, JSON-serialisable data a team keeps on a key (plan, customer, notes). */
 export type ApiKeyMetadata = Record<string, unknown>;
 
@@ -30,6 +32,10 @@ export interface ApiKey {
   lastUsedAt: Date | null;
   /** The key this one replaced through `rotate`, if any. */
   rotatedFromId: string | null;
+  /** The environment the key belongs to (part of its prefix), e.g. `"live"`; `null` without environments. */
+  environment: string | null;
+  /** Rate limits, quota and IP allowlist (one JSON value); `null` for none, the common case. */
+  policy: ApiKeyPolicy | null;
 }
 
 /** An {@link ApiKey} as the library hands it out: everything except the hash. */
@@ -50,6 +56,9 @@ export function toApiKeyView(record: ApiKey): ApiKeyView {
     revokedAt: record.revokedAt,
     lastUsedAt: record.lastUsedAt,
     rotatedFromId: record.rotatedFromId,
+    // `?? null`: a custom backend written before these fields existed returns neither.
+    environment: record.environment ?? null,
+    policy: record.policy ? cloneJson(record.policy) : null,
   };
 }
 
@@ -64,6 +73,8 @@ export function cloneApiKey(record: ApiKey): ApiKey {
     expiresAt: record.expiresAt ? new Date(record.expiresAt) : null,
     revokedAt: record.revokedAt ? new Date(record.revokedAt) : null,
     lastUsedAt: record.lastUsedAt ? new Date(record.lastUsedAt) : null,
+    environment: record.environment ?? null,
+    policy: record.policy ? cloneJson(record.policy) : null,
   };
 }
 

@@ -14,8 +14,13 @@ import {
 import type { ApiKeyBackend } from './backends/backend.interface.js';
 import { decodeCursor, encodeCursor } from './backends/cursor.js';
 import { hasCachedLookup, type CachedLookup } from './cache/cached-lookup.interface.js';
-import { KeyFormat } from './keys/key-format.js';
+import { environmentPrefix } from './environments/environment.js';
+import { ApiKeyEventName } from './events/api-key.events.js';
+import { LegacyKeyFormat } from './import/legacy-key-format.js';
+import { HINT_LENGTH, KeyFormat } from './keys/key-format.js';
 import { KeyHasher } from './keys/key-hasher.js';
+import type { ApiKeyPolicy } from './policy/api-key-policy.js';
+import { hasLimits, validatePolicy } from './policy/policy.validation.js';
 import { UsageRecorder } from './usage-recorder.js';
 
 /** Input of {@link ApiKeyService.issue}. */
@@ -30,6 +35,26 @@ export interface IssueApiKeyInput {
   expiresAt?: Date | string | null;
   /** JSON-serialisable application data, bounded by `maxMetadataBytes`. */
   metadata?: ApiKeyMetadata;
+  /**
+   * The environment to mint the key in; one of `acceptEnvironments`. Default: the
+   * module's `environment`.
+   */
+  environment?: string;
+  /** Rate limits, quota and allowed addresses. Default none. */
+  policy?: ApiKeyPolicy | null;
+}
+
+/**
+ * The key being imported by {@link ApiKeyService.import}: its plaintext (hashed here,
+ * never stored), or the lowercase hex SHA-256 the other system stored, with an
+ * optional display hint.
+ */
+export type ImportApiKeySource = { key: string } | { keyHash: string; hint?: string };
+
+/** Input of {@link ApiKeyService.import}: what `issue` takes, plus the original creation time. */
+export interface ImportApiKeyInput extends IssueApiKeyInput {
+  /** When the other system created the key; must not be in the future. Default now. */
+  createdAt?: Date | string;
 }
 
 /** Fields {@link ApiKeyService.update} may change. */
@@ -39,6 +64,8 @@ export interface UpdateApiKeyInput {
   metadata?: ApiKeyMetadata;
   /** A future instant, or `null` to remove the expiry. */
   expiresAt?: Date | string | null;
+  /** A new policy, or `null` to remove it. Replaces the whole policy. */
+  policy?: ApiKeyPolicy | null;
 }
 
 /** Options of {@link ApiKeyService.rotate}. */
@@ -83,14 +110,22 @@ const INVALID = { ok: false, code: ApiKeyErrorCode.InvalidApiKey } as const;
 const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
 const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
 
+/** `environmentOf` result for a key of a `legacyKeyPrefixes` prefix. */
+const LEGACY = Symbol('legacy');
+
 const SCOPE_PATTERN = /^[\x21-\x7e]{1,128}$/;
+const HASH_PATTERN = /^[0-9a-f]{64}$/;
+const HINT_PATTERN = /^[^\x00-\x1f\x7f]{1,64}$/;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Issues, verifies and manages API keys over the configured backend. */
 @Injectable()
 export class ApiKeyService implements OnApplicationShutdown {
-  /** The key format of this deployment (prefix, length, checksum). */
+  /** The key format new keys are minted in (prefix, length, checksum): the module's `environment`. */
   readonly format: KeyFormat;
+  /** Every accepted format, with its environment; the minting one first. */
+  private readonly formats: ReadonlyArray<{ format: KeyFormat; environment: string | null }>;
+  private readonly legacy: LegacyKeyFormat;
   private readonly hasher: KeyHasher;
   private readonly backend: ApiKeyBackend;
   private readonly usage: UsageRecorder;
@@ -100,7 +135,12 @@ export class ApiKeyService implements OnApplicationShutdown {
   private pendingLookups = 0;
 
   constructor(@Inject(API_AUTH_OPTIONS) private readonly options: ResolvedApiAuthOptions) {
-    this.format = new KeyFormat(options.prefix);
+    this.formats = options.environments.map((environment) => ({
+      format: new KeyFormat(environmentPrefix(options.prefix, environment)),
+      environment,
+    }));
+    this.format = this.formats[0]!.format;
+    this.legacy = new LegacyKeyFormat(options.legacyKeyPrefixes);
     this.hasher = new KeyHasher(options.pepper);
     this.backend = options.backend;
     this.usage = new UsageRecorder(options.backend, options.usageIntervalMs, options.trackUsage, options.usageCoordinator);
@@ -111,14 +151,81 @@ export class ApiKeyService implements OnApplicationShutdown {
   async issue(input: IssueApiKeyInput): Promise<IssuedApiKey> {
     if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
     const now = new Date();
-    const base = {
-      ownerId: this.validateOwnerId(input.ownerId),
-      name: this.validateName(input.name),
-      scopes: this.validateScopes(input.scopes ?? []),
-      metadata: this.validateMetadata(input.metadata ?? {}),
-      expiresAt: this.validateExpiry(input.expiresAt ?? null, now),
+    const issued = await this.mint({ ...this.validateNewKey(input, now), rotatedFromId: null }, now);
+    this.emit(() => ({ type: ApiKeyEventName.Issued, apiKey: { ...issued.apiKey }, at: now }));
+    return issued;
+  }
+
+  /**
+   * Stores a key that another system minted, so its holders keep using it after a
+   * migration. Give the plaintext (`{ key }`) when you have it: it must be a key of
+   * this deployment's format, or start with one of the `legacyKeyPrefixes`, since
+   * the guard would refuse anything else before any lookup. Or give the SHA-256 the
+   * other system stored (`{ keyHash, hint }`); that works only without a `pepper`,
+   * and the plaintext must still pass the guard's check when it is used. Resolves to
+   * the record; there is no plaintext to return.
+   */
+  async import(source: ImportApiKeySource, input: ImportApiKeyInput): Promise<ApiKeyView> {
+    if (source == null || typeof source !== 'object') throw new ApiKeyValidationError('source', 'must be { key } or { keyHash }');
+    if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
+    const now = new Date();
+    let keyHash: string;
+    let hint: string;
+    let environment: string | null;
+    if ('key' in source) {
+      const key = source.key;
+      const found = typeof key === 'string' ? this.environmentOf(key) : undefined;
+      if (found === undefined) {
+        throw new ApiKeyValidationError(
+          'key',
+          "is neither in this deployment's key format nor starts with a legacyKeyPrefixes prefix, so the guard would never accept it",
+        );
+      }
+      if (found === LEGACY) {
+        environment = this.validateEnvironment(input.environment);
+        const prefix = this.legacy.prefixes.find((p) => key.startsWith(p))!;
+        hint = `${prefix}…${key.slice(-HINT_LENGTH)}`;
+      } else {
+        if (input.environment !== undefined && input.environment !== found) {
+          throw new ApiKeyValidationError('environment', "must match the environment in the key's prefix");
+        }
+        environment = found;
+        hint = this.formatFor(found).hint(key);
+      }
+      keyHash = this.hasher.hash(key);
+    } else {
+      if (this.hasher.peppered) {
+        throw new ApiKeyValidationError(
+          'keyHash',
+          'cannot be imported while a pepper is configured: keys are stored as HMAC-SHA256 with it, which a plain SHA-256 cannot be turned into',
+        );
+      }
+      const hash = typeof source.keyHash === 'string' ? source.keyHash.toLowerCase() : '';
+      if (!HASH_PATTERN.test(hash)) throw new ApiKeyValidationError('keyHash', 'must be a hex SHA-256 digest (64 characters)');
+      if (source.hint !== undefined && (typeof source.hint !== 'string' || !HINT_PATTERN.test(source.hint))) {
+        throw new ApiKeyValidationError('hint', 'must be 1-64 printable characters');
+      }
+      keyHash = hash;
+      hint = source.hint ?? '(imported)';
+      environment = this.validateEnvironment(input.environment);
+    }
+    const createdAt = input.createdAt === undefined ? now : this.validatePast('createdAt', input.createdAt, now);
+    const fields = this.validateNewKey({ ...input, environment: undefined }, now);
+    const record: ApiKey = {
+      id: randomUUID(),
+      keyHash,
+      hint,
+      ...fields,
+      environment,
+      rotatedFromId: null,
+      createdAt,
+      updatedAt: now,
+      revokedAt: null,
+      lastUsedAt: null,
     };
-    return this.mint({ ...base, rotatedFromId: null }, now);
+    const stored = await this.backend.create(record);
+    this.emit(() => ({ type: ApiKeyEventName.Imported, apiKey: toApiKeyView(stored), at: now }));
+    return toApiKeyView(stored);
   }
 
   /**
@@ -143,7 +250,8 @@ export class ApiKeyService implements OnApplicationShutdown {
    */
   async authenticate(key: string): Promise<AuthenticationResult> {
     // Offline checks first: malformed input never costs a hash or a lookup.
-    if (!this.format.parse(key).ok) return INVALID;
+    const environment = this.environmentOf(key);
+    if (environment === undefined) return INVALID;
     const keyHash = this.hasher.hash(key);
     // A warm L1 answers synchronously: no timeout race, no timer, no copy of the record.
     const hit = this.peek(keyHash);
@@ -166,6 +274,11 @@ export class ApiKeyService implements OnApplicationShutdown {
       // A backend that returns the wrong record must not let anyone in. (The L1 files a
       // record only under its own hash, so a hit needs no such check.)
       if (!record || !sameHash(record.keyHash, keyHash)) return INVALID;
+    }
+    // The prefix named the environment; a record of another one (copied between
+    // deployments' stores, say) is not this key's.
+    if (environment === LEGACY ? !this.options.environments.includes(record.environment ?? null) : (record.environment ?? null) !== environment) {
+      return INVALID;
     }
     if (record.revokedAt !== null) return REVOKED;
     const now = Date.now();
@@ -231,8 +344,16 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (changes.scopes !== undefined) record.scopes = this.validateScopes(changes.scopes);
     if (changes.metadata !== undefined) record.metadata = this.validateMetadata(changes.metadata);
     if (changes.expiresAt !== undefined) record.expiresAt = this.validateExpiry(changes.expiresAt, now);
+    if (changes.policy !== undefined) record.policy = keepCounterKey(validatePolicy(changes.policy), record.policy);
     record.updatedAt = now;
-    return toApiKeyView(await this.backend.update(record));
+    const updated = await this.backend.update(record);
+    this.emit(() => ({
+      type: ApiKeyEventName.Updated,
+      apiKey: toApiKeyView(updated),
+      changed: UPDATABLE.filter((field) => changes[field] !== undefined),
+      at: now,
+    }));
+    return toApiKeyView(updated);
   }
 
   /** Revokes the key for good (soft delete). Revoking twice keeps the first `revokedAt`. */
@@ -242,12 +363,19 @@ export class ApiKeyService implements OnApplicationShutdown {
     const now = new Date();
     record.revokedAt = now;
     record.updatedAt = now;
-    return toApiKeyView(await this.backend.update(record));
+    const revoked = await this.backend.update(record);
+    this.emit(() => ({ type: ApiKeyEventName.Revoked, apiKey: toApiKeyView(revoked), at: now }));
+    return toApiKeyView(revoked);
   }
 
   /** Removes the record entirely. Idempotent. */
   async delete(id: string): Promise<void> {
+    // The event names the owner, which only the record knows; without listeners, no read.
+    const existing = this.options.emitEvent === null ? null : await this.backend.getById(id);
     await this.backend.delete(id);
+    if (existing) {
+      this.emit(() => ({ type: ApiKeyEventName.Deleted, id: existing.id, ownerId: existing.ownerId, at: new Date() }));
+    }
   }
 
   /**
@@ -273,6 +401,10 @@ export class ApiKeyService implements OnApplicationShutdown {
         metadata: old.metadata,
         expiresAt: old.expiresAt,
         rotatedFromId: old.id,
+        // A key imported under an environment this deployment no longer accepts gets the current one.
+        environment: this.options.environments.includes(old.environment ?? null) ? (old.environment ?? null) : this.options.environment,
+        // The replacement shares the old key's counters: rotating must not buy fresh credits.
+        policy: old.policy && hasLimits(old.policy) ? { ...old.policy, counterKey: old.policy.counterKey ?? old.id } : old.policy,
       },
       now,
     );
@@ -280,6 +412,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (old.expiresAt === null || graceEnd < old.expiresAt) old.expiresAt = graceEnd;
     old.updatedAt = now;
     const previous = await this.backend.update(old);
+    this.emit(() => ({ type: ApiKeyEventName.Rotated, apiKey: { ...issued.apiKey }, previous: toApiKeyView(previous), at: now }));
     return { ...issued, previous: toApiKeyView(previous) };
   }
 
@@ -297,16 +430,17 @@ export class ApiKeyService implements OnApplicationShutdown {
   }
 
   private async mint(
-    fields: Pick<ApiKey, 'ownerId' | 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'rotatedFromId'>,
+    fields: Pick<ApiKey, 'ownerId' | 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'rotatedFromId' | 'environment' | 'policy'>,
     now: Date,
   ): Promise<IssuedApiKey> {
+    const format = this.formatFor(fields.environment);
     // A collision of 256-bit secrets is not going to happen; one retry covers a buggy RNG shim.
     for (let attempt = 0; ; attempt++) {
-      const key = this.format.generate();
+      const key = format.generate();
       const record: ApiKey = {
         id: randomUUID(),
         keyHash: this.hasher.hash(key),
-        hint: this.format.hint(key),
+        hint: format.hint(key),
         ...fields,
         createdAt: now,
         updatedAt: now,
@@ -332,6 +466,57 @@ export class ApiKeyService implements OnApplicationShutdown {
     const record = await this.backend.getById(id);
     if (!record) throw new ApiKeyNotFoundError(shown);
     return record;
+  }
+
+  /**
+   * The environment named by the key's prefix (`null` without environments), `LEGACY`
+   * for an imported key of a legacy prefix, or `undefined` when the key is none of
+   * these. Offline: no hash, no lookup.
+   */
+  private environmentOf(key: string): string | null | typeof LEGACY | undefined {
+    const formats = this.formats;
+    for (let i = 0; i < formats.length; i++) {
+      if (formats[i]!.format.parse(key).ok) return formats[i]!.environment;
+    }
+    return typeof key === 'string' && this.legacy.matches(key) ? LEGACY : undefined;
+  }
+
+  private formatFor(environment: string | null): KeyFormat {
+    return (this.formats.find((f) => f.environment === environment) ?? this.formats[0]!).format;
+  }
+
+  /** Builds an event only when someone listens. */
+  private emit(build: () => Parameters<NonNullable<ResolvedApiAuthOptions['emitEvent']>>[0]): void {
+    const sink = this.options.emitEvent;
+    if (sink !== null) sink(build());
+  }
+
+  /** The validated fields of a key about to be minted or imported. */
+  private validateNewKey(input: IssueApiKeyInput, now: Date) {
+    return {
+      ownerId: this.validateOwnerId(input.ownerId),
+      name: this.validateName(input.name),
+      scopes: this.validateScopes(input.scopes ?? []),
+      metadata: this.validateMetadata(input.metadata ?? {}),
+      expiresAt: this.validateExpiry(input.expiresAt ?? null, now),
+      environment: this.validateEnvironment(input.environment),
+      policy: validatePolicy(input.policy),
+    };
+  }
+
+  private validateEnvironment(environment: unknown): string | null {
+    if (environment === undefined) return this.options.environment;
+    if (typeof environment !== 'string' || !this.options.environments.includes(environment)) {
+      throw new ApiKeyValidationError('environment', 'must be one of the environments this deployment accepts');
+    }
+    return environment;
+  }
+
+  private validatePast(field: string, value: unknown, now: Date): Date {
+    const date = value instanceof Date ? new Date(value) : typeof value === 'string' ? new Date(value) : null;
+    if (!date || Number.isNaN(date.getTime())) throw new ApiKeyValidationError(field, 'must be a Date or an ISO 8601 string');
+    if (date > now) throw new ApiKeyValidationError(field, 'must not be in the future');
+    return date;
   }
 
   /**
@@ -436,6 +621,18 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (date <= now) throw new ApiKeyValidationError('expiresAt', 'must be in the future');
     return date;
   }
+}
+
+/** Fields of {@link UpdateApiKeyInput}, named in `api-key.updated` events. */
+const UPDATABLE = ['name', 'scopes', 'metadata', 'expiresAt', 'policy'] as const;
+
+/**
+ * A new policy keeps the counter key of the one it replaces unless it names its own:
+ * raising a rotated key's limit must not also hand it a fresh budget.
+ */
+function keepCounterKey(next: ApiKeyPolicy | null, current: ApiKeyPolicy | null): ApiKeyPolicy | null {
+  if (next === null || next.counterKey !== undefined || current?.counterKey === undefined || !hasLimits(next)) return next;
+  return { ...next, counterKey: current.counterKey };
 }
 
 function sameHash(a: string, b: string): boolean {

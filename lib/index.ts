@@ -8,12 +8,21 @@ export {
   DEFAULT_PREFIX,
   resolveApiAuthOptions,
 } from './api-auth.options.js';
-export { API_AUTH_OPTIONS, API_KEY_REQUEST_PROPERTY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from './api-auth.constants.js';
+export {
+  API_AUTH_OPTIONS,
+  API_KEY_COST_KEY,
+  API_KEY_REQUEST_PROPERTY,
+  IS_PUBLIC_KEY,
+  REQUIRED_ENVIRONMENT_KEY,
+  REQUIRED_SCOPES_KEY,
+} from './api-auth.constants.js';
 export { ApiKeyGuard, type ApiKeyFailure, type ExtractedKey } from './api-key.guard.js';
 export {
   ApiKeyService,
   type ApiKeyPage,
   type AuthenticationResult,
+  type ImportApiKeyInput,
+  type ImportApiKeySource,
   type IssueApiKeyInput,
   type IssuedApiKey,
   type RotateApiKeyOptions,
@@ -43,6 +52,30 @@ export { InjectApiKeyBackend } from './decorators/inject-api-key-backend.decorat
 export { Public } from './decorators/public.decorator.js';
 export { RequireAnyScope, RequireScopes, type ScopeRequirement } from './decorators/require-scopes.decorator.js';
 export { getVerifiedApiKey } from './decorators/request-context.js';
+export { RequireEnvironment } from './environments/require-environment.decorator.js';
+export {
+  ApiKeyEventName,
+  type ApiKeyAuthenticationDeniedEvent,
+  type ApiKeyDeletedEvent,
+  type ApiKeyEvent,
+  type ApiKeyEventMap,
+  type ApiKeyImportedEvent,
+  type ApiKeyIssuedEvent,
+  type ApiKeyRevokedEvent,
+  type ApiKeyRotatedEvent,
+  type ApiKeyUpdatedEvent,
+} from './events/api-key.events.js';
+export type { ApiKeyEventEmitter, ApiKeyEventListener } from './events/api-key-event.sink.js';
+export { ApiKeyCost } from './limits/api-key-cost.decorator.js';
+export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './limits/memory.rate-limiter.js';
+export type {
+  LimitDecision,
+  LimitRequest,
+  QuotaStatus,
+  RateLimitStatus,
+  RateLimiter,
+} from './limits/rate-limiter.interface.js';
+export type { ApiKeyPolicy, QuotaRule, RateLimitRule } from './policy/api-key-policy.js';
 export { KeyFormat, KeyHasher, type KeyRejection, type ParsedKey } from './keys/index.js';
 export {
   API_AUTH_ROUTES_OPTIONS,

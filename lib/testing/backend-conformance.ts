@@ -42,6 +42,8 @@ export function makeApiKeyRecord(overrides: Partial<ApiKey> = {}): ApiKey {
     revokedAt: null,
     lastUsedAt: null,
     rotatedFromId: null,
+    environment: null,
+    policy: null,
     ...overrides,
   };
 }
@@ -101,6 +103,40 @@ export function runBackendConformance<B extends ApiKeyBackend>(
       const record = makeApiKeyRecord({ scopes: [], metadata: {} });
       await backend.create(record);
       assertSameRecord(await backend.getById(record.id), record);
+    });
+
+    it('stores environment and policy (JSON), updates them, and clears them back to null', async () => {
+      const policy = {
+        rateLimits: [{ name: 'burst', limit: 5, windowMs: 1_000 }],
+        quota: { limit: 1_000, refillIntervalMs: 86_400_000 },
+        allowedIps: ['203.0.113.7', '10.0.0.0/8', '2001:db8::/32'],
+        counterKey: randomUUID(),
+      };
+      const record = makeApiKeyRecord({ environment: 'live', policy });
+      assertSameRecord(await backend.create(record), record);
+      assertSameRecord(await backend.getById(record.id), record);
+      assertSameRecord(await backend.getByHash(record.keyHash), record);
+
+      const changed: ApiKey = {
+        ...record,
+        environment: 'test',
+        policy: { quota: { limit: 3 } },
+        updatedAt: new Date(record.updatedAt.getTime() + 1_000),
+      };
+      assertSameRecord(await backend.update(changed), changed);
+      assertSameRecord(await backend.getByHash(record.keyHash), changed);
+
+      const cleared: ApiKey = { ...changed, environment: null, policy: null };
+      assertSameRecord(await backend.update(cleared), cleared);
+      assertSameRecord(await backend.getById(record.id), cleared);
+    });
+
+    it('defaults environment and policy to null', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      const read = await backend.getByHash(record.keyHash);
+      assert.equal(read?.environment, null);
+      assert.equal(read?.policy, null);
     });
 
     it('answers null for an unknown id or hash', async () => {

@@ -74,6 +74,8 @@ describe('the api_keys table', () => {
       revoked_at: 'timestamp with time zone',
       last_used_at: 'timestamp with time zone',
       rotated_from_id: 'uuid',
+      environment: 'character varying',
+      policy: 'jsonb',
     });
   });
 

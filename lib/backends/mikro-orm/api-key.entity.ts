@@ -47,6 +47,8 @@ export function createApiKeyEntity(options: ApiKeyEntityOptions = {}): EntitySch
       revokedAt: { type: 'datetime', length: 3, fieldName: 'revoked_at', nullable: true },
       lastUsedAt: { type: 'datetime', length: 3, fieldName: 'last_used_at', nullable: true },
       rotatedFromId: { type: 'uuid', fieldName: 'rotated_from_id', nullable: true },
+      environment: { type: 'string', length: 16, fieldName: 'environment', nullable: true },
+      policy: { type: 'json', fieldName: 'policy', nullable: true },
     },
     uniques: [{ name: names.keyHashUnique, properties: ['keyHash'] }],
     indexes: [{ name: names.ownerIndex, properties: ['ownerId', 'createdAt', 'id'] }],

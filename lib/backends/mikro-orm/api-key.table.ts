@@ -39,7 +39,15 @@ export const API_KEY_COLUMNS = [
   'revoked_at',
   'last_used_at',
   'rotated_from_id',
+  'environment',
+  'policy',
 ] as const;
+
+/** Columns added after the first release, each nullable: `ensureSchema` adds them to an older table. */
+export const ADDED_COLUMNS: Readonly<Record<string, string>> = {
+  environment: 'varchar(16) null',
+  policy: 'jsonb null',
+};
 
 const TIMESTAMP_COLUMNS = ['created_at', 'updated_at', 'expires_at', 'revoked_at', 'last_used_at'] as const;
 
@@ -62,6 +70,8 @@ export interface ApiKeyRow {
   revoked_at_ms: number | null;
   last_used_at_ms: number | null;
   rotated_from_id: string | null;
+  environment: string | null;
+  policy: Record<string, unknown> | null;
 }
 
 /** SQL fragments for one configured key table. */
@@ -96,7 +106,7 @@ export class ApiKeyTable {
    * separately so that a same-named table of another shape can be reported before an
    * index on columns it lacks fails.
    */
-  createStatements(): { schema: string | null; table: string; index: string } {
+  createStatements(): { schema: string | null; table: string; index: string; addColumns: (columns: string[]) => string } {
     const n = this.names;
     return {
       schema: this.schema === undefined ? null : `create schema if not exists ${quote(this.schema)}`,
@@ -107,10 +117,13 @@ export class ApiKeyTable {
         '"scopes" jsonb not null, "metadata" jsonb not null, ' +
         '"created_at" timestamptz(3) not null, "updated_at" timestamptz(3) not null, ' +
         '"expires_at" timestamptz(3) null, "revoked_at" timestamptz(3) null, "last_used_at" timestamptz(3) null, ' +
-        '"rotated_from_id" uuid null, ' +
+        '"rotated_from_id" uuid null, "environment" varchar(16) null, "policy" jsonb null, ' +
         `constraint ${quote(n.primaryKey)} primary key ("id"), ` +
         `constraint ${quote(n.keyHashUnique)} unique ("key_hash"))`,
       index: `create index if not exists ${quote(n.ownerIndex)} on ${this.qualifiedName} ("owner_id", "created_at", "id")`,
+      addColumns: (columns) =>
+        `alter table ${this.qualifiedName} ` +
+        columns.map((column) => `add column if not exists ${quote(column)} ${ADDED_COLUMNS[column]}`).join(', '),
     };
   }
 }

@@ -4,7 +4,7 @@ import { Logger } from '@nestjs/common';
 import type { ApiKey } from '../../api-key.interface.js';
 import { ApiKeyNotFoundError, ApiKeyValidationError, BackendUnavailableError } from '../../api-key.errors.js';
 import type { ApiKeyBackend, ApiKeyCursor, ListByOwnerOptions } from '../backend.interface.js';
-import { API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
+import { ADDED_COLUMNS, API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
 import {
   resolveMikroOrmBackendOptions,
   type MikroOrmBackendOptions,
@@ -116,6 +116,8 @@ export class MikroOrmBackend implements ApiKeyBackend {
       apiKey.revokedAt,
       apiKey.lastUsedAt,
       apiKey.rotatedFromId,
+      apiKey.environment ?? null,
+      apiKey.policy ? JSON.stringify(apiKey.policy) : null,
     ]);
     return toApiKey(rows[0]!);
   }
@@ -134,6 +136,8 @@ export class MikroOrmBackend implements ApiKeyBackend {
       apiKey.revokedAt,
       apiKey.lastUsedAt,
       apiKey.rotatedFromId,
+      apiKey.environment ?? null,
+      apiKey.policy ? JSON.stringify(apiKey.policy) : null,
       apiKey.id,
     ]);
     if (!rows[0]) throw new ApiKeyNotFoundError(apiKey.id);
@@ -211,6 +215,12 @@ export class MikroOrmBackend implements ApiKeyBackend {
         );
         const present = new Set(result.rows.map((row) => row.column_name));
         missing = API_KEY_COLUMNS.filter((column) => !present.has(column));
+        // A key table of an earlier release lacks only columns added since; add them
+        // (nullable, so existing rows stay valid). Any other gap is not our table.
+        if (missing.length > 0 && missing.every((column) => column in ADDED_COLUMNS)) {
+          await trx.raw(ddl.addColumns(missing));
+          missing = [];
+        }
         if (missing.length === 0) await trx.raw(ddl.index);
       });
     } catch (error) {
@@ -267,7 +277,7 @@ function statements(table: ApiKeyTable): Statements {
     byId: `${select} where "id" = ?::uuid`,
     insert:
       `insert into ${t} (${API_KEY_COLUMNS.map((c) => `"${c}"`).join(', ')}) values ` +
-      '(?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::uuid) ' +
+      '(?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::uuid, ?, ?::jsonb) ' +
       `returning ${table.selectList}`,
     // Sticky revocation and a monotonic lastUsedAt are decided by the database in the
     // same statement, so a stale copy of the record can never undo a concurrent write.
@@ -275,7 +285,8 @@ function statements(table: ApiKeyTable): Statements {
       `update ${t} set "name" = ?, "owner_id" = ?, "hint" = ?, "scopes" = ?::jsonb, "metadata" = ?::jsonb, ` +
       '"updated_at" = ?::timestamptz, "expires_at" = ?::timestamptz, ' +
       '"revoked_at" = coalesce("revoked_at", ?::timestamptz), ' +
-      '"last_used_at" = greatest("last_used_at", ?::timestamptz), "rotated_from_id" = ?::uuid ' +
+      '"last_used_at" = greatest("last_used_at", ?::timestamptz), "rotated_from_id" = ?::uuid, ' +
+      '"environment" = ?, "policy" = ?::jsonb ' +
       `where "id" = ?::uuid returning ${table.selectList}`,
     delete: `delete from ${t} where "id" = ?::uuid`,
     recordUsage:
@@ -302,6 +313,8 @@ function toApiKey(row: ApiKeyRow): ApiKey {
     revokedAt: toDate(row.revoked_at_ms),
     lastUsedAt: toDate(row.last_used_at_ms),
     rotatedFromId: row.rotated_from_id,
+    environment: row.environment,
+    policy: row.policy as ApiKey['policy'],
   };
 }
 

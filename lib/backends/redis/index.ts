@@ -4,3 +4,4 @@ export { RedisBackend, type RedisBackendOptions, type RedisCommandClient } from 
 export { RedisCacheBackend, type RedisCacheBackendOptions, type RedisCacheInvalidation, type RedisCacheManager } from './redis-cache.backend.js';
 export { RedisUsageCoordinator, type RedisUsageCoordinatorOptions } from './redis-usage.coordinator.js';
 export { createRedisCachedBackend, RedisCachedBackend, REDIS_CACHED_L1_TTL_MS, type RedisCachedBackendOptions } from './redis-cached.backend.js';
+export { RedisRateLimiter, type RedisRateLimiterOptions } from './redis.rate-limiter.js';

@@ -1,4 +1,5 @@
 import type { ApiKey, ApiKeyMetadata } from '../../api-key.interface.js';
+import type { ApiKeyPolicy } from '../../policy/api-key-policy.js';
 
 /** One cached answer for a key hash: the record, or "not found". */
 export interface RedisCacheEntry {
@@ -36,6 +37,10 @@ interface WireRecord {
   v: number | null;
   l: number | null;
   p: string | null;
+  /** environment; absent in entries written before it existed, read as null. */
+  en?: string | null;
+  /** policy; likewise. */
+  po?: ApiKeyPolicy | null;
 }
 
 const time = (date: Date | null): number | null => (date === null ? null : date.getTime());
@@ -67,6 +72,8 @@ export function encodeRedisCacheEntry(entry: RedisCacheEntry): string {
             v: time(record.revokedAt),
             l: time(record.lastUsedAt),
             p: record.rotatedFromId,
+            en: record.environment ?? null,
+            po: record.policy ?? null,
           },
   };
   return JSON.stringify(wire);
@@ -112,7 +119,9 @@ function decodeRecord(r: unknown, keyHash: string): ApiKey | undefined {
     !isOptionalTime(w.e) ||
     !isOptionalTime(w.v) ||
     !isOptionalTime(w.l) ||
-    (w.p !== null && typeof w.p !== 'string')
+    (w.p !== null && typeof w.p !== 'string') ||
+    (w.en !== undefined && w.en !== null && typeof w.en !== 'string') ||
+    (w.po !== undefined && w.po !== null && (typeof w.po !== 'object' || Array.isArray(w.po)))
   ) {
     return undefined;
   }
@@ -130,6 +139,8 @@ function decodeRecord(r: unknown, keyHash: string): ApiKey | undefined {
     revokedAt: w.v === null ? null : new Date(w.v),
     lastUsedAt: w.l === null ? null : new Date(w.l),
     rotatedFromId: w.p,
+    environment: w.en ?? null,
+    policy: w.po ?? null,
   };
 }
 

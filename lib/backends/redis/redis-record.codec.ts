@@ -3,7 +3,7 @@ import { ApiKeyValidationError } from '../../api-key.errors.js';
 
 /**
  * How an `ApiKey` lives in a Redis HASH: one field per record field, dates as epoch
- * milliseconds, `scopes` and `metadata` as JSON, and `null` as an absent field (so no
+ * milliseconds, `scopes`, `metadata` and `policy` as JSON, and `null` as an absent field (so no
  * value, however odd, is ever mistaken for null).
  */
 
@@ -19,6 +19,8 @@ export const MUTABLE_FIELDS = [
   'revokedAt',
   'lastUsedAt',
   'rotatedFromId',
+  'environment',
+  'policy',
 ] as const;
 
 /**
@@ -69,6 +71,10 @@ function encodeField(record: ApiKey, field: Field): string | null {
     }
     case 'rotatedFromId':
       return record.rotatedFromId ?? null;
+    case 'environment':
+      return record.environment ?? null;
+    case 'policy':
+      return record.policy ? JSON.stringify(record.policy) : null;
     default:
       return String(record[field]);
   }
@@ -119,6 +125,7 @@ export function decodeRecord(reply: unknown): ApiKey | null {
   const id = fields.get('id');
   const createdAt = date(fields.get('createdAt'));
   if (id === undefined || createdAt === null) return null;
+  const policy = fields.get('policy');
   return {
     id,
     name: fields.get('name') ?? '',
@@ -133,5 +140,7 @@ export function decodeRecord(reply: unknown): ApiKey | null {
     revokedAt: date(fields.get('revokedAt')),
     lastUsedAt: date(fields.get('lastUsedAt')),
     rotatedFromId: fields.get('rotatedFromId') ?? null,
+    environment: fields.get('environment') ?? null,
+    policy: policy === undefined ? null : (JSON.parse(policy) as ApiKey['policy']),
   };
 }

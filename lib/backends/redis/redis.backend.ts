@@ -18,8 +18,8 @@ export type { RedisCommandClient } from './redis-client.types.js';
 /**
  * Redis as the only key store. Layout, under `<namespace>v1:`:
  *
- * - `key:<id>`: a HASH with the record's fields (dates as epoch ms, JSON for scopes
- *   and metadata);
+ * - `key:<id>`: a HASH with the record's fields (dates as epoch ms, JSON for scopes,
+ *   metadata and policy);
  * - `hash:<keyHash>`: the id of the record with that key hash (the verification path);
  * - `owner:<ownerId>`: a sorted set of `<createdAt>:<id>` entries, all scored 0 so
  *   `listByOwner` pages by keyset with `ZRANGEBYLEX`, never with KEYS or SCAN.

@@ -75,7 +75,7 @@ if cur[2] then nextf['revokedAt'] = cur[2] end
 if cur[3] and (not nextf['lastUsedAt'] or tonumber(nextf['lastUsedAt']) < tonumber(cur[3])) then
   nextf['lastUsedAt'] = cur[3]
 end
-for _, f in ipairs({'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId'}) do
+for _, f in ipairs({'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy'}) do
   if not nextf[f] then redis.call('HDEL', KEYS[1], f) end
 end
 local args = {}

@@ -1,0 +1,93 @@
+import type { ApiKeyView } from '../api-key.interface.js';
+
+/**
+ * Names of the events the library emits. Dotted, so an `EventEmitter2` created with
+ * `wildcard: true` can subscribe to all of them with `@OnEvent('api-key.*')`.
+ */
+export const ApiKeyEventName = {
+  Issued: 'api-key.issued',
+  Imported: 'api-key.imported',
+  Updated: 'api-key.updated',
+  Rotated: 'api-key.rotated',
+  Revoked: 'api-key.revoked',
+  Deleted: 'api-key.deleted',
+  AuthenticationDenied: 'api-key.authentication-denied',
+} as const;
+
+export type ApiKeyEventName = (typeof ApiKeyEventName)[keyof typeof ApiKeyEventName];
+
+// Payloads carry records without their hash (ApiKeyView) and never a plaintext key:
+// listeners forward events to logs, queues and audit stores.
+
+/** A key was minted by `issue`. */
+export interface ApiKeyIssuedEvent {
+  type: typeof ApiKeyEventName.Issued;
+  apiKey: ApiKeyView;
+  at: Date;
+}
+
+/** A key from another system was stored by `import`. */
+export interface ApiKeyImportedEvent {
+  type: typeof ApiKeyEventName.Imported;
+  apiKey: ApiKeyView;
+  at: Date;
+}
+
+/** `update` changed a key. */
+export interface ApiKeyUpdatedEvent {
+  type: typeof ApiKeyEventName.Updated;
+  apiKey: ApiKeyView;
+  /** Names of the fields the caller set, e.g. `["scopes", "policy"]`. */
+  changed: string[];
+  at: Date;
+}
+
+/** `rotate` issued `apiKey` to replace `previous`, which now expires at the end of the grace period. */
+export interface ApiKeyRotatedEvent {
+  type: typeof ApiKeyEventName.Rotated;
+  apiKey: ApiKeyView;
+  previous: ApiKeyView;
+  at: Date;
+}
+
+/** A key was revoked. Emitted once: revoking a revoked key again emits nothing. */
+export interface ApiKeyRevokedEvent {
+  type: typeof ApiKeyEventName.Revoked;
+  apiKey: ApiKeyView;
+  at: Date;
+}
+
+/** A key was deleted. Emitted only when a record existed. */
+export interface ApiKeyDeletedEvent {
+  type: typeof ApiKeyEventName.Deleted;
+  id: string;
+  ownerId: string;
+  at: Date;
+}
+
+/** The guard refused a call. */
+export interface ApiKeyAuthenticationDeniedEvent {
+  type: typeof ApiKeyEventName.AuthenticationDenied;
+  /** The stable error code of the response, e.g. `invalid_api_key` or `rate_limited`. */
+  code: string;
+  /** The HTTP status the guard answered (401, 403, 429 or 503). */
+  status: number;
+  /** The key's id when it was verified and then refused (scope, address, environment, limits); otherwise `null`. */
+  apiKeyId: string | null;
+  /** Its owner, under the same condition. */
+  ownerId: string | null;
+  at: Date;
+}
+
+/** Every event, discriminated by `type`. */
+export type ApiKeyEvent =
+  | ApiKeyIssuedEvent
+  | ApiKeyImportedEvent
+  | ApiKeyUpdatedEvent
+  | ApiKeyRotatedEvent
+  | ApiKeyRevokedEvent
+  | ApiKeyDeletedEvent
+  | ApiKeyAuthenticationDeniedEvent;
+
+/** Event name to payload, for typed listeners. */
+export type ApiKeyEventMap = { [E in ApiKeyEvent as E['type']]: E };
