@@ -17,6 +17,7 @@ export default defineConfig({
       { find: /^nestjs-api-auth\/redis$/, replacement: lib('backends/redis/index.ts') },
       { find: /^nestjs-api-auth\/testing$/, replacement: lib('testing/index.ts') },
       { find: /^nestjs-api-auth\/swagger$/, replacement: lib('openapi/index.ts') },
+      { find: /^nestjs-api-auth\/terminus$/, replacement: lib('terminus/index.ts') },
     ],
   },
   test: {

@@ -180,6 +180,17 @@ export class RedisCacheBackend implements ApiKeyBackend {
     }
   }
 
+  /**
+   * Resolves when the cache works: writes a probe value and reads it back. Rejects
+   * while lookups bypass the cache (the circuit is open) or when the probe fails,
+   * which also opens the circuit. For health checks (`ApiKeyHealthIndicator`); it
+   * never touches the primary.
+   */
+  async checkHealth(): Promise<void> {
+    if (!this.circuit.isUp) throw new RedisCacheFailure('The Redis cache is unavailable; lookups go to the primary store.');
+    await this.probe();
+  }
+
   /** Stops listening to the cache's events and probing it. Closes neither the cache nor the primary. */
   async dispose(): Promise<void> {
     this.circuit.detach();

@@ -1,0 +1,185 @@
+import { Controller, Get, type INestApplication } from '@nestjs/common';
+import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiKeyService, MemoryBackend, type ApiAuthModuleOptions } from 'nestjs-api-auth';
+import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
+import { RedisBackend, RedisCacheBackend, RedisRateLimiter } from 'nestjs-api-auth/redis';
+import { ApiKeyHealthIndicator } from 'nestjs-api-auth/terminus';
+import { ADAPTERS, type Adapter } from '../fixtures/app.js';
+import { initOrm } from '../fixtures/mikro-orm.js';
+import { createTestDatabase, DATABASE_URL, urlFor, type TestDatabase } from '../fixtures/postgres.js';
+import { bootPolicyApp, call } from '../fixtures/rate-limit.setups.js';
+import { keyvRedisVariant, type TestCache } from '../fixtures/redis-cache.fixtures.js';
+import { connectRedis, deleteNamespace, startRedisProxy, uniqueNamespace, type RedisProxy } from '../fixtures/redis.js';
+
+@Controller('health')
+class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly apiKeys: ApiKeyHealthIndicator,
+  ) {}
+
+  @Get()
+  @HealthCheck()
+  check() {
+    return this.health.check([
+      () => this.apiKeys.checkBackend(),
+      () => this.apiKeys.checkCache(),
+      () => this.apiKeys.checkRateLimiter(),
+    ]);
+  }
+}
+
+/** An app with the health endpoint (and no other routes) over the given key setup. */
+function bootHealthApp(adapter: Adapter, auth: ApiAuthModuleOptions) {
+  return bootPolicyApp(adapter, { prefix: 'hc_', verifyTimeoutMs: 1_000, ...auth }, {
+    imports: [TerminusModule],
+    controllers: [HealthController],
+    providers: [ApiKeyHealthIndicator],
+  });
+}
+
+/** Statuses of the three indicators, from GET /health, with the HTTP status. */
+async function health(url: string) {
+  const res = await call(url, '/health', undefined);
+  const details = res.body.details as Record<string, { status: string }>;
+  return {
+    http: res.status,
+    backend: details['api-keys']?.status,
+    cache: details['api-keys-cache']?.status,
+    limiter: details['api-keys-rate-limiter']?.status,
+    body: res.body,
+  };
+}
+
+/** Polls `/health` until `accept` holds; node-redis reconnects with back-off. */
+async function healthUntil(url: string, accept: (h: Awaited<ReturnType<typeof health>>) => boolean, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const h = await health(url);
+    if (accept(h) || Date.now() > deadline) return h;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
+  describe('on the memory setup', () => {
+    let app: INestApplication;
+    let url: string;
+
+    beforeAll(async () => {
+      ({ app, url } = await bootHealthApp(adapter, { backend: new MemoryBackend() }));
+    });
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it('reports the store, no cache, and the in-process limiter up', async () => {
+      const res = await call(url, '/health', undefined);
+      expect(res.status).toBe(200);
+      expect(res.body.status).toBe('ok');
+      expect(res.body.details).toMatchObject({
+        'api-keys': { status: 'up', store: 'MemoryBackend' },
+        'api-keys-cache': { status: 'up', caches: 0 },
+        'api-keys-rate-limiter': { status: 'up', limiter: 'MemoryRateLimiter' },
+      });
+    });
+  });
+
+  describe('on the Redis setup (RedisBackend + RedisRateLimiter)', () => {
+    let app: INestApplication;
+    let url: string;
+    let proxy: RedisProxy;
+    let client: Awaited<ReturnType<typeof connectRedis>>;
+    let namespace: string;
+
+    beforeAll(async () => {
+      proxy = await startRedisProxy();
+      client = await connectRedis({
+        url: proxy.url,
+        disableOfflineQueue: true,
+        socket: { reconnectStrategy: (n: number) => Math.min(50 * 2 ** n, 200) },
+      });
+      namespace = uniqueNamespace(`health-${adapter}`);
+      ({ app, url } = await bootHealthApp(adapter, {
+        backend: new RedisBackend(client, { namespace }),
+        rateLimiter: new RedisRateLimiter(client, { namespace: `${namespace}limits:` }),
+      }));
+    });
+    afterAll(async () => {
+      await app?.close();
+      await proxy?.start();
+      const cleaner = await connectRedis();
+      await deleteNamespace(cleaner, namespace);
+      await cleaner.close();
+      client?.destroy();
+      await proxy?.stop();
+    });
+
+    it('reports down (503) while Redis is down, and up again when it is back', async () => {
+      expect(await health(url)).toMatchObject({ http: 200, backend: 'up', cache: 'up', limiter: 'up' });
+      const { key } = await app.get(ApiKeyService).issue({ ownerId: 'hc', name: 'k' });
+
+      await proxy.stop();
+      const down = await health(url);
+      expect(down).toMatchObject({ http: 503, backend: 'down', limiter: 'down' });
+      expect(down.body.status).toBe('error');
+      // The message says what failed and names no key.
+      expect(JSON.stringify(down.body)).not.toContain(key);
+
+      await proxy.start();
+      expect(await healthUntil(url, (h) => h.http === 200)).toMatchObject({ http: 200, backend: 'up', limiter: 'up' });
+    });
+  });
+
+  describe('on PostgreSQL (MikroORM) behind a Redis cache', () => {
+    let app: INestApplication;
+    let url: string;
+    let db: TestDatabase;
+    let orm: MikroORM;
+    let pgRelay: RedisProxy;
+    let redisProxy: RedisProxy;
+    let cache: TestCache;
+
+    beforeAll(async () => {
+      db = await createTestDatabase(`health_${adapter}`);
+      // A TCP relay in front of the real PostgreSQL: stopping it is an outage as the app sees it.
+      const target = new URL(DATABASE_URL);
+      pgRelay = await startRedisProxy(`redis://${target.hostname}:${target.port || 5432}`);
+      const relayed = new URL(urlFor(db.name));
+      relayed.host = new URL(pgRelay.url).host;
+      orm = await initOrm(relayed.toString(), { pool: { min: 0, max: 4, acquireTimeoutMillis: 1_000 } as never });
+      redisProxy = await startRedisProxy();
+      cache = await keyvRedisVariant.create(uniqueNamespace(`health-cache-${adapter}`), redisProxy.url);
+      const primary = new MikroOrmBackend(orm, { ensureSchema: true });
+      await primary.ensureSchema();
+      ({ app, url } = await bootHealthApp(adapter, {
+        backend: new RedisCacheBackend({ cache: cache.cache, primary, ttl: 60_000, timeoutMs: 200, retryIntervalMs: 100 }),
+      }));
+    });
+    afterAll(async () => {
+      await app?.close();
+      await cache?.close();
+      await orm?.close();
+      await pgRelay?.stop();
+      await redisProxy?.stop();
+      await db?.drop();
+    });
+
+    it('reports the cache down when Redis is down, while the store stays up', async () => {
+      expect(await health(url)).toMatchObject({ http: 200, backend: 'up', cache: 'up' });
+      await redisProxy.stop();
+      expect(await health(url)).toMatchObject({ http: 503, backend: 'up', cache: 'down', limiter: 'up' });
+      await redisProxy.start();
+      expect(await healthUntil(url, (h) => h.cache === 'up')).toMatchObject({ http: 200, cache: 'up' });
+    });
+
+    it('reports the store down when PostgreSQL is down', async () => {
+      await pgRelay.stop();
+      expect(await health(url)).toMatchObject({ http: 503, backend: 'down', cache: 'up' });
+      await pgRelay.start();
+      expect(await healthUntil(url, (h) => h.backend === 'up')).toMatchObject({ http: 200, backend: 'up' });
+    });
+  });
+});
