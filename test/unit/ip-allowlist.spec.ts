@@ -36,6 +36,19 @@ describe('IpAllowlist', () => {
     expect(allowlist.allows('::ffff:192.168.0.1', ['10.0.0.0/8'])).toBe(false);
   });
 
+  it('remembers answers per list, never across lists', () => {
+    const own = new IpAllowlist();
+    const office = ['10.0.0.0/8'];
+    const home = ['192.168.0.0/16'];
+    for (let i = 0; i < 3; i++) {
+      expect(own.allows('10.1.1.1', office)).toBe(true);
+      expect(own.allows('10.1.1.1', home)).toBe(false);
+      // A list with the same entries in a new array (a record read again) answers the same.
+      expect(own.allows('10.1.1.1', [...home])).toBe(false);
+      expect(own.allows('192.168.3.3', [...home])).toBe(true);
+    }
+  });
+
   it('never allows a missing or unparsable address', () => {
     expect(allowlist.allows(undefined, ['0.0.0.0/0'])).toBe(false);
     expect(allowlist.allows('not-an-ip', ['0.0.0.0/0', '::/0'])).toBe(false);
