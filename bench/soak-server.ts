@@ -1,0 +1,112 @@
+/**
+ * One app instance of the soak (bench/soak.ts starts two, each in its own process):
+ * a Nest app over the production shape, the cached provider (L1 + Redis cache +
+ * PostgreSQL through MikroORM, pub/sub invalidation) with fleet-wide usage writes.
+ * It serves `GET /whoami` behind `ApiKeyGuard` and takes key operations (issue,
+ * rotate, revoke) and memory readings from the driver over IPC.
+ *
+ * Environment (set by the driver): SOAK_DATABASE_URL, SOAK_NAMESPACE, SOAK_ADAPTER
+ * (express or fastify), REDIS_URL.
+ */
+import 'reflect-metadata';
+import { createKeyv } from '@keyv/redis';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { Controller, Get, Module, UseGuards } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { createCache } from 'cache-manager';
+import { ApiAuthModule, ApiKeyGuard, ApiKeyService, CurrentApiKey } from 'nestjs-api-auth';
+import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
+import { createRedisCachedBackend, RedisUsageCoordinator } from 'nestjs-api-auth/redis';
+import { createClient } from 'redis';
+import { SOAK_PREFIX, type SoakReply, type SoakRequest } from './soak-protocol.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+async function main(): Promise<void> {
+  const namespace = process.env.SOAK_NAMESPACE!;
+  const orm = await MikroORM.init({ clientUrl: process.env.SOAK_DATABASE_URL, entities: [ApiKeyEntity], debug: false, pool: { min: 2, max: 10 } });
+  const primary = new MikroOrmBackend(orm);
+  await primary.ensureSchema();
+  const redis = createClient({ url: REDIS_URL, disableOfflineQueue: true });
+  redis.on('error', () => undefined);
+  await redis.connect();
+  // Keyv's namespace must not start with the backend's namespace followed by ':'.
+  const cache = createCache({ stores: [createKeyv(REDIS_URL, { namespace: `${namespace}-cache` })] });
+  const backend = await createRedisCachedBackend({ redis, cache, primary, ttl: 5 * 60_000, namespace });
+
+  @Controller()
+  class SoakController {
+    @Get('whoami')
+    @UseGuards(ApiKeyGuard)
+    whoami(@CurrentApiKey('id') id: string) {
+      return { id };
+    }
+  }
+
+  @Module({
+    imports: [
+      ApiAuthModule.forRoot({
+        backend,
+        prefix: SOAK_PREFIX,
+        // Often enough that usage writes happen all through the run.
+        usageIntervalMs: 5_000,
+        usageCoordinator: new RedisUsageCoordinator(redis, { namespace }),
+      }),
+    ],
+    controllers: [SoakController],
+  })
+  class SoakModule {}
+
+  const app =
+    process.env.SOAK_ADAPTER === 'fastify'
+      ? await NestFactory.create(SoakModule, new FastifyAdapter(), { logger: ['error', 'warn'] })
+      : await NestFactory.create(SoakModule, { logger: ['error', 'warn'] });
+  await app.listen(0, '127.0.0.1');
+  const service = app.get(ApiKeyService);
+  const gc = (globalThis as { gc?: () => void }).gc;
+
+  const handle = async (message: SoakRequest): Promise<SoakReply> => {
+    switch (message.type) {
+      case 'issue': {
+        const expiresAt = message.expiresInMs === undefined ? null : new Date(Date.now() + message.expiresInMs);
+        const { key, apiKey } = await service.issue({ ownerId: `soak-${message.owner}`, name: 'soak', expiresAt });
+        return { type: 'issued', key, id: apiKey.id, expiresAt: apiKey.expiresAt?.getTime() ?? null };
+      }
+      case 'rotate': {
+        const { key, apiKey, previous } = await service.rotate(message.id, { gracePeriodMs: message.graceMs });
+        return { type: 'rotated', key, id: apiKey.id, graceEnd: previous.expiresAt!.getTime() };
+      }
+      case 'revoke':
+        await service.revoke(message.id);
+        return { type: 'revoked' };
+      case 'memory':
+        // Two full collections, so the reading is what is retained, not garbage.
+        gc?.();
+        gc?.();
+        return { type: 'memory', ...process.memoryUsage(), collected: gc !== undefined };
+      case 'stop':
+        await app.close(); // closes the subscriber the cached provider opened
+        await cache.disconnect().catch(() => undefined);
+        await redis.quit().catch(() => undefined);
+        await orm.close();
+        return { type: 'stopped' };
+    }
+  };
+
+  process.on('message', (message: SoakRequest & { seq: number }) => {
+    handle(message).then(
+      (reply) => {
+        process.send!({ ...reply, seq: message.seq });
+        if (reply.type === 'stopped') process.exit(0);
+      },
+      (error: unknown) => process.send!({ type: 'error', message: (error as Error)?.message ?? String(error), seq: message.seq }),
+    );
+  });
+  process.send!({ type: 'ready', port: (app.getHttpServer().address() as { port: number }).port });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
