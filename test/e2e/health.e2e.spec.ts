@@ -141,6 +141,7 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
     let pgRelay: RedisProxy;
     let redisProxy: RedisProxy;
     let cache: TestCache;
+    let cacheNamespace: string;
 
     beforeAll(async () => {
       db = await createTestDatabase(`health_${adapter}`);
@@ -151,7 +152,8 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
       relayed.host = new URL(pgRelay.url).host;
       orm = await initOrm(relayed.toString(), { pool: { min: 0, max: 4, acquireTimeoutMillis: 1_000 } as never });
       redisProxy = await startRedisProxy();
-      cache = await keyvRedisVariant.create(uniqueNamespace(`health-cache-${adapter}`), redisProxy.url);
+      cacheNamespace = uniqueNamespace(`health-cache-${adapter}`);
+      cache = await keyvRedisVariant.create(cacheNamespace, redisProxy.url);
       const primary = new MikroOrmBackend(orm, { ensureSchema: true });
       await primary.ensureSchema();
       ({ app, url } = await bootHealthApp(adapter, {
@@ -165,6 +167,10 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
       await pgRelay?.stop();
       await redisProxy?.stop();
       await db?.drop();
+      // The cache's entries and probe values, which would otherwise linger until their TTLs.
+      const cleaner = await connectRedis();
+      await deleteNamespace(cleaner, cacheNamespace);
+      await cleaner.close();
     });
 
     it('reports the cache down when Redis is down, while the store stays up', async () => {
