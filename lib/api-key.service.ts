@@ -408,7 +408,9 @@ export class ApiKeyService implements OnApplicationShutdown {
       },
       now,
     );
-    const graceEnd = new Date(now.getTime() + grace);
+    // The grace period starts once the replacement exists, so a slow store does not
+    // eat into the time clients have to switch over.
+    const graceEnd = new Date(Date.now() + grace);
     if (old.expiresAt === null || graceEnd < old.expiresAt) old.expiresAt = graceEnd;
     old.updatedAt = now;
     const previous = await this.backend.update(old);
