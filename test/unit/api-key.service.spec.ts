@@ -459,6 +459,23 @@ describe('rotate', () => {
     expect(await service.verify(rotated.key)).not.toBeNull();
   });
 
+  it('starts the grace period once the replacement is stored, however slow the store is', async () => {
+    class SlowCreate extends InstrumentedBackend {
+      override async create(...args: Parameters<InstrumentedBackend['create']>) {
+        vi.setSystemTime(Date.now() + 5_000); // the write takes 5 s
+        return super.create(...args);
+      }
+    }
+    const slow = makeService({ backend: new SlowCreate() }).service;
+    const old = await slow.issue({ ownerId: 'o', name: 'n' });
+    const rotated = await slow.rotate(old.apiKey.id, { gracePeriodMs: 1_000 });
+    // Counted from before the write, the old key would have expired 4 s before rotate returned.
+    expect(rotated.previous.expiresAt!.getTime()).toBe(Date.now() + 1_000);
+    expect(await slow.verify(old.key)).not.toBeNull();
+    vi.setSystemTime(Date.now() + 1_000);
+    expect(await slow.authenticate(old.key)).toEqual({ ok: false, code: 'expired_api_key' });
+  });
+
   it('never extends the old key\'s own expiry, and the replacement keeps that expiry', async () => {
     const expiresAt = new Date(t0 + 10_000);
     const old = await service.issue({ ownerId: 'o', name: 'n', expiresAt });
