@@ -1,5 +1,3 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { Module, type INestApplication } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
 import request from 'supertest';
@@ -8,47 +6,8 @@ import { ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
 import { initOrm } from '../fixtures/mikro-orm.js';
-import { createTestDatabase, DATABASE_URL, type TestDatabase } from '../fixtures/postgres.js';
-
-/**
- * A TCP relay in front of the real PostgreSQL: `stop()` is an outage as the app sees
- * it (open connections cut, new ones refused), `start()` brings the database back on
- * the same port. The server itself is never touched, so parallel test files are not.
- */
-class PostgresRelay {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async start(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on('close', () => this.sockets.delete(socket));
-        socket.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    for (const socket of this.sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
+import { PostgresRelay } from '../fixtures/postgres-relay.js';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 
 /** Calls until `accept` holds or `ms` pass; returns every status seen. */
 async function pollUntil(send: () => Promise<{ status: number }>, accept: (status: number) => boolean, ms = 10_000) {
@@ -83,12 +42,8 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
   const call = () => request(app.getHttpServer()).get('/t/me').set('X-API-Key', key);
 
   beforeAll(async () => {
-    const target = new URL(DATABASE_URL);
-    relay = new PostgresRelay({ host: target.hostname, port: Number(target.port || 5432) });
-    await relay.start();
-    const viaRelay = new URL(db.url);
-    viaRelay.host = `127.0.0.1:${relay.port}`;
-    orm = await initOrm(viaRelay.toString(), {
+    relay = await PostgresRelay.start();
+    orm = await initOrm(relay.via(db.url), {
       // What a production pool should have: fail fast instead of queueing for a minute.
       pool: { min: 0, max: 5, acquireTimeoutMillis: 2_000 },
       driverOptions: { connection: { connectionTimeoutMillis: 2_000 } },
