@@ -82,7 +82,7 @@ function request(server: ChildProcess, type: string): Promise<any> {
 function primaryReads(stats: Record<string, Record<string, number>>, counter?: string): number {
   if (!counter) return 0;
   const c = stats[counter] ?? {};
-  return (c.getByHash ?? 0) + (c.getById ?? 0);
+  return (c.getByHash ?? 0) + (c.getById ?? 0) + (c.peekByHash ?? 0);
 }
 
 async function runCase(server: ChildProcess, port: number, c: Case, duration: number): Promise<Sample> {

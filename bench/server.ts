@@ -3,6 +3,7 @@ import { Controller, Get, Injectable, Module, UseGuards, type CanActivate } from
 import { NestFactory } from '@nestjs/core';
 import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import inject from 'light-my-request';
 import { HeaderAPIKeyStrategy } from 'passport-headerapikey';
 import { memoryScenario, type GuardedScenario } from './scenarios.js';
 import { optionalScenarios } from './optional-scenarios.js';
@@ -28,6 +29,19 @@ function buildController(guards: Record<string, CanActivate>) {
   class BenchController {
     @Get('bare')
     bare() {
+      return ok;
+    }
+
+    // Calibration: what Nest itself charges for running any guard on a route.
+    @Get('noop-guard')
+    @UseGuards({ canActivate: () => true })
+    noopGuard() {
+      return ok;
+    }
+
+    @Get('noop-async-guard')
+    @UseGuards({ canActivate: async () => true })
+    noopAsyncGuard() {
       return ok;
     }
 
@@ -77,8 +91,24 @@ async function main() {
   const stats = () =>
     Object.fromEntries(scenarios.map((s) => [s.route, { ...s.primaryCalls }]));
 
-  process.on('message', async (message: { type: string }) => {
+  // In-process measurement: the whole Nest pipeline through light-my-request, no
+  // sockets and no load generator competing for the CPU, so the difference between
+  // two routes is the server's own cost per request.
+  const dispatch = app.getHttpAdapter().getInstance();
+  const handler = adapterName === 'fastify' ? (req: any, res: any) => dispatch.routing(req, res) : dispatch;
+  if (adapterName === 'fastify') await dispatch.ready();
+  const cpuPerRequest = async (route: string, key: string | undefined, n: number) => {
+    const headers = key ? { 'x-api-key': key } : {};
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await inject(handler, { method: 'GET', url: `/${route}`, headers });
+    return Number(process.hrtime.bigint() - start) / n / 1000;
+  };
+
+  process.on('message', async (message: { type: string; route?: string; key?: string; n?: number }) => {
     if (message?.type === 'stats') process.send!({ type: 'stats', stats: stats() });
+    if (message?.type === 'cpu') {
+      process.send!({ type: 'cpu', micros: await cpuPerRequest(message.route!, message.key, message.n ?? 5_000) });
+    }
     if (message?.type === 'stop') {
       await app.close();
       for (const s of scenarios) await s.close();

@@ -1,5 +1,7 @@
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, DuplicateApiKeyError } from '../api-key.errors.js';
+import type { CachedLookup } from '../cache/cached-lookup.interface.js';
+import { snapshotApiKey, type CachedApiKey } from '../cache/l1-cache.js';
 import type { ApiKeyBackend, ListByOwnerOptions } from './backend.interface.js';
 import { compareByCursor, isAfterCursor } from './cursor.js';
 
@@ -9,8 +11,13 @@ import { compareByCursor, isAfterCursor } from './cursor.js';
  * copied in and out. Keys are lost on restart: for development, tests and single-process
  * tools, not production.
  */
-export class MemoryBackend implements ApiKeyBackend {
+export class MemoryBackend implements ApiKeyBackend, CachedLookup {
   private readonly byId = new Map<string, ApiKey>();
+  /**
+   * Frozen snapshots for the service's synchronous fast path, built on first use and
+   * dropped by every write to their record, so a verification costs no copy.
+   */
+  private readonly snapshots = new Map<string, CachedApiKey>();
   private readonly idByHash = new Map<string, string>();
   private readonly idsByOwner = new Map<string, Set<string>>();
 
@@ -23,6 +30,26 @@ export class MemoryBackend implements ApiKeyBackend {
     const id = this.idByHash.get(keyHash);
     const record = id === undefined ? undefined : this.byId.get(id);
     return record ? cloneApiKey(record) : null;
+  }
+
+  /**
+   * The record for a hash without a promise or a copy; memory is authoritative, so an
+   * unknown hash is a definite `null`. The fast path steps aside (answers `undefined`,
+   * "ask getByHash") whenever `getByHash` is not this class's own, so a subclass or a
+   * Proxy that instruments or fails lookups is always consulted.
+   */
+  peekByHash(keyHash: string): CachedApiKey | null | undefined {
+    if (this.getByHash !== MemoryBackend.prototype.getByHash) return undefined;
+    const id = this.idByHash.get(keyHash);
+    if (id === undefined) return null;
+    let snapshot = this.snapshots.get(id);
+    if (snapshot === undefined) {
+      const record = this.byId.get(id);
+      if (record === undefined) return null;
+      snapshot = snapshotApiKey(record);
+      this.snapshots.set(id, snapshot);
+    }
+    return snapshot;
   }
 
   async getById(id: string): Promise<ApiKey | null> {
@@ -59,6 +86,7 @@ export class MemoryBackend implements ApiKeyBackend {
       owned.add(next.id);
     }
     this.byId.set(next.id, next);
+    this.snapshots.delete(next.id);
     return cloneApiKey(next);
   }
 
@@ -66,6 +94,7 @@ export class MemoryBackend implements ApiKeyBackend {
     const current = this.byId.get(id);
     if (!current) return;
     this.byId.delete(id);
+    this.snapshots.delete(id);
     this.idByHash.delete(current.keyHash);
     const owned = this.idsByOwner.get(current.ownerId);
     owned?.delete(id);
@@ -98,12 +127,14 @@ export class MemoryBackend implements ApiKeyBackend {
     if (!current) return false;
     if (current.lastUsedAt && current.lastUsedAt.getTime() >= staleBefore.getTime()) return false;
     current.lastUsedAt = new Date(usedAt);
+    this.snapshots.delete(id);
     return true;
   }
 
   /** Removes every record. For tests. */
   clear(): void {
     this.byId.clear();
+    this.snapshots.clear();
     this.idByHash.clear();
     this.idsByOwner.clear();
   }

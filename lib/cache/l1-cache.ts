@@ -114,8 +114,8 @@ export class L1Cache {
     const expiresAt = record.expiresAt === null ? null : record.expiresAt.getTime();
     if (expiresAt !== null && expiresAt > now && expiresAt < deadline) deadline = expiresAt;
 
-    const frozen = deepFreeze(cloneApiKey(record));
-    const value: CachedApiKey = Object.freeze({ record: frozen, view: deepFreeze(toApiKeyView(frozen)) });
+    const value = snapshotApiKey(record);
+    const frozen = value.record;
     const hash = frozen.keyHash;
 
     this.unknown.delete(hash);
@@ -170,6 +170,15 @@ function positiveInteger(option: string, value: unknown, fallback: number): numb
     throw new Error(`nestjs-api-auth: L1 cache option "${option}" must be a positive integer (got ${String(value)}).`);
   }
   return value;
+}
+
+/**
+ * A frozen copy of a record and of its view, shareable between requests: what a
+ * synchronous `peekByHash` hands the service.
+ */
+export function snapshotApiKey(record: ApiKey): CachedApiKey {
+  const frozen = deepFreeze(cloneApiKey(record));
+  return Object.freeze({ record: frozen, view: deepFreeze(toApiKeyView(frozen)) });
 }
 
 /**

@@ -1,4 +1,12 @@
+import * as crypto from 'node:crypto';
 import { createHash, createHmac } from 'node:crypto';
+
+// One-shot hashing (Node 20.12+) allocates no Hash handle: half the time of
+// createHash() and less garbage on the hot path. The fallback keeps older 20.x working.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+const sha256Hex: (key: string) => string = oneShot
+  ? (key) => oneShot('sha256', key, 'hex')
+  : (key) => createHash('sha256').update(key, 'utf8').digest('hex');
 
 /**
  * Hashes plaintext keys for storage and lookup. Keys carry 256 bits of entropy, so a
@@ -31,6 +39,6 @@ export class KeyHasher {
   hash(key: string): string {
     return this.pepper
       ? createHmac('sha256', this.pepper).update(key, 'utf8').digest('hex')
-      : createHash('sha256').update(key, 'utf8').digest('hex');
+      : sha256Hex(key);
   }
 }

@@ -47,3 +47,52 @@ describe('MemoryBackend beyond the contract', () => {
     expect(backend.size).toBe(1);
   });
 });
+
+describe('MemoryBackend synchronous fast path (peekByHash)', () => {
+  it('answers a frozen snapshot without the hash in its view, and null for an unknown hash', async () => {
+    const backend = new MemoryBackend();
+    const record = makeApiKeyRecord();
+    await backend.create(record);
+    const hit = backend.peekByHash(record.keyHash);
+    expect(hit?.record.id).toBe(record.id);
+    expect(hit?.view).not.toHaveProperty('keyHash');
+    expect(Object.isFrozen(hit?.view)).toBe(true);
+    expect(backend.peekByHash(record.keyHash)).toBe(hit); // built once, shared
+    expect(backend.peekByHash(makeApiKeyRecord().keyHash)).toBeNull();
+  });
+
+  it('drops the snapshot on every write to the record', async () => {
+    const backend = new MemoryBackend();
+    const record = makeApiKeyRecord();
+    await backend.create(record);
+    const first = backend.peekByHash(record.keyHash);
+    await backend.update({ ...record, revokedAt: new Date() });
+    const revoked = backend.peekByHash(record.keyHash);
+    expect(revoked).not.toBe(first);
+    expect(revoked?.record.revokedAt).toBeInstanceOf(Date);
+    await backend.recordUsage(record.id, new Date(), new Date());
+    expect(backend.peekByHash(record.keyHash)?.record.lastUsedAt).toBeInstanceOf(Date);
+    await backend.delete(record.id);
+    expect(backend.peekByHash(record.keyHash)).toBeNull();
+  });
+
+  it('steps aside when getByHash is overridden by a subclass or a Proxy, so wrappers are always consulted', async () => {
+    class Failing extends MemoryBackend {
+      override async getByHash(): Promise<never> {
+        throw new Error('down');
+      }
+    }
+    const failing = new Failing();
+    const record = makeApiKeyRecord();
+    await failing.create(record);
+    expect(failing.peekByHash(record.keyHash)).toBeUndefined();
+
+    const plain = new MemoryBackend();
+    await plain.create(record);
+    const proxied = new Proxy(plain, {
+      get: (target, property, receiver) =>
+        property === 'getByHash' ? async () => null : Reflect.get(target, property, receiver),
+    });
+    expect(proxied.peekByHash(record.keyHash)).toBeUndefined();
+  });
+});
