@@ -1,4 +1,8 @@
 import type { ApiKeyMetadata, ApiKeyView } from '../api-key.interface.js';
+import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
+
+/** A policy as clients see and send it: `counterKey` is server-side bookkeeping. */
+export type ApiKeyPolicyResource = Omit<ApiKeyPolicy, 'counterKey'>;
 
 /** An API key as the management routes return it: every field but the hash, dates as ISO 8601. */
 export interface ApiKeyResource {
@@ -15,6 +19,10 @@ export interface ApiKeyResource {
   revokedAt: string | null;
   lastUsedAt: string | null;
   rotatedFromId: string | null;
+  /** The environment in the key's prefix, e.g. `"live"`; `null` without environments. */
+  environment: string | null;
+  /** Rate limits, quota and IP allowlist; `null` for none. */
+  policy: ApiKeyPolicyResource | null;
 }
 
 /** Body of `POST /` (201): the plaintext `key` appears here and in no other response. */
@@ -37,6 +45,20 @@ export interface ApiKeyPageResource {
 
 const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
 
+/** The client-visible parts, copied by name like the record itself. */
+function toPolicyResource(policy: ApiKeyPolicy | null): ApiKeyPolicyResource | null {
+  if (!policy) return null;
+  const out: ApiKeyPolicyResource = {};
+  if (policy.rateLimits) out.rateLimits = policy.rateLimits.map(({ name, limit, windowMs }) => ({ name, limit, windowMs }));
+  if (policy.quota) {
+    out.quota = { limit: policy.quota.limit };
+    if (policy.quota.refillIntervalMs !== undefined) out.quota.refillIntervalMs = policy.quota.refillIntervalMs;
+  }
+  if (policy.allowedIps) out.allowedIps = [...policy.allowedIps];
+  // A policy holding nothing but its counter key limits nothing.
+  return Object.keys(out).length === 0 ? null : out;
+}
+
 /**
  * Copies the fields a client may see, by name: a backend that returns extra
  * properties (a hash among them) cannot leak them through the routes.
@@ -55,5 +77,7 @@ export function toApiKeyResource(view: ApiKeyView): ApiKeyResource {
     revokedAt: iso(view.revokedAt),
     lastUsedAt: iso(view.lastUsedAt),
     rotatedFromId: view.rotatedFromId,
+    environment: view.environment ?? null,
+    policy: toPolicyResource(view.policy ?? null),
   };
 }

@@ -24,6 +24,8 @@ import { ApiKeyGuard } from '../api-key.guard.js';
 import { ApiKeyService } from '../api-key.service.js';
 import { CurrentApiKey } from '../decorators/current-api-key.decorator.js';
 import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
+import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
+import { hasLimits } from '../policy/policy.validation.js';
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import {
   toApiKeyResource,
@@ -44,8 +46,11 @@ import {
 
 /** What the calling key may do here. */
 interface Caller {
+  id: string;
   ownerId: string;
   scopes: readonly string[];
+  environment: string | null;
+  policy: ApiKeyPolicy | null;
   /** Holds the admin scope: every owner's keys, any scope. */
   admin: boolean;
 }
@@ -98,6 +103,16 @@ export class ApiKeysController {
       throw forbidden('forbidden_owner', 'A self-service key can only issue keys for its own owner.');
     }
     this.assertGrantable(caller, request.scopes);
+    if (!caller.admin) {
+      this.assertPolicyUntouched(caller, request.policy);
+      if (request.environment !== undefined && request.environment !== caller.environment) {
+        throw forbidden('forbidden_environment', 'A self-service key can only issue keys in its own environment.');
+      }
+      // A key minted by a self-service caller lives under the caller's own limits, in
+      // its own environment: minting keys must not multiply a budget or shed an allowlist.
+      request.policy = inheritedPolicy(caller);
+      request.environment = caller.environment ?? undefined;
+    }
     const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId });
     return { key, apiKey: toApiKeyResource(issued) };
   }
@@ -121,7 +136,7 @@ export class ApiKeysController {
     return toApiKeyResource(await this.load(this.caller(apiKey), id));
   }
 
-  /** Changes name, scopes, metadata or expiry. */
+  /** Changes name, scopes, metadata, expiry or (admin only) policy. */
   @Patch(':id')
   @Header('Cache-Control', 'no-store')
   async update(
@@ -135,6 +150,7 @@ export class ApiKeysController {
     // Renaming or extending a key that holds more than the caller is escalation too.
     this.assertGrantable(caller, target.scopes);
     if (changes.scopes) this.assertGrantable(caller, changes.scopes);
+    this.assertPolicyUntouched(caller, changes.policy);
     return toApiKeyResource(await this.apiKeys.update(target.id, changes));
   }
 
@@ -202,7 +218,14 @@ export class ApiKeysController {
         scopeMatch: 'any',
       });
     }
-    return { ownerId: apiKey.ownerId, scopes: apiKey.scopes, admin };
+    return {
+      id: apiKey.id,
+      ownerId: apiKey.ownerId,
+      scopes: apiKey.scopes,
+      environment: apiKey.environment ?? null,
+      policy: apiKey.policy ?? null,
+      admin,
+    };
   }
 
   /** The key, if the caller may see it; another owner's key is "not found" to a self-service caller. */
@@ -220,6 +243,25 @@ export class ApiKeysController {
       throw forbidden('scope_escalation', 'A self-service key can only grant, or manage keys with, scopes it holds itself.');
     }
   }
+
+  /**
+   * Policies are the admin's to set: limits exist to bound what a customer's keys may
+   * do, so a self-service caller that could write them could also lift them.
+   */
+  private assertPolicyUntouched(caller: Caller, policy: ApiKeyPolicy | null | undefined): void {
+    if (caller.admin || policy === undefined) return;
+    throw forbidden('forbidden_policy', 'Only an admin key can set or change a key policy.');
+  }
+}
+
+/**
+ * The caller's policy for a key it issues: the same allowlist, and the same limits on
+ * the same counters (the caller's counter key, else its id), so N keys share one budget.
+ */
+function inheritedPolicy(caller: Caller): ApiKeyPolicy | null {
+  if (!caller.policy) return null;
+  const { counterKey, ...rules } = caller.policy;
+  return hasLimits(rules) ? { ...rules, counterKey: counterKey ?? caller.id } : rules;
 }
 
 /**

@@ -1,5 +1,8 @@
 import type { ApiKeyMetadata } from '../api-key.interface.js';
 import { ApiKeyValidationError } from '../api-key.errors.js';
+import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
+import { validatePolicy } from '../policy/policy.validation.js';
+import { isEnvironmentName } from '../environments/environment.js';
 
 /** Limits the management validators enforce, from the module and routes options. */
 export interface ManagementLimits {
@@ -18,6 +21,10 @@ export interface IssueRequest {
   scopes: string[];
   expiresAt: Date | null;
   metadata: ApiKeyMetadata;
+  /** Absent when the body names none: the service mints in the default environment. */
+  environment?: string;
+  /** Absent when the body names none; `null` when it asks for no limits. */
+  policy?: ApiKeyPolicy | null;
 }
 
 /** A validated `PATCH /:id` body: at least one field. */
@@ -26,6 +33,8 @@ export interface UpdateRequest {
   scopes?: string[];
   metadata?: ApiKeyMetadata;
   expiresAt?: Date | null;
+  /** A whole new policy, or `null` to remove it. */
+  policy?: ApiKeyPolicy | null;
 }
 
 /** A validated `POST /:id/rotate` body. */
@@ -106,9 +115,30 @@ function metadata(value: unknown, limits: ManagementLimits): ApiKeyMetadata {
   return value as ApiKeyMetadata;
 }
 
+/** Environment names as the module accepts them; membership is the service's check. */
+function environment(value: unknown): string {
+  if (!isEnvironmentName(value)) {
+    throw invalid('environment', 'must be one of the environments this deployment accepts');
+  }
+  return value;
+}
+
+/**
+ * The core's policy rules (one place, `validatePolicy`), minus `counterKey`: it ties a
+ * key's counters to another key's, which `rotate` manages. Over HTTP it would let a
+ * caller reset its budget by naming a fresh counter, or spend someone else's.
+ */
+function policy(value: unknown): ApiKeyPolicy | null {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.hasOwn(value, 'counterKey')) {
+    throw invalid('policy.counterKey', 'is managed by the server and cannot be set over HTTP');
+  }
+  // Throws ApiKeyValidationError with a precise `policy.…` field, e.g. `policy.rateLimits[0].limit`.
+  return validatePolicy(value);
+}
+
 /** Validates `POST /`. */
 export function parseIssueRequest(body: unknown, limits: ManagementLimits, now = Date.now()): IssueRequest {
-  const input = objectBody(body, ['ownerId', 'name', 'scopes', 'expiresAt', 'metadata'], false);
+  const input = objectBody(body, ['ownerId', 'name', 'scopes', 'expiresAt', 'metadata', 'environment', 'policy'], false);
   if (input.name === undefined) throw invalid('name', 'is required');
   if (input.scopes === undefined) throw invalid('scopes', 'is required');
   return {
@@ -117,18 +147,23 @@ export function parseIssueRequest(body: unknown, limits: ManagementLimits, now =
     scopes: scopes(input.scopes, limits),
     expiresAt: input.expiresAt === undefined ? null : expiry(input.expiresAt, now),
     metadata: input.metadata === undefined ? {} : metadata(input.metadata, limits),
+    ...(input.environment === undefined ? {} : { environment: environment(input.environment) }),
+    ...(input.policy === undefined ? {} : { policy: policy(input.policy) }),
   };
 }
 
 /** Validates `PATCH /:id`. */
 export function parseUpdateRequest(body: unknown, limits: ManagementLimits, now = Date.now()): UpdateRequest {
-  const input = objectBody(body, ['name', 'scopes', 'expiresAt', 'metadata'], false);
+  const input = objectBody(body, ['name', 'scopes', 'expiresAt', 'metadata', 'policy'], false);
   const changes: UpdateRequest = {};
   if (input.name !== undefined) changes.name = text('name', input.name, NAME_MAX_LENGTH);
   if (input.scopes !== undefined) changes.scopes = scopes(input.scopes, limits);
   if (input.expiresAt !== undefined) changes.expiresAt = expiry(input.expiresAt, now);
   if (input.metadata !== undefined) changes.metadata = metadata(input.metadata, limits);
-  if (Object.keys(changes).length === 0) throw invalid('body', 'must change at least one of name, scopes, expiresAt, metadata');
+  if (input.policy !== undefined) changes.policy = policy(input.policy);
+  if (Object.keys(changes).length === 0) {
+    throw invalid('body', 'must change at least one of name, scopes, expiresAt, metadata, policy');
+  }
   return changes;
 }
 
