@@ -343,7 +343,7 @@ export class ApiKeyGuard implements CanActivate {
     } else {
       this.setResponseHeader(context, 'Retry-After', '1');
     }
-    throw new HttpException(body, failure.status, { cause: failure.status === 503 ? failure.error : undefined });
+    throw refusal(body, failure.status, failure.status === 503 ? failure.error : undefined);
   }
 
   /**
@@ -438,4 +438,19 @@ function nonEmpty(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   const trimmed = value.trim();
   return trimmed.length === 0 ? undefined : trimmed;
+}
+
+/**
+ * The exception for a refusal, built without a stack trace. A refusal is an answer,
+ * not a bug: capturing the stack through Nest's async pipeline was most of the cost
+ * of a 401, and a flood of garbage keys is exactly when that cost matters.
+ */
+function refusal(body: Record<string, unknown>, status: number, cause: unknown): HttpException {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new HttpException(body, status, { cause });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }

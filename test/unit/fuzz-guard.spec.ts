@@ -193,3 +193,15 @@ function structuredCloneSafe(value: unknown): Record<string, unknown> {
     return { ...(value as Record<string, unknown>) };
   }
 }
+
+describe('a refusal is cheap', () => {
+  it('throws its 401 without capturing a stack trace, and leaves Error.stackTraceLimit as it was', async () => {
+    const before = Error.stackTraceLimit;
+    const error = await guard.canActivate(httpContext({ headers: { 'x-api-key': 'garbage' } })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpException);
+    expect((error as HttpException).getStatus()).toBe(401);
+    expect((error as HttpException).getResponse()).toMatchObject({ code: 'invalid_api_key' });
+    expect((error as Error).stack ?? '').not.toMatch(/\n\s+at /);
+    expect(Error.stackTraceLimit).toBe(before);
+  });
+});
