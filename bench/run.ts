@@ -62,7 +62,7 @@ async function redisCommandCount(): Promise<number | null> {
   }
 }
 
-function request(server: ChildProcess, type: string): Promise<any> {
+function request(server: ChildProcess, type: string, extra: Record<string, unknown> = {}): Promise<any> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null, signal: string | null) =>
       reject(new Error(`bench server exited (code ${code}, signal ${signal})`));
@@ -75,7 +75,7 @@ function request(server: ChildProcess, type: string): Promise<any> {
     };
     server.on('message', onMessage);
     server.once('exit', onExit);
-    server.send({ type });
+    server.send({ type, ...extra });
   });
 }
 
@@ -144,7 +144,8 @@ async function benchAdapter(adapter: string) {
   });
 
   const cases: Case[] = [
-    { name: 'bare', label: '(a) no guard', route: 'bare', keys: [], expect: 200 },
+    // The bare route gets a key header too, so every request has the same size.
+    { name: 'bare', label: '(a) no guard', route: 'bare', keys: [keys.memory!], expect: 200 },
     { name: 'passport', label: '(b) Passport + passport-headerapikey, Map', route: 'passport', keys: [keys.passport!], expect: 200 },
   ];
   for (const route of Object.keys(labels)) {
@@ -167,6 +168,31 @@ async function benchAdapter(adapter: string) {
     const ordered = cases.map((_, i) => cases[(i + round) % cases.length]!);
     for (const c of ordered) samples.get(c.name)!.push(await runCase(server, port, c, DURATION));
   }
+  // Server CPU per request, in-process (light-my-request through the whole Nest
+  // pipeline): no sockets and no load generator sharing the two cores.
+  const cpuCases: Array<[string, string, string | undefined, number]> = [
+    ['(a) no guard', 'bare', keys.memory, 5_000],
+    ['no-op guard (Nest\'s own guard cost)', 'noop-guard', keys.memory, 5_000],
+    ['(b) Passport', 'passport', keys.passport, 5_000],
+    ['(c) memory', 'memory', keys.memory, 5_000],
+  ];
+  if (keys.cached) cpuCases.push(['(d) cached, warm', 'cached', keys.cached, 5_000]);
+  if (keys.redis) cpuCases.push(['(e) Redis primary', 'redis', keys.redis, 2_000]);
+  if (keys.postgres) cpuCases.push(['(f) PostgreSQL', 'postgres', keys.postgres, 1_000]);
+  cpuCases.push(['malformed key', floodRoute, malformed[0], 5_000], ['unknown key (negative cache)', floodRoute, unknownKeys[0], 5_000]);
+  const cpuSamples = new Map<string, number[]>(cpuCases.map(([label]) => [label, []]));
+  for (let round = 0; round < 5; round++) {
+    for (const [label, route, key, n] of cpuCases) {
+      const { micros } = await request(server, 'cpu', { route, key, n: round === 0 ? Math.ceil(n / 5) : n });
+      if (round > 0) cpuSamples.get(label)!.push(micros);
+    }
+  }
+  const cpuBare = median(cpuSamples.get('(a) no guard')!);
+  const cpu = cpuCases.map(([label]) => {
+    const micros = median(cpuSamples.get(label)!);
+    return { scenario: label, micros: +micros.toFixed(1), ratio: +(cpuBare / micros).toFixed(3) };
+  });
+
   await request(server, 'stop').catch(() => undefined);
   server.kill();
 
@@ -186,7 +212,7 @@ async function benchAdapter(adapter: string) {
       requests: Math.round(s.reduce((a, x) => a + x.rps * DURATION, 0)),
     };
   });
-  return rows;
+  return { rows, cpu };
 }
 
 async function main() {
@@ -194,8 +220,8 @@ async function main() {
   console.log(`nestjs-api-auth benchmark: ${header}\n`);
   const all: Record<string, unknown> = {};
   for (const adapter of ADAPTERS) {
-    const rows = await benchAdapter(adapter);
-    all[adapter] = rows;
+    const { rows, cpu } = await benchAdapter(adapter);
+    all[adapter] = { http: rows, cpu };
     console.log(`### ${adapter}\n`);
     console.log('| scenario | req/s | ratio to (a) | p50 ms | p99 ms | primary reads | Redis calls | wrong status |');
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
@@ -204,6 +230,11 @@ async function main() {
         `| ${r.scenario} | ${r.rps} | ${r.ratio.toFixed(3)} | ${r.p50} | ${r.p99} | ${r.primaryReads} | ${Number.isNaN(r.redisCalls) ? 'n/a' : r.redisCalls} | ${r.wrongStatus} |`,
       );
     }
+    console.log('');
+    console.log(`Server CPU per request, in-process (${adapter}; medians of 4 interleaved rounds):\n`);
+    console.log('| scenario | µs per request | ratio to (a) |');
+    console.log('|---|---:|---:|');
+    for (const r of cpu) console.log(`| ${r.scenario} | ${r.micros} | ${r.ratio.toFixed(3)} |`);
     console.log('');
   }
   mkdirSync('bench/results', { recursive: true });
