@@ -9,6 +9,7 @@ type Json = Record<string, any>;
 /** Names of the component schemas the management routes reference. */
 export const MANAGEMENT_SCHEMAS = {
   apiKey: 'ApiKey',
+  policy: 'ApiKeyPolicy',
   issueRequest: 'IssueApiKeyRequest',
   updateRequest: 'UpdateApiKeyRequest',
   rotateRequest: 'RotateApiKeyRequest',
@@ -27,6 +28,68 @@ export function nullable(schema: Json, oas31: boolean): Json {
   return { ...schema, type: [schema.type, 'null'] };
 }
 
+/** A `$ref` that may also be `null` (siblings of a bare `$ref` are ignored in OpenAPI 3.0). */
+export function nullableRef(name: string, description: string, oas31: boolean): Json {
+  if (!oas31) return { allOf: [ref(name)], nullable: true, description };
+  return { oneOf: [ref(name), { type: 'null' }], description };
+}
+
+/**
+ * `ApiKeyPolicy` as clients send and see it. The bounds mirror the core's
+ * `validatePolicy`, which remains the one that decides; `counterKey` is server-side
+ * bookkeeping and has no place here.
+ */
+function policySchema(): Json {
+  const maxCount = 1_000_000_000;
+  const maxWindowMs = 366 * 86_400_000;
+  return {
+    type: 'object',
+    additionalProperties: false,
+    description:
+      'Per-key limits, all optional: rate limits (429 `rate_limited`), a credit quota (429 `quota_exhausted`) and an ' +
+      'IP allowlist (403 `ip_not_allowed`). `null` or `{}`: no limits.',
+    properties: {
+      rateLimits: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 10,
+        description: 'Sliding-window limits, all enforced; names unique.',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'limit', 'windowMs'],
+          properties: {
+            name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Names the limit in headers, e.g. "burst".' },
+            limit: { type: 'integer', minimum: 1, maximum: maxCount, description: 'Requests allowed per window.' },
+            windowMs: { type: 'integer', minimum: 1, maximum: maxWindowMs, description: 'Window length in milliseconds.' },
+          },
+        },
+      },
+      quota: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['limit'],
+        properties: {
+          limit: { type: 'integer', minimum: 0, maximum: maxCount, description: 'Credits per refill interval (or in total).' },
+          refillIntervalMs: {
+            type: 'integer',
+            minimum: 1,
+            maximum: maxWindowMs,
+            description: 'Credits return to `limit` at every multiple of this since the Unix epoch. Omit: never refill.',
+          },
+        },
+      },
+      allowedIps: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 1000,
+        items: { type: 'string' },
+        description: 'IPv4/IPv6 addresses and CIDR ranges, e.g. "203.0.113.7", "10.0.0.0/8", "2001:db8::/32".',
+      },
+    },
+  };
+}
+
 /** The component schemas of the management routes, reflecting this deployment's limits. */
 export function managementSchemas(
   options: ResolvedApiAuthOptions,
@@ -43,6 +106,8 @@ export function managementSchemas(
     additionalProperties: true,
     description: `Application data kept with the key; at most ${options.maxMetadataBytes} bytes as JSON.`,
   };
+  const environments = options.environments.filter((e): e is string => e !== null);
+  const policyInput = (description: string) => nullableRef(MANAGEMENT_SCHEMAS.policy, description, oas31);
   const futureExpiry = nullable(
     { ...dateTime, description: 'When the key stops working; must be in the future. `null`: never.' },
     oas31,
@@ -54,7 +119,7 @@ export function managementSchemas(
       additionalProperties: false,
       required: [
         'id', 'name', 'ownerId', 'hint', 'scopes', 'metadata', 'createdAt', 'updatedAt',
-        'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId',
+        'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy',
       ],
       properties: {
         id: { type: 'string', format: 'uuid' },
@@ -69,8 +134,14 @@ export function managementSchemas(
         revokedAt: nullable(dateTime, oas31),
         lastUsedAt: nullable({ ...dateTime, description: 'Recorded at most once per usage interval.' }, oas31),
         rotatedFromId: nullable({ type: 'string', description: 'The key this one replaced.' }, oas31),
+        environment: nullable(
+          { type: 'string', description: "The environment in the key's prefix, e.g. \"live\"; `null` without environments." },
+          oas31,
+        ),
+        policy: nullableRef(MANAGEMENT_SCHEMAS.policy, 'Rate limits, quota and IP allowlist; `null` for none.', oas31),
       },
     },
+    [MANAGEMENT_SCHEMAS.policy]: policySchema(),
     [MANAGEMENT_SCHEMAS.issueRequest]: {
       type: 'object',
       additionalProperties: false,
@@ -86,13 +157,35 @@ export function managementSchemas(
         scopes: { ...scopes, description: 'Scopes granted. A self-service key may only grant scopes it holds.' },
         expiresAt: futureExpiry,
         metadata,
+        // Without environments the only valid value is none, so the field is not offered.
+        ...(environments.length === 0
+          ? {}
+          : {
+              environment: {
+                type: 'string',
+                enum: environments,
+                description:
+                  `The environment to mint the key in. Default: "${options.environment}" for admin keys; ` +
+                  "a self-service key always mints in its own.",
+              },
+            }),
+        policy: policyInput(
+          'Admin keys only (403 `forbidden_policy` otherwise). A key issued by a self-service key gets that key\'s ' +
+            'policy, sharing its counters.',
+        ),
       },
     },
     [MANAGEMENT_SCHEMAS.updateRequest]: {
       type: 'object',
       additionalProperties: false,
       minProperties: 1,
-      properties: { name, scopes, expiresAt: futureExpiry, metadata },
+      properties: {
+        name,
+        scopes,
+        expiresAt: futureExpiry,
+        metadata,
+        policy: policyInput('Replaces the whole policy; `null` removes it. Admin keys only (403 `forbidden_policy` otherwise).'),
+      },
     },
     [MANAGEMENT_SCHEMAS.rotateRequest]: {
       type: 'object',
@@ -147,7 +240,8 @@ export function managementSchemas(
           type: 'string',
           description:
             'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, ' +
-            'insufficient_scope, backend_unavailable, not_found, forbidden_owner, scope_escalation.',
+            'insufficient_scope, backend_unavailable, not_found, forbidden_owner, scope_escalation, forbidden_policy, ' +
+            'forbidden_environment.',
         },
         message: { type: 'string' },
         requiredScopes: { type: 'array', items: { type: 'string' }, description: 'On insufficient_scope: what the route needs.' },
@@ -188,8 +282,8 @@ const notFound = response(
   ref(MANAGEMENT_SCHEMAS.error),
 );
 const forbiddenOwner = response(
-  'insufficient_scope: the key holds neither management scope; forbidden_owner / scope_escalation: a self-service key ' +
-    "reached past its own owner or its own scopes.",
+  'insufficient_scope: the key holds neither management scope; forbidden_owner / scope_escalation / forbidden_policy / ' +
+    'forbidden_environment: a self-service key reached past its own owner, scopes, policy or environment.',
   ref(MANAGEMENT_SCHEMAS.error),
 );
 
@@ -233,7 +327,7 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
     case 'update':
       return {
         summary: 'Update an API key',
-        description: 'Changes name, scopes, metadata or expiry (`expiresAt: null` removes it).',
+        description: 'Changes name, scopes, metadata, expiry or policy (`null` removes an expiry or a policy).',
         parameters: [idParameter],
         requestBody: body(MANAGEMENT_SCHEMAS.updateRequest, true),
         responses: { 200: response('The updated record.', resource, noStore), 400: badRequest, 403: forbiddenOwner, 404: notFound },

@@ -181,6 +181,30 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     });
   });
 
+  it('describes policy and environment on requests and responses (3.0 dialect), never counterKey', () => {
+    const schemas = document.components?.schemas as Record<string, any>;
+    const nullablePolicy = expect.objectContaining({ allOf: [{ $ref: '#/components/schemas/ApiKeyPolicy' }], nullable: true });
+    expect(schemas.ApiKey.required).toEqual(expect.arrayContaining(['environment', 'policy']));
+    expect(schemas.ApiKey.properties.environment).toMatchObject({ type: 'string', nullable: true });
+    expect(schemas.ApiKey.properties.policy).toEqual(nullablePolicy);
+    expect(schemas.IssueApiKeyRequest.properties.policy).toEqual(nullablePolicy);
+    expect(schemas.UpdateApiKeyRequest.properties.policy).toEqual(nullablePolicy);
+    // No environments configured: the only valid environment is none, so none is offered.
+    expect(schemas.IssueApiKeyRequest.properties.environment).toBeUndefined();
+    expect(schemas.UpdateApiKeyRequest.properties.environment).toBeUndefined();
+
+    const policy = schemas.ApiKeyPolicy;
+    expect(policy.additionalProperties).toBe(false);
+    expect(Object.keys(policy.properties).sort()).toEqual(['allowedIps', 'quota', 'rateLimits']);
+    expect(policy.properties.rateLimits.items).toMatchObject({
+      additionalProperties: false,
+      required: ['name', 'limit', 'windowMs'],
+      properties: { limit: { type: 'integer', minimum: 1 }, windowMs: { type: 'integer', minimum: 1 } },
+    });
+    expect(policy.properties.quota).toMatchObject({ required: ['limit'], properties: { limit: { minimum: 0 }, refillIntervalMs: { minimum: 1 } } });
+    expect(JSON.stringify(document)).not.toContain('counterKey');
+  });
+
   it('leaves no trace on the handlers and gives the same document twice', () => {
     expect(JSON.stringify(document)).not.toContain('x-nestjs-api-auth');
     expect(Reflect.getOwnMetadata(DECORATORS.API_EXTENSION, GuardedController.prototype.me)).toBeUndefined();
@@ -233,6 +257,32 @@ describe('OpenAPI document with a global guard, a custom header, no bearer and a
     const config = new DocumentBuilder().setTitle('clash').build();
     config.components = { schemas: { ApiKeyErrorResponse: { type: 'string' } } };
     expect(() => createApiAuthDocument(app, config)).toThrow(/already defines a schema named "ApiKeyErrorResponse"/);
+  });
+});
+
+describe('OpenAPI document of the management routes with environments', () => {
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    app = await bootApp(
+      'express',
+      [ApiAuthModule.forRoot({ prefix: 'env_', environment: 'live', acceptEnvironments: ['live', 'test'], routes: true })],
+      { controllers: [] },
+    );
+  });
+  afterAll(() => app?.close());
+
+  it.each(['3.0.0', '3.1.0'])('offers the accepted environments on issue and validates as OpenAPI %s', async (version) => {
+    const document = createApiAuthDocument(app, new DocumentBuilder().setTitle('envs').setOpenAPIVersion(version).build());
+    await validate(document);
+    const schemas = document.components?.schemas as Record<string, any>;
+    expect(schemas.IssueApiKeyRequest.properties.environment).toMatchObject({ type: 'string', enum: ['live', 'test'] });
+    if (version === '3.1.0') {
+      expect(schemas.ApiKey.properties.environment.type).toEqual(['string', 'null']);
+      expect(schemas.ApiKey.properties.policy.oneOf).toEqual([{ $ref: '#/components/schemas/ApiKeyPolicy' }, { type: 'null' }]);
+    } else {
+      expect(schemas.ApiKey.properties.policy.nullable).toBe(true);
+    }
   });
 });
 
