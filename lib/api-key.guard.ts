@@ -18,7 +18,7 @@ import {
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import type { ApiKeyView } from './api-key.interface.js';
 import { ApiKeyErrorCode, type AuthenticationFailureCode } from './api-key.errors.js';
-import { ApiKeyService } from './api-key.service.js';
+import { ApiKeyService, type AuthenticationResult } from './api-key.service.js';
 import { getAuthCarrier } from './decorators/request-context.js';
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
@@ -103,7 +103,12 @@ export class ApiKeyGuard implements CanActivate {
     @Inject(API_AUTH_OPTIONS) protected readonly options: ResolvedApiAuthOptions,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  /**
+   * Synchronous when the key is answered from memory (an L1 or `MemoryBackend` hit,
+   * or a malformed key): Nest takes a boolean without awaiting, so a cached key costs
+   * no promise and no microtask hops. A promise when the backend must be asked.
+   */
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const rules = this.getRouteRules(context);
     if (rules.isPublic) return true;
 
@@ -112,7 +117,19 @@ export class ApiKeyGuard implements CanActivate {
     if (extracted.kind === 'missing') return this.deny(context, { status: 401, code: 'missing_api_key' });
     if (extracted.kind === 'malformed') return this.deny(context, { status: 401, code: 'invalid_api_key' });
 
-    const result = await this.apiKeys.authenticate(extracted.value);
+    const result = this.apiKeys.check(extracted.value);
+    return result instanceof Promise
+      ? result.then((settled) => this.decide(context, request, rules, settled))
+      : this.decide(context, request, rules, result);
+  }
+
+  /** Everything after the key's own verdict: IP, environment, scopes, limits, attach. */
+  private decide(
+    context: ExecutionContext,
+    request: Record<string, unknown> | undefined,
+    rules: RouteRules,
+    result: AuthenticationResult,
+  ): boolean | Promise<boolean> {
     if (!result.ok) {
       if (result.code === ApiKeyErrorCode.BackendUnavailable) {
         this.reportBackendDown(result.error);
@@ -140,7 +157,10 @@ export class ApiKeyGuard implements CanActivate {
       return this.deny(context, { status: 403, code: 'insufficient_scope', requirement: rules.requirement }, apiKey);
     }
     if (policy !== null && (policy.rateLimits !== undefined || policy.quota !== undefined)) {
-      await this.enforceLimits(context, request, apiKey, policy, rules.cost);
+      return this.enforceLimits(context, request, apiKey, policy, rules.cost).then(() => {
+        this.attach(request ?? {}, apiKey);
+        return true;
+      });
     }
     this.attach(request ?? {}, apiKey);
     return true;

@@ -112,6 +112,8 @@ const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
 
 /** `environmentOf` result for a key of a `legacyKeyPrefixes` prefix. */
 const LEGACY = Symbol('legacy');
+/** What a key's prefix says about its environment: a name, none, or a legacy import. */
+type KeyEnvironment = string | null | typeof LEGACY;
 
 const SCOPE_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
@@ -249,6 +251,16 @@ export class ApiKeyService implements OnApplicationShutdown {
    * a backend failure or timeout comes back as `backend_unavailable`.
    */
   async authenticate(key: string): Promise<AuthenticationResult> {
+    return this.check(key);
+  }
+
+  /**
+   * `authenticate` without a promise when it can be: synchronous when the answer is
+   * offline (a malformed key) or in memory (an L1 or `MemoryBackend` hit), a promise
+   * only when the backend must be asked. The guard uses it so a cached key costs no
+   * promise and no microtask hops.
+   */
+  check(key: string): AuthenticationResult | Promise<AuthenticationResult> {
     // Offline checks first: malformed input never costs a hash or a lookup.
     const environment = this.environmentOf(key);
     if (environment === undefined) return INVALID;
@@ -256,25 +268,31 @@ export class ApiKeyService implements OnApplicationShutdown {
     // A warm L1 answers synchronously: no timeout race, no timer, no copy of the record.
     const hit = this.peek(keyHash);
     if (hit === null) return INVALID;
-    let record: Readonly<ApiKey> | null;
-    if (hit !== undefined) {
-      record = hit.record;
-    } else {
-      const max = this.options.maxPendingLookups;
-      if (max !== 0 && this.pendingLookups >= max) {
-        // The store is not keeping up; another lookup would only add to what it holds.
-        const error = new BackendUnavailableError(`${max} API key lookups are pending; refusing without asking the backend.`);
-        return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
-      }
-      try {
-        record = await this.withTimeout(this.lookup(keyHash));
-      } catch (error) {
-        return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
-      }
-      // A backend that returns the wrong record must not let anyone in. (The L1 files a
-      // record only under its own hash, so a hit needs no such check.)
-      if (!record || !sameHash(record.keyHash, keyHash)) return INVALID;
+    // The cached view is frozen and shared by every hit.
+    if (hit !== undefined) return this.judge(hit.record, environment, hit.view);
+    return this.lookupAndJudge(keyHash, environment);
+  }
+
+  private async lookupAndJudge(keyHash: string, environment: KeyEnvironment): Promise<AuthenticationResult> {
+    const max = this.options.maxPendingLookups;
+    if (max !== 0 && this.pendingLookups >= max) {
+      // The store is not keeping up; another lookup would only add to what it holds.
+      const error = new BackendUnavailableError(`${max} API key lookups are pending; refusing without asking the backend.`);
+      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
     }
+    let record: Readonly<ApiKey> | null;
+    try {
+      record = await this.withTimeout(this.lookup(keyHash));
+    } catch (error) {
+      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+    }
+    // A backend that returns the wrong record must not let anyone in. (The L1 files a
+    // record only under its own hash, so a hit needs no such check.)
+    if (!record || !sameHash(record.keyHash, keyHash)) return INVALID;
+    return this.judge(record, environment, undefined);
+  }
+
+  private judge(record: Readonly<ApiKey>, environment: KeyEnvironment, view: ApiKeyView | undefined): AuthenticationResult {
     // The prefix named the environment; a record of another one (copied between
     // deployments' stores, say) is not this key's.
     if (environment === LEGACY ? !this.options.environments.includes(record.environment ?? null) : (record.environment ?? null) !== environment) {
@@ -284,8 +302,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     const now = Date.now();
     if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
     this.usage.record(record.id, record.lastUsedAt, now);
-    // The cached view is frozen and shared by every hit.
-    return { ok: true, apiKey: hit !== undefined ? hit.view : toApiKeyView(record) };
+    return { ok: true, apiKey: view ?? toApiKeyView(record as ApiKey) };
   }
 
   /** The record with this id (without its hash), or `null`. */

@@ -191,12 +191,14 @@ describe('GraphQL-shaped execution context', () => {
       }
       const context = new ExecutionContextHost([{}, {}, { req }, {}], Resolver, Resolver.prototype.me);
       context.setType('graphql');
-      await expect(guard.canActivate(context)).resolves.toBe(true);
+      expect(await guard.canActivate(context)).toBe(true);
       expect(req.apiKey.ownerId).toBe('gql-user');
 
       const anonymous = new ExecutionContextHost([{}, {}, { req: { headers: {} } }, {}], Resolver, Resolver.prototype.me);
       anonymous.setType('graphql');
-      await expect(guard.canActivate(anonymous)).rejects.toMatchObject({ response: { code: 'missing_api_key' } });
+      await expect(Promise.resolve().then(() => guard.canActivate(anonymous))).rejects.toMatchObject({
+        response: { code: 'missing_api_key' },
+      });
     } finally {
       await app.close();
     }

@@ -197,7 +197,9 @@ function structuredCloneSafe(value: unknown): Record<string, unknown> {
 describe('a refusal is cheap', () => {
   it('throws its 401 without capturing a stack trace, and leaves Error.stackTraceLimit as it was', async () => {
     const before = Error.stackTraceLimit;
-    const error = await guard.canActivate(httpContext({ headers: { 'x-api-key': 'garbage' } })).catch((e: unknown) => e);
+    const error = await Promise.resolve()
+      .then(() => guard.canActivate(httpContext({ headers: { 'x-api-key': 'garbage' } })))
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HttpException);
     expect((error as HttpException).getStatus()).toBe(401);
     expect((error as HttpException).getResponse()).toMatchObject({ code: 'invalid_api_key' });
