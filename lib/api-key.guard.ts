@@ -26,6 +26,7 @@ import type { LimitDecision, RateLimitStatus } from './limits/rate-limiter.inter
 import { clientIp } from './network/client-ip.js';
 import { IpAllowlist } from './network/ip-allowlist.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
+import { safeErrorMessage } from './safe-error-message.js';
 
 /** What a request carried as a key: a value, nothing, or something that cannot be one. */
 export type ExtractedKey =
@@ -202,7 +203,7 @@ export class ApiKeyGuard implements CanActivate {
       if (!this.limiterDown) {
         this.limiterDown = true;
         // The limiter's error names no key: counters are addressed by key id.
-        this.logger.error(`The rate limiter is unavailable; answering 503 to keys with limits: ${(error as Error)?.message ?? error}`);
+        this.logger.error(`The rate limiter is unavailable; answering 503 to keys with limits: ${safeErrorMessage(error)}`);
       }
       return this.deny(context, { status: 503, code: 'backend_unavailable', error }, apiKey);
     }
@@ -409,7 +410,7 @@ export class ApiKeyGuard implements CanActivate {
     if (this.backendDown) return;
     this.backendDown = true;
     // The message comes from the backend's error, which by contract names no key or hash.
-    this.logger.error(`The API key backend is unavailable; answering 503: ${(error as Error)?.message ?? error}`);
+    this.logger.error(`The API key backend is unavailable; answering 503: ${safeErrorMessage(error)}`);
   }
 
   private getRouteRules(context: ExecutionContext): RouteRules {

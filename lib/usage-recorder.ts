@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { ApiKeyBackend } from './backends/backend.interface.js';
 import type { UsageWriteCoordinator } from './usage-coordinator.js';
+import { safeErrorMessage } from './safe-error-message.js';
 
 /** How many key ids the recorder remembers before forgetting the oldest. */
 const MEMORY_BOUND = 100_000;
@@ -74,7 +75,7 @@ export class UsageRecorder {
           void this.release(id);
           if (!this.failing) {
             this.failing = true;
-            this.logger.warn(`Could not record key usage: ${(error as Error)?.message ?? error}`);
+            this.logger.warn(`Could not record key usage: ${safeErrorMessage(error)}`);
           }
         }
       }),
@@ -117,7 +118,7 @@ export class UsageRecorder {
       if (!this.coordinationFailing) {
         this.coordinationFailing = true;
         this.logger.warn(
-          `Could not coordinate key usage writes across instances; each instance writes its own until it works again: ${(error as Error)?.message ?? error}`,
+          `Could not coordinate key usage writes across instances; each instance writes its own until it works again: ${safeErrorMessage(error)}`,
         );
       }
       return true;

@@ -5,6 +5,7 @@ import type { ApiKeyBackend, ListByOwnerOptions } from '../backends/backend.inte
 import type { CachedLookup } from './cached-lookup.interface.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
 import { L1Cache, type CachedApiKey, type L1CacheOptions } from './l1-cache.js';
+import { safeErrorMessage } from '../safe-error-message.js';
 
 /** Options of {@link CachedBackend}: the L1's bounds and TTLs, and the bus that keeps a fleet in step. */
 export interface CachedBackendOptions extends L1CacheOptions {
@@ -17,7 +18,6 @@ export interface CachedBackendOptions extends L1CacheOptions {
   bus?: ApiKeyInvalidationBus;
 }
 
-const HASH_IN_TEXT = /[0-9a-f]{64}/gi;
 
 /**
  * Puts an in-process L1 cache in front of any backend. Lookups by hash are answered
@@ -142,7 +142,7 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
       if (!this.publishFailing) {
         this.publishFailing = true;
         // A custom bus may put the payload in its error; hashes never reach a log.
-        const reason = String((error as Error)?.message ?? error).replace(HASH_IN_TEXT, '[hash]');
+        const reason = safeErrorMessage(error);
         this.logger.warn(
           `Could not publish an API key invalidation; other instances may serve the old record for up to ${this.cache.ttlMs} ms: ${reason}`,
         );

@@ -6,6 +6,7 @@ import {
   ApiKeyValidationError,
   BackendUnavailableError,
 } from '../api-key.errors.js';
+import { safeErrorMessage } from '../safe-error-message.js';
 
 /** Body of every error the management routes answer with themselves. */
 export interface ManagementErrorBody {
@@ -55,7 +56,7 @@ export class ManagementExceptionFilter implements ExceptionFilter<ApiKeyError> {
       };
     } else {
       // By the backend contract these messages name no key and no hash.
-      this.logger.error(`Key management failed: ${error.name}: ${error.message}`);
+      this.logger.error(`Key management failed: ${error.name}: ${safeErrorMessage(error)}`);
       body = { statusCode: 500, error: 'Internal Server Error', code: 'internal_error', message: 'Internal server error.' };
     }
     adapter.reply(response, body, body.statusCode);

@@ -11,6 +11,7 @@ import {
   type ResolvedMikroOrmBackendOptions,
 } from './mikro-orm-backend.options.js';
 import { toBackendError } from './postgres-errors.js';
+import { safeErrorMessage } from '../../safe-error-message.js';
 
 /** One page of an owner's keys, from {@link MikroOrmBackend.listPageByOwner}. */
 export interface ApiKeyRecordPage {
@@ -65,7 +66,7 @@ export class MikroOrmBackend implements ApiKeyBackend {
       await this.ensureSchema();
     } catch (error) {
       if (!(error instanceof BackendUnavailableError)) throw error;
-      this.logger.warn(`Could not check the key table at start-up; will retry on first use. ${error.message}`);
+      this.logger.warn(`Could not check the key table at start-up; will retry on first use. ${safeErrorMessage(error)}`);
     }
   }
 

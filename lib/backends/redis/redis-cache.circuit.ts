@@ -1,5 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import type { RedisCacheManager } from './redis-cache.options.js';
+import { safeErrorMessage } from '../../safe-error-message.js';
 
 /** Most invalidations kept for replay; beyond that the oldest outage writes are only bounded by `ttl`. */
 const MAX_PENDING = 100_000;
@@ -7,7 +8,6 @@ const MAX_PENDING = 100_000;
 export const DOWN_AFTER_TIMEOUTS = 3;
 /** Invalidations replayed at once after an outage. */
 const REPLAY_BATCH = 64;
-const HEX_DIGEST = /[0-9a-f]{64}/gi;
 
 /** A cache operation failed, timed out, or the store reported an error while it ran. */
 export class RedisCacheFailure extends Error {
@@ -217,6 +217,5 @@ export class RedisCacheCircuit {
 /** A one-line reason for a log, with anything shaped like a key hash removed. */
 function describe(reason: unknown): string {
   const error = reason instanceof RedisCacheFailure && reason.cause !== undefined ? reason.cause : reason;
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(HEX_DIGEST, '[redacted]').slice(0, 200);
+  return safeErrorMessage(error);
 }

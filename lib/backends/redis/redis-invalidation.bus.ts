@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { BackendUnavailableError } from '../../api-key.errors.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from '../../cache/invalidation-bus.interface.js';
 import { decodeInvalidation, encodeInvalidation } from '../../cache/invalidation-message.js';
+import { safeErrorMessage } from '../../safe-error-message.js';
 
 /** The subscriber connection the bus opens with `duplicate()`: the node-redis calls it uses. */
 export interface RedisInvalidationSubscriber {
@@ -132,7 +133,7 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
     this.handlers.add(handler);
     this.connect().catch((error: unknown) => {
       if (this.closed) return;
-      this.logger.error(`Could not subscribe to API key invalidations: ${(error as Error)?.message ?? error}`);
+      this.logger.error(`Could not subscribe to API key invalidations: ${safeErrorMessage(error)}`);
     });
     return () => void this.handlers.delete(handler);
   }
@@ -166,7 +167,7 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
       if (this.disconnected || this.closed) return;
       this.disconnected = true;
       this.logger.warn(
-        `Lost the API key invalidation subscription; L1 entries stay at most their TTL old until it is back: ${error?.message ?? error}`,
+        `Lost the API key invalidation subscription; L1 entries stay at most their TTL old until it is back: ${safeErrorMessage(error)}`,
       );
     });
     subscriber.on('reconnecting', () => {
@@ -207,7 +208,7 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
     try {
       fn();
     } catch (error) {
-      this.logger.error(`An API key invalidation handler failed: ${(error as Error)?.message ?? error}`);
+      this.logger.error(`An API key invalidation handler failed: ${safeErrorMessage(error)}`);
     }
   }
 }
