@@ -495,7 +495,7 @@ export class ApiKeyService implements OnApplicationShutdown {
   private environmentOf(key: string): string | null | typeof LEGACY | undefined {
     const formats = this.formats;
     for (let i = 0; i < formats.length; i++) {
-      if (formats[i]!.format.parse(key).ok) return formats[i]!.environment;
+      if (formats[i]!.format.matches(key)) return formats[i]!.environment;
     }
     return typeof key === 'string' && this.legacy.matches(key) ? LEGACY : undefined;
   }

@@ -51,13 +51,24 @@ export class KeyFormat {
    * works on exactly `length` characters.
    */
   parse(input: unknown): ParsedKey {
-    if (typeof input !== 'string') return { ok: false, reason: 'not_a_string' };
-    if (input.length !== this.length) return { ok: false, reason: 'wrong_length' };
-    if (!input.startsWith(this.prefix)) return { ok: false, reason: 'wrong_prefix' };
-    if (!isBase62(input, this.prefix.length)) return { ok: false, reason: 'bad_alphabet' };
+    const reason = this.rejection(input);
+    return reason === null ? { ok: true, key: input as string } : { ok: false, reason };
+  }
+
+  /** `parse(input).ok` without allocating a result: what the per-request check uses. */
+  matches(input: unknown): input is string {
+    return this.rejection(input) === null;
+  }
+
+  /** Why `input` is not a key of this format, or `null` when it is one. */
+  private rejection(input: unknown): KeyRejection | null {
+    if (typeof input !== 'string') return 'not_a_string';
+    if (input.length !== this.length) return 'wrong_length';
+    if (!input.startsWith(this.prefix)) return 'wrong_prefix';
+    if (!isBase62(input, this.prefix.length)) return 'bad_alphabet';
     const split = this.length - CHECKSUM_LENGTH;
-    if (checksum(input.slice(0, split)) !== input.slice(split)) return { ok: false, reason: 'bad_checksum' };
-    return { ok: true, key: input };
+    if (checksum(input.slice(0, split)) !== input.slice(split)) return 'bad_checksum';
+    return null;
   }
 
   /** The non-secret hint stored on the record: the prefix, an ellipsis and the last 4 characters. */

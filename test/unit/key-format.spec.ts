@@ -205,3 +205,14 @@ describe('the checksum', () => {
     }
   });
 });
+
+describe('KeyFormat.matches', () => {
+  it('agrees with parse().ok on keys and on every kind of rejection', () => {
+    const format = new KeyFormat('m_');
+    const key = format.generate();
+    const samples: unknown[] = [key, 42, '', key.slice(1), `x${key.slice(1)}`, `${key.slice(0, -7)}!${key.slice(-6)}`];
+    samples.push(key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A'));
+    for (const sample of samples) expect(format.matches(sample)).toBe(format.parse(sample).ok);
+    expect(samples.filter((s) => format.matches(s))).toEqual([key]);
+  });
+});
