@@ -15,6 +15,8 @@ import {
 } from 'nestjs-api-auth/redis';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { closedPort, connectRedis, deleteNamespace, REDIS_URL, uniqueNamespace } from '../fixtures/redis.js';
+import { expectUpdatesAndDeletesPropagate } from '../fixtures/propagation.js';
+import { waitFor } from '../fixtures/wait-for.js';
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -96,14 +98,6 @@ async function startInstance(
   };
 }
 
-async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await condition()) return performance.now() - started;
-    if (performance.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 async function subscriberCount(admin: Client, connectionName: string): Promise<number> {
   const list = await admin.sendCommand<string>(['CLIENT', 'LIST', 'TYPE', 'pubsub']);
@@ -157,16 +151,7 @@ describe('the cached provider (createRedisCachedBackend): L1 + Redis cache + sto
   });
 
   it('propagates updates and deletes the same way', async () => {
-    const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n', scopes: ['a'] });
-    expect((await two.service.authenticate(key)).ok).toBe(true);
-    await one.service.update(apiKey.id, { scopes: ['b'] });
-    await waitFor(async () => {
-      const result = await two.service.authenticate(key);
-      return result.ok && result.apiKey.scopes[0] === 'b';
-    }, 1_000);
-    await one.service.delete(apiKey.id);
-    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
-    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'invalid_api_key' });
+    await expectUpdatesAndDeletesPropagate(one.service, two.service);
   });
 
   it('refuses a revoked key within the L1 ttl (1 s) when the other instance has lost its subscription', async () => {

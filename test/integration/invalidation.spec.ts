@@ -10,6 +10,8 @@ import {
   type ApiKeyInvalidation,
 } from 'nestjs-api-auth';
 import { RedisInvalidationBus } from 'nestjs-api-auth/redis';
+import { expectUpdatesAndDeletesPropagate } from '../fixtures/propagation.js';
+import { waitFor } from '../fixtures/wait-for.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -21,14 +23,6 @@ interface Instance {
   service: ApiKeyService;
 }
 
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {
-  const start = performance.now();
-  for (;;) {
-    if (await condition()) return performance.now() - start;
-    if (performance.now() - start > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('L1 invalidation across instances over Redis pub/sub', () => {
   // A namespace of its own, so parallel runs never hear each other.
@@ -98,16 +92,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
   });
 
   it('propagates updates and deletes', async () => {
-    const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n', scopes: ['a'] });
-    expect((await two.service.authenticate(key)).ok).toBe(true);
-    await one.service.update(apiKey.id, { scopes: ['b'] });
-    await waitFor(async () => {
-      const result = await two.service.authenticate(key);
-      return result.ok && result.apiKey.scopes[0] === 'b';
-    }, 1_000);
-    await one.service.delete(apiKey.id);
-    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
-    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'invalid_api_key' });
+    await expectUpdatesAndDeletesPropagate(one.service, two.service);
   });
 
   it('clears the L1 when the subscriber connection is dropped and comes back, then keeps receiving', async () => {
