@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { KeyFormat } from 'nestjs-api-auth';
 import { BASE62_ALPHABET, CHECKSUM_LENGTH, SECRET_LENGTH, checksum } from '../../lib/keys/index.js';
 import { encodeBase62Fixed } from '../../lib/keys/base62.js';
+import { CRC32_START, crc32Final, crc32Update } from '../../lib/keys/checksum.js';
 
 const format = new KeyFormat('test_');
 const BASE62 = /^[0-9A-Za-z]+$/;
@@ -156,6 +157,19 @@ describe('KeyFormat.parse on malformed input', () => {
 });
 
 describe('the checksum', () => {
+  it("computes zlib's CRC32 in JavaScript, whole or fed in pieces", () => {
+    // Every ASCII code, including ones no key may contain, and lengths 0-200.
+    for (let n = 0; n < 2_000; n++) {
+      const length = n % 201;
+      let text = '';
+      for (let i = 0; i < length; i++) text += String.fromCharCode(Math.floor(Math.random() * 128));
+      expect(crc32Final(crc32Update(CRC32_START, text, 0, text.length))).toBe(crc32(text));
+      const cut = Math.floor(Math.random() * (length + 1));
+      expect(crc32Final(crc32Update(crc32Update(CRC32_START, text, 0, cut), text, cut, length))).toBe(crc32(text));
+    }
+  });
+
+
   it('is the fixed-width base62 CRC32 of prefix + secret (CRC32 check value 0xCBF43926)', () => {
     expect(crc32('123456789')).toBe(0xcbf43926);
     const sum = checksum('123456789');
