@@ -394,10 +394,11 @@ export class ApiKeyGuard implements CanActivate {
   /** Sets a header on the HTTP response (Express or Fastify); a no-op for other transports. */
   protected setResponseHeader(context: ExecutionContext, name: string, value: string): void {
     if (context.getType<string>() !== 'http') return;
-    const response = context.switchToHttp().getResponse<{
+    // HTTP arguments are `[request, response, next]` (see getAuthCarrier).
+    const response = context.getArgByIndex<{
       setHeader?: (n: string, v: string) => void;
       header?: (n: string, v: string) => void;
-    }>();
+    } | undefined>(1);
     if (typeof response?.header === 'function') response.header(name, value);
     else if (typeof response?.setHeader === 'function') response.setHeader(name, value);
   }

@@ -9,14 +9,16 @@ import type { ApiKeyView } from '../api-key.interface.js';
  */
 export function getAuthCarrier(context: ExecutionContext): Record<string, unknown> | undefined {
   const type = context.getType<string>();
-  if (type === 'http') return context.switchToHttp().getRequest();
+  // `switchToHttp()` allocates three closures and reshapes the context on every call;
+  // HTTP arguments are `[request, response, next]`, so index 0 is the request.
+  if (type === 'http') return context.getArgByIndex(0);
   if (type === 'ws') return context.switchToWs().getClient();
   if (type === 'rpc') return context.switchToRpc().getContext();
   if (type === 'graphql') {
     const gqlContext = context.getArgByIndex(2) as { req?: Record<string, unknown>; request?: Record<string, unknown> } | undefined;
     return gqlContext?.req ?? gqlContext?.request;
   }
-  return context.switchToHttp().getRequest();
+  return context.getArgByIndex(0);
 }
 
 /** The key the guard verified for this call, or `undefined` (e.g. on a `@Public()` route). */

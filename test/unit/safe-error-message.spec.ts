@@ -36,7 +36,7 @@ describe('the guard logs a failing backend without its hash', () => {
       getType: () => 'http',
       getClass: () => LeakyBackend,
       getHandler: () => LeakyBackend.prototype.getByHash,
-      switchToHttp: () => ({ getRequest: () => request, getResponse: () => ({ setHeader() {} }) }),
+      getArgByIndex: (index: number) => [request, { setHeader() {} }][index],
     } as unknown as ExecutionContext;
     const error = await Promise.resolve().then(() => guard.canActivate(context)).catch((e: unknown) => e);
     expect((error as HttpException).getStatus()).toBe(503);
