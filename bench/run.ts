@@ -1,21 +1,29 @@
 /**
  * `npm run bench`: drives the benchmark app (bench/server.ts, a separate process)
- * with autocannon, route by route, interleaved over several rounds, on Express and
- * Fastify, and prints requests/s, latency and each route's ratio to the bare route,
- * plus how many primary-store and Redis calls each scenario caused.
+ * route by route, interleaved over many short rounds, on Express and Fastify, and
+ * prints requests/s, latency, the server's CPU per request and each route's ratio to
+ * the bare route, plus how many primary-store and Redis calls each scenario caused.
  *
- * Environment: BENCH_DURATION (s per run, default 4), BENCH_ROUNDS (default 3),
- * BENCH_CONNECTIONS (default 32), BENCH_ADAPTERS (default "express,fastify").
+ * Method, for a small noisy machine: the server is pinned to one CPU and the load
+ * generator (wrk when installed, else autocannon) to the others, so they do not
+ * compete for a core; each round runs every route once, in a rotated order, and a
+ * route's ratio is taken against the bare route of the same round (paired), then the
+ * median over rounds is reported with its range.
+ *
+ * Environment: BENCH_DURATION (s per run, default 2), BENCH_ROUNDS (default 8),
+ * BENCH_CONNECTIONS (default 32), BENCH_ADAPTERS (default "express,fastify"),
+ * BENCH_LOADGEN ("wrk" or "autocannon"; default wrk when installed), BENCH_PIN
+ * ("0" to not pin processes to CPUs).
  */
-import autocannon from 'autocannon';
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { KeyFormat } from 'nestjs-api-auth';
+import { pickLoadGenerator, runLoad, type LoadGenerator } from './load.js';
 import { PREFIX } from './scenarios.js';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 4);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const DURATION = Number(process.env.BENCH_DURATION ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',');
 
@@ -24,6 +32,11 @@ interface Ready {
   port: number;
   keys: Record<string, string>;
   labels: Record<string, string>;
+}
+
+interface Stats {
+  calls: Record<string, Record<string, number>>;
+  cpuMicros: number;
 }
 
 interface Case {
@@ -41,9 +54,33 @@ interface Sample {
   rps: number;
   p50: number;
   p99: number;
+  /** Server CPU (user + system) per completed request, µs. */
+  cpuPerRequest: number;
+  /** Server CPU time over wall time: near 1 means the server, not the generator, was the limit. */
+  busy: number;
   wrongStatus: number;
   primaryReads: number;
   redisCalls: number;
+}
+
+/**
+ * CPUs for the server and for the load generator: the last CPU for the server, the
+ * rest for the generator. Null when pinning is off or impossible (one CPU, no taskset).
+ */
+function pinning(): { server: string; generator: string } | null {
+  const cpus = os.cpus().length;
+  if (process.env.BENCH_PIN === '0' || cpus < 2) return null;
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+  } catch {
+    return null;
+  }
+  return { server: String(cpus - 1), generator: cpus === 2 ? '0' : `0-${cpus - 2}` };
+}
+
+/** Moves every thread of `pid` onto `cpus`. */
+function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
 async function redisCommandCount(): Promise<number | null> {
@@ -62,7 +99,7 @@ async function redisCommandCount(): Promise<number | null> {
   }
 }
 
-function request(server: ChildProcess, type: string, extra: Record<string, unknown> = {}): Promise<any> {
+function request<T>(server: ChildProcess, type: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null, signal: string | null) =>
       reject(new Error(`bench server exited (code ${code}, signal ${signal})`));
@@ -70,50 +107,52 @@ function request(server: ChildProcess, type: string, extra: Record<string, unkno
       if (message?.type === type) {
         server.off('message', onMessage);
         server.off('exit', onExit);
-        resolve(message);
+        resolve(message as T);
       }
     };
     server.on('message', onMessage);
     server.once('exit', onExit);
-    server.send({ type, ...extra });
+    server.send({ type });
   });
 }
 
-function primaryReads(stats: Record<string, Record<string, number>>, counter?: string): number {
+function primaryReads(stats: Stats, counter?: string): number {
   if (!counter) return 0;
-  const c = stats[counter] ?? {};
+  const c = stats.calls[counter] ?? {};
   return (c.getByHash ?? 0) + (c.getById ?? 0) + (c.peekByHash ?? 0);
 }
 
-async function runCase(server: ChildProcess, port: number, c: Case, duration: number): Promise<Sample> {
-  const before = await request(server, 'stats');
+async function runCase(
+  server: ChildProcess,
+  port: number,
+  c: Case,
+  duration: number,
+  generator: LoadGenerator,
+  cpus: string | null,
+): Promise<Sample> {
+  const before = await request<Stats>(server, 'stats');
   const redisBefore = await redisCommandCount();
-  let i = 0;
-  const result = await autocannon({
+  const started = process.hrtime.bigint();
+  const result = await runLoad(generator, {
     url: `http://127.0.0.1:${port}/${c.route}`,
+    keys: c.keys,
     connections: CONNECTIONS,
-    duration,
-    requests: [
-      {
-        method: 'GET',
-        setupRequest: (req: any) => {
-          if (c.keys.length > 0) req.headers = { ...req.headers, 'x-api-key': c.keys[i++ % c.keys.length] };
-          return req;
-        },
-      },
-    ],
-    expectBody: undefined,
-  } as any);
-  const after = await request(server, 'stats');
+    durationSeconds: duration,
+    cpus,
+  });
+  const wallMicros = Number(process.hrtime.bigint() - started) / 1000;
+  const after = await request<Stats>(server, 'stats');
   const redisAfter = await redisCommandCount();
-  const wrong =
-    c.expect === 200 ? result.non2xx + result.errors : result.errors + (result['2xx'] ?? 0);
+  const cpuMicros = after.cpuMicros - before.cpuMicros;
+  const wrong = c.expect === 200 ? result.non2xx + result.errors : result.errors + (result.requests - result.non2xx);
   return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
+    rps: result.rps,
+    p50: result.p50,
+    p99: result.p99,
+    cpuPerRequest: cpuMicros / Math.max(1, result.requests),
+    busy: cpuMicros / wallMicros,
     wrongStatus: wrong,
-    primaryReads: primaryReads(after.stats, c.counter) - primaryReads(before.stats, c.counter),
+    primaryReads: primaryReads(after, c.counter) - primaryReads(before, c.counter),
     // Each probe itself costs a few commands (HELLO, CLIENT SETINFO, INFO); subtract them.
     redisCalls: redisBefore === null || redisAfter === null ? NaN : Math.max(0, redisAfter - redisBefore - 4),
   };
@@ -125,15 +164,21 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-async function benchAdapter(adapter: string) {
-  const debug = (...a: unknown[]) => process.env.BENCH_DEBUG && console.error("[bench]", ...a);
+const range = (values: number[]) => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
+
+async function benchAdapter(adapter: string, generator: LoadGenerator) {
+  const cpus = pinning();
   const server = fork(new URL('./server.js', import.meta.url), [adapter], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ready: Ready = await new Promise((resolve, reject) => {
     server.once('message', resolve);
     server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
   });
+  if (cpus) {
+    pin(server.pid!, cpus.server);
+    // autocannon runs in this process; wrk is started under taskset.
+    pin(process.pid, cpus.generator);
+  }
   const { port, keys, labels } = ready;
-  debug("ready", port);
   const format = new KeyFormat(PREFIX);
   const floodRoute = keys.cached ? 'cached' : 'memory';
   const unknownKeys = Array.from({ length: 100 }, () => format.generate());
@@ -144,8 +189,9 @@ async function benchAdapter(adapter: string) {
   });
 
   const cases: Case[] = [
-    // The bare route gets a key header too, so every request has the same size.
+    // The unguarded routes get a key header too, so every request has the same size.
     { name: 'bare', label: '(a) no guard', route: 'bare', keys: [keys.memory!], expect: 200 },
+    { name: 'noop', label: "no-op guard (Nest's own cost of any guard)", route: 'noop-guard', keys: [keys.memory!], expect: 200 },
     { name: 'passport', label: '(b) Passport + passport-headerapikey, Map', route: 'passport', keys: [keys.passport!], expect: 200 },
   ];
   for (const route of Object.keys(labels)) {
@@ -156,85 +202,65 @@ async function benchAdapter(adapter: string) {
     { name: 'flood-unknown', label: `unknown-key flood, 100 keys (${floodRoute})`, route: floodRoute, keys: unknownKeys, expect: 401, counter: floodRoute },
   );
 
+  const generatorCpus = cpus && generator === 'wrk' ? cpus.generator : null;
   // Warm-up: JIT, connection pools, caches.
-  for (const c of cases) {
-    debug("warm", c.name);
-    await runCase(server, port, c, 1);
-  }
+  for (const c of cases) await runCase(server, port, c, 1, generator, generatorCpus);
 
   const samples = new Map<string, Sample[]>(cases.map((c) => [c.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order each round so no route always runs first or last.
     const ordered = cases.map((_, i) => cases[(i + round) % cases.length]!);
-    for (const c of ordered) samples.get(c.name)!.push(await runCase(server, port, c, DURATION));
+    for (const c of ordered) samples.get(c.name)!.push(await runCase(server, port, c, DURATION, generator, generatorCpus));
   }
-  // Server CPU per request, in-process (light-my-request through the whole Nest
-  // pipeline): no sockets and no load generator sharing the two cores.
-  const cpuCases: Array<[string, string, string | undefined, number]> = [
-    ['(a) no guard', 'bare', keys.memory, 5_000],
-    ['no-op guard (Nest\'s own guard cost)', 'noop-guard', keys.memory, 5_000],
-    ['(b) Passport', 'passport', keys.passport, 5_000],
-    ['(c) memory', 'memory', keys.memory, 5_000],
-  ];
-  if (keys.cached) cpuCases.push(['(d) cached, warm', 'cached', keys.cached, 5_000]);
-  if (keys.redis) cpuCases.push(['(e) Redis primary', 'redis', keys.redis, 2_000]);
-  if (keys.postgres) cpuCases.push(['(f) PostgreSQL', 'postgres', keys.postgres, 1_000]);
-  cpuCases.push(['malformed key', floodRoute, malformed[0], 5_000], ['unknown key (negative cache)', floodRoute, unknownKeys[0], 5_000]);
-  const cpuSamples = new Map<string, number[]>(cpuCases.map(([label]) => [label, []]));
-  for (let round = 0; round < 5; round++) {
-    for (const [label, route, key, n] of cpuCases) {
-      const { micros } = await request(server, 'cpu', { route, key, n: round === 0 ? Math.ceil(n / 5) : n });
-      if (round > 0) cpuSamples.get(label)!.push(micros);
-    }
-  }
-  const cpuBare = median(cpuSamples.get('(a) no guard')!);
-  const cpu = cpuCases.map(([label]) => {
-    const micros = median(cpuSamples.get(label)!);
-    return { scenario: label, micros: +micros.toFixed(1), ratio: +(cpuBare / micros).toFixed(3) };
-  });
 
   await request(server, 'stop').catch(() => undefined);
   server.kill();
 
-  const bare = median(samples.get('bare')!.map((s) => s.rps));
+  const bare = samples.get('bare')!;
   const rows = cases.map((c) => {
     const s = samples.get(c.name)!;
-    const rps = median(s.map((x) => x.rps));
+    // Paired: each round's run against the bare run of the same round.
+    const ratios = s.map((x, i) => x.rps / bare[i]!.rps);
+    const cpuRatios = s.map((x, i) => bare[i]!.cpuPerRequest / x.cpuPerRequest);
     return {
       scenario: c.label,
-      rps: Math.round(rps),
-      ratio: +(rps / bare).toFixed(3),
-      p50: median(s.map((x) => x.p50)),
-      p99: median(s.map((x) => x.p99)),
+      rps: Math.round(median(s.map((x) => x.rps))),
+      ratio: +median(ratios).toFixed(3),
+      ratioRange: range(ratios),
+      cpuPerRequest: +median(s.map((x) => x.cpuPerRequest)).toFixed(1),
+      cpuRatio: +median(cpuRatios).toFixed(3),
+      busy: +median(s.map((x) => x.busy)).toFixed(2),
+      p50: +median(s.map((x) => x.p50)).toFixed(2),
+      p99: +median(s.map((x) => x.p99)).toFixed(2),
       wrongStatus: s.reduce((a, x) => a + x.wrongStatus, 0),
       primaryReads: s.reduce((a, x) => a + x.primaryReads, 0),
       redisCalls: s.reduce((a, x) => a + x.redisCalls, 0),
       requests: Math.round(s.reduce((a, x) => a + x.rps * DURATION, 0)),
     };
   });
-  return { rows, cpu };
+  return { rows, pinned: cpus };
 }
 
 async function main() {
-  const header = `Node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${CONNECTIONS} connections, ${DURATION}s x ${ROUNDS} rounds interleaved`;
+  const generator = pickLoadGenerator();
+  const cpus = pinning();
+  const header =
+    `Node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${generator}, ${CONNECTIONS} connections, ` +
+    `${DURATION}s x ${ROUNDS} rounds interleaved, ` +
+    (cpus ? `server pinned to CPU ${cpus.server}, load generator to CPU ${cpus.generator}` : 'not pinned');
   console.log(`nestjs-api-auth benchmark: ${header}\n`);
   const all: Record<string, unknown> = {};
   for (const adapter of ADAPTERS) {
-    const { rows, cpu } = await benchAdapter(adapter);
-    all[adapter] = { http: rows, cpu };
+    const { rows } = await benchAdapter(adapter, generator);
+    all[adapter] = rows;
     console.log(`### ${adapter}\n`);
-    console.log('| scenario | req/s | ratio to (a) | p50 ms | p99 ms | primary reads | Redis calls | wrong status |');
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('| scenario | req/s | ratio to (a) | range over rounds | server µs/req | CPU ratio | server busy | p50 ms | p99 ms | primary reads | Redis calls | wrong status |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
       console.log(
-        `| ${r.scenario} | ${r.rps} | ${r.ratio.toFixed(3)} | ${r.p50} | ${r.p99} | ${r.primaryReads} | ${Number.isNaN(r.redisCalls) ? 'n/a' : r.redisCalls} | ${r.wrongStatus} |`,
+        `| ${r.scenario} | ${r.rps} | ${r.ratio.toFixed(3)} | ${r.ratioRange} | ${r.cpuPerRequest} | ${r.cpuRatio.toFixed(3)} | ${Math.round(r.busy * 100)}% | ${r.p50} | ${r.p99} | ${r.primaryReads} | ${Number.isNaN(r.redisCalls) ? 'n/a' : r.redisCalls} | ${r.wrongStatus} |`,
       );
     }
-    console.log('');
-    console.log(`Server CPU per request, in-process (${adapter}; medians of 4 interleaved rounds):\n`);
-    console.log('| scenario | µs per request | ratio to (a) |');
-    console.log('|---|---:|---:|');
-    for (const r of cpu) console.log(`| ${r.scenario} | ${r.micros} | ${r.ratio.toFixed(3)} |`);
     console.log('');
   }
   mkdirSync('bench/results', { recursive: true });

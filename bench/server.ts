@@ -3,7 +3,6 @@ import { Controller, Get, Injectable, Module, UseGuards, type CanActivate } from
 import { NestFactory } from '@nestjs/core';
 import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
-import inject from 'light-my-request';
 import { HeaderAPIKeyStrategy } from 'passport-headerapikey';
 import { memoryScenario, type GuardedScenario } from './scenarios.js';
 import { optionalScenarios } from './optional-scenarios.js';
@@ -88,27 +87,16 @@ async function main() {
   passportKeys.set(passportKey, { ownerId: 'bench' });
   keys.passport = passportKey;
 
-  const stats = () =>
-    Object.fromEntries(scenarios.map((s) => [s.route, { ...s.primaryCalls }]));
-
-  // In-process measurement: the whole Nest pipeline through light-my-request, no
-  // sockets and no load generator competing for the CPU, so the difference between
-  // two routes is the server's own cost per request.
-  const dispatch = app.getHttpAdapter().getInstance();
-  const handler = adapterName === 'fastify' ? (req: any, res: any) => dispatch.routing(req, res) : dispatch;
-  if (adapterName === 'fastify') await dispatch.ready();
-  const cpuPerRequest = async (route: string, key: string | undefined, n: number) => {
-    const headers = key ? { 'x-api-key': key } : {};
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) await inject(handler, { method: 'GET', url: `/${route}`, headers });
-    return Number(process.hrtime.bigint() - start) / n / 1000;
+  // Primary-store call counts per scenario, and this process's CPU time (µs), which
+  // the runner turns into CPU per request: the server's own cost, whatever the load
+  // generator manages to send.
+  const stats = () => {
+    const cpu = process.cpuUsage();
+    return { calls: Object.fromEntries(scenarios.map((s) => [s.route, { ...s.primaryCalls }])), cpuMicros: cpu.user + cpu.system };
   };
 
-  process.on('message', async (message: { type: string; route?: string; key?: string; n?: number }) => {
-    if (message?.type === 'stats') process.send!({ type: 'stats', stats: stats() });
-    if (message?.type === 'cpu') {
-      process.send!({ type: 'cpu', micros: await cpuPerRequest(message.route!, message.key, message.n ?? 5_000) });
-    }
+  process.on('message', async (message: { type: string }) => {
+    if (message?.type === 'stats') process.send!({ type: 'stats', ...stats() });
     if (message?.type === 'stop') {
       await app.close();
       for (const s of scenarios) await s.close();
