@@ -656,9 +656,11 @@ describe('rotate happens once per key', () => {
       );
       const old = await instances[0]!.issue({ ownerId: 'o', name: 'n' });
       const updates = store.calls.update;
-      // Each racer asks for another grace period: a loser that wrote would show in the old key's expiry.
+      // Later racers ask for shorter grace periods: a loser that wrote would show in the old key's expiry.
       const results = await Promise.allSettled(
-        Array.from({ length: 20 }, (_, i) => instances[i % 2]!.rotate(old.apiKey.id, { gracePeriodMs: gracePeriodMs + i * 1_000 })),
+        Array.from({ length: 20 }, (_, i) =>
+          instances[i % 2]!.rotate(old.apiKey.id, { gracePeriodMs: gracePeriodMs && gracePeriodMs + (20 - i) * 1_000 }),
+        ),
       );
       const won = results.filter((r): r is PromiseFulfilledResult<RotatedApiKey> => r.status === 'fulfilled');
       expect(won, `grace ${gracePeriodMs}`).toHaveLength(1);
