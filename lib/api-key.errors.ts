@@ -58,6 +58,23 @@ export class ApiKeyNotFoundError extends ApiKeyError {
 }
 
 /**
+ * `rotate` was asked to replace a key that already has a replacement: another
+ * rotation of it won, at the same time or earlier. Nothing was minted and the old key
+ * was left as the winning rotation set it. The management routes answer 409
+ * `already_rotated`.
+ */
+export class ApiKeyAlreadyRotatedError extends ApiKeyError {
+  constructor(
+    /** The key that was to be rotated. */
+    readonly id: string,
+    /** Its replacement, minted by the rotation that won. */
+    readonly replacementId: string,
+  ) {
+    super(`API key ${JSON.stringify(id)} was already rotated; its replacement is ${JSON.stringify(replacementId)}.`);
+  }
+}
+
+/**
  * The backend could not be reached or did not answer in time. The guard answers 503
  * and never treats this as "key not found".
  */

@@ -4,6 +4,7 @@ import { API_AUTH_OPTIONS } from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from './api-key.interface.js';
 import {
+  ApiKeyAlreadyRotatedError,
   ApiKeyErrorCode,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
@@ -21,6 +22,7 @@ import { HINT_LENGTH, KeyFormat } from './keys/key-format.js';
 import { KeyHasher } from './keys/key-hasher.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
+import { replacementIdFor } from './replacement-id.js';
 import { UsageRecorder } from './usage-recorder.js';
 
 /** Input of {@link ApiKeyService.issue}. */
@@ -398,6 +400,13 @@ export class ApiKeyService implements OnApplicationShutdown {
   /**
    * Issues a replacement with the same owner, scopes, metadata and expiry, linked by
    * `rotatedFromId`, and lets the old key live for `gracePeriodMs` more.
+   *
+   * A key is rotated once. Its replacement's id is derived from its own, so the store
+   * keeps exactly one replacement however many rotations of the key race, on however
+   * many instances: every other one, and any later one, throws
+   * `ApiKeyAlreadyRotatedError`, mints nothing and leaves the old key as the winner set
+   * it. Deleting the replacement deletes that memory: an old key still inside its grace
+   * period can then be rotated again (never extending the grace period).
    */
   async rotate(id: string, options: RotateApiKeyOptions = {}): Promise<RotatedApiKey> {
     const grace = options.gracePeriodMs ?? 0;
@@ -406,31 +415,55 @@ export class ApiKeyService implements OnApplicationShutdown {
     }
     const old = await this.require(id);
     const now = new Date();
-    if (old.revokedAt !== null) throw new ApiKeyValidationError('id', 'a revoked key cannot be rotated');
-    if (old.expiresAt !== null && old.expiresAt <= now) {
-      throw new ApiKeyValidationError('id', 'an expired key cannot be rotated');
+    const replacementId = replacementIdFor(old.id);
+    const revoked = old.revokedAt !== null;
+    if (revoked || (old.expiresAt !== null && old.expiresAt <= now)) {
+      // A rotation without a grace period ends the old key itself: one that lost the
+      // race to it reads an expired key, and must say that the key was rotated.
+      const replacement = await this.backend.getById(replacementId);
+      if (replacement?.rotatedFromId === old.id) throw new ApiKeyAlreadyRotatedError(shownId(old.id), replacementId);
+      throw new ApiKeyValidationError('id', revoked ? 'a revoked key cannot be rotated' : 'an expired key cannot be rotated');
     }
-    const issued = await this.mint(
-      {
-        ownerId: old.ownerId,
-        name: options.name === undefined ? old.name : this.validateName(options.name),
-        scopes: old.scopes,
-        metadata: old.metadata,
-        expiresAt: old.expiresAt,
-        rotatedFromId: old.id,
-        // A key imported under an environment this deployment no longer accepts gets the current one.
-        environment: this.options.environments.includes(old.environment ?? null) ? (old.environment ?? null) : this.options.environment,
-        // The replacement shares the old key's counters: rotating must not buy fresh credits.
-        policy: old.policy && hasLimits(old.policy) ? { ...old.policy, counterKey: old.policy.counterKey ?? old.id } : old.policy,
-      },
-      now,
-    );
+    let issued: IssuedApiKey;
+    try {
+      issued = await this.mint(
+        {
+          ownerId: old.ownerId,
+          name: options.name === undefined ? old.name : this.validateName(options.name),
+          scopes: old.scopes,
+          metadata: old.metadata,
+          expiresAt: old.expiresAt,
+          rotatedFromId: old.id,
+          // A key imported under an environment this deployment no longer accepts gets the current one.
+          environment: this.options.environments.includes(old.environment ?? null) ? (old.environment ?? null) : this.options.environment,
+          // The replacement shares the old key's counters: rotating must not buy fresh credits.
+          policy: old.policy && hasLimits(old.policy) ? { ...old.policy, counterKey: old.policy.counterKey ?? old.id } : old.policy,
+        },
+        now,
+        replacementId,
+      );
+    } catch (error) {
+      // Another rotation stored the replacement first. This one must not touch the old
+      // key: the winner has set (or is setting) its grace period.
+      if (error instanceof DuplicateApiKeyError && error.field === 'id') {
+        throw new ApiKeyAlreadyRotatedError(shownId(old.id), replacementId);
+      }
+      throw error;
+    }
     // The grace period starts once the replacement exists, so a slow store does not
     // eat into the time clients have to switch over.
     const graceEnd = new Date(Date.now() + grace);
     if (old.expiresAt === null || graceEnd < old.expiresAt) old.expiresAt = graceEnd;
     old.updatedAt = now;
-    const previous = await this.backend.update(old);
+    let previous: ApiKey;
+    try {
+      previous = await this.backend.update(old);
+    } catch (error) {
+      // The caller gets this error, not the new plaintext, so nobody can use the
+      // replacement; left stored, it would refuse every retry as "already rotated".
+      await this.backend.delete(replacementId).catch(() => undefined);
+      throw error;
+    }
     this.emit(() => ({ type: ApiKeyEventName.Rotated, apiKey: { ...issued.apiKey }, previous: toApiKeyView(previous), at: now }));
     return { ...issued, previous: toApiKeyView(previous) };
   }
@@ -448,16 +481,18 @@ export class ApiKeyService implements OnApplicationShutdown {
     await this.withTimeout(this.flushUsage()).catch(() => undefined);
   }
 
+  /** Stores a new key under `id` (default a random UUID). */
   private async mint(
     fields: Pick<ApiKey, 'ownerId' | 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'rotatedFromId' | 'environment' | 'policy'>,
     now: Date,
+    id?: string,
   ): Promise<IssuedApiKey> {
     const format = this.formatFor(fields.environment);
     // A collision of 256-bit secrets is not going to happen; one retry covers a buggy RNG shim.
     for (let attempt = 0; ; attempt++) {
       const key = format.generate();
       const record: ApiKey = {
-        id: randomUUID(),
+        id: id ?? randomUUID(),
         keyHash: this.hasher.hash(key),
         hint: format.hint(key),
         ...fields,
@@ -470,7 +505,8 @@ export class ApiKeyService implements OnApplicationShutdown {
         const stored = await this.backend.create(record);
         return { key, apiKey: toApiKeyView(stored) };
       } catch (error) {
-        if (attempt === 0 && error instanceof DuplicateApiKeyError) continue;
+        // A given id that is taken stays taken: only a fresh key (or random id) can help.
+        if (attempt === 0 && error instanceof DuplicateApiKeyError && (id === undefined || error.field === 'keyHash')) continue;
         throw error;
       }
     }
@@ -480,10 +516,9 @@ export class ApiKeyService implements OnApplicationShutdown {
     // Only an id shaped like the ones this service mints is echoed in the error: a
     // caller who passes a plaintext key where an id belongs must not see it in a 404
     // body or a log line.
-    const shown = typeof id === 'string' && UUID_PATTERN.test(id) ? id : '(redacted)';
-    if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ApiKeyNotFoundError(shown);
+    if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ApiKeyNotFoundError(shownId(id));
     const record = await this.backend.getById(id);
-    if (!record) throw new ApiKeyNotFoundError(shown);
+    if (!record) throw new ApiKeyNotFoundError(shownId(id));
     return record;
   }
 
@@ -652,6 +687,11 @@ const UPDATABLE = ['name', 'scopes', 'metadata', 'expiresAt', 'policy'] as const
 function keepCounterKey(next: ApiKeyPolicy | null, current: ApiKeyPolicy | null): ApiKeyPolicy | null {
   if (next === null || next.counterKey !== undefined || current?.counterKey === undefined || !hasLimits(next)) return next;
   return { ...next, counterKey: current.counterKey };
+}
+
+/** `id` as errors may show it: only ids shaped like the ones this service mints. */
+function shownId(id: unknown): string {
+  return typeof id === 'string' && UUID_PATTERN.test(id) ? id : '(redacted)';
 }
 
 function sameHash(a: string, b: string): boolean {

@@ -31,6 +31,7 @@ export {
 } from './api-key.service.js';
 export { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from './api-key.interface.js';
 export {
+  ApiKeyAlreadyRotatedError,
   ApiKeyError,
   ApiKeyErrorCode,
   ApiKeyNotFoundError,

@@ -36,6 +36,9 @@ export interface ApiKeyBackend {
   /**
    * Stores a new record and resolves to it. Rejects with `DuplicateApiKeyError` when
    * the id or the key hash is already stored, leaving the existing record untouched.
+   * The id check must be atomic: `rotate` gives every rotation of a key the same
+   * replacement id and relies on exactly one `create` of it succeeding, the others
+   * rejecting with `DuplicateApiKeyError('id')`.
    */
   create(apiKey: ApiKey): Promise<ApiKey>;
 

@@ -1,6 +1,7 @@
 import { Catch, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import {
+  ApiKeyAlreadyRotatedError,
   ApiKeyError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
@@ -12,11 +13,13 @@ import { safeErrorMessage } from '../safe-error-message.js';
 export interface ManagementErrorBody {
   statusCode: number;
   error: string;
-  /** Stable machine-readable code: `validation_failed`, `not_found`, `forbidden_owner`, `scope_escalation`, ... */
+  /** Stable machine-readable code: `validation_failed`, `not_found`, `already_rotated`, `forbidden_owner`, `scope_escalation`, ... */
   code: string;
   message: string;
   /** The request field at fault, for `validation_failed`. */
   field?: string;
+  /** The key that replaced this one, for `already_rotated`. */
+  replacementId?: string;
 }
 
 /** One body for "no such key" and "not your key", so a self-service caller learns nothing from the difference. */
@@ -29,8 +32,8 @@ export const NOT_FOUND_BODY: ManagementErrorBody = Object.freeze({
 
 /**
  * Turns the service's plain errors into HTTP answers for the management routes:
- * validation 400, unknown id 404, store down 503. The service stays transport-free;
- * only this controller (and the guard) speak HTTP.
+ * validation 400, unknown id 404, a second rotation of a key 409, store down 503.
+ * The service stays transport-free; only this controller (and the guard) speak HTTP.
  */
 @Catch(ApiKeyError)
 export class ManagementExceptionFilter implements ExceptionFilter<ApiKeyError> {
@@ -46,6 +49,15 @@ export class ManagementExceptionFilter implements ExceptionFilter<ApiKeyError> {
       body = { statusCode: 400, error: 'Bad Request', code: 'validation_failed', field: error.field, message: error.message };
     } else if (error instanceof ApiKeyNotFoundError) {
       body = NOT_FOUND_BODY;
+    } else if (error instanceof ApiKeyAlreadyRotatedError) {
+      // The caller may see the key it named, so it may see that key's replacement: same owner.
+      body = {
+        statusCode: 409,
+        error: 'Conflict',
+        code: 'already_rotated',
+        message: 'This API key was already rotated; a key is rotated once.',
+        replacementId: error.replacementId,
+      };
     } else if (error instanceof BackendUnavailableError) {
       adapter.setHeader(response, 'Retry-After', '1');
       body = {

@@ -240,10 +240,11 @@ export function managementSchemas(
           type: 'string',
           description:
             'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, ' +
-            'insufficient_scope, backend_unavailable, not_found, forbidden_owner, scope_escalation, forbidden_policy, ' +
-            'forbidden_environment.',
+            'insufficient_scope, backend_unavailable, not_found, already_rotated, forbidden_owner, scope_escalation, ' +
+            'forbidden_policy, forbidden_environment.',
         },
         message: { type: 'string' },
+        replacementId: { type: 'string', description: 'On already_rotated: the key that replaced this one.' },
         requiredScopes: { type: 'array', items: { type: 'string' }, description: 'On insufficient_scope: what the route needs.' },
         scopeMatch: { type: 'string', enum: ['all', 'any'] },
       },
@@ -279,6 +280,10 @@ const idParameter = {
 const badRequest = response('The body or query is invalid; `field` names what is wrong.', ref(MANAGEMENT_SCHEMAS.validationError));
 const notFound = response(
   "No key with this id, or (for a self-service key) another owner's key.",
+  ref(MANAGEMENT_SCHEMAS.error),
+);
+const alreadyRotated = response(
+  'already_rotated: the key was rotated before (or by a concurrent request); `replacementId` names its replacement.',
   ref(MANAGEMENT_SCHEMAS.error),
 );
 const forbiddenOwner = response(
@@ -344,7 +349,8 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
         summary: 'Rotate an API key',
         description:
           'Issues a replacement with the same owner, scopes, metadata and expiry; the old key keeps working for ' +
-          '`gracePeriodMs`. The new plaintext is in this response only.',
+          '`gracePeriodMs`. The new plaintext is in this response only. A key is rotated once: of concurrent ' +
+          'rotations of one key exactly one succeeds, and any other, or later, one answers 409 `already_rotated`.',
         parameters: [idParameter],
         requestBody: body(MANAGEMENT_SCHEMAS.rotateRequest, false),
         responses: {
@@ -352,6 +358,7 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
           400: badRequest,
           403: forbiddenOwner,
           404: notFound,
+          409: alreadyRotated,
         },
       };
     case 'remove':

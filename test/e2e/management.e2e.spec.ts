@@ -205,6 +205,27 @@ describe.each(ADAPTERS)('key-management routes over %s', (adapter) => {
       expect(await service.verify(res.body.key)).toBeNull();
       expect((await service.verify(immediate.body.key))?.ownerId).toBe('frank');
     });
+
+    it('answers a second rotation of a key 409 already_rotated, naming the replacement, and changes nothing', async () => {
+      const { apiKey, key } = await service.issue({ ownerId: 'gina', name: 'g', scopes: ['a'] });
+      const first = record(
+        await http().post(`/api-keys/${apiKey.id}/rotate`).set(as(adminKey)).send({ gracePeriodMs: 60_000 }).expect(201),
+      );
+      const second = record(
+        await http().post(`/api-keys/${apiKey.id}/rotate`).set(as(adminKey)).send({ gracePeriodMs: 1_000 }).expect(409),
+      );
+      expect(second.body).toEqual({
+        statusCode: 409,
+        error: 'Conflict',
+        code: 'already_rotated',
+        message: expect.any(String),
+        replacementId: first.body.apiKey.id,
+      });
+      expect(second.text).not.toMatch(/mgmt_[0-9A-Za-z]{40,}/);
+      expect((await service.get(apiKey.id))?.expiresAt).toEqual(new Date(first.body.previous.expiresAt));
+      expect(await service.countByOwner('gina')).toBe(2);
+      expect((await service.verify(key))?.id).toBe(apiKey.id);
+    });
   });
 
   describe('self-service', () => {
@@ -279,6 +300,8 @@ describe.each(ADAPTERS)('key-management routes over %s', (adapter) => {
       expect(patched.body.name).toBe('temp 2');
       const rotated = record(await http().post(`/api-keys/${apiKey.id}/rotate`).set(as(aliceSelfKey)).expect(201));
       expect(rotated.body.apiKey.ownerId).toBe('alice');
+      const again = record(await http().post(`/api-keys/${apiKey.id}/rotate`).set(as(aliceSelfKey)).expect(409));
+      expect(again.body).toMatchObject({ code: 'already_rotated', replacementId: rotated.body.apiKey.id });
       record(await http().post(`/api-keys/${rotated.body.apiKey.id}/revoke`).set(as(aliceSelfKey)).expect(200));
       await http().delete(`/api-keys/${rotated.body.apiKey.id}`).set(as(aliceSelfKey)).expect(204);
       expect(await service.get(rotated.body.apiKey.id)).toBeNull();

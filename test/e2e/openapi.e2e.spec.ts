@@ -175,6 +175,9 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     expect(rotate.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
     expect(rotate.requestBody.required).toBe(false);
     expect(rotate.responses['201'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/RotatedApiKey' });
+    expect(Object.keys(rotate.responses).sort()).toEqual(['201', '400', '401', '403', '404', '409', '503']);
+    expect(rotate.responses['409'].description).toContain('already_rotated');
+    expect(schemas.ApiKeyErrorResponse.properties.replacementId).toEqual(expect.objectContaining({ type: 'string' }));
     expect(Object.keys(op(document, 'delete', '/v1/api-keys/{id}').responses).sort()).toEqual(['204', '401', '403', '404', '503']);
     expect(op(document, 'patch', '/v1/api-keys/{id}').requestBody.content['application/json'].schema).toEqual({
       $ref: '#/components/schemas/UpdateApiKeyRequest',

@@ -1,13 +1,21 @@
 import { createHash, createHmac } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  ApiKeyAlreadyRotatedError,
   ApiKeyNotFoundError,
+  ApiKeyService,
   ApiKeyValidationError,
   BackendUnavailableError,
-  type ApiKeyService,
+  DuplicateApiKeyError,
+  type ApiKey,
+  type ApiKeyEvent,
   type IssueApiKeyInput,
+  type RotatedApiKey,
 } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { replacementIdFor } from '../../lib/replacement-id.js';
 import { InstrumentedBackend } from '../fixtures/instrumented.backend.js';
+import { withLatency } from '../fixtures/race-suite.js';
 import { makeService } from '../fixtures/service.js';
 
 const sha256 = (key: string) => createHash('sha256').update(key).digest('hex');
@@ -508,6 +516,165 @@ describe('rotate', () => {
   it('validates the new name', async () => {
     const old = await service.issue({ ownerId: 'o', name: 'n' });
     await rejectsOn(service.rotate(old.apiKey.id, { name: '' }), 'name');
+  });
+});
+
+describe('rotate happens once per key', () => {
+  const t0 = new Date('2030-01-01T00:00:00Z').getTime();
+  const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(t0);
+  });
+
+  /** The rejection of `promise`, asserted to be an `ApiKeyAlreadyRotatedError` naming `id` and `replacementId`. */
+  async function alreadyRotated(promise: Promise<unknown>, id: string, replacementId: string): Promise<ApiKeyAlreadyRotatedError> {
+    const error = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error, 'expected ApiKeyAlreadyRotatedError').toBeInstanceOf(ApiKeyAlreadyRotatedError);
+    expect(error).toMatchObject({ id, replacementId });
+    return error as ApiKeyAlreadyRotatedError;
+  }
+
+  it('derives the replacement id from the old one: a version 4 UUID that every instance and version computes alike', async () => {
+    // A fixed vector: instances of different versions must agree, or a fleet mid-upgrade rotates a key twice.
+    expect(replacementIdFor('00000000-0000-4000-8000-000000000001')).toBe('d7ec74b2-80f8-43d2-a603-bc1794d4584c');
+    const old = await service.issue({ ownerId: 'o', name: 'n' });
+    const rotated = await service.rotate(old.apiKey.id, { gracePeriodMs: 1_000 });
+    expect(rotated.apiKey.id).toBe(replacementIdFor(old.apiKey.id));
+    expect(rotated.apiKey.id).toMatch(V4);
+    expect(rotated.apiKey.rotatedFromId).toBe(old.apiKey.id);
+    // A rotation chain: each link has its own id.
+    const again = await service.rotate(rotated.apiKey.id);
+    expect(again.apiKey.id).toBe(replacementIdFor(rotated.apiKey.id));
+    expect(new Set([old.apiKey.id, rotated.apiKey.id, again.apiKey.id]).size).toBe(3);
+  });
+
+  it('refuses a second rotation: typed error, nothing minted, the old key as the first rotation left it', async () => {
+    const events: ApiKeyEvent[] = [];
+    ({ service, backend } = makeService({ onEvent: (e) => events.push(e) }));
+    const old = await service.issue({ ownerId: 'o', name: 'n' });
+    const first = await service.rotate(old.apiKey.id, { gracePeriodMs: 60_000 });
+    const updates = backend.calls.update;
+    vi.setSystemTime(t0 + 1_000);
+
+    const error = await alreadyRotated(service.rotate(old.apiKey.id, { gracePeriodMs: 1_000 }), old.apiKey.id, first.apiKey.id);
+    expect(error.message).toContain(old.apiKey.id);
+    expect(error.message).not.toContain(old.key);
+    expect(error.message).not.toContain(first.key);
+    expect(backend.calls.update).toBe(updates);
+    expect(await service.countByOwner('o')).toBe(2);
+    // Still the first rotation's grace end, not the second's shorter one.
+    expect((await service.get(old.apiKey.id))?.expiresAt).toEqual(new Date(t0 + 60_000));
+    expect(await service.verify(old.key)).toMatchObject({ id: old.apiKey.id });
+    expect(await service.verify(first.key)).toMatchObject({ id: first.apiKey.id });
+    expect(events.filter((e) => e.type === 'api-key.rotated')).toHaveLength(1);
+  });
+
+  it('says "already rotated", not "expired" or "revoked", once the rotation itself or later events ended the old key', async () => {
+    const abrupt = await service.issue({ ownerId: 'o', name: 'n' });
+    const replaced = await service.rotate(abrupt.apiKey.id, { gracePeriodMs: 0 });
+    await alreadyRotated(service.rotate(abrupt.apiKey.id), abrupt.apiKey.id, replaced.apiKey.id);
+
+    const graceful = await service.issue({ ownerId: 'o', name: 'n' });
+    const successor = await service.rotate(graceful.apiKey.id, { gracePeriodMs: 1_000 });
+    vi.setSystemTime(t0 + 1_000);
+    await alreadyRotated(service.rotate(graceful.apiKey.id), graceful.apiKey.id, successor.apiKey.id);
+    await service.revoke(graceful.apiKey.id);
+    await alreadyRotated(service.rotate(graceful.apiKey.id), graceful.apiKey.id, successor.apiKey.id);
+    expect(await service.countByOwner('o')).toBe(4);
+  });
+
+  it('counts a revoked replacement; a deleted one is gone, so the old key may rotate again, never extending its grace', async () => {
+    const old = await service.issue({ ownerId: 'o', name: 'n' });
+    const first = await service.rotate(old.apiKey.id, { gracePeriodMs: 60_000 });
+    await service.revoke(first.apiKey.id);
+    await alreadyRotated(service.rotate(old.apiKey.id), old.apiKey.id, first.apiKey.id);
+
+    await service.delete(first.apiKey.id);
+    vi.setSystemTime(t0 + 1_000);
+    const second = await service.rotate(old.apiKey.id, { gracePeriodMs: 3_600_000 });
+    expect(second.apiKey.id).toBe(first.apiKey.id);
+    expect(second.key).not.toBe(first.key);
+    expect(second.previous.expiresAt).toEqual(new Date(t0 + 60_000));
+    expect(await service.verify(first.key)).toBeNull();
+    expect(await service.verify(second.key)).toMatchObject({ id: second.apiKey.id, revokedAt: null });
+    await alreadyRotated(service.rotate(old.apiKey.id), old.apiKey.id, second.apiKey.id);
+  });
+
+  it('rotates imported and legacy keys once too', async () => {
+    ({ service, backend } = makeService({ legacyKeyPrefixes: ['ak_'] }));
+    const imported = await service.import({ key: `ak_${'x'.repeat(30)}` }, { ownerId: 'o', name: 'legacy' });
+    const rotated = await service.rotate(imported.id, { gracePeriodMs: 1_000 });
+    expect(rotated.key.startsWith('test_')).toBe(true);
+    await alreadyRotated(service.rotate(imported.id), imported.id, rotated.apiKey.id);
+  });
+
+  it('retries a key-hash collision under the same id', async () => {
+    class CollidesOnce extends InstrumentedBackend {
+      collided = false;
+      override async create(apiKey: ApiKey): Promise<ApiKey> {
+        if (apiKey.rotatedFromId !== null && !this.collided) {
+          this.collided = true;
+          throw new DuplicateApiKeyError('keyHash');
+        }
+        return super.create(apiKey);
+      }
+    }
+    const colliding = new CollidesOnce();
+    ({ service } = makeService({ backend: colliding }));
+    const old = await service.issue({ ownerId: 'o', name: 'n' });
+    const rotated = await service.rotate(old.apiKey.id);
+    expect(colliding.collided).toBe(true);
+    expect(rotated.apiKey.id).toBe(replacementIdFor(old.apiKey.id));
+    expect(await service.verify(rotated.key)).toMatchObject({ id: rotated.apiKey.id });
+  });
+
+  it('removes the replacement when the old key cannot be updated, so that a retry can rotate it', async () => {
+    const old = await service.issue({ ownerId: 'o', name: 'n' });
+    backend.faults.update = 'throw';
+    await expect(service.rotate(old.apiKey.id, { gracePeriodMs: 1_000 })).rejects.toThrow('simulated outage in update');
+    expect(await service.get(replacementIdFor(old.apiKey.id))).toBeNull();
+    expect(await service.countByOwner('o')).toBe(1);
+    expect((await service.get(old.apiKey.id))?.expiresAt).toBeNull();
+
+    delete backend.faults.update;
+    const rotated = await service.rotate(old.apiKey.id, { gracePeriodMs: 1_000 });
+    expect(rotated.previous.expiresAt).toEqual(new Date(t0 + 1_000));
+  });
+
+  it('of 20 concurrent rotations of one key, one wins; the others mint nothing, write nothing and emit nothing', async () => {
+    for (const gracePeriodMs of [0, 60_000]) {
+      const store = new InstrumentedBackend();
+      const events: ApiKeyEvent[] = [];
+      // Two instances over one store that answers a turn or two later, so the racers interleave.
+      const instances = [0, 1].map(
+        () => new ApiKeyService(resolveApiAuthOptions({ prefix: 'test_', backend: withLatency(store), onEvent: (e) => events.push(e) })),
+      );
+      const old = await instances[0]!.issue({ ownerId: 'o', name: 'n' });
+      const updates = store.calls.update;
+      // Later racers ask for shorter grace periods: a loser that wrote would show in the old key's expiry.
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) =>
+          instances[i % 2]!.rotate(old.apiKey.id, { gracePeriodMs: gracePeriodMs && gracePeriodMs + (20 - i) * 1_000 }),
+        ),
+      );
+      const won = results.filter((r): r is PromiseFulfilledResult<RotatedApiKey> => r.status === 'fulfilled');
+      expect(won, `grace ${gracePeriodMs}`).toHaveLength(1);
+      const winner = won[0]!.value;
+      for (const r of results) {
+        if (r.status === 'fulfilled') continue;
+        expect(r.reason).toBeInstanceOf(ApiKeyAlreadyRotatedError);
+        expect(r.reason).toMatchObject({ id: old.apiKey.id, replacementId: winner.apiKey.id });
+      }
+      expect(store.calls.update - updates).toBe(1);
+      expect(events.filter((e) => e.type === 'api-key.rotated')).toHaveLength(1);
+      expect(await instances[1]!.countByOwner('o')).toBe(2);
+      expect(await store.getById(old.apiKey.id)).toMatchObject({ expiresAt: winner.previous.expiresAt, updatedAt: winner.previous.updatedAt });
+    }
   });
 });
 
