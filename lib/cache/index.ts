@@ -1,5 +1,5 @@
 // The L1 cache and the invalidation contract. Pure: no Redis or other optional peer here.
-export { CachedBackend, withL1Cache, type CachedBackendOptions } from './cached.backend.js';
+export { CachedBackend, withL1Cache, type CacheInvalidation, type CachedBackendOptions } from './cached.backend.js';
 export { hasCachedLookup, type CachedLookup } from './cached-lookup.interface.js';
 export type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
 export { decodeInvalidation, encodeInvalidation } from './invalidation-message.js';
