@@ -4,6 +4,7 @@ import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
 import type { ApiKeyBackend, ListByOwnerOptions } from '../backends/backend.interface.js';
 import type { CachedLookup } from './cached-lookup.interface.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
+import { invalidationTag } from './invalidation-tag.js';
 import { L1Cache, type CachedApiKey, type L1CacheOptions } from './l1-cache.js';
 import { safeErrorMessage } from '../safe-error-message.js';
 
@@ -18,6 +19,19 @@ export interface CachedBackendOptions extends L1CacheOptions {
   bus?: ApiKeyInvalidationBus;
 }
 
+/** What {@link CachedBackend.invalidate} drops, here and on every instance. */
+export interface CacheInvalidation {
+  /** Ids of changed keys. Enough for any key an instance holds: prefer ids. */
+  ids?: readonly string[];
+  /**
+   * Hashes of keys that may now exist (inserted behind the library's back, say), so
+   * that instances which remembered them as unknown ask again. Dropped here by hash;
+   * the other instances are sent their invalidation tags, never the hashes.
+   */
+  hashes?: readonly string[];
+  /** Drop everything. */
+  all?: boolean;
+}
 
 /**
  * Puts an in-process L1 cache in front of any backend. Lookups by hash are answered
@@ -90,21 +104,19 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     try {
       return await this.primary.create(apiKey);
     } finally {
-      // Drops a negative entry for the hash, here and elsewhere. Also after a failure:
-      // a create that timed out may still have been stored.
+      // Drops a negative entry for the hash, here and (by tag) elsewhere. Also after a
+      // failure: a create that timed out may still have been stored.
       await this.invalidate({ ids: [apiKey.id], hashes: [apiKey.keyHash] });
     }
   }
 
   async update(apiKey: ApiKey): Promise<ApiKey> {
-    let stored: ApiKey | undefined;
     try {
-      stored = await this.primary.update(apiKey);
-      return stored;
+      return await this.primary.update(apiKey);
     } finally {
-      // The stored hash is the one that counts (update never changes it), but the id
-      // alone suffices for receivers that hold the key.
-      await this.invalidate({ ids: [apiKey.id], hashes: stored ? [stored.keyHash] : [] });
+      // The id finds the key wherever it is held. No tag: the key already existed, and
+      // its create's tag dropped the entries that remembered its hash as unknown.
+      await this.invalidate({ ids: [apiKey.id] });
     }
   }
 
@@ -126,14 +138,18 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
 
   /**
    * Drops keys from this L1 and tells the other instances to do the same. Call it
-   * after changing keys behind the library's back (a migration, a SQL fix). Never
-   * rejects: if the bus fails, the others catch up within `ttl`.
+   * after changing keys behind the library's back (a migration, a SQL fix): name
+   * changed keys by id, and new keys by hash. Rejects only a malformed argument: if
+   * the bus fails, the others catch up within `ttl`.
    */
-  async invalidate(message: Omit<ApiKeyInvalidation, 'origin'>): Promise<void> {
-    this.apply(message);
+  async invalidate(change: CacheInvalidation): Promise<void> {
+    const { ids = [], hashes = [], all = false } = checkedChange(change);
+    this.apply({ ids, all });
+    // Here by exact hash; the other instances are sent tags.
+    for (const hash of hashes) this.cache.deleteHash(hash);
     if (!this.bus) return;
     try {
-      await this.bus.publish({ ...message, origin: this.origin });
+      await this.bus.publish({ ids, tags: hashes.map(invalidationTag), all, origin: this.origin });
       if (this.publishFailing) {
         this.publishFailing = false;
         this.logger.log('Publishing API key invalidations works again.');
@@ -141,7 +157,8 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     } catch (error) {
       if (!this.publishFailing) {
         this.publishFailing = true;
-        // A custom bus may put the payload in its error; hashes never reach a log.
+        // A custom bus may put the payload in its error: the message holds no hash, but
+        // the redaction keeps whatever else the error carries out of the log too.
         const reason = safeErrorMessage(error);
         this.logger.warn(
           `Could not publish an API key invalidation; other instances may serve the old record for up to ${this.cache.ttlMs} ms: ${reason}`,
@@ -169,7 +186,7 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
       return;
     }
     for (const id of message.ids ?? []) this.cache.deleteId(id);
-    for (const hash of message.hashes ?? []) this.cache.deleteHash(hash);
+    for (const tag of message.tags ?? []) this.cache.deleteTag(tag);
   }
 
   /** One primary read per hash at a time; fills the cache unless an invalidation overtook it. */
@@ -203,6 +220,20 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     this.inflight.set(keyHash, shared);
     return shared;
   }
+}
+
+/** `change` itself, once it is known to be a {@link CacheInvalidation}; a `TypeError` otherwise. */
+function checkedChange(change: CacheInvalidation): CacheInvalidation {
+  const strings = (value: unknown) =>
+    value === undefined || (Array.isArray(value) && value.every((item) => typeof item === 'string'));
+  const valid =
+    change !== null &&
+    typeof change === 'object' &&
+    strings(change.ids) &&
+    strings(change.hashes) &&
+    (change.all === undefined || typeof change.all === 'boolean');
+  if (!valid) throw new TypeError('nestjs-api-auth: invalidate() takes { ids?: string[], hashes?: string[], all?: boolean }.');
+  return change;
 }
 
 /** Wraps `backend` in a {@link CachedBackend}: `withL1Cache(new MikroOrmBackend(orm), { bus })`. */

@@ -1,13 +1,18 @@
 /**
  * "Drop these keys from your L1": what one instance tells the others after it wrote a
- * key. It carries ids and key hashes, never a plaintext key; hashes may travel on the
- * bus but are never logged.
+ * key. It names keys by id, and by invalidation tag where an id cannot do; it never
+ * carries a key hash or a plaintext key, so whoever can read the transport (a Redis
+ * `SUBSCRIBE` or `MONITOR`) learns which key ids changed, and nothing about any key.
  */
 export interface ApiKeyInvalidation {
-  /** Ids of the changed keys; receivers find the hash through their own id index. */
+  /** Ids of the changed keys; receivers find the entry through their own id index. */
   ids?: readonly string[];
-  /** Hashes of the changed keys; also drops negative entries, which have no id. */
-  hashes?: readonly string[];
+  /**
+   * Invalidation tags (`invalidationTag(keyHash)`, 0-4095) of keys that may now exist:
+   * receivers drop every entry under the tag, the unknown-hash entries included, which
+   * have no id. A creation sends its key's tag.
+   */
+  tags?: readonly number[];
   /** Drop everything: a bulk change, or a message the receiver could not read. */
   all?: boolean;
   /** Who sent it, so a sender can skip its own echo. Opaque. */

@@ -1,4 +1,5 @@
 import { cloneApiKey, toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
+import { invalidationTag } from './invalidation-tag.js';
 import { LruMap } from './lru-map.js';
 
 /**
@@ -22,7 +23,8 @@ export interface L1CacheOptions {
   /**
    * Most unknown hashes remembered. Kept apart from `maxEntries` so that a flood of
    * garbage keys evicts other garbage, never the keys real clients use. About 350
-   * bytes each (measured), so the default bound is ~18 MB. Default `50000`.
+   * bytes each, plus about 35 for the tag index (measured), so the default bound is
+   * ~20 MB. Default `50000`.
    */
   maxNegativeEntries?: number;
   /**
@@ -46,23 +48,39 @@ const DEFAULTS = { maxEntries: 10_000, maxNegativeEntries: 50_000, ttl: 10_000, 
 /**
  * The in-process cache in front of a backend, keyed by key hash: bounded LRU by entry
  * count, with separate bounds for known keys and unknown hashes, a per-entry deadline
- * checked on read (no timer per entry), and an id index so a change announced by id
- * finds its entry. Every operation is O(1).
+ * checked on read (no timer per entry), and two indexes so that an invalidation, which
+ * never carries a hash, finds its entries: by key id for known keys, by invalidation
+ * tag for any entry (see {@link invalidationTag}). Every operation is O(1) except
+ * {@link deleteTag}, which is O(entries under the tag).
+ *
+ * The indexes cost nothing on a hit: `get` reads the two LRU maps only. They are kept
+ * on fills and removals, which follow a primary read anyway.
  */
 export class L1Cache {
   private readonly known: LruMap<CachedApiKey>;
-  /** Unknown hashes carry no value: garbage keys should cost as little as possible. */
-  private readonly unknown: LruMap<true>;
+  /** Unknown hashes carry only their tag: garbage keys should cost as little as possible. */
+  private readonly unknown: LruMap<number>;
+  /** Key id to the hash it is held under: updates, revocations and deletions name ids. */
   private readonly hashById = new Map<string, string>();
+  /**
+   * Tag to every hash held under it, known or unknown: creations name tags, so that an
+   * instance that remembered a new key as unknown forgets that at once. Each held hash
+   * is in exactly one set, so the index is bounded by the LRU maps.
+   */
+  private readonly hashesByTag = new Map<number, Set<string>>();
   private readonly ttl: number;
   private readonly negativeTtl: number;
   private readonly now: () => number;
 
   constructor(options: L1CacheOptions = {}) {
-    this.known = new LruMap(positiveInteger('maxEntries', options.maxEntries, DEFAULTS.maxEntries), (entry) =>
-      this.forgetId(entry),
+    this.known = new LruMap(positiveInteger('maxEntries', options.maxEntries, DEFAULTS.maxEntries), (entry, hash) => {
+      this.forgetId(entry);
+      this.untag(invalidationTag(hash), hash);
+    });
+    this.unknown = new LruMap(
+      positiveInteger('maxNegativeEntries', options.maxNegativeEntries, DEFAULTS.maxNegativeEntries),
+      (tag, hash) => this.untag(tag, hash),
     );
-    this.unknown = new LruMap(positiveInteger('maxNegativeEntries', options.maxNegativeEntries, DEFAULTS.maxNegativeEntries));
     this.ttl = positiveInteger('ttl', options.ttl, DEFAULTS.ttl);
     this.negativeTtl = positiveInteger('negativeTtl', options.negativeTtl, DEFAULTS.negativeTtl);
     if (options.now !== undefined && typeof options.now !== 'function') {
@@ -118,10 +136,12 @@ export class L1Cache {
     const frozen = value.record;
     const hash = frozen.keyHash;
 
-    this.unknown.delete(hash);
+    // A hash remembered as unknown keeps its place in the tag index, under the same tag.
+    const tag = this.unknown.delete(hash) ?? invalidationTag(hash);
     const previousHash = this.hashById.get(frozen.id);
     if (previousHash !== undefined && previousHash !== hash) this.deleteHash(previousHash);
     this.hashById.set(frozen.id, hash);
+    this.tag(tag, hash);
     this.known.set(hash, value, deadline);
     return value;
   }
@@ -130,7 +150,9 @@ export class L1Cache {
   setMissing(keyHash: string): void {
     const known = this.known.delete(keyHash);
     if (known !== undefined) this.forgetId(known);
-    this.unknown.set(keyHash, true, this.now() + this.negativeTtl);
+    const tag = invalidationTag(keyHash);
+    this.tag(tag, keyHash);
+    this.unknown.set(keyHash, tag, this.now() + this.negativeTtl);
   }
 
   /** Drops whatever is cached for this hash. Returns whether anything was. */
@@ -138,17 +160,40 @@ export class L1Cache {
     const known = this.known.delete(keyHash);
     if (known !== undefined) {
       this.forgetId(known);
+      this.untag(invalidationTag(keyHash), keyHash);
       return true;
     }
-    return this.unknown.delete(keyHash) !== undefined;
+    const tag = this.unknown.delete(keyHash);
+    if (tag === undefined) return false;
+    this.untag(tag, keyHash);
+    return true;
   }
 
-  /** Drops the cached key with this id, if any. */
+  /** Drops the cached key with this id, if any. Unknown hashes have no id: see {@link deleteTag}. */
   deleteId(id: string): boolean {
     const hash = this.hashById.get(id);
     if (hash === undefined) return false;
     this.hashById.delete(id);
-    return this.known.delete(hash) !== undefined;
+    if (this.known.delete(hash) === undefined) return false;
+    this.untag(invalidationTag(hash), hash);
+    return true;
+  }
+
+  /**
+   * Drops every entry, known or unknown, whose hash has this invalidation tag (about 1
+   * in 4,096 of them). Returns how many were dropped.
+   */
+  deleteTag(tag: number): number {
+    const hashes = this.hashesByTag.get(tag);
+    if (hashes === undefined) return 0;
+    this.hashesByTag.delete(tag);
+    let dropped = 0;
+    for (const hash of hashes) {
+      const known = this.known.delete(hash);
+      if (known !== undefined) this.forgetId(known);
+      if (known !== undefined || this.unknown.delete(hash) !== undefined) dropped++;
+    }
+    return dropped;
   }
 
   /** Drops everything. */
@@ -156,11 +201,25 @@ export class L1Cache {
     this.known.clear();
     this.unknown.clear();
     this.hashById.clear();
+    this.hashesByTag.clear();
   }
 
   private forgetId(entry: CachedApiKey): void {
     const id = entry.record.id;
     if (this.hashById.get(id) === entry.record.keyHash) this.hashById.delete(id);
+  }
+
+  private tag(tag: number, hash: string): void {
+    const hashes = this.hashesByTag.get(tag);
+    if (hashes === undefined) this.hashesByTag.set(tag, new Set([hash]));
+    else hashes.add(hash);
+  }
+
+  private untag(tag: number, hash: string): void {
+    const hashes = this.hashesByTag.get(tag);
+    if (hashes === undefined) return;
+    hashes.delete(hash);
+    if (hashes.size === 0) this.hashesByTag.delete(tag);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
+import { decodeInvalidation, encodeInvalidation } from './invalidation-message.js';
 
 /**
  * An {@link ApiKeyInvalidationBus} within one process: several `CachedBackend`s (or
@@ -11,9 +12,10 @@ export class LocalInvalidationBus implements ApiKeyInvalidationBus {
   private readonly reconnectHandlers = new Set<() => void>();
 
   async publish(message: ApiKeyInvalidation): Promise<void> {
-    // Each receiver gets its own copy, as it would over a wire.
-    const payload = structuredClone(message);
-    for (const handler of [...this.handlers]) handler(structuredClone(payload));
+    // Through the wire format, so that in-process tests see what Redis would carry: the
+    // same validation, only the fields that travel, and a fresh copy per receiver.
+    const payload = encodeInvalidation(message);
+    for (const handler of [...this.handlers]) handler(decodeInvalidation(payload));
   }
 
   subscribe(handler: (message: ApiKeyInvalidation) => void): () => void {

@@ -24,8 +24,8 @@ export class LruMap<V> {
 
   constructor(
     readonly capacity: number,
-    /** Called with each value dropped for room or past its deadline (not on `delete` or `clear`). */
-    private readonly onDrop?: (value: V) => void,
+    /** Called with each entry dropped for room or past its deadline (not on `delete` or `clear`). */
+    private readonly onDrop?: (value: V, key: string) => void,
   ) {}
 
   get size(): number {
@@ -38,7 +38,7 @@ export class LruMap<V> {
     if (node === undefined) return undefined;
     if (node.deadline <= now) {
       this.remove(node);
-      this.onDrop?.(node.value);
+      this.onDrop?.(node.value, key);
       return undefined;
     }
     if (node !== this.newest) {
@@ -66,7 +66,7 @@ export class LruMap<V> {
     if (this.nodes.size > this.capacity && this.oldest !== null) {
       const evicted = this.oldest;
       this.remove(evicted);
-      this.onDrop?.(evicted.value);
+      this.onDrop?.(evicted.value, evicted.key);
     }
   }
 

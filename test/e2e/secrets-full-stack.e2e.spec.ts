@@ -279,9 +279,7 @@ describe.each(ADAPTERS)('no plaintext key anywhere after a full lifecycle on the
     expect(leaks).toEqual([]);
   });
 
-  // Not searched for hashes: pub/sub. An invalidation names the changed key by its stored
-  // hash (so receivers can drop a negative entry too); it crosses Redis, is never stored.
-  it('finds no key hash in Redis at rest, logs, exceptions, events or responses', () => {
+  it('finds no key hash in Redis at rest, pub/sub, logs, exceptions, events or responses', () => {
     const leaks: string[] = [];
     const logs = [...logger.lines, ...output.lines];
     for (const [key, allowedIn] of keys) {
@@ -289,6 +287,7 @@ describe.each(ADAPTERS)('no plaintext key anywhere after a full lifecycle on the
         const where = (label: string, texts: string[]) =>
           texts.forEach((text, i) => text.includes(needle) && leaks.push(`${what} of the ${allowedIn ?? 'admin'} key in ${label} #${i}`));
         where('Redis', redisEntries);
+        where('pub/sub', busMessages);
         where('the logs', logs);
         where('an exception', [...exceptions, ...thrown]);
         where('an event', events.map((e) => inspect(e, { depth: 8 })));

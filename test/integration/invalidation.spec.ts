@@ -128,10 +128,52 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
   it('delivers what a custom sender publishes, decoded', async () => {
     const received: ApiKeyInvalidation[] = [];
     const off = one.bus.subscribe((m) => received.push(m));
-    await two.bus.publish({ ids: ['id-1'], hashes: ['ab'.repeat(32)], origin: 'custom' });
+    await two.bus.publish({ ids: ['id-1'], tags: [7, 4095], origin: 'custom' });
     await waitFor(() => received.length > 0, 1_000);
     off();
-    expect(received[0]).toEqual({ ids: ['id-1'], hashes: ['ab'.repeat(32)], all: false, origin: 'custom' });
+    expect(received[0]).toEqual({ ids: ['id-1'], tags: [7, 4095], all: false, origin: 'custom' });
+  });
+
+  it('refuses to publish a key hash, whether Redis is up or not, and sends nothing', async () => {
+    const received: ApiKeyInvalidation[] = [];
+    const off = one.bus.subscribe((m) => received.push(m));
+    const hash = 'ab'.repeat(32);
+    await expect(two.bus.publish({ ids: ['id-1'], hashes: [hash] } as ApiKeyInvalidation)).rejects.toThrow(/never by hash/);
+    const offline = new RedisInvalidationBus(createClient({ url: REDIS_URL }), { namespace });
+    await expect(offline.publish({ hashes: [hash] } as ApiKeyInvalidation)).rejects.toThrow(/never by hash/);
+    await offline.close();
+    // A message published after it arrives; the refused one never went out before it.
+    await two.bus.publish({ ids: ['after'], origin: 'custom' });
+    await waitFor(() => received.length > 0, 1_000);
+    off();
+    expect(received.map((m) => m.ids)).toEqual([['after']]);
+  });
+
+  it('hears an instance still on the previous format (ids and hashes): its revoke is refused at once', async () => {
+    const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n' });
+    const { keyHash } = (await primary.getById(apiKey.id))!;
+    expect((await two.service.authenticate(key)).ok).toBe(true);
+    expect(two.backend.peekByHash(keyHash)).toBeDefined();
+    // What a not-yet-upgraded instance sends after revoking the key in the shared store.
+    await primary.update({ ...(await primary.getById(apiKey.id))!, revokedAt: new Date() });
+    await admin.publish(two.bus.channel, JSON.stringify({ v: 1, o: 'old-instance', i: [apiKey.id], h: [keyHash] }));
+    await waitFor(() => two.backend.peekByHash(keyHash) === undefined, 1_000);
+    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+  });
+
+  it('hears an instance still on the previous format create a key it remembered as unknown', async () => {
+    const key = one.service.format.generate();
+    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'invalid_api_key' });
+    // The old instance stores the key and announces it by hash, as format 1 did.
+    const issued = await new ApiKeyService(resolveApiAuthOptions({ backend: primary, prefix: 'inv_', trackUsage: false })).import(
+      { key },
+      { ownerId: 'o', name: 'imported by an old instance' },
+    );
+    const { keyHash } = (await primary.getById(issued.id))!;
+    expect(two.backend.peekByHash(keyHash)).toBeNull();
+    await admin.publish(two.bus.channel, JSON.stringify({ v: 1, o: 'old-instance', i: [issued.id], h: [keyHash] }));
+    await waitFor(() => two.backend.peekByHash(keyHash) === undefined, 1_000);
+    expect((await two.service.authenticate(key)).ok).toBe(true);
   });
 
   it('refuses to publish at once when its client is not connected, instead of queueing', async () => {

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   CachedBackend,
+  invalidationTag,
   LocalInvalidationBus,
   MemoryBackend,
   withL1Cache,
@@ -34,6 +35,20 @@ function deferred() {
 }
 
 const unknownHash = (n: number) => n.toString(16).padStart(64, 'f');
+
+/** `count` records whose hashes have pairwise distinct tags: dropping one's tag drops no other. */
+function recordsWithDistinctTags(count: number): ApiKey[] {
+  const tags = new Set<number>();
+  const records: ApiKey[] = [];
+  while (records.length < count) {
+    const record = makeApiKeyRecord();
+    const tag = invalidationTag(record.keyHash);
+    if (tags.has(tag)) continue;
+    tags.add(tag);
+    records.push(record);
+  }
+  return records;
+}
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -170,7 +185,7 @@ describe('CachedBackend', () => {
 });
 
 describe('CachedBackend over an invalidation bus', () => {
-  it('publishes ids and hashes of its writes, never a plaintext key, and ignores its own echo', async () => {
+  it('publishes ids, and the tag of a new key, never a hash or a plaintext key, and ignores its own echo', async () => {
     const bus = new LocalInvalidationBus();
     const sent: ApiKeyInvalidation[] = [];
     bus.subscribe((m) => sent.push(m));
@@ -179,34 +194,88 @@ describe('CachedBackend over an invalidation bus', () => {
     await backend.getByHash(record.keyHash);
     await backend.update({ ...record, name: 'x' });
     await backend.delete(record.id);
-    expect(sent.map((m) => [m.ids, m.hashes])).toEqual([
-      [[record.id], [record.keyHash]],
-      [[record.id], [record.keyHash]],
-      [[record.id], undefined],
+    expect(sent.map((m) => [m.ids, m.tags])).toEqual([
+      [[record.id], [invalidationTag(record.keyHash)]],
+      [[record.id], []],
+      [[record.id], []],
     ]);
+    expect(JSON.stringify(sent)).not.toContain(record.keyHash);
     expect(new Set(sent.map((m) => m.origin)).size).toBe(1);
     expect(sent[0]!.origin).toEqual(expect.any(String));
   });
 
-  it('drops entries named by another instance, by id, by hash or all', async () => {
+  it('drops entries named by another instance, by id, by tag (known and unknown) or all', async () => {
     const bus = new LocalInvalidationBus();
     const primary = new MemoryBackend();
     const backend = new CachedBackend(primary, { bus });
-    const [a, b, c] = await Promise.all([1, 2, 3].map(() => primary.create(makeApiKeyRecord())));
-    for (const r of [a!, b!, c!]) await backend.getByHash(r.keyHash);
-    await backend.getByHash(unknownHash(3));
+    const [a, b, c, missing] = recordsWithDistinctTags(4);
+    for (const r of [a!, b!, c!]) await primary.create(r);
+    for (const r of [a!, b!, c!, missing!]) await backend.getByHash(r.keyHash);
+    expect(backend.peekByHash(missing!.keyHash)).toBeNull();
 
     await bus.publish({ ids: [a!.id], origin: 'other' });
     expect(backend.peekByHash(a!.keyHash)).toBeUndefined();
     expect(backend.peekByHash(b!.keyHash)).toBeDefined();
 
-    await bus.publish({ hashes: [b!.keyHash, unknownHash(3)], origin: 'other' });
+    await bus.publish({ tags: [invalidationTag(b!.keyHash), invalidationTag(missing!.keyHash)], origin: 'other' });
     expect(backend.peekByHash(b!.keyHash)).toBeUndefined();
-    expect(backend.peekByHash(unknownHash(3))).toBeUndefined();
+    expect(backend.peekByHash(missing!.keyHash)).toBeUndefined();
     expect(backend.peekByHash(c!.keyHash)).toBeDefined();
 
     await bus.publish({ all: true, origin: 'other' });
     expect(backend.cache.size).toBe(0);
+  });
+
+  it('never drops an unknown hash by id: a delete elsewhere leaves negative entries alone', async () => {
+    const bus = new LocalInvalidationBus();
+    const primary = new MemoryBackend();
+    const one = new CachedBackend(primary, { bus });
+    const two = new CachedBackend(primary, { bus, negativeTtl: 600_000 });
+    const [gone, neverStored] = recordsWithDistinctTags(2);
+    await one.create(gone!);
+    expect(await two.getByHash(neverStored!.keyHash)).toBeNull();
+    await one.delete(gone!.id);
+    expect(two.peekByHash(neverStored!.keyHash)).toBeNull();
+  });
+
+  it('lets another instance accept a new key at once, even though it remembered the hash as unknown', async () => {
+    const bus = new LocalInvalidationBus();
+    const primary = new CountingBackend();
+    const one = new CachedBackend(primary, { bus });
+    const two = new CachedBackend(primary, { bus, negativeTtl: 600_000 });
+    const record = makeApiKeyRecord(); // e.g. a key imported while its old system still served it
+    expect(await two.getByHash(record.keyHash)).toBeNull();
+    expect(two.peekByHash(record.keyHash)).toBeNull();
+    await one.create(record);
+    expect(two.peekByHash(record.keyHash)).toBeUndefined();
+    expect((await two.getByHash(record.keyHash))?.id).toBe(record.id);
+  });
+
+  it('invalidate(): by exact hash here, by tag elsewhere, and refuses a malformed argument', async () => {
+    const bus = new LocalInvalidationBus();
+    const sent: ApiKeyInvalidation[] = [];
+    bus.subscribe((m) => sent.push(m));
+    const primary = new MemoryBackend();
+    const one = new CachedBackend(primary, { bus });
+    const two = new CachedBackend(primary, { bus });
+    const [inserted, neighbour] = recordsWithDistinctTags(2);
+    await primary.create(neighbour!);
+    for (const backend of [one, two]) {
+      expect(await backend.getByHash(inserted!.keyHash)).toBeNull();
+      await backend.getByHash(neighbour!.keyHash);
+    }
+    await primary.create(inserted!); // behind the library's back, as an SQL import would
+    await one.invalidate({ hashes: [inserted!.keyHash] });
+    for (const backend of [one, two]) {
+      expect(backend.peekByHash(inserted!.keyHash)).toBeUndefined();
+      expect(backend.peekByHash(neighbour!.keyHash)).toBeDefined();
+    }
+    expect(sent).toEqual([{ ids: [], tags: [invalidationTag(inserted!.keyHash)], all: false, origin: expect.any(String) }]);
+
+    for (const bad of [null, 'id-1', { ids: 'id-1' }, { hashes: [1] }, { all: 'yes' }]) {
+      await expect(one.invalidate(bad as never)).rejects.toThrow(/invalidate\(\) takes \{ ids\?: string\[\], hashes\?: string\[\], all\?: boolean \}/);
+    }
+    expect(sent).toHaveLength(1);
   });
 
   it('keeps two instances in step: a revoke on one is seen by the other at once', async () => {

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { L1Cache } from 'nestjs-api-auth';
+import { invalidationTag, L1Cache } from 'nestjs-api-auth';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 
 /** A clock the test moves by hand. */
@@ -12,6 +12,35 @@ function manualClock(start = 1_700_000_000_000) {
 
 /** A distinct, well-formed 64-hex-character hash per integer, without hashing. */
 const hashOf = (i: number) => i.toString(16).padStart(64, '0');
+
+/** `count` hashes with pairwise distinct tags, so that dropping one's tag drops no other. */
+function hashesWithDistinctTags(count: number, from = 0): string[] {
+  const tags = new Set<number>();
+  const hashes: string[] = [];
+  for (let i = from; hashes.length < count; i++) {
+    const tag = invalidationTag(hashOf(i));
+    if (tags.has(tag)) continue;
+    tags.add(tag);
+    hashes.push(hashOf(i));
+  }
+  return hashes;
+}
+
+/** `count` hashes that all have `tag` (about one integer in 4,096 qualifies). */
+function hashesUnderTag(tag: number, count: number, from = 1_000_000): string[] {
+  const hashes: string[] = [];
+  for (let i = from; hashes.length < count; i++) if (invalidationTag(hashOf(i)) === tag) hashes.push(hashOf(i));
+  return hashes;
+}
+
+/** Heap in use after two full collections. */
+function settledHeap(): number {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
 
 describe('L1Cache', () => {
   it('answers undefined for an unseen hash, the entry for a held key and null for a known-missing hash', () => {
@@ -70,16 +99,10 @@ describe('L1Cache', () => {
     expect(cache.get(hashOf(0))).toBeUndefined();
   });
 
-  it('stays within its bound for one million distinct unknown keys, in entries and in heap', () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
+  it('stays within its bound for one million distinct unknown keys, in entries and in heap (tag index included)', () => {
     const bound = 10_000;
     const cache = new L1Cache({ maxNegativeEntries: bound });
-    const heap = () => {
-      gc();
-      gc();
-      return process.memoryUsage().heapUsed;
-    };
+    const heap = settledHeap;
     const before = heap();
     for (let i = 0; i < bound; i++) cache.setMissing(hashOf(i));
     const full = heap();
@@ -181,5 +204,115 @@ describe('L1Cache', () => {
     expect(() => new L1Cache({ ttl: 1.5 })).toThrow(/"ttl"/);
     expect(() => new L1Cache({ negativeTtl: -1 })).toThrow(/"negativeTtl"/);
     expect(() => new L1Cache({ maxNegativeEntries: Number.NaN })).toThrow(/"maxNegativeEntries"/);
+  });
+
+  describe('indexes: an invalidation names ids and tags, never hashes', () => {
+    it('drops a known key by id, and never an unknown hash (unknown hashes have no id)', () => {
+      const cache = new L1Cache();
+      const [a, b] = [makeApiKeyRecord(), makeApiKeyRecord()];
+      cache.set(a);
+      cache.set(b);
+      cache.setMissing(hashOf(1));
+      expect(cache.deleteId(a.id)).toBe(true);
+      expect(cache.get(a.keyHash)).toBeUndefined();
+      expect(cache.get(b.keyHash)?.record.id).toBe(b.id);
+      expect(cache.get(hashOf(1))).toBeNull();
+      expect(cache.deleteId(a.id)).toBe(false);
+      expect(cache.deleteId('never-cached')).toBe(false);
+    });
+
+    it('drops every entry under a tag, known and unknown, and nothing else', () => {
+      const cache = new L1Cache();
+      const [hashA, hashB, hashC] = hashesWithDistinctTags(3);
+      const tag = invalidationTag(hashA!);
+      const [sameTagKnown, sameTagUnknown] = hashesUnderTag(tag, 2);
+      const known = makeApiKeyRecord({ keyHash: sameTagKnown! });
+      const other = makeApiKeyRecord({ keyHash: hashB! });
+      cache.set(known);
+      cache.setMissing(sameTagUnknown!);
+      cache.setMissing(hashA!);
+      cache.set(other);
+      cache.setMissing(hashC!);
+
+      expect(cache.deleteTag(tag)).toBe(3);
+      for (const dropped of [sameTagKnown!, sameTagUnknown!, hashA!]) expect(cache.get(dropped)).toBeUndefined();
+      expect(cache.get(hashB!)?.record.id).toBe(other.id);
+      expect(cache.get(hashC!)).toBeNull();
+      // The id index forgot the key dropped by tag, and the tag is gone.
+      expect(cache.deleteId(known.id)).toBe(false);
+      expect(cache.deleteTag(tag)).toBe(0);
+    });
+
+    it('takes a key out of both indexes when the LRU evicts it', () => {
+      const cache = new L1Cache({ maxEntries: 2, maxNegativeEntries: 2 });
+      const [k1, k2, k3, u1, u2, u3] = hashesWithDistinctTags(6);
+      const [a, b, c] = [k1!, k2!, k3!].map((keyHash) => makeApiKeyRecord({ keyHash }));
+      for (const record of [a!, b!, c!]) cache.set(record); // evicts a
+      for (const hash of [u1!, u2!, u3!]) cache.setMissing(hash); // evicts u1
+      expect(cache.size).toBe(4);
+
+      expect(cache.deleteId(a!.id)).toBe(false);
+      expect(cache.deleteTag(invalidationTag(k1!))).toBe(0);
+      expect(cache.deleteTag(invalidationTag(u1!))).toBe(0);
+      // The survivors are still indexed, so the zeros above mean "forgotten", not "never indexed".
+      expect(cache.deleteId(b!.id)).toBe(true);
+      expect(cache.deleteTag(invalidationTag(k3!))).toBe(1);
+      expect(cache.deleteTag(invalidationTag(u2!))).toBe(1);
+      expect(cache.deleteTag(invalidationTag(u3!))).toBe(1);
+      expect(cache.size).toBe(0);
+    });
+
+    it('takes an entry out of both indexes when it expires', () => {
+      const clock = manualClock();
+      const cache = new L1Cache({ ttl: 1_000, negativeTtl: 500, now: clock.read });
+      const [k, u] = hashesWithDistinctTags(2);
+      const record = makeApiKeyRecord({ keyHash: k! });
+      cache.set(record);
+      cache.setMissing(u!);
+      clock.now += 1_000;
+      expect(cache.get(k!)).toBeUndefined();
+      expect(cache.get(u!)).toBeUndefined();
+      expect(cache.deleteId(record.id)).toBe(false);
+      expect(cache.deleteTag(invalidationTag(k!))).toBe(0);
+      expect(cache.deleteTag(invalidationTag(u!))).toBe(0);
+    });
+
+    it('indexes a hash once as it turns from unknown to known and back, and forgets an id that moved to another hash', () => {
+      const cache = new L1Cache();
+      const [h1, h2] = hashesWithDistinctTags(2);
+      const record = makeApiKeyRecord({ keyHash: h1! });
+      for (let i = 0; i < 3; i++) {
+        cache.setMissing(h1!);
+        cache.set(record);
+      }
+      expect(cache.deleteTag(invalidationTag(h1!))).toBe(1);
+      expect(cache.size).toBe(0);
+
+      cache.set(record);
+      cache.set({ ...record, keyHash: h2! }); // the same id, stored under another hash
+      expect(cache.get(h1!)).toBeUndefined();
+      expect(cache.deleteTag(invalidationTag(h1!))).toBe(0);
+      expect(cache.deleteId(record.id)).toBe(true);
+      expect(cache.get(h2!)).toBeUndefined();
+      expect(cache.deleteTag(invalidationTag(h2!))).toBe(0);
+    });
+
+    it('stays within its bound for 100,000 distinct known keys, indexes included, in entries and in heap', () => {
+      const bound = 1_000;
+      const cache = new L1Cache({ maxEntries: bound });
+      const records = (n: number) => Array.from({ length: n }, () => makeApiKeyRecord());
+      const before = settledHeap();
+      for (const record of records(bound)) cache.set(record);
+      const full = settledHeap();
+      for (let i = 0; i < 99; i++) for (const record of records(bound)) cache.set(record);
+      const after = settledHeap();
+
+      expect(cache.knownSize).toBe(bound);
+      const perBound = full - before;
+      // A leaking index would keep 99,000 ids and hashes alive (well over 10 MB); allowed
+      // here: half a bound's worth, or 2 MB, whichever is larger.
+      expect(perBound).toBeGreaterThan(bound * 500);
+      expect(after - full).toBeLessThan(Math.max(perBound / 2, 2 * 1024 * 1024));
+    });
   });
 });

@@ -49,6 +49,10 @@ const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
  * and subscribes on a duplicate of it, which the bus owns: `close()` ends the duplicate
  * and leaves your client open.
  *
+ * A message names keys by id and by 12-bit invalidation tag (`encodeInvalidation`),
+ * never by hash: a client allowed to `SUBSCRIBE` or `MONITOR` learns which key ids
+ * changed, and nothing that would confirm a guessed key.
+ *
  * node-redis reconnects the subscriber on its own and resubscribes before it reports
  * ready; the bus then calls its `onReconnect` handlers, so every `CachedBackend` on it
  * clears its L1 of whatever it might have missed while disconnected.
@@ -112,6 +116,8 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
   }
 
   async publish(message: ApiKeyInvalidation): Promise<void> {
+    // First, so that a malformed message is reported as such whether Redis is up or not.
+    const payload = encodeInvalidation(message);
     // node-redis queues commands while offline; a key write must not wait for Redis to return.
     if (!this.client.isReady) throw new BackendUnavailableError('Redis is not connected; the invalidation was not published.');
     let timer: NodeJS.Timeout | undefined;
@@ -123,7 +129,7 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
       timer.unref();
     });
     try {
-      await Promise.race([this.client.publish(this.channel, encodeInvalidation(message)), timeout]);
+      await Promise.race([this.client.publish(this.channel, payload), timeout]);
     } finally {
       clearTimeout(timer);
     }
