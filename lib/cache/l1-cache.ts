@@ -1,4 +1,5 @@
 import { cloneApiKey, toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
+import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
 import { LruMap } from './lru-map.js';
 
 /**
@@ -41,6 +42,14 @@ export interface L1CacheOptions {
   now?: () => number;
 }
 
+const OPTION_NAMES = optionNames<L1CacheOptions>({
+  maxEntries: true,
+  maxNegativeEntries: true,
+  ttl: true,
+  negativeTtl: true,
+  now: true,
+});
+
 const DEFAULTS = { maxEntries: 10_000, maxNegativeEntries: 50_000, ttl: 10_000, negativeTtl: 5_000 };
 
 /**
@@ -59,6 +68,7 @@ export class L1Cache {
   private readonly now: () => number;
 
   constructor(options: L1CacheOptions = {}) {
+    assertKnownOptions(options, OPTION_NAMES, { of: 'L1 cache' });
     this.known = new LruMap(positiveInteger('maxEntries', options.maxEntries, DEFAULTS.maxEntries), (entry) =>
       this.forgetId(entry),
     );
