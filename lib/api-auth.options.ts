@@ -43,7 +43,11 @@ export interface ApiAuthModuleOptions {
   trackUsage?: boolean;
   /**
    * At most one `lastUsedAt` write per key per this many milliseconds. Writes happen
-   * after the response path, batched, and never fail a request. Default `60000`.
+   * after the response path, batched, and never fail a request. `0` writes every use,
+   * but never piles writes up on a slow store: one write per key at a time (later uses
+   * only move the time it writes next), at most 16 at once per process, and at most
+   * 10,000 keys waiting, the oldest update dropped past that (with one warning).
+   * Default `60000`.
    */
   usageIntervalMs?: number;
   /**
