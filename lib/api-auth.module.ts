@@ -5,6 +5,8 @@ import {
   API_AUTH_MODULE_OPTIONS,
   API_AUTH_OPTIONS_TYPE,
   ApiAuthConfigurableModule,
+  assertKnownForRootAsyncOptions,
+  assertKnownForRootOptions,
 } from './api-auth.module-definition.js';
 import { resolveApiAuthOptions, type ApiAuthModuleOptions, type ResolvedApiAuthOptions } from './api-auth.options.js';
 import { ApiKeyGuard } from './api-key.guard.js';
@@ -39,10 +41,19 @@ const providers: Provider[] = [
 })
 export class ApiAuthModule extends ApiAuthConfigurableModule {
   static override forRoot(options: typeof API_AUTH_OPTIONS_TYPE = {}): DynamicModule {
+    if (options === null || typeof options !== 'object') {
+      throw new Error('nestjs-api-auth: ApiAuthModule options must be an object.');
+    }
+    // Checked at the call, against the module options and the extras together: the
+    // options provider sees them without the extras, so it could not suggest
+    // `isGlobal` for `isGlobl`.
+    assertKnownForRootOptions(options);
     return super.forRoot(options);
   }
 
   static override forRootAsync(options: typeof API_AUTH_ASYNC_OPTIONS_TYPE): DynamicModule {
+    // First, so that `useFatory` is reported as the typo it is, not as a missing factory.
+    if (options !== null && typeof options === 'object') assertKnownForRootAsyncOptions(options);
     if (!options || (!options.useFactory && !options.useClass && !options.useExisting)) {
       throw new Error(
         'nestjs-api-auth: ApiAuthModule.forRootAsync() needs one of useFactory, useClass or useExisting.',

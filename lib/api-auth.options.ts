@@ -7,6 +7,8 @@ import { assertValidPrefix } from './keys/key-format.js';
 import { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage-coordinator.js';
 import { MemoryRateLimiter } from './limits/memory.rate-limiter.js';
 import type { RateLimiter } from './limits/rate-limiter.interface.js';
+import type { ApiAuthModuleExtras } from './api-auth.module-definition.js';
+import { assertKnownOptions, optionNames } from './options/assert-known-options.js';
 
 /** Options of `ApiAuthModule.forRoot()` / the factory of `forRootAsync()`. */
 export interface ApiAuthModuleOptions {
@@ -41,7 +43,11 @@ export interface ApiAuthModuleOptions {
   trackUsage?: boolean;
   /**
    * At most one `lastUsedAt` write per key per this many milliseconds. Writes happen
-   * after the response path, batched, and never fail a request. Default `60000`.
+   * after the response path, batched, and never fail a request. `0` writes every use,
+   * but never piles writes up on a slow store: one write per key at a time (later uses
+   * only move the time it writes next), at most 16 at once per process, and at most
+   * 10,000 keys waiting, the oldest update dropped past that (with one warning).
+   * Default `60000`.
    */
   usageIntervalMs?: number;
   /**
@@ -138,6 +144,40 @@ export interface ResolvedApiAuthOptions {
 
 export const DEFAULT_PREFIX = 'sk_';
 
+/** Every option of {@link ApiAuthModuleOptions}: an option the module does not know stops start-up. */
+export const API_AUTH_OPTION_NAMES = optionNames<ApiAuthModuleOptions>({
+  backend: true,
+  prefix: true,
+  pepper: true,
+  header: true,
+  bearer: true,
+  queryParam: true,
+  trackUsage: true,
+  usageIntervalMs: true,
+  usageCoordinator: true,
+  verifyTimeoutMs: true,
+  maxPendingLookups: true,
+  realm: true,
+  maxMetadataBytes: true,
+  maxScopes: true,
+  environment: true,
+  acceptEnvironments: true,
+  rateLimiter: true,
+  events: true,
+  onEvent: true,
+  legacyKeyPrefixes: true,
+});
+
+/**
+ * The module's extras reach the builder beside the factory, never through it: they
+ * shape the module (global or not, which controllers), which must be known before any
+ * provider runs. In a factory's result they would be ignored, so they are refused.
+ */
+const EXTRAS_IN_FACTORY: { readonly [K in keyof ApiAuthModuleExtras]-?: string } = {
+  isGlobal: 'cannot come from the forRootAsync() factory: pass it to forRootAsync() itself, beside useFactory.',
+  routes: 'cannot come from the forRootAsync() factory: pass it to forRootAsync() itself, beside useFactory.',
+};
+
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
 const BACKEND_METHODS = ['getByHash', 'getById', 'create', 'update', 'delete', 'listByOwner', 'recordUsage'] as const;
 
@@ -165,6 +205,7 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
   if (options == null || typeof options !== 'object') {
     throw new Error('nestjs-api-auth: ApiAuthModule options must be an object.');
   }
+  assertKnownOptions(options, API_AUTH_OPTION_NAMES, { misplaced: EXTRAS_IN_FACTORY });
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   assertValidPrefix(prefix);
 

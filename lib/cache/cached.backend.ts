@@ -7,6 +7,7 @@ import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-b
 import { invalidationTag } from './invalidation-tag.js';
 import { L1Cache, type CachedApiKey, type L1CacheOptions } from './l1-cache.js';
 import { safeErrorMessage } from '../safe-error-message.js';
+import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
 
 /** Options of {@link CachedBackend}: the L1's bounds and TTLs, and the bus that keeps a fleet in step. */
 export interface CachedBackendOptions extends L1CacheOptions {
@@ -32,6 +33,16 @@ export interface CacheInvalidation {
   /** Drop everything. */
   all?: boolean;
 }
+
+/** Every option of {@link CachedBackendOptions}: the L1's and the bus. */
+const OPTION_NAMES = optionNames<CachedBackendOptions>({
+  maxEntries: true,
+  maxNegativeEntries: true,
+  ttl: true,
+  negativeTtl: true,
+  now: true,
+  bus: true,
+});
 
 /**
  * Puts an in-process L1 cache in front of any backend. Lookups by hash are answered
@@ -70,8 +81,10 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     readonly primary: ApiKeyBackend,
     options: CachedBackendOptions = {},
   ) {
-    this.cache = new L1Cache(options);
-    this.bus = options.bus;
+    assertKnownOptions(options, OPTION_NAMES, { of: 'CachedBackend' });
+    const { bus, ...l1 } = options;
+    this.cache = new L1Cache(l1);
+    this.bus = bus;
     if (primary.countByOwner) this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
     if (this.bus) {
       this.unsubscribers.push(

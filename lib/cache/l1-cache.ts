@@ -1,5 +1,6 @@
 import { cloneApiKey, toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
 import { invalidationTag } from './invalidation-tag.js';
+import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
 import { LruMap } from './lru-map.js';
 
 /**
@@ -43,6 +44,14 @@ export interface L1CacheOptions {
   now?: () => number;
 }
 
+const OPTION_NAMES = optionNames<L1CacheOptions>({
+  maxEntries: true,
+  maxNegativeEntries: true,
+  ttl: true,
+  negativeTtl: true,
+  now: true,
+});
+
 const DEFAULTS = { maxEntries: 10_000, maxNegativeEntries: 50_000, ttl: 10_000, negativeTtl: 5_000 };
 
 /**
@@ -73,6 +82,7 @@ export class L1Cache {
   private readonly now: () => number;
 
   constructor(options: L1CacheOptions = {}) {
+    assertKnownOptions(options, OPTION_NAMES, { of: 'L1 cache' });
     this.known = new LruMap(positiveInteger('maxEntries', options.maxEntries, DEFAULTS.maxEntries), (entry, hash) => {
       this.forgetId(entry);
       this.untag(invalidationTag(hash), hash);

@@ -1,3 +1,4 @@
+import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
 import type { LimitDecision, LimitRequest, RateLimiter } from './rate-limiter.interface.js';
 import {
   checkQuota,
@@ -21,6 +22,8 @@ interface Entry<T> {
   staleAt: number;
 }
 
+const OPTION_NAMES = optionNames<MemoryRateLimiterOptions>({ now: true });
+
 /** Counters are swept once the map has grown this much since the last sweep. */
 const FIRST_SWEEP_AT = 10_000;
 
@@ -37,6 +40,7 @@ export class MemoryRateLimiter implements RateLimiter {
   private sweepAt = FIRST_SWEEP_AT;
 
   constructor(options: MemoryRateLimiterOptions = {}) {
+    assertKnownOptions(options, OPTION_NAMES, { of: 'MemoryRateLimiter' });
     this.now = options.now ?? Date.now;
   }
 

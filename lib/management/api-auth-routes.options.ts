@@ -1,3 +1,5 @@
+import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
+
 /** Options of the opt-in key-management routes: `ApiAuthModule.forRoot({ routes: { ... } })`. */
 export interface ApiAuthRoutesOptions {
   /**
@@ -51,6 +53,16 @@ export const DEFAULT_ROUTES_PATH = 'api-keys';
 export const DEFAULT_ADMIN_SCOPE = 'api-keys:admin';
 export const DEFAULT_SELF_SERVICE_SCOPE = 'api-keys:self';
 
+const ROUTES_OPTION_NAMES = optionNames<ApiAuthRoutesOptions>({
+  path: true,
+  adminScope: true,
+  selfServiceScope: true,
+  allowedScopes: true,
+  defaultPageSize: true,
+  maxPageSize: true,
+  maxGracePeriodMs: true,
+});
+
 const SEVEN_DAYS_MS = 7 * 24 * 60 * 60 * 1000;
 const PATH_SEGMENT = /^[A-Za-z0-9._~-]+$/;
 const SCOPE_PATTERN = /^[\x21-\x7e]{1,128}$/;
@@ -89,6 +101,7 @@ export function resolveApiAuthRoutesOptions(
   if (routes === undefined || routes === null || routes === false) return null;
   const options: ApiAuthRoutesOptions = routes === true ? {} : routes;
   if (typeof options !== 'object') fail('', 'must be true, false or an options object', options);
+  assertKnownOptions(options, ROUTES_OPTION_NAMES, { path: 'routes.' });
 
   const rawPath = options.path ?? DEFAULT_ROUTES_PATH;
   if (typeof rawPath !== 'string') fail('path', 'must be a string', rawPath);

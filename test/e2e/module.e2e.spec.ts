@@ -179,6 +179,46 @@ describe('invalid configuration fails at start-up, naming the option', () => {
     expect(error.message).toContain('option "verifyTimeoutMs"');
   });
 
+  it('forRootAsync whose factory returns a misspelled option: start-up fails, suggesting the right name', async () => {
+    const error = await startupError([
+      ApiAuthModule.forRootAsync({
+        imports: [ConfigModule],
+        inject: [CONFIG],
+        useFactory: (config: { prefix: string }) => ({ prefix: config.prefix, peper: 'a-secret-pepper-value' }) as ApiAuthModuleOptions,
+      }),
+    ]);
+    expect(error.message).toBe('nestjs-api-auth: unknown option "peper" (did you mean "pepper"?)');
+  });
+
+  it('forRootAsync with useClass whose createApiAuthOptions() returns a misspelled option', async () => {
+    @Injectable()
+    class TypoConfig {
+      createApiAuthOptions(): ApiAuthModuleOptions {
+        return { verifyTimeoutMS: 100 } as ApiAuthModuleOptions;
+      }
+    }
+    const error = await startupError([ApiAuthModule.forRootAsync({ useClass: TypoConfig })]);
+    expect(error.message).toBe('nestjs-api-auth: unknown option "verifyTimeoutMS" (did you mean "verifyTimeoutMs"?)');
+  });
+
+  it('forRootAsync whose factory returns routes, which only forRootAsync() itself can take', async () => {
+    const error = await startupError([
+      ApiAuthModule.forRootAsync({ useFactory: () => ({ routes: true }) as ApiAuthModuleOptions }),
+    ]);
+    expect(error.message).toContain('option "routes" cannot come from the forRootAsync() factory');
+  });
+
+  it('forRoot and forRootAsync accept options built by spreading config with keys left undefined', async () => {
+    const fromEnv = { pepper: undefined, prefix: 'cfg_', usageIntervalMs: undefined } as ApiAuthModuleOptions;
+    const app = await boot('express', [ApiAuthModule.forRoot({ ...fromEnv, routes: undefined })]);
+    expect(app.get<ResolvedApiAuthOptions>(API_AUTH_OPTIONS).prefix).toBe('cfg_');
+    const moduleRef = await Test.createTestingModule({
+      imports: [ApiAuthModule.forRootAsync({ useFactory: () => fromEnv, isGlobal: undefined })],
+    }).compile();
+    expect(moduleRef.get<ResolvedApiAuthOptions>(API_AUTH_OPTIONS).pepper).toBeNull();
+    await moduleRef.close();
+  });
+
   it('forRootAsync whose factory returns nothing', async () => {
     const error = await startupError([
       ApiAuthModule.forRootAsync({ useFactory: () => undefined as unknown as ApiAuthModuleOptions }),

@@ -1,5 +1,6 @@
 import { EntitySchema } from '@mikro-orm/core';
 import type { ApiKey } from '../../api-key.interface.js';
+import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { DEFAULT_TABLE_NAME, apiKeyTableNames, validateIdentifier } from './api-key.table.js';
 
 /** Where {@link createApiKeyEntity} puts the table. */
@@ -15,12 +16,17 @@ export interface ApiKeyEntityOptions {
   entityName?: string;
 }
 
+const ENTITY_OPTION_NAMES = optionNames<ApiKeyEntityOptions>({ tableName: true, schema: true, entityName: true });
+
 /**
  * Builds the MikroORM entity of the key table, for a table name or schema other than
  * the default. Register the result (not {@link ApiKeyEntity}) in `MikroORM.init({ entities })`
  * and give `MikroOrmBackend` the same `tableName` and `schema`.
  */
 export function createApiKeyEntity(options: ApiKeyEntityOptions = {}): EntitySchema<ApiKey> {
+  // A misspelled `tableName` here and a right one in MikroOrmBackend would point the
+  // ORM's migrations and the backend at different tables.
+  assertKnownOptions(options, ENTITY_OPTION_NAMES, { of: 'createApiKeyEntity' });
   const tableName = validateIdentifier('tableName', options.tableName ?? DEFAULT_TABLE_NAME);
   const schema = options.schema === undefined ? undefined : validateIdentifier('schema', options.schema);
   const names = apiKeyTableNames(tableName);

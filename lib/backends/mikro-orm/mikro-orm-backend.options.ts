@@ -1,3 +1,4 @@
+import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { DEFAULT_TABLE_NAME, validateIdentifier } from './api-key.table.js';
 
 /** Options of `new MikroOrmBackend(orm, options)`. */
@@ -34,8 +35,11 @@ export interface ResolvedMikroOrmBackendOptions {
   ensureSchema: boolean;
 }
 
-/** Applies defaults and rejects bad values with an error naming the option. */
+const OPTION_NAMES = optionNames<MikroOrmBackendOptions>({ tableName: true, schema: true, pageSize: true, ensureSchema: true });
+
+/** Applies defaults and rejects bad values, and unknown options, with an error naming the option. */
 export function resolveMikroOrmBackendOptions(options: MikroOrmBackendOptions = {}): ResolvedMikroOrmBackendOptions {
+  assertKnownOptions(options, OPTION_NAMES, { of: 'MikroOrmBackend' });
   const pageSize = options.pageSize ?? 500;
   if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 10_000) {
     throw new Error(`nestjs-api-auth: MikroOrmBackend pageSize must be an integer from 1 to 10000, got ${String(pageSize)}.`);

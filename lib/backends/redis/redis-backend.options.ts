@@ -1,3 +1,5 @@
+import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
+
 /** Options of `new RedisBackend(client, options)`. */
 export interface RedisBackendOptions {
   /**
@@ -57,8 +59,17 @@ function integer(option: string, value: unknown, fallback: number, min: number, 
   return value;
 }
 
-/** Merges options over the defaults, naming any bad option. */
+const OPTION_NAMES = optionNames<RedisBackendOptions>({
+  namespace: true,
+  pageSize: true,
+  expireRecords: true,
+  expiredRetentionMs: true,
+  commandTimeoutMs: true,
+});
+
+/** Merges options over the defaults, naming any bad or unknown option. */
 export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): ResolvedRedisBackendOptions {
+  assertKnownOptions(options, OPTION_NAMES, { of: 'RedisBackend' });
   const namespace = options.namespace ?? 'api-auth:';
   if (typeof namespace !== 'string' || namespace.length > 200) {
     throw new Error('RedisBackend: option "namespace" must be a string of at most 200 characters.');

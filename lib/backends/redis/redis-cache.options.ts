@@ -1,5 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import type { ApiKeyBackend } from '../backend.interface.js';
+import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 
 /**
  * The part of a cache-manager `Cache` (v6 or v7, what `@nestjs/cache-manager`'s
@@ -85,6 +86,19 @@ export interface ResolvedRedisCacheOptions {
   namespace: string;
 }
 
+/** Every option of {@link RedisCacheBackendOptions}. */
+export const REDIS_CACHE_OPTION_NAMES = optionNames<RedisCacheBackendOptions>({
+  cache: true,
+  primary: true,
+  ttl: true,
+  negativeTtl: true,
+  timeoutMs: true,
+  retryIntervalMs: true,
+  namespace: true,
+  logger: true,
+  onInvalidate: true,
+});
+
 const NAMESPACE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const PRIMARY_METHODS = ['getByHash', 'getById', 'create', 'update', 'delete', 'listByOwner', 'recordUsage'] as const;
 
@@ -104,6 +118,7 @@ function positiveInteger(option: string, value: unknown, fallback?: number): num
 /** Checks the options once, at construction, naming the first bad one. */
 export function resolveRedisCacheOptions(options: RedisCacheBackendOptions): ResolvedRedisCacheOptions {
   if (options == null || typeof options !== 'object') throw new Error('nestjs-api-auth: RedisCacheBackend needs an options object.');
+  assertKnownOptions(options, REDIS_CACHE_OPTION_NAMES, { of: 'RedisCacheBackend' });
   const cache = options.cache as unknown as Record<string, unknown> | undefined;
   for (const method of ['mget', 'set', 'del']) {
     if (typeof cache?.[method] !== 'function') fail('cache', `must be a cache-manager Cache (missing "${method}")`, cache);

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { CachedBackend } from '../../cache/cached.backend.js';
 import { L1Cache, type L1CacheOptions } from '../../cache/l1-cache.js';
+import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { RedisCacheBackend } from './redis-cache.backend.js';
 import type { RedisCacheBackendOptions } from './redis-cache.options.js';
 import { RedisInvalidationBus, type RedisInvalidationBusOptions, type RedisInvalidationClient } from './redis-invalidation.bus.js';
@@ -43,6 +44,24 @@ export interface RedisCachedBackendOptions extends RedisCacheBackendOptions {
   connectTimeoutMs?: number;
 }
 
+const OPTION_NAMES = optionNames<RedisCachedBackendOptions>({
+  cache: true,
+  primary: true,
+  ttl: true,
+  negativeTtl: true,
+  timeoutMs: true,
+  retryIntervalMs: true,
+  namespace: true,
+  logger: true,
+  onInvalidate: true,
+  redis: true,
+  l1: true,
+  bus: true,
+  connectTimeoutMs: true,
+});
+
+const BUS_OPTION_NAMES = optionNames<NonNullable<RedisCachedBackendOptions['bus']>>({ publishTimeoutMs: true, connectionName: true });
+
 /**
  * The cached provider: an in-process L1 (`CachedBackend`) over a shared Redis cache
  * (`RedisCacheBackend`, the L2) over your store, with a `RedisInvalidationBus` that
@@ -68,7 +87,16 @@ export class RedisCachedBackend extends CachedBackend {
 
   constructor(options: RedisCachedBackendOptions) {
     if (options == null || typeof options !== 'object') throw new Error('nestjs-api-auth: RedisCachedBackend needs an options object.');
+    // Checked here as a whole: the cache's own check would not know "redis", "l1", "bus".
+    assertKnownOptions(options, OPTION_NAMES, { of: 'RedisCachedBackend' });
     const { redis, l1, bus: busOptions, connectTimeoutMs, ...cacheOptions } = options;
+    if (busOptions !== undefined) {
+      assertKnownOptions(busOptions, BUS_OPTION_NAMES, {
+        of: 'RedisCachedBackend',
+        path: 'bus.',
+        misplaced: { namespace: 'is not used: the channel takes the top-level "namespace", the same as the cache keys.' },
+      });
+    }
     for (const method of ['publish', 'duplicate'] as const) {
       if (typeof (redis as unknown as Record<string, unknown> | undefined)?.[method] !== 'function') {
         throw new Error(`nestjs-api-auth: RedisCachedBackend option "redis" must be a node-redis client (missing "${method}").`);

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { BackendUnavailableError } from '../../api-key.errors.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from '../../cache/invalidation-bus.interface.js';
 import { decodeInvalidation, encodeInvalidation } from '../../cache/invalidation-message.js';
+import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { safeErrorMessage } from '../../safe-error-message.js';
 
 /** The subscriber connection the bus opens with `duplicate()`: the node-redis calls it uses. */
@@ -42,6 +43,12 @@ export interface RedisInvalidationBusOptions {
   connectionName?: string;
 }
 
+/** Every option of {@link RedisInvalidationBusOptions}. */
+export const REDIS_INVALIDATION_BUS_OPTION_NAMES = optionNames<RedisInvalidationBusOptions>({
+  namespace: true,
+  publishTimeoutMs: true,
+  connectionName: true,
+});
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
@@ -82,6 +89,7 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
     private readonly client: RedisInvalidationClient,
     options: RedisInvalidationBusOptions = {},
   ) {
+    assertKnownOptions(options, REDIS_INVALIDATION_BUS_OPTION_NAMES, { of: 'RedisInvalidationBus' });
     const namespace = options.namespace ?? 'api-auth';
     if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) {
       throw new Error(

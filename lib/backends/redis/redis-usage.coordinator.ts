@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BackendUnavailableError } from '../../api-key.errors.js';
+import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import type { UsageWriteCoordinator } from '../../usage-coordinator.js';
 import { ReplyDeadlines } from './redis-backend.deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
@@ -19,6 +20,7 @@ export interface RedisUsageCoordinatorOptions {
   timeoutMs?: number;
 }
 
+const OPTION_NAMES = optionNames<RedisUsageCoordinatorOptions>({ namespace: true, timeoutMs: true });
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
@@ -74,6 +76,7 @@ export class RedisUsageCoordinator implements UsageWriteCoordinator {
     if (typeof client?.sendCommand !== 'function') {
       throw new Error('nestjs-api-auth: RedisUsageCoordinator needs a node-redis client (or one with its sendCommand(args) method).');
     }
+    assertKnownOptions(options, OPTION_NAMES, { of: 'RedisUsageCoordinator' });
     const namespace = options.namespace ?? 'api-auth';
     if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) {
       throw new Error(

@@ -1,4 +1,5 @@
 import { BackendUnavailableError } from '../../api-key.errors.js';
+import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import type { LimitDecision, LimitRequest, RateLimiter } from '../../limits/rate-limiter.interface.js';
 import { ReplyDeadlineExceeded, ReplyDeadlines } from './redis-backend.deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
@@ -19,6 +20,8 @@ export interface RedisRateLimiterOptions {
    */
   commandTimeoutMs?: number;
 }
+
+const OPTION_NAMES = optionNames<RedisRateLimiterOptions>({ namespace: true, commandTimeoutMs: true });
 
 /**
  * The sliding window counter of `lib/limits/sliding-window.ts`, ported line by line,
@@ -146,6 +149,7 @@ export class RedisRateLimiter implements RateLimiter {
     if (typeof client?.sendCommand !== 'function') {
       throw new Error('RedisRateLimiter: the client must be a node-redis client (or have its sendCommand(args) method).');
     }
+    assertKnownOptions(options, OPTION_NAMES, { of: 'RedisRateLimiter' });
     const namespace = options.namespace ?? 'api-auth:limits:';
     if (typeof namespace !== 'string' || namespace.length > 200) {
       throw new Error('RedisRateLimiter: option "namespace" must be a string of at most 200 characters.');
