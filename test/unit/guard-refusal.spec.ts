@@ -1,0 +1,91 @@
+import { HttpException, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { describe, expect, it } from 'vitest';
+import { ApiKeyGuard, ApiKeyService, KeyFormat, MemoryBackend, type ApiKeyFailure } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+
+// How a refusal leaves canActivate: a rejected promise by default (no `throw`, which
+// costs V8 a stack walk per refused request), a synchronous throw when a subclass
+// overrides throwFailure, and a rejected promise carrying a subclass's own exception
+// when it overrides failureException.
+
+class Route {
+  handler(): void {}
+}
+
+function httpContext(headers: Record<string, string>) {
+  const request = { headers };
+  const response = { headers: {} as Record<string, string>, setHeader(n: string, v: string) { this.headers[n] = v; } };
+  const context = {
+    getType: () => 'http',
+    getClass: () => Route,
+    getHandler: () => Route.prototype.handler,
+    getArgs: () => [request, response],
+    getArgByIndex: (i: number) => [request, response][i],
+  } as unknown as ExecutionContext;
+  return { context, response };
+}
+
+class TransportError extends Error {
+  constructor(readonly body: Record<string, unknown>) {
+    super('refused');
+  }
+}
+
+function build<G extends ApiKeyGuard>(Guard: new (r: Reflector, s: ApiKeyService, o: ReturnType<typeof resolveApiAuthOptions>) => G) {
+  const options = resolveApiAuthOptions({ backend: new MemoryBackend(), prefix: 'gr_' });
+  return new Guard(new Reflector(), new ApiKeyService(options), options);
+}
+
+const wellFormedUnknown = new KeyFormat('gr_').generate();
+
+describe('ApiKeyGuard refusals', () => {
+  it.each([
+    ['missing', {}, 'missing_api_key'],
+    ['malformed', { 'x-api-key': 'gr_nope' }, 'invalid_api_key'],
+    ['unknown', { 'x-api-key': wellFormedUnknown }, 'invalid_api_key'],
+  ])('a %s key: canActivate returns a rejected promise (it does not throw), with the 401 and its header', async (_name, headers, code) => {
+    const guard = build(ApiKeyGuard);
+    const { context, response } = httpContext(headers);
+    let outcome: unknown;
+    expect(() => (outcome = guard.canActivate(context))).not.toThrow();
+    expect(outcome).toBeInstanceOf(Promise);
+    const error = await (outcome as Promise<boolean>).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpException);
+    expect((error as HttpException).getStatus()).toBe(401);
+    expect((error as HttpException).getResponse()).toMatchObject({ statusCode: 401, code });
+    expect(response.headers['WWW-Authenticate']).toMatch(/^ApiKey realm="api"/);
+  });
+
+  it('a subclass overriding throwFailure is called, and its throw is what the caller sees', () => {
+    class ThrowingGuard extends ApiKeyGuard {
+      protected override throwFailure(_context: ExecutionContext, failure: ApiKeyFailure): never {
+        throw new TransportError(this.failureBody(failure));
+      }
+    }
+    const guard = build(ThrowingGuard);
+    const { context } = httpContext({ 'x-api-key': 'gr_nope' });
+    expect(() => guard.canActivate(context)).toThrow(TransportError);
+  });
+
+  it('a subclass overriding failureException gets its exception back as the rejection', async () => {
+    class OwnExceptionGuard extends ApiKeyGuard {
+      protected override failureException(_context: ExecutionContext, failure: ApiKeyFailure): unknown {
+        return new TransportError(this.failureBody(failure));
+      }
+    }
+    const guard = build(OwnExceptionGuard);
+    const { context } = httpContext({ 'x-api-key': 'gr_nope' });
+    const error = await Promise.resolve(guard.canActivate(context)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransportError);
+    expect((error as TransportError).body).toMatchObject({ statusCode: 401, code: 'invalid_api_key' });
+  });
+
+  it('a valid key is still answered synchronously with true', async () => {
+    const guard = build(ApiKeyGuard);
+    const service = (guard as unknown as { apiKeys: ApiKeyService }).apiKeys;
+    const { key } = await service.issue({ ownerId: 'o', name: 'n' });
+    const { context } = httpContext({ 'x-api-key': key });
+    expect(guard.canActivate(context)).toBe(true);
+  });
+});
