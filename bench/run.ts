@@ -19,6 +19,7 @@ import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { KeyFormat } from 'nestjs-api-auth';
+import type { GuardShare } from './guard-share.js';
 import { pickLoadGenerator, runLoad, type LoadGenerator } from './load.js';
 import { PREFIX } from './scenarios.js';
 
@@ -26,6 +27,7 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',');
+const PROFILE_SECONDS = Number(process.env.BENCH_PROFILE_SECONDS ?? 4);
 
 interface Ready {
   type: 'ready';
@@ -192,6 +194,7 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
     // The unguarded routes get a key header too, so every request has the same size.
     { name: 'bare', label: '(a) no guard', route: 'bare', keys: [keys.memory!], expect: 200 },
     { name: 'noop', label: "no-op guard (Nest's own cost of any guard)", route: 'noop-guard', keys: [keys.memory!], expect: 200 },
+    { name: 'noop-deny', label: 'no-op refusal: a guard throwing the same 401 (Nest\'s own cost of refusing)', route: 'noop-deny', keys: [keys.memory!], expect: 401 },
     { name: 'passport', label: '(b) Passport + passport-headerapikey, Map', route: 'passport', keys: [keys.passport!], expect: 200 },
   ];
   for (const route of Object.keys(labels)) {
@@ -213,6 +216,17 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
     for (const c of ordered) samples.get(c.name)!.push(await runCase(server, port, c, DURATION, generator, generatorCpus));
   }
 
+  // In-process attribution: the share of the server's CPU inside the guard, from the
+  // sampling profiler, for the scenarios the guard should make near free.
+  const profiled = ['memory', 'cached', 'flood-malformed', 'flood-unknown'];
+  const shares: Array<{ scenario: string; share: GuardShare }> = [];
+  for (const c of cases.filter((x) => profiled.includes(x.name))) {
+    await request(server, 'profile-start');
+    await runLoad(generator, { url: `http://127.0.0.1:${port}/${c.route}`, keys: c.keys, connections: CONNECTIONS, durationSeconds: PROFILE_SECONDS, cpus: generatorCpus });
+    const { share } = await request<{ share: GuardShare }>(server, 'profile-stop');
+    shares.push({ scenario: c.label, share });
+  }
+
   await request(server, 'stop').catch(() => undefined);
   server.kill();
 
@@ -221,12 +235,16 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
     const s = samples.get(c.name)!;
     // Paired: each round's run against the bare run of the same round.
     const ratios = s.map((x, i) => x.rps / bare[i]!.rps);
+    // And against what Nest charges anyway: a no-op guard for a 200, a no-op refusal for a 401.
+    const calibration = samples.get(c.expect === 200 ? 'noop' : 'noop-deny')!;
+    const calibrated = s.map((x, i) => x.rps / calibration[i]!.rps);
     const cpuRatios = s.map((x, i) => bare[i]!.cpuPerRequest / x.cpuPerRequest);
     return {
       scenario: c.label,
       rps: Math.round(median(s.map((x) => x.rps))),
       ratio: +median(ratios).toFixed(3),
       ratioRange: range(ratios),
+      calibrated: +median(calibrated).toFixed(3),
       cpuPerRequest: +median(s.map((x) => x.cpuPerRequest)).toFixed(1),
       cpuRatio: +median(cpuRatios).toFixed(3),
       busy: +median(s.map((x) => x.busy)).toFixed(2),
@@ -238,7 +256,7 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
       requests: Math.round(s.reduce((a, x) => a + x.rps * DURATION, 0)),
     };
   });
-  return { rows, pinned: cpus };
+  return { rows, shares, pinned: cpus };
 }
 
 async function main() {
@@ -251,14 +269,24 @@ async function main() {
   console.log(`nestjs-api-auth benchmark: ${header}\n`);
   const all: Record<string, unknown> = {};
   for (const adapter of ADAPTERS) {
-    const { rows } = await benchAdapter(adapter, generator);
-    all[adapter] = rows;
+    const { rows, shares } = await benchAdapter(adapter, generator);
+    all[adapter] = { http: rows, profile: shares };
     console.log(`### ${adapter}\n`);
-    console.log('| scenario | req/s | ratio to (a) | range over rounds | server µs/req | CPU ratio | server busy | p50 ms | p99 ms | primary reads | Redis calls | wrong status |');
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('| scenario | req/s | ratio to (a) | range over rounds | ratio to no-op guard / refusal | server µs/req | CPU ratio | server busy | p50 ms | p99 ms | primary reads | Redis calls | wrong status |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
       console.log(
-        `| ${r.scenario} | ${r.rps} | ${r.ratio.toFixed(3)} | ${r.ratioRange} | ${r.cpuPerRequest} | ${r.cpuRatio.toFixed(3)} | ${Math.round(r.busy * 100)}% | ${r.p50} | ${r.p99} | ${r.primaryReads} | ${Number.isNaN(r.redisCalls) ? 'n/a' : r.redisCalls} | ${r.wrongStatus} |`,
+        `| ${r.scenario} | ${r.rps} | ${r.ratio.toFixed(3)} | ${r.ratioRange} | ${r.calibrated.toFixed(3)} | ${r.cpuPerRequest} | ${r.cpuRatio.toFixed(3)} | ${Math.round(r.busy * 100)}% | ${r.p50} | ${r.p99} | ${r.primaryReads} | ${Number.isNaN(r.redisCalls) ? 'n/a' : r.redisCalls} | ${r.wrongStatus} |`,
+      );
+    }
+    console.log('');
+    console.log(`Where the server's CPU goes (${adapter}; V8 sampling profiler in the server, ${PROFILE_SECONDS}s of load each):\n`);
+    console.log("| scenario | samples | inside ApiKeyGuard | of which SHA-256 | Nest's guard pipeline, guard included | ratio implied by the guard's CPU | ... with Nest's pipeline |");
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    for (const { scenario, share } of shares) {
+      const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+      console.log(
+        `| ${scenario} | ${share.samples} | ${pct(share.guard)} | ${pct(share.hash)} | ${pct(share.nestGuards)} | ${(1 - share.guard).toFixed(3)} | ${(1 - share.nestGuards).toFixed(3)} |`,
       );
     }
     console.log('');

@@ -1,11 +1,12 @@
 import 'reflect-metadata';
-import { Controller, Get, Injectable, Module, UseGuards, type CanActivate } from '@nestjs/common';
+import { Controller, Get, Injectable, Module, UnauthorizedException, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { HeaderAPIKeyStrategy } from 'passport-headerapikey';
 import { memoryScenario, type GuardedScenario } from './scenarios.js';
 import { optionalScenarios } from './optional-scenarios.js';
+import { GuardProfiler } from './guard-share.js';
 
 const adapterName = process.argv[2] === 'fastify' ? 'fastify' : 'express';
 
@@ -22,6 +23,11 @@ class HeaderApiKeyStrategy extends PassportStrategy(HeaderAPIKeyStrategy, 'heade
   }
 }
 
+function denyLikeTheGuard(context: ExecutionContext): boolean {
+  context.getArgByIndex<{ header(name: string, value: string): void }>(1).header('WWW-Authenticate', 'ApiKey realm="api", error="invalid_api_key"');
+  throw new UnauthorizedException({ statusCode: 401, error: 'Unauthorized', code: 'invalid_api_key', message: 'The API key is not valid.' });
+}
+
 function buildController(guards: Record<string, CanActivate>) {
   const ok = { ok: true };
   @Controller()
@@ -35,6 +41,15 @@ function buildController(guards: Record<string, CanActivate>) {
     @Get('noop-guard')
     @UseGuards({ canActivate: () => true })
     noopGuard() {
+      return ok;
+    }
+
+    // Calibration for the floods: the cheapest way to answer exactly what the guard
+    // answers to a malformed key (same status, body and WWW-Authenticate) through Nest's
+    // exception path, so a flood's ratio to it is the key check's own cost.
+    @Get('noop-deny')
+    @UseGuards({ canActivate: denyLikeTheGuard })
+    noopDeny() {
       return ok;
     }
 
@@ -92,11 +107,22 @@ async function main() {
   // generator manages to send.
   const stats = () => {
     const cpu = process.cpuUsage();
-    return { calls: Object.fromEntries(scenarios.map((s) => [s.route, { ...s.primaryCalls }])), cpuMicros: cpu.user + cpu.system };
+    return { calls: Object.fromEntries(scenarios.map((s) => [s.route, { ...s.primaryCalls }])), cpuMicros: cpu.user + cpu.system, systemMicros: cpu.system };
   };
 
+  let profiler: GuardProfiler | null = null;
   process.on('message', async (message: { type: string }) => {
     if (message?.type === 'stats') process.send!({ type: 'stats', ...stats() });
+    if (message?.type === 'profile-start') {
+      profiler = new GuardProfiler();
+      await profiler.start();
+      process.send!({ type: 'profile-start' });
+    }
+    if (message?.type === 'profile-stop') {
+      const share = await profiler!.stop();
+      profiler = null;
+      process.send!({ type: 'profile-stop', share });
+    }
     if (message?.type === 'stop') {
       await app.close();
       for (const s of scenarios) await s.close();
