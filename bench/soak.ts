@@ -228,7 +228,8 @@ async function main(): Promise<void> {
       target.refusedFrom = Date.now() + PROPAGATION_MS;
     };
     const rotate = async (target: TrackedKey) => {
-      // The grace period counts from the start of the call: this is the earliest it can end.
+      // The grace period counts from when the replacement is stored, inside the call: it
+      // cannot end before the call started plus the grace period.
       target.validUntil = Date.now() + GRACE_MS;
       remember(rotatedOut, target);
       const reply = await pick(instances)!.call<'rotated'>({ type: 'rotate', id: target.id, graceMs: GRACE_MS });

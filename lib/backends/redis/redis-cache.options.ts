@@ -25,7 +25,11 @@ export interface RedisCacheManager {
 export interface RedisCacheInvalidation {
   /** Ids of the written keys. */
   ids: string[];
-  /** Key hashes of the written keys (never plaintext keys). Do not log them. */
+  /**
+   * Key hashes of the written keys (never plaintext keys), for this process's own
+   * caches. Do not log them, and do not publish them: tell other instances the ids
+   * and `invalidationTag(hash)` (what `CachedBackend` and its bus send).
+   */
   hashes: string[];
 }
 
@@ -71,8 +75,8 @@ export interface RedisCacheBackendOptions {
   logger?: LoggerService;
   /**
    * Called synchronously after every write reached the primary, before the Redis
-   * invalidation, even while Redis is down. The seam for an in-process L1 cache or an
-   * invalidation bus. Exceptions are logged and ignored.
+   * invalidation, even while Redis is down. The seam for an in-process cache or an
+   * invalidation bus of your own. Exceptions are logged and ignored.
    */
   onInvalidate?: (invalidation: RedisCacheInvalidation) => void;
 }
