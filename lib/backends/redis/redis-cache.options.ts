@@ -90,8 +90,8 @@ export interface ResolvedRedisCacheOptions {
   namespace: string;
 }
 
-/** Every option of {@link RedisCacheBackendOptions}. */
-export const REDIS_CACHE_OPTION_NAMES = optionNames<RedisCacheBackendOptions>({
+/** Every option of {@link RedisCacheBackendOptions}; the cached provider's options extend it. */
+export const REDIS_CACHE_OPTIONS = {
   cache: true,
   primary: true,
   ttl: true,
@@ -101,7 +101,9 @@ export const REDIS_CACHE_OPTION_NAMES = optionNames<RedisCacheBackendOptions>({
   namespace: true,
   logger: true,
   onInvalidate: true,
-});
+} as const satisfies { readonly [K in keyof RedisCacheBackendOptions]-?: true };
+
+const REDIS_CACHE_OPTION_NAMES = optionNames<RedisCacheBackendOptions>(REDIS_CACHE_OPTIONS);
 
 const NAMESPACE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const PRIMARY_METHODS = ['getByHash', 'getById', 'create', 'update', 'delete', 'listByOwner', 'recordUsage'] as const;

@@ -3,7 +3,7 @@ import { CachedBackend } from '../../cache/cached.backend.js';
 import { L1Cache, type L1CacheOptions } from '../../cache/l1-cache.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { RedisCacheBackend } from './redis-cache.backend.js';
-import type { RedisCacheBackendOptions } from './redis-cache.options.js';
+import { REDIS_CACHE_OPTIONS, type RedisCacheBackendOptions } from './redis-cache.options.js';
 import { RedisInvalidationBus, type RedisInvalidationBusOptions, type RedisInvalidationClient } from './redis-invalidation.bus.js';
 
 /**
@@ -45,15 +45,7 @@ export interface RedisCachedBackendOptions extends RedisCacheBackendOptions {
 }
 
 const OPTION_NAMES = optionNames<RedisCachedBackendOptions>({
-  cache: true,
-  primary: true,
-  ttl: true,
-  negativeTtl: true,
-  timeoutMs: true,
-  retryIntervalMs: true,
-  namespace: true,
-  logger: true,
-  onInvalidate: true,
+  ...REDIS_CACHE_OPTIONS,
   redis: true,
   l1: true,
   bus: true,
