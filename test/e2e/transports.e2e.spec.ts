@@ -1,94 +1,13 @@
-import { Injectable, UseGuards, type ExecutionContext, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { Test } from '@nestjs/testing';
-import {
-  SubscribeMessage,
-  WebSocketGateway,
-  WsException,
-  type OnGatewayConnection,
-} from '@nestjs/websockets';
-import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import {
-  ApiAuthModule,
-  ApiKeyGuard,
-  ApiKeyOwner,
-  ApiKeyService,
-  CurrentApiKey,
-  RequireScopes,
-  type ApiKeyFailure,
-} from 'nestjs-api-auth';
+import { ApiAuthModule, ApiKeyGuard, ApiKeyService } from 'nestjs-api-auth';
 import { ADAPTERS } from '../fixtures/app.js';
-
-// --- The WebSocket recipe from the README, verbatim. ---
-
-/** Reports refusals the WebSocket way: an `exception` event with the same body HTTP clients get. */
-@Injectable()
-export class WsApiKeyGuard extends ApiKeyGuard {
-  protected override throwFailure(_context: ExecutionContext, failure: ApiKeyFailure): never {
-    throw new WsException(this.failureBody(failure));
-  }
-}
-
-@WebSocketGateway({ path: '/ws' })
-@UseGuards(WsApiKeyGuard)
-export class EventsGateway implements OnGatewayConnection {
-  // platform-ws passes the upgrade request to handleConnection only; keeping it on the
-  // socket lets the guard read the handshake headers (it looks at `client.request`).
-  handleConnection(client: WebSocket & { request?: IncomingMessage }, request: IncomingMessage) {
-    client.request = request;
-  }
-
-  @SubscribeMessage('whoami')
-  whoami(@ApiKeyOwner() ownerId: string) {
-    return { event: 'whoami', data: { ownerId } };
-  }
-
-  @SubscribeMessage('reports')
-  @RequireScopes('reports:read')
-  reports(@CurrentApiKey('name') name: string) {
-    return { event: 'reports', data: { reports: ['q1'], readBy: name } };
-  }
-}
-
-// --- end of recipe ---
-
-/** A WebSocket client that answers each sent event with the next message received. */
-async function connect(url: string, headers: Record<string, string> = {}) {
-  const socket = new WebSocket(url, { headers });
-  const inbox: Array<{ event: string; data: any }> = [];
-  const waiters: Array<(message: { event: string; data: any }) => void> = [];
-  socket.on('message', (raw) => {
-    const message = JSON.parse(raw.toString());
-    const waiter = waiters.shift();
-    if (waiter) waiter(message);
-    else inbox.push(message);
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve());
-    socket.once('error', reject);
-  });
-  return {
-    socket,
-    ask(event: string, data: unknown = {}) {
-      socket.send(JSON.stringify({ event, data }));
-      const queued = inbox.shift();
-      if (queued) return Promise.resolve(queued);
-      return new Promise<{ event: string; data: any }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no answer to ${event}`)), 5_000);
-        waiters.push((message) => {
-          clearTimeout(timer);
-          resolve(message);
-        });
-      });
-    },
-    close: () => socket.close(),
-  };
-}
+import { connect, EventsGateway } from '../fixtures/ws-gateway.js';
 
 describe.each(ADAPTERS)('WebSockets (platform-ws) on an %s server', (adapter) => {
   let app: INestApplication;
