@@ -170,7 +170,10 @@ export class ApiKeyGuard implements CanActivate {
   /**
    * The caller's address for `policy.allowedIps`: `request.ip`, which Express and
    * Fastify derive from `X-Forwarded-For` only as far as the app trusts its proxies
-   * (`trust proxy`, `trustProxy`). Override for a transport that knows better.
+   * (`trust proxy`, `trustProxy`). On a WebSocket, the connection's remote address;
+   * no header is read there (see `clientIp`). `undefined` refuses a key with an
+   * allowlist. Override for a transport that knows better, or to believe a proxy
+   * in front of your WebSockets.
    */
   protected getClientIp(request: Record<string, unknown>): string | undefined {
     return clientIp(request);

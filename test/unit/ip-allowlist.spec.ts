@@ -64,4 +64,15 @@ describe('clientIp', () => {
     // X-Forwarded-For alone is never believed here.
     expect(clientIp({ headers: { 'x-forwarded-for': '6.6.6.6' } })).toBeUndefined();
   });
+
+  it('for a ws client, falls back from its socket to the upgrade request the gateway kept, and never reads its headers', () => {
+    const upgrade = { socket: { remoteAddress: '192.0.2.9' }, headers: { 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6' } };
+    expect(clientIp({ _socket: { remoteAddress: '192.0.2.8' }, request: upgrade })).toBe('192.0.2.8');
+    expect(clientIp({ request: upgrade })).toBe('192.0.2.9');
+    expect(clientIp({ upgradeReq: upgrade })).toBe('192.0.2.9');
+    // A closed socket reports no address; the headers still count for nothing.
+    const closed = { socket: {}, headers: upgrade.headers };
+    expect(clientIp({ _socket: {}, request: closed })).toBeUndefined();
+    expect(clientIp({ _socket: { remoteAddress: '' } })).toBeUndefined();
+  });
 });
