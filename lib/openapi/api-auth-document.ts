@@ -40,9 +40,10 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 /**
  * Builds the OpenAPI document of `app` with `SwaggerModule.createDocument` and adds
  * API-key authentication to it: the security schemes under the configured header
- * (and bearer / query when enabled), and security plus 401/403/503 responses on
- * exactly the operations `ApiKeyGuard` protects (public routes stay public), and
- * full schemas for the key-management routes.
+ * (and bearer / query when enabled), and security plus 401/403/429/503 responses on
+ * exactly the operations `ApiKeyGuard` protects (public routes stay public), the
+ * optional `RateLimit-*` headers on their success responses, and full schemas for
+ * the key-management routes.
  *
  * ```ts
  * const document = createApiAuthDocument(app, new DocumentBuilder().setTitle('API').build());
@@ -114,7 +115,7 @@ export function createApiAuthDocument(
 
   if (securedCount > 0) {
     const all = managementSchemas(auth, routesOptions ?? NO_ROUTES, oas31);
-    const needed = managementUsed ? Object.keys(all) : [MANAGEMENT_SCHEMAS.error];
+    const needed = managementUsed ? Object.keys(all) : [MANAGEMENT_SCHEMAS.error, MANAGEMENT_SCHEMAS.limitError];
     const schemas = (components.schemas ??= {}) as Record<string, Json>;
     for (const name of needed) {
       if (schemas[name] !== undefined && !isDeepStrictEqual(schemas[name], all[name])) {
@@ -173,7 +174,29 @@ function withMarkers<T>(routes: ApiKeyRoute[], scan: () => T): T {
   }
 }
 
-/** Adds the security requirement and the guard's 401/403/503 answers, keeping any the app documented itself. */
+/**
+ * `RateLimit-*` as the guard sends them (`setRateLimitHeaders`): only for keys with
+ * rate limits, so optional, which is what an OpenAPI header is unless `required`.
+ */
+const RATE_LIMIT_HEADERS: Json = {
+  'RateLimit-Limit': {
+    description: "Requests allowed per window by the key's rate limit closest to running out. Only for keys with rate limits.",
+    schema: { type: 'integer', minimum: 1 },
+  },
+  'RateLimit-Remaining': {
+    description: 'Requests left in that window. Only for keys with rate limits.',
+    schema: { type: 'integer', minimum: 0 },
+  },
+  'RateLimit-Reset': {
+    description: 'Seconds until that window ends. Only for keys with rate limits.',
+    schema: { type: 'integer', minimum: 1 },
+  },
+};
+
+/**
+ * Adds the security requirement, the guard's 401/403/429/503 answers (keeping any the
+ * app documented itself) and the `RateLimit-*` headers the guard sets on the way through.
+ */
 function secure(operation: OperationObject & Json, marker: Marker, requirements: Array<Record<string, string[]>>): void {
   const security = [...(operation.security ?? [])];
   for (const requirement of requirements) {
@@ -197,11 +220,31 @@ function secure(operation: OperationObject & Json, marker: Marker, requirements:
     };
     operation['x-required-scopes'] = { scopes: marker.scopes, match: marker.match };
   }
+  responses['429'] ??= {
+    description:
+      'rate_limited: a rate limit of the key is used up; quota_exhausted: its quota cannot pay for this call. ' +
+      'Only keys with a policy get it.',
+    headers: {
+      'Retry-After': {
+        description: 'Seconds until a retry can succeed; absent when a quota never refills.',
+        schema: { type: 'integer', minimum: 1 },
+      },
+      ...RATE_LIMIT_HEADERS,
+    },
+    content: { 'application/json': { schema: ref(MANAGEMENT_SCHEMAS.limitError) } },
+  };
   responses['503'] ??= {
     description: 'The key store could not answer; retry later. Never means the key is bad.',
     headers: { 'Retry-After': { schema: { type: 'integer' } } },
     content,
   };
+  const success = responses as Record<string, Json>;
+  for (const [status, response] of Object.entries(success)) {
+    // A `$ref` response is shared with other operations, maybe unguarded ones: left alone.
+    if (!status.startsWith('2') || '$ref' in response) continue;
+    // A new object: the management descriptions share response objects between routes.
+    success[status] = { ...response, headers: { ...RATE_LIMIT_HEADERS, ...response.headers } };
+  }
 }
 
 /** Replaces what Swagger inferred from the untyped handler with the route's full description. */

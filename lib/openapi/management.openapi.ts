@@ -1,4 +1,5 @@
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
+import { ApiKeyErrorCode } from '../api-key.errors.js';
 import type { ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
 import { NAME_MAX_LENGTH, OWNER_ID_MAX_LENGTH } from '../management/management.validation.js';
 
@@ -17,6 +18,7 @@ export const MANAGEMENT_SCHEMAS = {
   rotated: 'RotatedApiKey',
   page: 'ApiKeyPage',
   error: 'ApiKeyErrorResponse',
+  limitError: 'ApiKeyLimitErrorResponse',
   validationError: 'ApiKeyValidationErrorResponse',
 } as const;
 
@@ -240,14 +242,36 @@ export function managementSchemas(
           type: 'string',
           description:
             'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, ' +
-            'insufficient_scope, backend_unavailable, not_found, already_rotated, forbidden_owner, scope_escalation, ' +
-            'forbidden_policy, forbidden_environment.',
+            'insufficient_scope, ip_not_allowed, environment_not_allowed, rate_limited, quota_exhausted, ' +
+            'backend_unavailable, not_found, already_rotated, forbidden_owner, scope_escalation, forbidden_policy, ' +
+            'forbidden_environment.',
         },
         message: { type: 'string' },
         replacementId: { type: 'string', description: 'On already_rotated: the key that replaced this one.' },
         requiredScopes: { type: 'array', items: { type: 'string' }, description: 'On insufficient_scope: what the route needs.' },
         scopeMatch: { type: 'string', enum: ['all', 'any'] },
       },
+    },
+    // The guard's 429 body is the shared error body narrowed to its two codes, plus the
+    // wait; composing it keeps one definition of the fields every refusal carries.
+    [MANAGEMENT_SCHEMAS.limitError]: {
+      description: 'A 429: the key used up a rate limit (`rate_limited`) or its quota (`quota_exhausted`).',
+      allOf: [
+        ref(MANAGEMENT_SCHEMAS.error),
+        {
+          type: 'object',
+          properties: {
+            statusCode: { type: 'integer', enum: [429] },
+            error: { type: 'string', enum: ['Too Many Requests'] },
+            code: { type: 'string', enum: [ApiKeyErrorCode.RateLimited, ApiKeyErrorCode.QuotaExhausted] },
+            retryAfterSeconds: {
+              type: 'integer',
+              minimum: 1,
+              description: 'Seconds until a retry can succeed, as in `Retry-After`. Absent when a quota never refills.',
+            },
+          },
+        },
+      ],
     },
     [MANAGEMENT_SCHEMAS.validationError]: {
       type: 'object',

@@ -8,9 +8,11 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiAuthModule, ApiKeyGuard, Public, RequireScopes } from 'nestjs-api-auth';
+import { ApiAuthModule, ApiKeyGuard, ApiKeyService, MemoryBackend, MemoryRateLimiter, Public, RequireScopes } from 'nestjs-api-auth';
 import { createApiAuthDocument } from 'nestjs-api-auth/swagger';
 import { ADAPTERS, GuardedController, bootApp, type Adapter } from '../fixtures/app.js';
+import { schemaFaults } from '../fixtures/openapi-schema-check.js';
+import { bootPolicyApp, call } from '../fixtures/rate-limit.setups.js';
 
 /** Like `bootApp`, with a global prefix (which must be set before `init`). */
 async function bootPrefixed(adapter: Adapter, imports: DynamicModule[], controllers: Type[], providers: Type[], prefix: string) {
@@ -84,6 +86,23 @@ async function validate(document: OpenAPIObject) {
 
 const op = (document: OpenAPIObject, method: string, path: string) => (document.paths[path] as any)?.[method];
 
+/** The `RateLimit-*` headers, as documented on a guarded operation's 429 and success responses. */
+const RATE_LIMIT_HEADERS = {
+  'RateLimit-Limit': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
+  'RateLimit-Remaining': { description: expect.any(String), schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Reset': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
+};
+
+/** The 429 of every guarded operation. */
+const LIMIT_RESPONSE = {
+  description: expect.stringMatching(/rate_limited.*quota_exhausted/),
+  headers: {
+    'Retry-After': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
+    ...RATE_LIMIT_HEADERS,
+  },
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/ApiKeyLimitErrorResponse' } } },
+};
+
 const MANAGEMENT = [
   'POST /v1/api-keys',
   'GET /v1/api-keys',
@@ -140,11 +159,11 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     expect(op(document, 'get', '/v1/t/me').security).toEqual([{ 'X-API-Key': [] }, { bearer: [] }]);
   });
 
-  it('adds 401 and 503 to guarded routes, 403 only where scopes are required, none to public ones', () => {
+  it('adds 401, 429 and 503 to guarded routes, 403 only where scopes are required, none to public ones', () => {
     const me = op(document, 'get', '/v1/t/me');
-    expect(Object.keys(me.responses).sort()).toEqual(['200', '401', '503']);
+    expect(Object.keys(me.responses).sort()).toEqual(['200', '401', '429', '503']);
     const write = op(document, 'get', '/v1/t/write');
-    expect(Object.keys(write.responses).sort()).toEqual(['200', '401', '403', '503']);
+    expect(Object.keys(write.responses).sort()).toEqual(['200', '401', '403', '429', '503']);
     expect(write.responses['403'].description).toContain('all of: things:read, things:write');
     expect(op(document, 'get', '/v1/t/any').responses['403'].description).toContain('one of: a, b');
     expect(op(document, 'post', '/v1/custom')['x-required-scopes']).toEqual({ scopes: ['custom:write'], match: 'all' });
@@ -155,12 +174,51 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     }
   });
 
+  it('adds 429 to every guarded operation and RateLimit-* to its success responses, neither to public ones', () => {
+    const { all, secured } = operations(document);
+    for (const id of all) {
+      const [method, path] = id.split(' ');
+      const operation = op(document, method!.toLowerCase(), path!);
+      const success = Object.entries(operation.responses as Record<string, any>).filter(([status]) => status.startsWith('2'));
+      expect(success.length, id).toBe(1);
+      if (secured.includes(id)) {
+        expect(operation.responses['429'], id).toEqual(LIMIT_RESPONSE);
+        for (const [, response] of success) expect(response.headers, id).toMatchObject(RATE_LIMIT_HEADERS);
+      } else {
+        expect(operation.responses['429'], id).toBeUndefined();
+        for (const [, response] of success) expect(response.headers, id).toBeUndefined();
+      }
+    }
+    // Headers a management route documents itself stay beside them.
+    expect(Object.keys(op(document, 'post', '/v1/api-keys').responses['201'].headers).sort()).toEqual([
+      'Cache-Control',
+      'RateLimit-Limit',
+      'RateLimit-Remaining',
+      'RateLimit-Reset',
+    ]);
+    expect((document.components?.schemas as Record<string, any>).ApiKeyLimitErrorResponse).toEqual({
+      description: expect.any(String),
+      allOf: [
+        { $ref: '#/components/schemas/ApiKeyErrorResponse' },
+        {
+          type: 'object',
+          properties: {
+            statusCode: { type: 'integer', enum: [429] },
+            error: { type: 'string', enum: ['Too Many Requests'] },
+            code: { type: 'string', enum: ['rate_limited', 'quota_exhausted'] },
+            retryAfterSeconds: { type: 'integer', minimum: 1, description: expect.any(String) },
+          },
+        },
+      ],
+    });
+  });
+
   it('describes the management routes with request and response schemas', () => {
     const schemas = document.components?.schemas as Record<string, any>;
     const issue = op(document, 'post', '/v1/api-keys');
     expect(issue.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/IssueApiKeyRequest' });
     expect(issue.responses['201'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/IssuedApiKey' });
-    expect(Object.keys(issue.responses).sort()).toEqual(['201', '400', '401', '403', '503']);
+    expect(Object.keys(issue.responses).sort()).toEqual(['201', '400', '401', '403', '429', '503']);
     expect(issue.tags).toEqual(['API keys']);
     expect(schemas.IssueApiKeyRequest.additionalProperties).toBe(false);
     expect(schemas.IssueApiKeyRequest.required).toEqual(['name', 'scopes']);
@@ -175,10 +233,10 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     expect(rotate.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
     expect(rotate.requestBody.required).toBe(false);
     expect(rotate.responses['201'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/RotatedApiKey' });
-    expect(Object.keys(rotate.responses).sort()).toEqual(['201', '400', '401', '403', '404', '409', '503']);
+    expect(Object.keys(rotate.responses).sort()).toEqual(['201', '400', '401', '403', '404', '409', '429', '503']);
     expect(rotate.responses['409'].description).toContain('already_rotated');
     expect(schemas.ApiKeyErrorResponse.properties.replacementId).toEqual(expect.objectContaining({ type: 'string' }));
-    expect(Object.keys(op(document, 'delete', '/v1/api-keys/{id}').responses).sort()).toEqual(['204', '401', '403', '404', '503']);
+    expect(Object.keys(op(document, 'delete', '/v1/api-keys/{id}').responses).sort()).toEqual(['204', '401', '403', '404', '429', '503']);
     expect(op(document, 'patch', '/v1/api-keys/{id}').requestBody.content['application/json'].schema).toEqual({
       $ref: '#/components/schemas/UpdateApiKeyRequest',
     });
@@ -252,8 +310,10 @@ describe('OpenAPI document with a global guard, a custom header, no bearer and a
       'api-key-query': expect.objectContaining({ type: 'apiKey', in: 'query', name: 'api_key' }),
     });
     expect(op(document, 'get', '/data').security).toEqual([{ 'X-Tenant-Key': [] }, { 'api-key-query': [] }]);
-    // Without the management routes only the shared error schema is added.
-    expect(Object.keys(document.components?.schemas ?? {})).toEqual(['ApiKeyErrorResponse']);
+    // Without the management routes only the guard's error schemas are added.
+    expect(Object.keys(document.components?.schemas ?? {})).toEqual(['ApiKeyErrorResponse', 'ApiKeyLimitErrorResponse']);
+    expect(op(document, 'get', '/data').responses['429']).toEqual(LIMIT_RESPONSE);
+    expect(op(document, 'get', '/health').responses['429']).toBeUndefined();
   });
 
   it('refuses to overwrite a schema of the same name the app defined', () => {
@@ -286,6 +346,78 @@ describe('OpenAPI document of the management routes with environments', () => {
     } else {
       expect(schemas.ApiKey.properties.policy.nullable).toBe(true);
     }
+  });
+});
+
+const LIMIT_HEADERS = ['retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'];
+
+/** What of the guard's limit headers a response carried is undocumented, or breaks its documented schema. */
+function headerFaults(documented: Record<string, any> | undefined, headers: Headers): string[] {
+  const faults: string[] = [];
+  for (const name of LIMIT_HEADERS) {
+    const value = headers.get(name);
+    if (value === null) continue;
+    const entry = Object.entries(documented ?? {}).find(([key]) => key.toLowerCase() === name);
+    if (!entry) faults.push(`${name}: not documented`);
+    else if (!/^\d+$/.test(value)) faults.push(`${name}: ${value} is not an integer`);
+    else faults.push(...schemaFaults({}, entry[1].schema, Number(value), name));
+  }
+  return faults;
+}
+
+const present = (headers: Headers) => LIMIT_HEADERS.filter((name) => headers.has(name));
+
+describe.each(ADAPTERS)('the documented 429 against what the guard sends over %s', (adapter) => {
+  let app: INestApplication;
+  let url: string;
+  let service: ApiKeyService;
+
+  beforeAll(async () => {
+    ({ app, url } = await bootPolicyApp(adapter, { prefix: 'oa_', backend: new MemoryBackend(), rateLimiter: new MemoryRateLimiter() }));
+    service = app.get(ApiKeyService);
+  });
+  afterAll(() => app?.close());
+
+  it.each(['3.0.0', '3.1.0'])('real 429 bodies and limit headers fit the OpenAPI %s document', async (version) => {
+    const document = createApiAuthDocument(app, new DocumentBuilder().setTitle('limits').setOpenAPIVersion(version).build());
+    await validate(document);
+    const ping = op(document, 'get', '/p/ping');
+    const schema = ping.responses['429'].content['application/json'].schema;
+
+    const issue = (name: string, policy: object) => service.issue({ ownerId: 'openapi-owner', name, policy });
+    const burst = await issue('burst', { rateLimits: [{ name: 'burst', limit: 1, windowMs: 60_000 }] });
+    const spent = await issue('spent', { quota: { limit: 0 } });
+    const refilling = await issue('refilling', { quota: { limit: 0, refillIntervalMs: 60_000 } });
+
+    const allowed = await call(url, '/p/ping', burst.key);
+    expect(allowed.status).toBe(200);
+    expect(present(allowed.headers)).toEqual(['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']);
+    expect(headerFaults(ping.responses['200'].headers, allowed.headers)).toEqual([]);
+
+    const refusals = [await call(url, '/p/ping', burst.key), await call(url, '/p/ping', spent.key), await call(url, '/p/ping', refilling.key)];
+    expect(refusals.map((r) => [r.status, r.body.code])).toEqual([
+      [429, 'rate_limited'],
+      [429, 'quota_exhausted'],
+      [429, 'quota_exhausted'],
+    ]);
+    // Every shape the guard sends: with every header, with none (a quota that never refills), with Retry-After only.
+    expect(refusals.map((r) => present(r.headers))).toEqual([LIMIT_HEADERS, [], ['retry-after']]);
+    expect(refusals.map((r) => 'retryAfterSeconds' in r.body)).toEqual([true, false, true]);
+    for (const refusal of refusals) {
+      expect(schemaFaults(document, schema, refusal.body), JSON.stringify(refusal.body)).toEqual([]);
+      expect(headerFaults(ping.responses['429'].headers, refusal.headers)).toEqual([]);
+    }
+
+    // The schema is narrow enough to tell a 429 from other refusals and a wrong field type.
+    const unauthorized = await call(url, '/p/ping', undefined);
+    expect(schemaFaults(document, schema, unauthorized.body)).toEqual([
+      expect.stringMatching(/^\$\.statusCode: 401 /),
+      expect.stringMatching(/^\$\.error: "Unauthorized" /),
+      expect.stringMatching(/^\$\.code: "missing_api_key" /),
+    ]);
+    expect(schemaFaults(document, schema, { ...refusals[0]!.body, retryAfterSeconds: '1' })).toEqual([
+      expect.stringMatching(/^\$\.retryAfterSeconds: "1" is not integer/),
+    ]);
   });
 });
 
