@@ -70,6 +70,7 @@ export type { ApiKeyEventEmitter, ApiKeyEventListener } from './events/api-key-e
 export { ApiKeyCost } from './limits/api-key-cost.decorator.js';
 export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './limits/memory.rate-limiter.js';
 export type {
+  CounterRules,
   LimitDecision,
   LimitRequest,
   QuotaStatus,

@@ -1,5 +1,6 @@
+import type { RateLimitRule } from '../policy/api-key-policy.js';
 import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
-import type { LimitDecision, LimitRequest, RateLimiter } from './rate-limiter.interface.js';
+import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from './rate-limiter.interface.js';
 import {
   checkQuota,
   checkWindow,
@@ -23,6 +24,11 @@ interface Entry<T> {
 }
 
 const OPTION_NAMES = optionNames<MemoryRateLimiterOptions>({ now: true });
+
+/** Where one rate limit of `counterKey` is counted. */
+const windowKey = (counterKey: string, rule: RateLimitRule) => `${counterKey}\0${rule.name}\0${rule.windowMs}`;
+/** Where a quota of `counterKey` is counted; one that never refills is under interval 0. */
+const quotaKeyOf = (counterKey: string, refillIntervalMs: number | undefined) => `${counterKey}\0${refillIntervalMs ?? 0}`;
 
 /** Counters are swept once the map has grown this much since the last sweep. */
 const FIRST_SWEEP_AT = 10_000;
@@ -54,14 +60,14 @@ export class MemoryRateLimiter implements RateLimiter {
     const windowKeys: string[] = [];
     const windowCounts: WindowCounts[] = [];
     const windows = request.rateLimits.map((rule) => {
-      const key = `${counterKey}\0${rule.name}\0${rule.windowMs}`;
+      const key = windowKey(counterKey, rule);
       const counts = rollWindow(this.windows.get(key)?.counts, Math.floor(now / rule.windowMs));
       windowKeys.push(key);
       windowCounts.push(counts);
       return checkWindow(rule, counts, now);
     });
     const rule = request.quota;
-    const quotaKey = rule && `${counterKey}\0${rule.refillIntervalMs ?? 0}`;
+    const quotaKey = rule && quotaKeyOf(counterKey, rule.refillIntervalMs);
     const quotaCounts = rule && rollQuota(this.quotas.get(quotaKey!)?.counts, rule, now);
     const quota = rule ? checkQuota(rule, quotaCounts!, request.cost, now) : null;
 
@@ -83,6 +89,12 @@ export class MemoryRateLimiter implements RateLimiter {
     }
     if (this.windows.size + this.quotas.size >= this.sweepAt) this.sweep(now);
     return decision;
+  }
+
+  async deleteCounters(counterKey: string, rules: CounterRules): Promise<void> {
+    for (const rule of rules.rateLimits) this.windows.delete(windowKey(counterKey, rule));
+    if (rules.quota) this.quotas.delete(quotaKeyOf(counterKey, rules.quota.refillIntervalMs));
+    this.quotas.delete(quotaKeyOf(counterKey, undefined));
   }
 
   /** Forgets every counter. For tests. */

@@ -10,6 +10,9 @@ export interface LimitRequest {
   cost: number;
 }
 
+/** The rules whose counters {@link RateLimiter.deleteCounters} removes: a policy's limits. */
+export type CounterRules = Pick<LimitRequest, 'rateLimits' | 'quota'>;
+
 /** Where a rate limit stands after a request, for the `RateLimit-*` headers. */
 export interface RateLimitStatus {
   name: string;
@@ -74,4 +77,14 @@ export interface RateLimiter {
    * counts it. Rejects (the guard answers 503) when the store cannot answer.
    */
   consume(counterKey: string, request: LimitRequest): Promise<LimitDecision>;
+
+  /**
+   * Removes the counters `rules` keep under `counterKey`, and the counter of a quota
+   * that never refills whatever its limit (the one counter that would otherwise stay
+   * forever). Counters of other rules under the same key expire with their windows.
+   * Unknown counters are a no-op. `ApiKeyService.delete` calls it once no other key
+   * counts against `counterKey`; a limiter without it keeps counters until they expire.
+   * Takes the rules, not just the key, so a store can delete exact keys (no scan).
+   */
+  deleteCounters?(counterKey: string, rules: CounterRules): Promise<void>;
 }

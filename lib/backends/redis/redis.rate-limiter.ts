@@ -1,6 +1,7 @@
 import { BackendUnavailableError } from '../../api-key.errors.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
-import type { LimitDecision, LimitRequest, RateLimiter } from '../../limits/rate-limiter.interface.js';
+import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from '../../limits/rate-limiter.interface.js';
+import type { RateLimitRule } from '../../policy/api-key-policy.js';
 import { ReplyDeadlineExceeded, ReplyDeadlines } from './redis-backend.deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { RedisScript } from './redis.scripts.js';
@@ -129,7 +130,8 @@ return { 0, 0, 0, 0, 0, qRemaining, qReset }
  * A token bucket refills continuously, so "5 per second" would let a sixth request
  * through 200 ms into a burst, which is not what users reading the limit expect.
  *
- * Counters of quotas that never refill stay in Redis until deleted. The limiter never
+ * Counters of quotas that never refill have no TTL: `ApiKeyService.delete` removes
+ * them with the last key that spends them (see `deleteCounters`). The limiter never
  * closes the client; close it yourself on shutdown. Works on Redis Cluster too: the
  * key id is a hash tag, so all counters of one key live in one slot.
  */
@@ -163,32 +165,19 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async consume(counterKey: string, request: LimitRequest): Promise<LimitDecision> {
-    const base = `${this.namespace}{${counterKey}}:`;
+    const base = this.base(counterKey);
     const { rateLimits, quota, cost } = request;
-    const keys = rateLimits.map((rule) => `${base}rl:${rule.name}:${rule.windowMs}`);
+    const keys = rateLimits.map((rule) => windowKey(base, rule));
     const args = [String(rateLimits.length)];
     for (const rule of rateLimits) args.push(String(rule.limit), String(rule.windowMs));
     if (quota) {
-      keys.push(`${base}q:${quota.refillIntervalMs ?? 0}`);
+      keys.push(quotaKey(base, quota.refillIntervalMs));
       args.push(String(quota.limit), String(quota.refillIntervalMs ?? 0), String(cost));
     } else {
       args.push('', '0', '0');
     }
 
-    let reply: number[];
-    try {
-      const run = CONSUME.run(this.client, keys, args);
-      reply = ((await (this.deadlines ? this.deadlines.track(run) : run)) as unknown[]).map(Number);
-    } catch (error) {
-      // The class name only: a reply's text may echo the arguments.
-      const why =
-        error instanceof ReplyDeadlineExceeded
-          ? `no reply within ${error.ms} ms`
-          : error instanceof Error
-            ? error.constructor.name
-            : typeof error;
-      throw new BackendUnavailableError(`The Redis rate limiter could not answer (${why}).`, { cause: error });
-    }
+    const reply = ((await this.send(CONSUME.run(this.client, keys, args))) as unknown[]).map(Number);
 
     const [verdict, ruleIndex, remaining, resetMs, retryAfterMs, quotaRemaining, quotaReset] = reply as Tuple7;
     const rule = ruleIndex > 0 ? rateLimits[ruleIndex - 1] : undefined;
@@ -203,9 +192,49 @@ export class RedisRateLimiter implements RateLimiter {
     return { allowed: true, rateLimit, quota: quotaStatus };
   }
 
+  /**
+   * One `DEL` of the exact counter keys (no scan): those of `rules`, plus the quota
+   * that never refills, the only counter without a TTL. They share the key's hash
+   * tag, so the one command also works on Redis Cluster. Rejects with
+   * `BackendUnavailableError` when Redis cannot answer.
+   */
+  async deleteCounters(counterKey: string, rules: CounterRules): Promise<void> {
+    const base = this.base(counterKey);
+    const keys = new Set(rules.rateLimits.map((rule) => windowKey(base, rule)));
+    if (rules.quota) keys.add(quotaKey(base, rules.quota.refillIntervalMs));
+    keys.add(quotaKey(base, undefined));
+    await this.send(this.client.sendCommand(['DEL', ...keys]));
+  }
+
   /** Resolves when Redis answers a PING within `commandTimeoutMs`; for health checks. */
   async checkHealth(): Promise<void> {
     const ping = this.client.sendCommand(['PING']);
     await (this.deadlines ? this.deadlines.track(ping) : ping);
   }
+
+  /** Every counter of `counterKey` starts with this; the key is the Cluster hash tag. */
+  private base(counterKey: string): string {
+    return `${this.namespace}{${counterKey}}:`;
+  }
+
+  /** Awaits a command within `commandTimeoutMs`; any failure becomes `BackendUnavailableError`. */
+  private async send(command: Promise<unknown>): Promise<unknown> {
+    try {
+      return await (this.deadlines ? this.deadlines.track(command) : command);
+    } catch (error) {
+      // The class name only: a reply's text may echo the arguments.
+      const why =
+        error instanceof ReplyDeadlineExceeded
+          ? `no reply within ${error.ms} ms`
+          : error instanceof Error
+            ? error.constructor.name
+            : typeof error;
+      throw new BackendUnavailableError(`The Redis rate limiter could not answer (${why}).`, { cause: error });
+    }
+  }
 }
+
+/** The HASH counting one rate limit. */
+const windowKey = (base: string, rule: RateLimitRule) => `${base}rl:${rule.name}:${rule.windowMs}`;
+/** The HASH counting a quota; one that never refills is under interval 0. */
+const quotaKey = (base: string, refillIntervalMs: number | undefined) => `${base}q:${refillIntervalMs ?? 0}`;
