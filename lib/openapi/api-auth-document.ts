@@ -144,6 +144,7 @@ const NO_ROUTES: ResolvedApiAuthRoutesOptions = {
 interface Marker {
   scopes?: string[];
   match?: 'all' | 'any';
+  environments?: string[];
   management?: string;
 }
 
@@ -160,6 +161,7 @@ function withMarkers<T>(routes: ApiKeyRoute[], scan: () => T): T {
       saved.set(route.handler, Reflect.getOwnMetadata(DECORATORS.API_EXTENSION, route.handler));
       const marker: Marker = {
         ...(route.requirement ? { scopes: [...route.requirement.scopes], match: route.requirement.match } : {}),
+        ...(route.environments ? { environments: [...route.environments] } : {}),
         ...(route.management ? { management: route.management } : {}),
       };
       const previous = (saved.get(route.handler) as Json | undefined) ?? {};
@@ -212,14 +214,18 @@ function secure(operation: OperationObject & Json, marker: Marker, requirements:
     headers: { 'WWW-Authenticate': { schema: { type: 'string' } } },
     content,
   };
+  // Any guarded route refuses a key whose IP allowlist leaves the caller out; the
+  // route's own rules add the scope and environment refusals.
+  const refusals = ['ip_not_allowed: the key has an IP allowlist that does not include the caller.'];
+  if (marker.environments) {
+    refusals.push(`environment_not_allowed: the key's environment must be one of: ${marker.environments.join(', ')}.`);
+  }
   if (marker.scopes) {
     const needs = marker.match === 'any' ? 'one of' : 'all of';
-    responses['403'] ??= {
-      description: `insufficient_scope: the key must hold ${needs}: ${marker.scopes.join(', ')}.`,
-      content,
-    };
+    refusals.push(`insufficient_scope: the key must hold ${needs}: ${marker.scopes.join(', ')}.`);
     operation['x-required-scopes'] = { scopes: marker.scopes, match: marker.match };
   }
+  responses['403'] ??= { description: refusals.join(' '), content };
   responses['429'] ??= {
     description:
       'rate_limited: a rate limit of the key is used up; quota_exhausted: its quota cannot pay for this call. ' +

@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { GUARDS_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { ApplicationConfig, MetadataScanner, ModulesContainer, Reflector } from '@nestjs/core';
-import { IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from '../api-auth.constants.js';
+import { IS_PUBLIC_KEY, REQUIRED_ENVIRONMENT_KEY, REQUIRED_SCOPES_KEY } from '../api-auth.constants.js';
 import { ApiKeyGuard } from '../api-key.guard.js';
 import type { ScopeRequirement } from '../decorators/require-scopes.decorator.js';
 import { ApiKeysController } from '../management/api-keys.controller.js';
@@ -19,6 +19,8 @@ export interface ApiKeyRoute {
   guarded: boolean;
   /** The scopes it requires, when guarded and decorated with `@RequireScopes()`/`@RequireAnyScope()`. */
   requirement?: ScopeRequirement;
+  /** The key environments it accepts, when guarded and decorated with `@RequireEnvironment()`. */
+  environments?: readonly string[];
   /** For the key-management routes: which one (`issue`, `list`, `get`, ...). */
   management?: string;
 }
@@ -65,12 +67,16 @@ export function findApiKeyRoutes(app: INestApplicationContext): ApiKeyRoute[] {
         const requirement = guarded
           ? reflector.getAllAndOverride<ScopeRequirement | undefined>(REQUIRED_SCOPES_KEY, targets)
           : undefined;
+        const environments = guarded
+          ? reflector.getAllAndOverride<readonly string[] | undefined>(REQUIRED_ENVIRONMENT_KEY, targets)
+          : undefined;
         routes.push({
           handler,
           controller,
           methodName,
           guarded,
           ...(requirement ? { requirement } : {}),
+          ...(environments ? { environments } : {}),
           ...(management ? { management: methodName } : {}),
         });
       }

@@ -250,6 +250,11 @@ export function managementSchemas(
         replacementId: { type: 'string', description: 'On already_rotated: the key that replaced this one.' },
         requiredScopes: { type: 'array', items: { type: 'string' }, description: 'On insufficient_scope: what the route needs.' },
         scopeMatch: { type: 'string', enum: ['all', 'any'] },
+        requiredEnvironments: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'On environment_not_allowed: the environments the route accepts.',
+        },
       },
     },
     // The guard's 429 body is the shared error body narrowed to its two codes, plus the

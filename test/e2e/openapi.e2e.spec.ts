@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiAuthModule, ApiKeyGuard, ApiKeyService, MemoryBackend, MemoryRateLimiter, Public, RequireScopes } from 'nestjs-api-auth';
+import { ApiAuthModule, ApiKeyGuard, ApiKeyService, MemoryBackend, MemoryRateLimiter, Public, RequireEnvironment, RequireScopes } from 'nestjs-api-auth';
 import { createApiAuthDocument } from 'nestjs-api-auth/swagger';
 import { ADAPTERS, GuardedController, bootApp, type Adapter } from '../fixtures/app.js';
 import { schemaFaults } from '../fixtures/openapi-schema-check.js';
@@ -41,6 +41,13 @@ class MethodGuardedController {
 
   @Get('open')
   open() {
+    return {};
+  }
+
+  @Get('live')
+  @UseGuards(ApiKeyGuard)
+  @RequireEnvironment('live')
+  live() {
     return {};
   }
 }
@@ -141,6 +148,7 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
       'GET /v1/t/write',
       'GET /v1/t/any',
       'GET /v1/mixed/guarded',
+      'GET /v1/mixed/live',
       'POST /v1/custom',
       ...MANAGEMENT,
     ].sort();
@@ -159,13 +167,26 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     expect(op(document, 'get', '/v1/t/me').security).toEqual([{ 'X-API-Key': [] }, { bearer: [] }]);
   });
 
-  it('adds 401, 429 and 503 to guarded routes, 403 only where scopes are required, none to public ones', () => {
+  it('adds 401, 403, 429 and 503 to guarded routes, naming the refusals each can give, and none to public ones', () => {
     const me = op(document, 'get', '/v1/t/me');
-    expect(Object.keys(me.responses).sort()).toEqual(['200', '401', '429', '503']);
+    expect(Object.keys(me.responses).sort()).toEqual(['200', '401', '403', '429', '503']);
+    // Any guarded route refuses a key whose IP allowlist leaves the caller out...
+    expect(me.responses['403'].description).toContain('ip_not_allowed');
+    expect(me.responses['403'].description).not.toContain('insufficient_scope');
+    expect(me.responses['403'].description).not.toContain('environment_not_allowed');
+    // ...and names the scope and environment refusals where the route sets them.
     const write = op(document, 'get', '/v1/t/write');
     expect(Object.keys(write.responses).sort()).toEqual(['200', '401', '403', '429', '503']);
+    expect(write.responses['403'].description).toContain('ip_not_allowed');
     expect(write.responses['403'].description).toContain('all of: things:read, things:write');
     expect(op(document, 'get', '/v1/t/any').responses['403'].description).toContain('one of: a, b');
+    const live = op(document, 'get', '/v1/mixed/live').responses['403'].description;
+    expect(live).toContain('environment_not_allowed');
+    expect(live).toContain('one of: live');
+    expect((document.components?.schemas as Record<string, any>).ApiKeyErrorResponse.properties.requiredEnvironments).toMatchObject({
+      type: 'array',
+      items: { type: 'string' },
+    });
     expect(op(document, 'post', '/v1/custom')['x-required-scopes']).toEqual({ scopes: ['custom:write'], match: 'all' });
     for (const [method, path] of [['get', '/v1/t/open'], ['get', '/v1/free'], ['get', '/v1/mixed/open']]) {
       const open = op(document, method!, path!);
