@@ -407,7 +407,10 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (!existing) return;
     // After the record is gone, never before: a delete that failed must not also hand
     // the surviving key a fresh budget.
-    if (limiter.deleteCounters !== undefined && mayReleaseCounters(existing)) {
+    // A key without a policy spends no counters, and skipping it keeps the common delete
+    // free of the owner scan below (counters of a policy removed earlier are left to
+    // their windows).
+    if (limiter.deleteCounters !== undefined && existing.policy !== null && mayReleaseCounters(existing)) {
       await this.withTimeout(this.releaseCounters(existing)).catch((error: unknown) => {
         this.logger.warn(
           `The counters of deleted API key ${shownId(existing.id)} could not be removed; they expire with their windows, ` +
