@@ -94,9 +94,9 @@ describe.each(ADAPTERS)('WebSockets (platform-ws) on an %s server', (adapter) =>
 });
 
 describe('GraphQL-shaped execution context', () => {
-  // @nestjs/graphql is not a dependency, so no real GraphQL server runs here. This
-  // proves the part the library owns: for context type "graphql" the guard reads the
-  // HTTP request from the resolver context (args[2].req) and attaches the key there.
+  // The part the library owns, without a server: for context type "graphql" the guard
+  // reads the HTTP request from the resolver context (args[2].req) and attaches the key
+  // there. graphql.e2e.spec.ts runs the README's recipe on a real Apollo server.
   it('authenticates from context.req and exposes the key to @ApiKeyOwner-style lookups', async () => {
     const moduleRef = await Test.createTestingModule({ imports: [ApiAuthModule.forRoot({ prefix: 'gql_' })] }).compile();
     const app = moduleRef.createNestApplication();
