@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
 import { captureProcessOutput } from '../fixtures/log-capture.js';
-import { ReportsResolver, graphQLModule } from '../fixtures/graphql.js';
+import { CallerResolver, ReportsResolver, graphQLModule } from '../fixtures/graphql.js';
 
 /*
  * The README's GraphQL recipe on a real Apollo server (@nestjs/apollo), queried over
@@ -28,7 +28,7 @@ describe.each(ADAPTERS)('GraphQL (Apollo) on %s', (adapter) => {
   beforeAll(async () => {
     app = await bootApp(adapter, [ApiAuthModule.forRoot({ prefix: 'gql_' }), graphQLModule()], {
       controllers: [],
-      providers: [ReportsResolver],
+      providers: [ReportsResolver, CallerResolver],
     });
     service = app.get(ApiKeyService);
     const issued = await service.issue({ ownerId: 'analyst-1', name: 'analyst key', scopes: ['reports:read'] });
@@ -118,6 +118,60 @@ describe.each(ADAPTERS)('GraphQL (Apollo) on %s', (adapter) => {
       output.restore();
     }
     expect(output.lines.join('')).not.toMatch(/ExceptionsHandler|GraphQLError|invalid/);
+  });
+});
+
+describe('GraphQL field resolvers', () => {
+  let app: INestApplication;
+  let service: ApiKeyService;
+
+  const gql = async (query: string, key: string) =>
+    (await request(app.getHttpServer()).post('/graphql').set('X-API-Key', key).send({ query })).body as { data?: any; errors?: any[] };
+
+  afterAll(() => app?.close());
+
+  it('are not guarded by default: a scope on a @ResolveField is not enforced', async () => {
+    app = await bootApp('express', [ApiAuthModule.forRoot({ prefix: 'gql_' }), graphQLModule()], {
+      controllers: [],
+      providers: [ReportsResolver, CallerResolver],
+    });
+    service = app.get(ApiKeyService);
+    const plain = (await service.issue({ ownerId: 'u', name: 'plain', scopes: [] })).key;
+    // The pitfall the README warns about: Nest runs no enhancers on field resolvers by default.
+    expect(await gql('{ me { ownerId secret } }', plain)).toEqual({ data: { me: { ownerId: 'u', secret: 's3cret' } } });
+    await app.close();
+  });
+
+  it("are guarded with fieldResolverEnhancers: ['guards', 'filters']", async () => {
+    app = await bootApp(
+      'express',
+      [ApiAuthModule.forRoot({ prefix: 'gql_' }), graphQLModule({ fieldResolverEnhancers: ['guards', 'filters'] })],
+      { controllers: [], providers: [ReportsResolver, CallerResolver] },
+    );
+    service = app.get(ApiKeyService);
+    const plain = (await service.issue({ ownerId: 'u', name: 'plain', scopes: [] })).key;
+    const holder = (await service.issue({ ownerId: 'h', name: 'holder', scopes: ['secrets:read'] })).key;
+    const refused = await gql('{ me { ownerId secret } }', plain);
+    expect(refused.data).toEqual({ me: { ownerId: 'u', secret: null } });
+    expect(refused.errors!.map((e: any) => [e.path, e.extensions.code, e.extensions.requiredScopes])).toEqual([
+      [['me', 'secret'], 'insufficient_scope', ['secrets:read']],
+    ]);
+    expect(await gql('{ me { ownerId secret } }', holder)).toEqual({ data: { me: { ownerId: 'h', secret: 's3cret' } } });
+  });
+});
+
+describe('the README recipe', () => {
+  it('is the code this file runs: the guard and the filter match the fixture verbatim', () => {
+    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    const fixture = readFileSync(fileURLToPath(new URL('../fixtures/graphql.ts', import.meta.url)), 'utf8');
+    const pieces = (source: string) => [
+      /@Injectable\(\)\nexport class GqlApiKeyGuard[\s\S]*?\n}\n/.exec(source)?.[0],
+      /\/\*\* Hands refusals[\s\S]*?\n}\n/.exec(source)?.[0],
+      /GraphQLModule\.forRoot<ApolloDriverConfig>\(\{ driver: ApolloDriver, autoSchemaFile: true/.exec(source)?.[0],
+    ];
+    const inFixture = pieces(fixture);
+    expect(inFixture.every((piece) => piece !== undefined)).toBe(true);
+    expect(pieces(readme)).toEqual(inFixture);
   });
 });
 
