@@ -20,7 +20,6 @@ import { Controller, Get, Module, UseGuards } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createCache } from 'cache-manager';
 import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -28,9 +27,8 @@ import { ApiAuthModule, ApiKeyGuard, ApiKeyService, CachedBackend, type ApiKeyBa
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { createRedisCachedBackend, REDIS_CACHED_L1_TTL_MS, RedisCacheBackend } from 'nestjs-api-auth/redis';
 import { createClient } from 'redis';
+import { REDIS_URL, openBenchServices } from './services.js';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TRIALS = Number(process.env.PROPAGATION_TRIALS ?? 200);
 const BASELINE_TRIALS = Number(process.env.PROPAGATION_BASELINE_TRIALS ?? 20);
 const PREFIX = 'prop_';
@@ -218,20 +216,11 @@ async function measure(mode: Mode, trials: number, databaseUrl: string, namespac
 }
 
 async function main(): Promise<void> {
-  const suffix = randomBytes(4).toString('hex');
-  const database = `api_auth_propagation_${suffix}`;
-  const namespace = `api-auth-propagation-${suffix}`;
-  const url = new URL(DATABASE_URL);
-  url.pathname = `/${database}`;
-
-  const admin = await MikroORM.init({ clientUrl: DATABASE_URL, entities: [ApiKeyEntity], debug: false });
-  await admin.em.getConnection().execute(`create database "${database}"`);
-  const redis = createClient({ url: REDIS_URL });
-  await redis.connect();
+  const services = await openBenchServices('propagation');
+  const { namespace } = services;
+  const url = services.databaseUrl;
   try {
-    const orm = await MikroORM.init({ clientUrl: url.toString(), entities: [ApiKeyEntity], debug: false });
-    await new MikroOrmBackend(orm).ensureSchema();
-    await orm.close();
+    await services.createSchema();
 
     console.log(
       `Revocation propagation: 2 Nest apps (Express), one process each, sharing PostgreSQL and Redis through the cached provider ` +
@@ -250,18 +239,12 @@ async function main(): Promise<void> {
       const stale = results.reduce((sum, r) => sum + r.staleAnswers, 0) / results.length;
       console.log(`| ${label} | ${results.length} | ${t.p50} | ${t.p99} | ${t.max} | ${revoke.p50} | ${after.p99} | ${stale.toFixed(1)} |`);
     };
-    row('with pub/sub invalidation', await measure('bus', TRIALS, url.toString(), `${namespace}-bus`));
+    row('with pub/sub invalidation', await measure('bus', TRIALS, url, `${namespace}-bus`));
     if (BASELINE_TRIALS > 0) {
-      row(`no pub/sub (L1 TTL ${REDIS_CACHED_L1_TTL_MS} ms)`, await measure('no-bus', BASELINE_TRIALS, url.toString(), `${namespace}-nobus`));
+      row(`no pub/sub (L1 TTL ${REDIS_CACHED_L1_TTL_MS} ms)`, await measure('no-bus', BASELINE_TRIALS, url, `${namespace}-nobus`));
     }
   } finally {
-    for await (const keys of redis.scanIterator({ MATCH: `${namespace}*`, COUNT: 1000 })) {
-      const list = Array.isArray(keys) ? keys : [keys];
-      if (list.length) await redis.del(list);
-    }
-    await redis.quit();
-    await admin.em.getConnection().execute(`drop database if exists "${database}" with (force)`);
-    await admin.close();
+    await services.close();
   }
 }
 

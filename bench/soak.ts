@@ -21,23 +21,19 @@
  * Environment: SOAK_SECONDS (default 60), SOAK_CONNECTIONS (concurrent requests,
  * default 32), SOAK_PROPAGATION_MS, DATABASE_URL, REDIS_URL.
  */
-import { MikroORM } from '@mikro-orm/postgresql';
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { KeyFormat } from 'nestjs-api-auth';
-import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { REDIS_CACHED_L1_TTL_MS } from 'nestjs-api-auth/redis';
-import { createClient } from 'redis';
+import { REDIS_URL, openBenchServices } from './services.js';
 import { SOAK_PREFIX, type SoakReply, type SoakRequest } from './soak-protocol.js';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const CONNECTIONS = Number(process.env.SOAK_CONNECTIONS ?? 32);
 const PROPAGATION_MS = Number(process.env.SOAK_PROPAGATION_MS ?? REDIS_CACHED_L1_TTL_MS);
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const WARM_UP_MS = 3_000;
 const CHURN_EVERY_MS = 100;
 const GRACE_MS = 1_500;
@@ -189,24 +185,15 @@ function malformed(valid: string | undefined): string {
 // ---------------------------------------------------------------- the run
 
 async function main(): Promise<void> {
-  const suffix = randomBytes(4).toString('hex');
-  const database = `api_auth_soak_${suffix}`;
-  const namespace = `api-auth-soak-${suffix}`;
-  const url = new URL(DATABASE_URL);
-  url.pathname = `/${database}`;
-  const admin = await MikroORM.init({ clientUrl: DATABASE_URL, entities: [ApiKeyEntity], debug: false });
-  await admin.em.getConnection().execute(`create database "${database}"`);
-  const redis = createClient({ url: REDIS_URL });
-  await redis.connect();
+  const services = await openBenchServices('soak');
+  const { namespace } = services;
+  const url = services.databaseUrl;
   const instances: Instance[] = [];
   let exitCode = 1;
   try {
-    // The table exists before either instance starts, so they never race to create it.
-    const setupOrm = await MikroORM.init({ clientUrl: url.toString(), entities: [ApiKeyEntity], debug: false });
-    await new MikroOrmBackend(setupOrm).ensureSchema();
-    await setupOrm.close();
-    instances.push(await Instance.start('A (express)', 'express', url.toString(), namespace));
-    instances.push(await Instance.start('B (fastify)', 'fastify', url.toString(), namespace));
+    await services.createSchema();
+    instances.push(await Instance.start('A (express)', 'express', url, namespace));
+    instances.push(await Instance.start('B (fastify)', 'fastify', url, namespace));
 
     const live: TrackedKey[] = [];
     const revoked: TrackedKey[] = [];
@@ -364,13 +351,7 @@ async function main(): Promise<void> {
     console.log(exitCode === 0 ? '\nPASS' : '\nFAIL');
   } finally {
     for (const instance of instances) await instance.stop();
-    for await (const keys of redis.scanIterator({ MATCH: `${namespace}*`, COUNT: 1000 })) {
-      const list = Array.isArray(keys) ? keys : [keys];
-      if (list.length) await redis.del(list);
-    }
-    await redis.quit();
-    await admin.em.getConnection().execute(`drop database if exists "${database}" with (force)`);
-    await admin.close();
+    await services.close();
   }
   process.exit(exitCode);
 }
