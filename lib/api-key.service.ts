@@ -19,7 +19,7 @@ import { environmentPrefix } from './environments/environment.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
 import { LegacyKeyFormat } from './import/legacy-key-format.js';
 import { counterKeyOf, mayReleaseCounters } from './limits/counter-release.js';
-import { HINT_LENGTH, KeyFormat } from './keys/key-format.js';
+import { KeyFormat } from './keys/key-format.js';
 import { KeyHasher } from './keys/key-hasher.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
@@ -190,8 +190,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       }
       if (found === LEGACY) {
         environment = this.validateEnvironment(input.environment);
-        const prefix = this.legacy.prefixes.find((p) => key.startsWith(p))!;
-        hint = `${prefix}…${key.slice(-HINT_LENGTH)}`;
+        hint = this.legacy.hint(key);
       } else {
         if (input.environment !== undefined && input.environment !== found) {
           throw new ApiKeyValidationError('environment', "must match the environment in the key's prefix");

@@ -1,5 +1,14 @@
+import { HINT_LENGTH } from '../keys/key-format.js';
+
 /** Printable ASCII without spaces: what a header value can carry unquoted. */
 const LEGACY_KEY = /^[\x21-\x7e]{16,512}$/;
+
+/**
+ * Shortest secret (what follows the prefix) whose last characters may be shown: a
+ * legacy key has no checksum, so its tail is secret, and four characters of a short
+ * secret would give most of it away.
+ */
+const MIN_SECRET_FOR_TAIL = 16;
 
 /** Throws a configuration error unless `prefixes` is a list of usable legacy prefixes. */
 export function assertLegacyPrefixes(prefixes: unknown): asserts prefixes is string[] {
@@ -22,6 +31,16 @@ export function assertLegacyPrefixes(prefixes: unknown): asserts prefixes is str
  */
 export class LegacyKeyFormat {
   constructor(readonly prefixes: readonly string[]) {}
+
+  /**
+   * The display hint of a legacy key: its prefix, an ellipsis and its last four
+   * characters, or only the prefix when what follows it is shorter than 16 characters.
+   */
+  hint(key: string): string {
+    const prefix = this.prefixes.find((p) => key.startsWith(p)) ?? '';
+    const secret = key.length - prefix.length;
+    return secret >= MIN_SECRET_FOR_TAIL ? `${prefix}…${key.slice(-HINT_LENGTH)}` : `${prefix}…`;
+  }
 
   /** Whether `key` has the shape of an imported legacy key. */
   matches(key: string): boolean {

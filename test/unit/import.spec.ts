@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { LegacyKeyFormat } from '../../lib/import/legacy-key-format.js';
 import { ApiKeyValidationError, DuplicateApiKeyError } from 'nestjs-api-auth';
 import { makeService } from '../fixtures/service.js';
 
@@ -109,5 +110,16 @@ describe('ApiKeyService.import', () => {
     expect((await validationError(service.import({ key: other.key }, { ownerId: 'o', name: 'n', environment: 'test' }))).field).toBe('environment');
     // A legacy key takes the given environment, or the deployment's.
     expect((await service.import({ key: LEGACY_KEY }, { ownerId: 'o', name: 'legacy' })).environment).toBe('live');
+  });
+});
+
+describe('legacy key hints', () => {
+  it('show the last four characters only when at least 16 follow the prefix, so a short secret is not given away', () => {
+    const format = new LegacyKeyFormat(['acme_live_', 'x_']);
+    expect(format.hint('acme_live_0123456789abcdef')).toBe('acme_live_…cdef');
+    // 16 characters in all, 14 after the prefix: the tail would be most of the secret.
+    expect(format.hint('x_0123456789abcd')).toBe('x_…');
+    const long = `x_${'a'.repeat(15)}Z`;
+    expect(format.hint(long)).toBe('x_…aaaZ');
   });
 });
