@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
+import { safeErrorMessage } from '../safe-error-message.js';
 
 /** Options of one check. */
 export interface ApiKeyHealthCheckOptions {
@@ -98,9 +99,14 @@ export class ApiKeyHealthIndicator {
     check: () => Promise<Record<string, unknown>>,
   ): Promise<HealthIndicatorResult<Key>> {
     const timeout = options.timeoutMs ?? (this.options.verifyTimeoutMs || 5_000);
-    // Terminus reports a failure with the error's message; the library's errors never
-    // carry a key or a hash, so it is safe to show.
-    return (await this.health.check(key).attempt(check).withTimeout(timeout)) as HealthIndicatorResult<Key>;
+    // Terminus puts the error's message into the health response, which is often
+    // public. A custom backend's or limiter's error may quote anything, so the message
+    // goes through the same redaction as every log line.
+    const redacted = () =>
+      check().catch((error: unknown) => {
+        throw new Error(safeErrorMessage(error));
+      });
+    return (await this.health.check(key).attempt(redacted).withTimeout(timeout)) as HealthIndicatorResult<Key>;
   }
 }
 

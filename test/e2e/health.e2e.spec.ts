@@ -87,6 +87,33 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
     });
   });
 
+  describe('on a custom backend whose error quotes a key hash', () => {
+    const hash = 'ab'.repeat(32);
+    class LeakyBackend extends MemoryBackend {
+      override async getById(): Promise<never> {
+        throw new Error(`lookup under ${hash} failed`);
+      }
+    }
+    let app: INestApplication;
+    let url: string;
+
+    beforeAll(async () => {
+      ({ app, url } = await bootHealthApp(adapter, { backend: new LeakyBackend() }));
+    });
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it('reports the store down with the message redacted, since health responses are often public', async () => {
+      const h = await health(url);
+      expect(h.http).toBe(503);
+      expect(h.backend).toBe('down');
+      const body = JSON.stringify(h.body);
+      expect(body).toContain('lookup under [redacted] failed');
+      expect(body).not.toContain(hash);
+    });
+  });
+
   describe('on the Redis setup (RedisBackend + RedisRateLimiter)', () => {
     let app: INestApplication;
     let url: string;
