@@ -1,6 +1,7 @@
 import { cloneApiKey, toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
 import { invalidationTag } from './invalidation-tag.js';
 import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
+import { positiveIntegerOption } from '../options/option-values.js';
 import { LruMap } from './lru-map.js';
 
 /**
@@ -83,16 +84,16 @@ export class L1Cache {
 
   constructor(options: L1CacheOptions = {}) {
     assertKnownOptions(options, OPTION_NAMES, { of: 'L1 cache' });
-    this.known = new LruMap(positiveInteger('maxEntries', options.maxEntries, DEFAULTS.maxEntries), (entry, hash) => {
+    this.known = new LruMap(positiveIntegerOption('L1 cache', 'maxEntries', options.maxEntries, DEFAULTS.maxEntries), (entry, hash) => {
       this.forgetId(entry);
       this.untag(invalidationTag(hash), hash);
     });
     this.unknown = new LruMap(
-      positiveInteger('maxNegativeEntries', options.maxNegativeEntries, DEFAULTS.maxNegativeEntries),
+      positiveIntegerOption('L1 cache', 'maxNegativeEntries', options.maxNegativeEntries, DEFAULTS.maxNegativeEntries),
       (tag, hash) => this.untag(tag, hash),
     );
-    this.ttl = positiveInteger('ttl', options.ttl, DEFAULTS.ttl);
-    this.negativeTtl = positiveInteger('negativeTtl', options.negativeTtl, DEFAULTS.negativeTtl);
+    this.ttl = positiveIntegerOption('L1 cache', 'ttl', options.ttl, DEFAULTS.ttl);
+    this.negativeTtl = positiveIntegerOption('L1 cache', 'negativeTtl', options.negativeTtl, DEFAULTS.negativeTtl);
     if (options.now !== undefined && typeof options.now !== 'function') {
       throw new Error('nestjs-api-auth: L1 cache option "now" must be a function returning epoch milliseconds.');
     }
@@ -231,14 +232,6 @@ export class L1Cache {
     hashes.delete(hash);
     if (hashes.size === 0) this.hashesByTag.delete(tag);
   }
-}
-
-function positiveInteger(option: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new Error(`nestjs-api-auth: L1 cache option "${option}" must be a positive integer (got ${String(value)}).`);
-  }
-  return value;
 }
 
 /**

@@ -3,6 +3,7 @@ import { BackendUnavailableError } from '../../api-key.errors.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from '../../cache/invalidation-bus.interface.js';
 import { decodeInvalidation, encodeInvalidation } from '../../cache/invalidation-message.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
+import { positiveIntegerOption, redisNamespaceOption } from '../../options/option-values.js';
 import { safeErrorMessage } from '../../safe-error-message.js';
 
 /** The subscriber connection the bus opens with `duplicate()`: the node-redis calls it uses. */
@@ -49,7 +50,6 @@ export const REDIS_INVALIDATION_BUS_OPTION_NAMES = optionNames<RedisInvalidation
   publishTimeoutMs: true,
   connectionName: true,
 });
-const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
  * Redis pub/sub transport for L1 invalidations. Publishes with the client you pass
@@ -90,16 +90,8 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
     options: RedisInvalidationBusOptions = {},
   ) {
     assertKnownOptions(options, REDIS_INVALIDATION_BUS_OPTION_NAMES, { of: 'RedisInvalidationBus' });
-    const namespace = options.namespace ?? 'api-auth';
-    if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) {
-      throw new Error(
-        `nestjs-api-auth: RedisInvalidationBus option "namespace" must be 1-128 letters, digits or "_.:-" (got ${JSON.stringify(namespace)}).`,
-      );
-    }
-    const timeout = options.publishTimeoutMs ?? 1_000;
-    if (!Number.isSafeInteger(timeout) || timeout < 1) {
-      throw new Error(`nestjs-api-auth: RedisInvalidationBus option "publishTimeoutMs" must be a positive integer (got ${String(timeout)}).`);
-    }
+    const namespace = redisNamespaceOption('RedisInvalidationBus', options.namespace);
+    const timeout = positiveIntegerOption('RedisInvalidationBus', 'publishTimeoutMs', options.publishTimeoutMs, 1_000);
     this.channel = `${namespace}:invalidate`;
     this.connectionName = options.connectionName ?? `${namespace}:invalidation`;
     this.publishTimeoutMs = timeout;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BackendUnavailableError } from '../../api-key.errors.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
+import { positiveIntegerOption, redisNamespaceOption } from '../../options/option-values.js';
 import type { UsageWriteCoordinator } from '../../usage-coordinator.js';
 import { ReplyDeadlines } from './redis-backend.deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
@@ -21,7 +22,6 @@ export interface RedisUsageCoordinatorOptions {
 }
 
 const OPTION_NAMES = optionNames<RedisUsageCoordinatorOptions>({ namespace: true, timeoutMs: true });
-const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
  * KEYS: the claim. ARGV: token, interval (ms). Returns 0 when claimed, otherwise the
@@ -77,16 +77,8 @@ export class RedisUsageCoordinator implements UsageWriteCoordinator {
       throw new Error('nestjs-api-auth: RedisUsageCoordinator needs a node-redis client (or one with its sendCommand(args) method).');
     }
     assertKnownOptions(options, OPTION_NAMES, { of: 'RedisUsageCoordinator' });
-    const namespace = options.namespace ?? 'api-auth';
-    if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) {
-      throw new Error(
-        `nestjs-api-auth: RedisUsageCoordinator option "namespace" must be 1-128 letters, digits or "_.:-" (got ${JSON.stringify(namespace)}).`,
-      );
-    }
-    const timeout = options.timeoutMs ?? 500;
-    if (!Number.isSafeInteger(timeout) || timeout < 1) {
-      throw new Error(`nestjs-api-auth: RedisUsageCoordinator option "timeoutMs" must be a positive integer (got ${String(timeout)}).`);
-    }
+    const namespace = redisNamespaceOption('RedisUsageCoordinator', options.namespace);
+    const timeout = positiveIntegerOption('RedisUsageCoordinator', 'timeoutMs', options.timeoutMs, 500);
     this.keyPrefix = `${namespace}:usage:`;
     this.deadlines = new ReplyDeadlines(timeout);
   }
