@@ -1,62 +1,18 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importGraph } from '../fixtures/import-graph.js';
 
 // `import 'nestjs-api-auth'` must work for an app without MikroORM installed: the root
 // entry may not load @mikro-orm/* at run time, directly or through any file it imports.
 
 const LIB = fileURLToPath(new URL('../../lib/', import.meta.url));
 const run = promisify(execFile);
-
-/** Module specifiers a file loads at run time (type-only imports and exports are erased). */
-function runtimeImports(file: string, source: string): string[] {
-  const sf = ts.createSourceFile(file, source, ts.ScriptTarget.ES2022, true);
-  const found: string[] = [];
-  const visit = (node: ts.Node): void => {
-    if (ts.isImportDeclaration(node) && !node.importClause?.isTypeOnly) {
-      const named = node.importClause?.namedBindings;
-      const onlyTypes =
-        !!named && ts.isNamedImports(named) && !node.importClause?.name && named.elements.length > 0 && named.elements.every((e) => e.isTypeOnly);
-      if (!onlyTypes) found.push((node.moduleSpecifier as ts.StringLiteral).text);
-    } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && !node.isTypeOnly) {
-      const clause = node.exportClause;
-      const onlyTypes = !!clause && ts.isNamedExports(clause) && clause.elements.length > 0 && clause.elements.every((e) => e.isTypeOnly);
-      if (!onlyTypes) found.push((node.moduleSpecifier as ts.StringLiteral).text);
-    } else if (
-      ts.isCallExpression(node) &&
-      (node.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(node.expression) && node.expression.text === 'require')) &&
-      node.arguments[0] &&
-      ts.isStringLiteralLike(node.arguments[0])
-    ) {
-      found.push(node.arguments[0].text);
-    }
-    ts.forEachChild(node, visit);
-  };
-  visit(sf);
-  return found;
-}
-
-/** Every lib file reachable from `entry` at run time, and every package those files load. */
-async function importGraph(entry: string): Promise<{ files: Set<string>; packages: Set<string> }> {
-  const files = new Set<string>();
-  const packages = new Set<string>();
-  const queue = [entry];
-  while (queue.length > 0) {
-    const file = queue.pop()!;
-    if (files.has(file)) continue;
-    files.add(file);
-    for (const specifier of runtimeImports(file, await readFile(file, 'utf8'))) {
-      if (specifier.startsWith('.')) queue.push(resolve(dirname(file), specifier.replace(/\.js$/, '.ts')));
-      else packages.add(specifier);
-    }
-  }
-  return { files, packages };
-}
 
 describe('the root entry without MikroORM', () => {
   it('has no @mikro-orm import anywhere in its run-time import graph (and the mikro-orm entry has)', async () => {
