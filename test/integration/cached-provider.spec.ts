@@ -5,7 +5,7 @@ import { Keyv } from 'keyv';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ApiKeyService, CachedBackend, MemoryBackend, resolveApiAuthOptions, type ApiKeyBackend } from 'nestjs-api-auth';
+import { ApiKeyService, CachedBackend, MemoryBackend, resolveApiAuthOptions } from 'nestjs-api-auth';
 import {
   createRedisCachedBackend,
   REDIS_CACHED_L1_TTL_MS,
@@ -13,6 +13,7 @@ import {
   RedisCachedBackend,
   type RedisCachedBackendOptions,
 } from 'nestjs-api-auth/redis';
+import { startCachedInstance, type CachedInstance } from '../fixtures/cached-instance.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { closedPort, connectRedis, deleteNamespace, REDIS_URL, uniqueNamespace } from '../fixtures/redis.js';
 import { expectUpdatesAndDeletesPropagate } from '../fixtures/propagation.js';
@@ -65,38 +66,8 @@ class CountingProxy {
   }
 }
 
-/** One app instance: its own Redis connections, cached provider and service, over the shared store. */
-interface Instance {
-  redis: Client;
-  cacheStore: KeyvRedis<unknown>;
-  backend: RedisCachedBackend;
-  service: ApiKeyService;
-  close(): Promise<void>;
-}
-
-async function startInstance(
-  namespace: string,
-  primary: ApiKeyBackend,
-  options: { redisUrl?: string; cacheUrl?: string; extra?: Partial<RedisCachedBackendOptions> } = {},
-): Promise<Instance> {
-  const redis = await connectRedis({ url: options.redisUrl ?? REDIS_URL, disableOfflineQueue: true });
-  const cacheStore = new KeyvRedis({ url: options.cacheUrl ?? REDIS_URL });
-  await cacheStore.getClient();
-  const cache = createCache({ stores: [new Keyv({ store: cacheStore, namespace })] });
-  const backend = await createRedisCachedBackend({ redis, cache, primary, ttl: 60_000, namespace, ...options.extra });
-  const service = new ApiKeyService(resolveApiAuthOptions({ backend, prefix: 'cp_', trackUsage: false }));
-  return {
-    redis,
-    cacheStore,
-    backend,
-    service,
-    close: async () => {
-      await backend.close();
-      await cacheStore.disconnect().catch(() => undefined);
-      if (redis.isOpen) await redis.close();
-    },
-  };
-}
+type Instance = CachedInstance;
+const startInstance = startCachedInstance;
 
 
 async function subscriberCount(admin: Client, connectionName: string): Promise<number> {

@@ -1,11 +1,8 @@
-import KeyvRedis from '@keyv/redis';
-import { createCache } from 'cache-manager';
-import { Keyv } from 'keyv';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeyService, MemoryBackend, resolveApiAuthOptions, type ApiKey } from 'nestjs-api-auth';
-import { createRedisCachedBackend, type RedisCachedBackend } from 'nestjs-api-auth/redis';
-import { connectRedis, deleteNamespace, REDIS_URL, uniqueNamespace } from '../fixtures/redis.js';
+import { MemoryBackend, type ApiKey } from 'nestjs-api-auth';
+import { startCachedInstance, type CachedInstance } from '../fixtures/cached-instance.js';
+import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 import { waitFor } from '../fixtures/wait-for.js';
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
@@ -14,31 +11,11 @@ const PREFIX = 'ip_';
 const LEGACY_PREFIX = 'oldsys_';
 const PEPPER = 'invalidation-privacy-pepper-0123456789';
 
-/** One app instance on the cached provider (L1 + Redis cache + pub/sub), over the shared store. */
-interface Instance {
-  backend: RedisCachedBackend;
-  service: ApiKeyService;
-  close(): Promise<void>;
-}
-
-async function startInstance(namespace: string, primary: MemoryBackend, pepper: string | undefined): Promise<Instance> {
-  const redis = await connectRedis({ disableOfflineQueue: true });
-  const cacheStore = new KeyvRedis({ url: REDIS_URL });
-  await cacheStore.getClient();
-  const cache = createCache({ stores: [new Keyv({ store: cacheStore, namespace })] });
-  const backend = await createRedisCachedBackend({ redis, cache, primary, ttl: 60_000, namespace });
-  const service = new ApiKeyService(
-    resolveApiAuthOptions({ backend, prefix: PREFIX, legacyKeyPrefixes: [LEGACY_PREFIX], trackUsage: false, ...(pepper ? { pepper } : {}) }),
-  );
-  return {
-    backend,
-    service,
-    close: async () => {
-      await backend.close();
-      await cacheStore.disconnect().catch(() => undefined);
-      if (redis.isOpen) await redis.close();
-    },
-  };
+/** An instance of the cached provider over the shared store, with this file's key setup. */
+function startInstance(namespace: string, primary: MemoryBackend, pepper: string | undefined): Promise<CachedInstance> {
+  return startCachedInstance(namespace, primary, {
+    service: { prefix: PREFIX, legacyKeyPrefixes: [LEGACY_PREFIX], ...(pepper ? { pepper } : {}) },
+  });
 }
 
 /** Every form a key hash could take in a message: hex either case, base64, base64url. */
@@ -55,8 +32,8 @@ describe.each([
   const primary = new MemoryBackend(); // the shared store: its records are what must not leak
   let admin: Client;
   let subscriber: Client;
-  let one: Instance;
-  let two: Instance;
+  let one: CachedInstance;
+  let two: CachedInstance;
   /** Every payload published on the channel, as any client allowed to SUBSCRIBE receives it. */
   const payloads: string[] = [];
   /** Every plaintext key the lifecycle handled. */
