@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_AUTH_OPTIONS, ApiKeyService, type ResolvedApiAuthOptions } from 'nestjs-api-auth';
 import { ADAPTERS } from '../fixtures/app.js';
-import { bootPolicyApp, call, makeSetup, SETUP_NAMES, type Setup } from '../fixtures/rate-limit.setups.js';
+import { bootSetupApps, call, makeSetup, SETUP_NAMES, type Setup } from '../fixtures/rate-limit.setups.js';
 
 describe.each(ADAPTERS)('per-key quotas over %s', (adapter) => {
   describe.each(SETUP_NAMES)('on the %s setup', (setupName) => {
@@ -21,13 +21,7 @@ describe.each(ADAPTERS)('per-key quotas over %s', (adapter) => {
 
     beforeAll(async () => {
       setup = await makeSetup(setupName, `quota-${adapter}`);
-      urls = [];
-      for (let i = 0; i < (setup.shared ? 2 : 1); i++) {
-        const { app, url } = await bootPolicyApp(adapter, { prefix: 'qt_', ...setup.create() });
-        apps.push(app);
-        urls.push(url);
-      }
-      service = apps[0]!.get(ApiKeyService);
+      ({ urls, service } = await bootSetupApps(adapter, setup, 'qt_', apps));
     });
     afterAll(async () => {
       for (const app of apps) await app.close();

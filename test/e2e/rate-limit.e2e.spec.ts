@@ -8,6 +8,7 @@ import { connectRedis, startRedisProxy, type RedisProxy } from '../fixtures/redi
 import {
   alignToWindowStart,
   bootPolicyApp,
+  bootSetupApps,
   call,
   makeSetup,
   PolicyController,
@@ -26,15 +27,7 @@ describe.each(ADAPTERS)('per-key rate limits over %s', (adapter) => {
 
     beforeAll(async () => {
       setup = await makeSetup(setupName, `rate-limit-${adapter}`);
-      // Two instances where they can share counters (Redis); one where they cannot.
-      const count = setup.shared ? 2 : 1;
-      urls = [];
-      for (let i = 0; i < count; i++) {
-        const { app, url } = await bootPolicyApp(adapter, { prefix: 'rl_', ...setup.create() });
-        apps.push(app);
-        urls.push(url);
-      }
-      service = apps[0]!.get(ApiKeyService);
+      ({ urls, service } = await bootSetupApps(adapter, setup, 'rl_', apps));
     });
     afterAll(async () => {
       for (const app of apps) await app.close();
