@@ -5,7 +5,8 @@ import { NestFactory } from '@nestjs/core';
 import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { HeaderAPIKeyStrategy } from 'passport-headerapikey';
-import { memoryScenario, type GuardedScenario } from './scenarios.js';
+import { ApiAuthModule } from 'nestjs-api-auth';
+import { memoryScenario, PREFIX, type GuardedScenario } from './scenarios.js';
 import { optionalScenarios } from './optional-scenarios.js';
 import { GuardProfiler } from './guard-share.js';
 
@@ -113,7 +114,10 @@ async function main() {
   const scenarios: GuardedScenario[] = [await memoryScenario(), ...(await optionalScenarios())];
   const guards = Object.fromEntries(scenarios.map((s) => [s.route, s.guard]));
 
-  @Module({ imports: [PassportModule], controllers: [buildController(guards)], providers: [HeaderApiKeyStrategy] })
+  // The routes' guards are built above, one per backend; the module is imported as in
+  // any app, for what it sets up once (on Express, \`request.apiKey\` on the app's
+  // request prototype).
+  @Module({ imports: [PassportModule, ApiAuthModule.forRoot({ prefix: PREFIX })], controllers: [buildController(guards)], providers: [HeaderApiKeyStrategy] })
   class BenchModule {}
 
   const app =

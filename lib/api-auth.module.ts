@@ -1,4 +1,5 @@
-import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Module, Optional, type DynamicModule, type OnModuleInit, type Provider } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { API_AUTH_OPTIONS } from './api-auth.constants.js';
 import {
   API_AUTH_ASYNC_OPTIONS_TYPE,
@@ -12,6 +13,7 @@ import { resolveApiAuthOptions, type ApiAuthModuleOptions, type ResolvedApiAuthO
 import { ApiKeyGuard } from './api-key.guard.js';
 import { ApiKeyService } from './api-key.service.js';
 import { API_KEY_BACKEND } from './backends/backend.interface.js';
+import { declareExpressRequestProperty } from './express-request-property.js';
 
 const providers: Provider[] = [
   {
@@ -39,7 +41,17 @@ const providers: Provider[] = [
   providers,
   exports: [API_AUTH_OPTIONS, API_KEY_BACKEND, ApiKeyService, ApiKeyGuard],
 })
-export class ApiAuthModule extends ApiAuthConfigurableModule {
+export class ApiAuthModule extends ApiAuthConfigurableModule implements OnModuleInit {
+  constructor(@Optional() private readonly adapterHost?: HttpAdapterHost) {
+    super();
+  }
+
+  /** On Express, declares `request.apiKey` on the app's request prototype (see declareExpressRequestProperty). */
+  onModuleInit(): void {
+    const adapter = this.adapterHost?.httpAdapter;
+    if (adapter?.getType() === 'express') declareExpressRequestProperty(adapter.getInstance());
+  }
+
   static override forRoot(options: typeof API_AUTH_OPTIONS_TYPE = {}): DynamicModule {
     if (options === null || typeof options !== 'object') {
       throw new Error('nestjs-api-auth: ApiAuthModule options must be an object.');
