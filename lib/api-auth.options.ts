@@ -60,7 +60,8 @@ export interface ApiAuthModuleOptions {
   usageCoordinator?: UsageWriteCoordinator;
   /**
    * How long verification waits for the backend before answering 503, in
-   * milliseconds; `0` waits forever. Default `5000`.
+   * milliseconds; `0` waits forever. Also bounds the usage flush at shutdown (5 s
+   * when `0`, so a hung store cannot hold shutdown). Default `5000`.
    */
   verifyTimeoutMs?: number;
   /**

@@ -114,6 +114,9 @@ const INVALID = { ok: false, code: ApiKeyErrorCode.InvalidApiKey } as const;
 const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
 const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
 
+/** Longest wait for the usage flush at shutdown when `verifyTimeoutMs` is 0. */
+const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
+
 /** `environmentOf` result for a key of a `legacyKeyPrefixes` prefix. */
 const LEGACY = Symbol('legacy');
 /** What a key's prefix says about its environment: a name, none, or a legacy import. */
@@ -512,7 +515,10 @@ export class ApiKeyService implements OnApplicationShutdown {
    * a store that stopped answering must not hold the process open on shutdown.
    */
   async onApplicationShutdown(): Promise<void> {
-    await this.withTimeout(this.flushUsage()).catch(() => undefined);
+    // A hung store must not hold shutdown: with `verifyTimeoutMs: 0` (verifications
+    // wait as long as the store does) the flush still gets a bound of its own.
+    const ms = this.options.verifyTimeoutMs || SHUTDOWN_FLUSH_TIMEOUT_MS;
+    await this.withTimeout(this.flushUsage(), ms).catch(() => undefined);
   }
 
   /** Stores a new key under `id` (default a random UUID). */
@@ -635,8 +641,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     }
   }
 
-  private withTimeout<T>(promise: Promise<T>): Promise<T> {
-    const ms = this.options.verifyTimeoutMs;
+  private withTimeout<T>(promise: Promise<T>, ms = this.options.verifyTimeoutMs): Promise<T> {
     if (ms === 0) return promise;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

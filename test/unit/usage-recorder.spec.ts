@@ -142,4 +142,21 @@ describe('lastUsedAt recording', () => {
     await service.onApplicationShutdown();
     expect(Date.now() - started).toBeLessThan(2_000);
   });
+
+  it('with verifyTimeoutMs 0, shutdown still gives a hung usage write 5 s, not forever', async () => {
+    const { service, backend } = makeService({ usageIntervalMs: 0, verifyTimeoutMs: 0 });
+    const { key } = await service.issue({ ownerId: 'o', name: 'n' });
+    backend.faults.recordUsage = 'hang';
+    expect(await service.verify(key)).not.toBeNull();
+    await nextTick();
+    expect(backend.calls.recordUsage).toBeGreaterThanOrEqual(1);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let done = false;
+    const shutdown = service.onApplicationShutdown().then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await shutdown;
+    expect(done).toBe(true);
+  });
 });
