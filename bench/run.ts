@@ -6,14 +6,14 @@
  *
  * Method, for a small noisy machine: the server is pinned to one CPU and the load
  * generator (wrk when installed, else autocannon) to the others, so they do not
- * compete for a core; each round runs every route once, in a rotated order, and a
+ * compete for a core; each round runs every route once, in a shuffled order, and a
  * route's ratio is taken against the bare route of the same round (paired), then the
  * median over rounds is reported with its range.
  *
  * Environment: BENCH_DURATION (s per run, default 2), BENCH_ROUNDS (default 8),
  * BENCH_CONNECTIONS (default 32), BENCH_ADAPTERS (default "express,fastify"),
  * BENCH_LOADGEN ("wrk" or "autocannon"; default wrk when installed), BENCH_PIN
- * ("0" to not pin processes to CPUs).
+ * ("0" to not pin processes to CPUs), BENCH_SEED (the route order's seed; printed).
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +28,29 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',');
 const PROFILE_SECONDS = Number(process.env.BENCH_PROFILE_SECONDS ?? 4);
+
+/** mulberry32: a small seeded PRNG, so a run's route order can be repeated (BENCH_SEED). */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+const SEED = Number(process.env.BENCH_SEED ?? Date.now() % 2 ** 31);
+const random = seededRandom(SEED);
 
 interface Ready {
   type: 'ready';
@@ -213,8 +236,9 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
 
   const samples = new Map<string, Sample[]>(cases.map((c) => [c.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    // Rotate the order each round so no route always runs first or last.
-    const ordered = cases.map((_, i) => cases[(i + round) % cases.length]!);
+    // A fresh order each round. Rotating kept every route behind the same predecessor,
+    // so a route always inherited the same neighbour's garbage and warm caches.
+    const ordered = shuffle(cases, random);
     for (const c of ordered) samples.get(c.name)!.push(await runCase(server, port, c, DURATION, generator, generatorCpus));
   }
 
@@ -267,7 +291,7 @@ async function main() {
   const cpus = pinning();
   const header =
     `Node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${generator}, ${CONNECTIONS} connections, ` +
-    `${DURATION}s x ${ROUNDS} rounds interleaved, ` +
+    `${DURATION}s x ${ROUNDS} rounds interleaved (order seed ${SEED}), ` +
     (cpus ? `server pinned to CPU ${cpus.server}, load generator to CPU ${cpus.generator}` : 'not pinned');
   console.log(`nestjs-api-auth benchmark: ${header}\n`);
   const all: Record<string, unknown> = {};
