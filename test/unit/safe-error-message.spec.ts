@@ -15,6 +15,32 @@ describe('safeErrorMessage', () => {
     expect(safeErrorMessage(new Error('z'.repeat(1000)))).toHaveLength(300);
     expect(safeErrorMessage(new Error('plain reason'))).toBe('plain reason');
   });
+
+  it('removes base64 and base64url digests and plaintext keys too', () => {
+    const digest = createHash('sha256').update('k');
+    const b64url = digest.copy().digest('base64url');
+    const b64 = digest.copy().digest('base64');
+    const key = new KeyFormat('live_').generate();
+    expect(safeErrorMessage(`WRONGTYPE at api-auth:cache:${b64url} here`)).toBe('WRONGTYPE at api-auth:cache:[redacted] here');
+    expect(safeErrorMessage(`value ${b64} rejected`)).toBe('value [redacted] rejected');
+    expect(safeErrorMessage(`bad input "${key}"`)).toBe('bad input "[redacted]"');
+    for (let i = 0; i < 200; i++) {
+      const random = createHash('sha256').update(String(i)).digest('base64url');
+      expect(safeErrorMessage(`x ${random} y`)).not.toContain(random.slice(0, 20));
+    }
+  });
+
+  it('keeps the ordinary text of driver errors', () => {
+    for (const text of [
+      'connect ECONNREFUSED 127.0.0.1:6379',
+      'relation "api_keys" does not exist',
+      'Connection terminated due to connection timeout',
+      'ERR_MODULE_NOT_FOUND_WHILE_LOADING_THE_CONFIGURED_STORE_ADAPTER',
+      'The API key backend did not answer within 5000 ms.',
+    ]) {
+      expect(safeErrorMessage(new Error(text))).toBe(text);
+    }
+  });
 });
 
 describe('the guard logs a failing backend without its hash', () => {
