@@ -1,3 +1,5 @@
+import { hash } from 'node:crypto';
+import type { CanActivate, ExecutionContext } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createKeyv } from '@keyv/redis';
 import { createCache } from 'cache-manager';
@@ -8,18 +10,28 @@ import { guardFor, type GuardedScenario } from './scenarios.js';
 import { openBenchServices, REDIS_URL, type BenchServices } from './services.js';
 
 
+export interface OptionalScenarios {
+  scenarios: GuardedScenario[];
+  /**
+   * Floor for (e): one SHA-256 of the key header and one Redis round trip (a GET of a
+   * key that does not exist) on the same client, nothing else: the least any guard
+   * with Redis as its only store and no in-process cache can do per request.
+   */
+  redisFloor: CanActivate | null;
+}
+
 /**
  * (d) L1 over a Redis cache over PostgreSQL, (e) Redis as the primary store with no
  * L1, (f) PostgreSQL through MikroORM with no cache. Skipped, with a note, when the
  * servers are not reachable.
  */
-export async function optionalScenarios(): Promise<GuardedScenario[]> {
+export async function optionalScenarios(): Promise<OptionalScenarios> {
   let services: BenchServices;
   try {
     services = await openBenchServices('bench');
   } catch (error) {
     console.error(`PostgreSQL or Redis unreachable; benchmarking memory only (${(error as Error).message})`);
-    return [];
+    return { scenarios: [], redisFloor: null };
   }
   const { redis, namespace } = services;
   const orm = await MikroORM.init({ clientUrl: services.databaseUrl, entities: [ApiKeyEntity], debug: false, pool: { min: 2, max: 10 } });
@@ -50,9 +62,18 @@ export async function optionalScenarios(): Promise<GuardedScenario[]> {
     await close();
   };
 
-  return [
+  const redisFloor: CanActivate = {
+    async canActivate(context: ExecutionContext) {
+      const key = context.getArgByIndex<{ headers: Record<string, string | undefined> }>(0).headers['x-api-key'] ?? '';
+      await redis.get(`${namespace}:floor:${hash('sha256', key, 'hex')}`);
+      return true;
+    },
+  };
+
+  const scenarios: GuardedScenario[] = [
     { route: 'cached', label: '(d) L1 + Redis cache + PostgreSQL, warm', ...guardFor(cached), primaryCalls: cachedPrimary.counts, close: closeOnce },
     { route: 'redis', label: '(e) RedisBackend, no L1', ...guardFor(redisPrimary.backend), primaryCalls: redisPrimary.counts, close: closeOnce },
     { route: 'postgres', label: '(f) MikroOrmBackend on PostgreSQL, no cache', ...guardFor(direct.backend), primaryCalls: direct.counts, close: closeOnce },
   ];
+  return { scenarios, redisFloor };
 }

@@ -57,6 +57,8 @@ interface Ready {
   port: number;
   keys: Record<string, string>;
   labels: Record<string, string>;
+  /** Whether the server has the floor route for (e), one hash and one Redis GET. */
+  redisFloor: boolean;
 }
 
 interface Stats {
@@ -73,6 +75,8 @@ interface Case {
   expect: 200 | 401;
   /** Primary-store counter (route name in the server's stats) to report. */
   counter?: string;
+  /** The floor case to divide by, when not the one of its status. */
+  floor?: string;
 }
 
 interface Sample {
@@ -222,8 +226,12 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
     { name: 'deny-floor', label: "floor for a 401: the same 401 prebuilt, header set, Nest's exception path", route: 'deny-floor', keys: [keys.memory!], expect: 401 },
     { name: 'passport', label: '(b) Passport + passport-headerapikey, Map', route: 'passport', keys: [keys.passport!], expect: 200 },
   ];
+  if (ready.redisFloor) {
+    cases.push({ name: 'redis-floor', label: 'floor for (e): one SHA-256 and one Redis GET, nothing else', route: 'redis-floor', keys: [keys.memory!], expect: 200 });
+  }
   for (const route of Object.keys(labels)) {
-    cases.push({ name: route, label: labels[route]!, route, keys: [keys[route]!], expect: 200, counter: route });
+    const floor = route === 'redis' && ready.redisFloor ? 'redis-floor' : undefined;
+    cases.push({ name: route, label: labels[route]!, route, keys: [keys[route]!], expect: 200, counter: route, floor });
   }
   cases.push(
     { name: 'flood-malformed', label: `malformed-key flood (${floodRoute})`, route: floodRoute, keys: malformed, expect: 401, counter: floodRoute },
@@ -263,7 +271,7 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
     const ratios = s.map((x, i) => x.rps / bare[i]!.rps);
     // And against the floor: the cheapest guard that could answer the same (one hash
     // for a 200; a prebuilt refusal for a 401), same round.
-    const calibration = samples.get(c.expect === 200 ? 'hash-floor' : 'deny-floor')!;
+    const calibration = samples.get(c.floor ?? (c.expect === 200 ? 'hash-floor' : 'deny-floor'))!;
     const calibrated = s.map((x, i) => x.rps / calibration[i]!.rps);
     const cpuRatios = s.map((x, i) => bare[i]!.cpuPerRequest / x.cpuPerRequest);
     return {

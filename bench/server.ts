@@ -111,8 +111,10 @@ function buildController(guards: Record<string, CanActivate>) {
 }
 
 async function main() {
-  const scenarios: GuardedScenario[] = [await memoryScenario(), ...(await optionalScenarios())];
-  const guards = Object.fromEntries(scenarios.map((s) => [s.route, s.guard]));
+  const optional = await optionalScenarios();
+  const scenarios: GuardedScenario[] = [await memoryScenario(), ...optional.scenarios];
+  const guards: Record<string, CanActivate> = Object.fromEntries(scenarios.map((s) => [s.route, s.guard]));
+  if (optional.redisFloor) guards['redis-floor'] = optional.redisFloor;
 
   // The routes' guards are built above, one per backend; the module is imported as in
   // any app, for what it sets up once (on Express, \`request.apiKey\` on the app's
@@ -169,6 +171,7 @@ async function main() {
     port: address.port,
     keys,
     labels: Object.fromEntries(scenarios.map((s) => [s.route, s.label])),
+    redisFloor: optional.redisFloor !== null,
   });
 }
 
