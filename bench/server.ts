@@ -25,9 +25,16 @@ class HeaderApiKeyStrategy extends PassportStrategy(HeaderAPIKeyStrategy, 'heade
   }
 }
 
-function denyLikeTheGuard(context: ExecutionContext): boolean {
+/** What the guard answers to a malformed key: the calibration routes answer the same. */
+const INVALID_KEY_BODY = { statusCode: 401, error: 'Unauthorized', code: 'invalid_api_key', message: 'The API key is not valid.' };
+
+function setInvalidKeyChallenge(context: ExecutionContext): void {
   context.getArgByIndex<{ header(name: string, value: string): void }>(1).header('WWW-Authenticate', 'ApiKey realm="api", error="invalid_api_key"');
-  throw new UnauthorizedException({ statusCode: 401, error: 'Unauthorized', code: 'invalid_api_key', message: 'The API key is not valid.' });
+}
+
+function denyLikeTheGuard(context: ExecutionContext): boolean {
+  setInvalidKeyChallenge(context);
+  throw new UnauthorizedException(INVALID_KEY_BODY);
 }
 
 /**
@@ -44,9 +51,11 @@ function hashOnly(context: ExecutionContext): boolean {
 // key (401, the same body, WWW-Authenticate) through Nest's exception path: the
 // exception built once at start-up, handed over in a promise that Node does not track
 // as possibly unhandled, no key read. Only the header is set per request.
-const PREBUILT_REFUSAL = new UnauthorizedException({ statusCode: 401, error: 'Unauthorized', code: 'invalid_api_key', message: 'The API key is not valid.' });
+// (The pre-handled promise repeats the guard's own `rejected` on purpose: a floor must
+// not depend on the library it measures.)
+const PREBUILT_REFUSAL = new UnauthorizedException(INVALID_KEY_BODY);
 function cheapestRefusal(context: ExecutionContext): Promise<never> {
-  context.getArgByIndex<{ header(name: string, value: string): void }>(1).header('WWW-Authenticate', 'ApiKey realm="api", error="invalid_api_key"');
+  setInvalidKeyChallenge(context);
   let reject!: (reason: unknown) => void;
   const refused = new Promise<never>((_, settle) => (reject = settle));
   refused.then(undefined, () => undefined);
