@@ -24,6 +24,7 @@ import { KeyHasher } from './keys/key-hasher.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
 import { replacementIdFor } from './replacement-id.js';
+import { ReplyDeadlines } from './reply-deadlines.js';
 import { safeErrorMessage } from './safe-error-message.js';
 import { UsageRecorder } from './usage-recorder.js';
 
@@ -114,6 +115,10 @@ const INVALID = { ok: false, code: ApiKeyErrorCode.InvalidApiKey } as const;
 const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
 const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
 
+function backendTimedOut(ms: number): BackendUnavailableError {
+  return new BackendUnavailableError(`The API key backend did not answer within ${ms} ms.`);
+}
+
 /** Longest wait for the usage flush at shutdown when `verifyTimeoutMs` is 0. */
 const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
 
@@ -143,6 +148,8 @@ export class ApiKeyService implements OnApplicationShutdown {
   private readonly logger = new Logger('ApiAuth');
   /** Backend lookups started and not yet settled, timed-out ones included (see `maxPendingLookups`). */
   private pendingLookups = 0;
+  /** `verifyTimeoutMs` for lookups: one timer for all of them, not one each; `null` when 0. */
+  private readonly lookupDeadlines: ReplyDeadlines | null;
 
   constructor(@Inject(API_AUTH_OPTIONS) private readonly options: ResolvedApiAuthOptions) {
     this.formats = options.environments.map((environment) => ({
@@ -155,6 +162,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     this.backend = options.backend;
     this.usage = new UsageRecorder(options.backend, options.usageIntervalMs, options.trackUsage, options.usageCoordinator);
     this.cached = hasCachedLookup(options.backend) ? options.backend : null;
+    this.lookupDeadlines = options.verifyTimeoutMs > 0 ? new ReplyDeadlines(options.verifyTimeoutMs, backendTimedOut) : null;
   }
 
   /** Mints a key for `input.ownerId`. The plaintext is in the result and nowhere else. */
@@ -280,19 +288,55 @@ export class ApiKeyService implements OnApplicationShutdown {
     return this.lookupAndJudge(keyHash, environment);
   }
 
-  private async lookupAndJudge(keyHash: string, environment: KeyEnvironment): Promise<AuthenticationResult> {
+  /**
+   * Asks the backend, within `verifyTimeoutMs`. One promise, settled by whichever comes
+   * first, the backend or the deadline: no async frame, no race, no timer per lookup.
+   */
+  private lookupAndJudge(keyHash: string, environment: KeyEnvironment): AuthenticationResult | Promise<AuthenticationResult> {
     const max = this.options.maxPendingLookups;
     if (max !== 0 && this.pendingLookups >= max) {
       // The store is not keeping up; another lookup would only add to what it holds.
       const error = new BackendUnavailableError(`${max} API key lookups are pending; refusing without asking the backend.`);
       return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
     }
-    let record: Readonly<ApiKey> | null;
+    let lookup: Promise<ApiKey | null>;
     try {
-      record = await this.withTimeout(this.lookup(keyHash));
+      lookup = this.backend.getByHash(keyHash);
     } catch (error) {
       return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
     }
+    // A lookup counts until the backend settles it: the deadline answers the client, but
+    // a hung store still holds the lookup.
+    this.pendingLookups++;
+    const deadlines = this.lookupDeadlines;
+    return new Promise<AuthenticationResult>((resolve, reject) => {
+      let late = false;
+      const deadline = deadlines?.start((error) => {
+        late = true;
+        resolve({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
+      });
+      lookup.then(
+        (record) => {
+          this.pendingLookups--;
+          // Already answered 503: a late record must not count as a use of the key.
+          if (late) return;
+          if (deadline !== undefined) deadlines!.clear(deadline);
+          try {
+            resolve(this.judgeLookup(record, keyHash, environment));
+          } catch (error) {
+            reject(error);
+          }
+        },
+        (error: unknown) => {
+          this.pendingLookups--;
+          if (deadline !== undefined) deadlines!.clear(deadline);
+          resolve({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
+        },
+      );
+    });
+  }
+
+  private judgeLookup(record: Readonly<ApiKey> | null, keyHash: string, environment: KeyEnvironment): AuthenticationResult {
     // A backend that returns the wrong record must not let anyone in. (The L1 files a
     // record only under its own hash, so a hit needs no such check.)
     if (!record || !sameHash(record.keyHash, keyHash)) return INVALID;
@@ -613,24 +657,6 @@ export class ApiKeyService implements OnApplicationShutdown {
     return date;
   }
 
-  /**
-   * Asks the backend, counting the lookup until the backend settles it: the timeout
-   * answers the client, but a hung store still holds the lookup.
-   */
-  private lookup(keyHash: string): Promise<ApiKey | null> {
-    this.pendingLookups++;
-    let lookup: Promise<ApiKey | null>;
-    try {
-      lookup = this.backend.getByHash(keyHash);
-    } catch (error) {
-      this.pendingLookups--;
-      return Promise.reject(error);
-    }
-    const settled = () => void this.pendingLookups--;
-    lookup.then(settled, settled);
-    return lookup;
-  }
-
   /** The L1's answer, or `undefined` (ask the backend) when there is no L1 or it failed. */
   private peek(keyHash: string) {
     if (this.cached === null) return undefined;
@@ -641,14 +667,12 @@ export class ApiKeyService implements OnApplicationShutdown {
     }
   }
 
+  /** For the rare waits (a delete's counters, the shutdown flush); lookups use `lookupDeadlines`. */
   private withTimeout<T>(promise: Promise<T>, ms = this.options.verifyTimeoutMs): Promise<T> {
     if (ms === 0) return promise;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new BackendUnavailableError(`The API key backend did not answer within ${ms} ms.`)),
-        ms,
-      );
+      timer = setTimeout(() => reject(backendTimedOut(ms)), ms);
       timer.unref();
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));

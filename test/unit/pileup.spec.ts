@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ApiKeyService, CachedBackend, resolveApiAuthOptions, type ApiAuthModuleOptions, type AuthenticationResult } from 'nestjs-api-auth';
 import { exposeGc, retainedHeap, SlowBackend } from '../fixtures/slow-backend.js';
 
@@ -158,5 +158,26 @@ describe('a backend that stops answering', () => {
     // ... and with the bound the heap stays where the warm-up left it (under 1 MB for
     // 20,000 requests is measurement noise; the pile-up would be 35 MB).
     expect(bounded.growth).toBeLessThan(50);
+  });
+});
+
+describe('a lookup answered after verifyTimeoutMs', () => {
+  it('stays a 503: the late record is not judged and does not count as a use of the key', async () => {
+    const backend = slowBackend();
+    const service = serviceOver(backend, { verifyTimeoutMs: 50, trackUsage: true, usageIntervalMs: 0 });
+    const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'k' });
+    const recordUsage = vi.spyOn(backend, 'recordUsage');
+    backend.hold();
+    const [outcome] = await burst(service, [key]);
+    expect(outcome!.result).toMatchObject({ ok: false, code: 'backend_unavailable' });
+    backend.release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await service.flushUsage();
+    expect(recordUsage).not.toHaveBeenCalled();
+    expect((await service.get(apiKey.id))?.lastUsedAt).toBeNull();
+    // The store answers again: the same key is accepted and its use recorded.
+    expect((await service.authenticate(key)).ok).toBe(true);
+    await service.flushUsage();
+    expect(recordUsage).toHaveBeenCalledTimes(1);
   });
 });

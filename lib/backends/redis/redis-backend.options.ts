@@ -30,7 +30,7 @@ export interface RedisBackendOptions {
    */
   expiredRetentionMs?: number;
   /**
-   * Longest wait for one Redis reply, in milliseconds (noticed within a quarter more),
+   * Longest wait for one Redis reply, in milliseconds,
    * after which the call fails with `BackendUnavailableError` instead of hanging while
    * Redis is stuck or unreachable. The command itself is not withdrawn: a client that
    * queues commands while disconnected may still run it later. `0` waits forever.

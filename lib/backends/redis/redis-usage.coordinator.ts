@@ -3,7 +3,7 @@ import { BackendUnavailableError } from '../../api-key.errors.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { positiveIntegerOption, redisNamespaceOption } from '../../options/option-values.js';
 import type { UsageWriteCoordinator } from '../../usage-coordinator.js';
-import { ReplyDeadlines } from './redis-backend.deadlines.js';
+import { ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { RedisScript } from './redis.scripts.js';
 

@@ -7,7 +7,7 @@ import {
   type RedisBackendOptions,
   type ResolvedRedisBackendOptions,
 } from './redis-backend.options.js';
-import { ReplyDeadlineExceeded, ReplyDeadlines } from './redis-backend.deadlines.js';
+import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { decodeRecord, encodeFields, encodeNewRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
 import { CREATE, DELETE, GET_BY_HASH, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';

@@ -2,7 +2,7 @@ import { BackendUnavailableError } from '../../api-key.errors.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from '../../limits/rate-limiter.interface.js';
 import type { RateLimitRule } from '../../policy/api-key-policy.js';
-import { ReplyDeadlineExceeded, ReplyDeadlines } from './redis-backend.deadlines.js';
+import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { RedisScript } from './redis.scripts.js';
 

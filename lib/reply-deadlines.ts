@@ -1,0 +1,117 @@
+/** Rejection of a call whose reply did not come within its deadline. */
+export class ReplyDeadlineExceeded extends Error {
+  constructor(readonly ms: number) {
+    super(`No reply within ${ms} ms.`);
+  }
+}
+
+/** A started deadline, for `clear`. */
+export interface Deadline {
+  readonly deadline: number;
+  readonly onTimeout: (error: Error) => void;
+}
+
+/** A deadline in the list of pending ones, oldest first. */
+interface Node extends Deadline {
+  prev: Node | null;
+  next: Node | null;
+  linked: boolean;
+}
+
+/**
+ * Fails calls whose reply takes longer than `ms`, with one timer for all of them: a
+ * `setTimeout` + `clearTimeout` pair per call cost more than a Redis round trip under
+ * load. Every call gets the same deadline length, so calls expire in start order: the
+ * timer is armed for the oldest pending call only, and when it fires it fails the
+ * expired calls and re-arms for the next. A call that settles in time costs two
+ * pointer updates; the timer fires about once per `ms` under steady load.
+ *
+ * Pending calls are a linked list, not a `Set`: with a `Set` (or a `Map`) of
+ * per-request entries, V8 promoted request garbage to the old generation, and a
+ * Fastify route doing one Redis read ran three times the full collections and served
+ * 17 % fewer requests.
+ */
+export class ReplyDeadlines {
+  private head: Node | null = null;
+  private tail: Node | null = null;
+  private count = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  /**
+   * @param ms the deadline of every call, > 0.
+   * @param timeoutError what a late call rejects with; `ReplyDeadlineExceeded` by default.
+   */
+  constructor(
+    private readonly ms: number,
+    private readonly timeoutError: (ms: number) => Error = (limit) => new ReplyDeadlineExceeded(limit),
+  ) {}
+
+  /** `promise`, or a rejection with `timeoutError(ms)` once the deadline passes. */
+  track<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const deadline = this.start(reject);
+      promise.then(
+        (value) => {
+          this.clear(deadline);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.clear(deadline);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /**
+   * Starts a deadline: `onTimeout(timeoutError(ms))` runs once it passes, unless `clear`
+   * came first. For a caller that settles its own promise, so the deadline adds no
+   * promise of its own (on a request path, each one is a microtask hop).
+   */
+  start(onTimeout: (error: Error) => void): Deadline {
+    const node: Node = { deadline: Date.now() + this.ms, onTimeout, prev: this.tail, next: null, linked: true };
+    if (this.tail === null) this.head = node;
+    else this.tail.next = node;
+    this.tail = node;
+    this.count++;
+    this.timer ??= this.arm(this.ms);
+    return node;
+  }
+
+  /** Stops a deadline: the call settled in time (or no longer needs it). Idempotent. */
+  clear(deadline: Deadline): void {
+    const node = deadline as Node;
+    if (!node.linked) return;
+    node.linked = false;
+    if (node.prev === null) this.head = node.next;
+    else node.prev.next = node.next;
+    if (node.next === null) this.tail = node.prev;
+    else node.next.prev = node.prev;
+    node.prev = node.next = null;
+    this.count--;
+  }
+
+  /** Calls started and not yet settled or failed. */
+  get size(): number {
+    return this.count;
+  }
+
+  private arm(delay: number): NodeJS.Timeout {
+    // Never keeps the process alive: a call awaiting a reply does that itself, or not.
+    return setTimeout(() => this.sweep(), delay).unref();
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    const now = Date.now();
+    while (this.head !== null) {
+      const oldest = this.head;
+      if (oldest.deadline > now) {
+        this.timer = this.arm(oldest.deadline - now);
+        return;
+      }
+      this.clear(oldest);
+      oldest.onTimeout(this.timeoutError(this.ms));
+    }
+  }
+}
