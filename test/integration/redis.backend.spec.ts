@@ -60,7 +60,7 @@ for (const [label, options, clientOptions] of [
   // Small pages make the conformance listing cross page boundaries; expiring records
   // must change nothing a caller can observe before expiresAt.
   ['RedisBackend (pageSize 2, expireRecords)', { pageSize: 2, expireRecords: true }, {}],
-  // On RESP3, HGETALL answers a map rather than a flat array.
+  // A RESP3 connection decodes replies into other types; nothing may rely on RESP2's.
   ['RedisBackend (RESP3 client)', {}, { RESP: 3 }],
 ] as const) {
   let env: Awaited<ReturnType<typeof isolated>>;
@@ -120,7 +120,8 @@ describe('RedisBackend against real Redis', () => {
       ...Array.from({ length: 25 }, (_, i) => usage.recordUsage(record.id, new Date(Date.now() + i), new Date(Date.now() + i))),
     ]);
     expect(await env.backend.getById(record.id)).toBeNull();
-    expect(await scanKeys(env.client, `${env.backend.keyPrefix}key:${record.id}`)).toEqual([]);
+    expect(await scanKeys(env.client, `${env.backend.keyPrefix}id:${record.id}`)).toEqual([]);
+    expect(await scanKeys(env.client, `${env.backend.keyPrefix}hash:${record.keyHash}`)).toEqual([]);
   });
 
   it('delete leaves no key at all in the namespace, whatever the records went through', async () => {
@@ -202,11 +203,54 @@ describe('RedisBackend against real Redis', () => {
     await backend.create(record);
     await env.client.sendCommand(['SCRIPT', 'FLUSH']);
     calls.length = 0;
-    expect((await backend.getByHash(record.keyHash))?.id).toBe(record.id);
+    expect((await backend.getById(record.id))?.id).toBe(record.id);
     expect(calls.map((args) => args[0])).toEqual(['EVALSHA', 'EVAL']);
     calls.length = 0;
-    expect((await backend.getByHash(record.keyHash))?.id).toBe(record.id);
+    expect((await backend.getById(record.id))?.id).toBe(record.id);
     expect(calls.map((args) => args[0])).toEqual(['EVALSHA']);
+  });
+
+  it('verifies with one GET and no script: the whole record is filed under its key hash', async () => {
+    const { calls, client } = recording(env.client);
+    const backend = new RedisBackend(client, { namespace: env.namespace });
+    const record = makeApiKeyRecord({ scopes: ['read', 'write'], metadata: { plan: 'pro', n: 1 }, policy: { rateLimits: [{ name: 'burst', limit: 5, windowMs: 1_000 }] } });
+    await backend.create(record);
+    calls.length = 0;
+    expect(await backend.getByHash(record.keyHash)).toEqual(record);
+    expect(calls).toEqual([['GET', `${backend.keyPrefix}hash:${record.keyHash}`]]);
+    calls.length = 0;
+    expect(await backend.getByHash('0'.repeat(64))).toBeNull();
+    expect(calls).toHaveLength(1);
+    await backend.delete(record.id);
+  });
+
+  it('answers BackendUnavailableError, quoting nothing stored, for a value it cannot read', async () => {
+    const record = makeApiKeyRecord();
+    const recordKey = `${env.backend.keyPrefix}hash:${record.keyHash}`;
+    const idKey = `${env.backend.keyPrefix}id:${record.id}`;
+    for (const value of [`{"keyHash":"${record.keyHash}"`, JSON.stringify([record.id, record.keyHash]), '[' + '"x",'.repeat(15) + '"x"]']) {
+      await env.client.set(recordKey, value);
+      await env.client.set(idKey, record.keyHash);
+      for (const read of [() => env.backend.getByHash(record.keyHash), () => env.backend.getById(record.id)]) {
+        const error = await read().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(BackendUnavailableError);
+        expect((error as Error).message).toMatch(/cannot read/);
+        expect((error as Error).message).not.toContain(record.keyHash);
+        expect((error as Error).message).not.toContain('"x"');
+      }
+    }
+    await env.client.del([recordKey, idKey]);
+  });
+
+  it('keeps a name with a lone UTF-16 surrogate updatable (stored as U+FFFD, as UTF-8 would)', async () => {
+    const record = makeApiKeyRecord({ name: 'bad \ud800 name' });
+    const created = await env.backend.create(record);
+    expect(created.name).toBe('bad \ufffd name');
+    expect(await env.backend.recordUsage(record.id, new Date(), new Date())).toBe(true);
+    const updated = await env.backend.update({ ...record, name: 'still \udfff bad' });
+    expect(updated.name).toBe('still \ufffd bad');
+    expect((await env.backend.getByHash(record.keyHash))?.name).toBe('still \ufffd bad');
+    await env.backend.delete(record.id);
   });
 
   it('rejects bad options and clients by name', () => {
@@ -229,8 +273,8 @@ describe('RedisBackend expiry', () => {
     const expiresAt = new Date(Date.now() + 700);
     const record = makeApiKeyRecord({ expiresAt });
     await env.backend.create(record);
-    const recordKey = `${env.backend.keyPrefix}key:${record.id}`;
-    const hashKey = `${env.backend.keyPrefix}hash:${record.keyHash}`;
+    const recordKey = `${env.backend.keyPrefix}hash:${record.keyHash}`;
+    const hashKey = `${env.backend.keyPrefix}id:${record.id}`;
     expect(await pexpiretime(recordKey)).toBe(expiresAt.getTime());
     expect(await pexpiretime(hashKey)).toBe(expiresAt.getTime());
 
@@ -259,14 +303,14 @@ describe('RedisBackend expiry', () => {
     const expiresAt = new Date(Date.now() + 3_600_000);
     const record = makeApiKeyRecord({ expiresAt });
     await retained.create(record);
-    const recordKey = `${retained.keyPrefix}key:${record.id}`;
+    const recordKey = `${retained.keyPrefix}hash:${record.keyHash}`;
     expect(await pexpiretime(recordKey)).toBe(expiresAt.getTime() + 60_000);
     const sooner = new Date(Date.now() + 1_800_000);
     await retained.update({ ...record, expiresAt: sooner });
     expect(await pexpiretime(recordKey)).toBe(sooner.getTime() + 60_000);
     await retained.update({ ...record, expiresAt: null });
     expect(await pexpiretime(recordKey)).toBe(-1);
-    expect(await pexpiretime(`${retained.keyPrefix}hash:${record.keyHash}`)).toBe(-1);
+    expect(await pexpiretime(`${retained.keyPrefix}id:${record.id}`)).toBe(-1);
     await retained.delete(record.id);
   });
 
@@ -274,7 +318,8 @@ describe('RedisBackend expiry', () => {
     const plain = new RedisBackend(env.client, { namespace: env.namespace });
     const record = makeApiKeyRecord({ expiresAt: new Date(Date.now() - 1_000) });
     await plain.create(record);
-    expect(await pexpiretime(`${plain.keyPrefix}key:${record.id}`)).toBe(-1);
+    expect(await pexpiretime(`${plain.keyPrefix}hash:${record.keyHash}`)).toBe(-1);
+    expect(await pexpiretime(`${plain.keyPrefix}id:${record.id}`)).toBe(-1);
     expect((await plain.getByHash(record.keyHash))?.expiresAt?.getTime()).toBe(record.expiresAt!.getTime());
     await plain.delete(record.id);
   });

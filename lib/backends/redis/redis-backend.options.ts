@@ -5,7 +5,7 @@ export interface RedisBackendOptions {
   /**
    * Prefix of every Redis key the backend writes, so it can share a database with
    * other data (and tests can use their own). The schema version follows it: keys look
-   * like `api-auth:v1:key:<id>`, so a future layout never misreads old data.
+   * like `api-auth:v2:id:<id>`, so a layout never misreads another's data.
    * Default `"api-auth:"`.
    */
   namespace?: string;
@@ -15,7 +15,7 @@ export interface RedisBackendOptions {
    */
   pageSize?: number;
   /**
-   * Also let Redis delete a record (and its hash index entry) once its `expiresAt`
+   * Also let Redis delete a record (and its id index entry) once its `expiresAt`
    * has passed, plus `expiredRetentionMs`. Verification rejects expired keys either
    * way; this only reclaims memory. The expiry follows `expiresAt` exactly and
    * nothing else moves it: a usage write or any other update keeps it, so Redis never
@@ -49,7 +49,7 @@ export interface ResolvedRedisBackendOptions {
 }
 
 /** Version of the key layout and record encoding; part of every key. */
-export const REDIS_SCHEMA_VERSION = 'v1';
+export const REDIS_SCHEMA_VERSION = 'v2';
 
 function integer(option: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;

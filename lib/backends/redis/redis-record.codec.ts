@@ -2,9 +2,13 @@ import type { ApiKey } from '../../api-key.interface.js';
 import { ApiKeyValidationError } from '../../api-key.errors.js';
 
 /**
- * How an `ApiKey` lives in a Redis HASH: one field per record field, dates as epoch
- * milliseconds, `scopes`, `metadata` and `policy` as JSON, and `null` as an absent field (so no
- * value, however odd, is ever mistaken for null).
+ * How an `ApiKey` lives in Redis: one STRING holding a JSON array of the values of
+ * `STORED_FIELDS`, in that order, every value a string (dates as epoch milliseconds;
+ * `scopes`, `metadata` and `policy` as JSON text) or `false` for null. Verification
+ * reads it with one GET and parses one string: no Lua, no thirty RESP strings. The
+ * write scripts read and rewrite it with Redis's `cjson`; since every value is a string
+ * or `false`, nothing changes on the way through (no number rounding, no `[]` turned
+ * into `{}`).
  */
 
 /** Fields `update` may change; `id`, `keyHash` and `createdAt` never change. */
@@ -85,62 +89,135 @@ export function encodeFields(record: ApiKey, fields: readonly Field[]): string[]
   const out: string[] = [];
   for (const field of fields) {
     const value = encodeField(record, field);
-    if (value !== null) out.push(field, value);
+    if (value !== null) out.push(field, wellFormed(value));
   }
   return out;
 }
 
-/** Every stored field of a new record, plus its owner entry. */
-export function encodeNewRecord(record: ApiKey): string[] {
-  return [
-    ...encodeFields(record, ['id', 'keyHash', 'createdAt', ...MUTABLE_FIELDS]),
-    OWNER_ENTRY_FIELD,
-    ownerEntry(record.createdAt, record.id),
-  ];
+/**
+ * Every stored record field, in the order of the stored array (the owner entry is
+ * bookkeeping, not part of the record).
+ */
+export const RECORD_FIELDS = ['id', 'keyHash', 'createdAt', ...MUTABLE_FIELDS] as const;
+/** The stored array's fields: the record's, then its owner entry. */
+export const STORED_FIELDS = [...RECORD_FIELDS, OWNER_ENTRY_FIELD] as const;
+
+type StoredField = (typeof STORED_FIELDS)[number];
+/** Each field's position in the stored array, so decoding does not depend on the order. */
+const AT = Object.fromEntries(STORED_FIELDS.map((field, index) => [field, index])) as Record<StoredField, number>;
+
+/**
+ * Lua for the scripts: `P.<field>`, the field's (1-based) position in the stored array,
+ * and `MUTABLE`, the fields `update` replaces.
+ */
+export const LUA_FIELD_POSITIONS =
+  `local P = { ${STORED_FIELDS.map((field, index) => `${field} = ${index + 1}`).join(', ')} }\n` +
+  `local MUTABLE = { ${MUTABLE_FIELDS.map((field) => `'${field}'`).join(', ')} }\n`;
+
+/** A new record as it is stored, owner entry included. */
+export function encodeStoredRecord(record: ApiKey): string {
+  const values: Array<string | false> = STORED_FIELDS.map((field) => {
+    if (field === OWNER_ENTRY_FIELD) return ownerEntry(record.createdAt, record.id);
+    const value = encodeField(record, field);
+    return value === null ? false : wellFormed(value);
+  });
+  return JSON.stringify(values);
 }
 
 /**
- * Field/value pairs as a reply gives them: a flat array (RESP2, and every script
- * reply), or a Map / plain object (HGETALL on a RESP3 connection).
+ * Lone UTF-16 surrogates become U+FFFD, as UTF-8 encoding makes them anyway: JSON would
+ * carry them as `\ud800` escapes, which `cjson` refuses to decode, so a record holding
+ * one could never be updated again.
  */
-export function toFieldMap(reply: unknown): Map<string, string> {
-  const map = new Map<string, string>();
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) map.set(String(reply[i]), String(reply[i + 1]));
-  } else if (reply instanceof Map) {
-    for (const [k, v] of reply) map.set(String(k), String(v));
-  } else if (reply !== null && typeof reply === 'object') {
-    for (const [k, v] of Object.entries(reply)) map.set(k, String(v));
+function wellFormed(value: string): string {
+  return LONE_SURROGATE.test(value) ? value.replace(LONE_SURROGATE_ALL, '\ufffd') : value;
+}
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const LONE_SURROGATE_ALL = new RegExp(LONE_SURROGATE.source, 'g');
+
+/** Thrown for a stored value this version cannot read. Its message holds none of the value. */
+export class UnreadableRecordError extends Error {
+  constructor() {
+    super('a value this version of RedisBackend cannot read.');
   }
-  return map;
 }
 
-function date(value: string | undefined): Date | null {
-  return value === undefined ? null : new Date(Number(value));
+/** The record a GET of its key (or a script passing it on) answered, or `null` for nil. */
+export function decodeStoredRecord(reply: unknown): ApiKey | null {
+  if (reply === null || reply === undefined) return null;
+  try {
+    const values = JSON.parse(String(reply)) as unknown;
+    if (!Array.isArray(values) || values.length !== STORED_FIELDS.length) throw new UnreadableRecordError();
+    return decodeValues(values);
+  } catch {
+    // Not the parser's message: it quotes the text it choked on, a key hash included.
+    throw new UnreadableRecordError();
+  }
 }
 
-/** The record a hash holds, or `null` for a missing (empty) hash. */
-export function decodeRecord(reply: unknown): ApiKey | null {
-  const fields = toFieldMap(reply);
-  const id = fields.get('id');
-  const createdAt = date(fields.get('createdAt'));
-  if (id === undefined || createdAt === null) return null;
-  const policy = fields.get('policy');
+/** A stored value: a string, or `undefined` for `false` (null) and anything else. */
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function date(value: unknown): Date {
+  const ms = typeof value === 'string' ? Number(value) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new UnreadableRecordError();
+  return new Date(ms);
+}
+
+function optionalDate(value: unknown): Date | null {
+  return typeof value === 'string' ? date(value) : null;
+}
+
+/** Parses a JSON field, without the parser for the values nearly every key has. */
+function json(value: unknown, empty: '[]' | '{}'): unknown {
+  const source = typeof value === 'string' ? value : empty;
+  if (source === '[]') return [];
+  if (source === '{}') return {};
+  return JSON.parse(source);
+}
+
+// Positions as constants: indexing by a field name looked up per call was a fifth of
+// the decode, and the decode runs on every request when Redis is the only store.
+const ID = AT.id;
+const KEY_HASH = AT.keyHash;
+const CREATED_AT = AT.createdAt;
+const NAME = AT.name;
+const OWNER_ID = AT.ownerId;
+const HINT = AT.hint;
+const SCOPES = AT.scopes;
+const METADATA = AT.metadata;
+const UPDATED_AT = AT.updatedAt;
+const EXPIRES_AT = AT.expiresAt;
+const REVOKED_AT = AT.revokedAt;
+const LAST_USED_AT = AT.lastUsedAt;
+const ROTATED_FROM_ID = AT.rotatedFromId;
+const ENVIRONMENT = AT.environment;
+const POLICY = AT.policy;
+
+/** A record from the stored array, in `STORED_FIELDS` order. */
+function decodeValues(values: readonly unknown[]): ApiKey {
+  const id = text(values[ID]);
+  const keyHash = text(values[KEY_HASH]);
+  if (id === undefined || keyHash === undefined) throw new UnreadableRecordError();
+  const createdAt = date(values[CREATED_AT]);
+  const policy = text(values[POLICY]);
   return {
     id,
-    name: fields.get('name') ?? '',
-    ownerId: fields.get('ownerId') ?? '',
-    keyHash: fields.get('keyHash') ?? '',
-    hint: fields.get('hint') ?? '',
-    scopes: JSON.parse(fields.get('scopes') ?? '[]') as string[],
-    metadata: JSON.parse(fields.get('metadata') ?? '{}') as ApiKey['metadata'],
+    name: text(values[NAME]) ?? '',
+    ownerId: text(values[OWNER_ID]) ?? '',
+    keyHash,
+    hint: text(values[HINT]) ?? '',
+    scopes: json(values[SCOPES], '[]') as string[],
+    metadata: json(values[METADATA], '{}') as ApiKey['metadata'],
     createdAt,
-    updatedAt: date(fields.get('updatedAt')) ?? createdAt,
-    expiresAt: date(fields.get('expiresAt')),
-    revokedAt: date(fields.get('revokedAt')),
-    lastUsedAt: date(fields.get('lastUsedAt')),
-    rotatedFromId: fields.get('rotatedFromId') ?? null,
-    environment: fields.get('environment') ?? null,
+    updatedAt: optionalDate(values[UPDATED_AT]) ?? createdAt,
+    expiresAt: optionalDate(values[EXPIRES_AT]),
+    revokedAt: optionalDate(values[REVOKED_AT]),
+    lastUsedAt: optionalDate(values[LAST_USED_AT]),
+    rotatedFromId: text(values[ROTATED_FROM_ID]) ?? null,
+    environment: text(values[ENVIRONMENT]) ?? null,
     policy: policy === undefined ? null : (JSON.parse(policy) as ApiKey['policy']),
   };
 }

@@ -9,24 +9,25 @@ import {
 } from './redis-backend.options.js';
 import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { decodeRecord, encodeFields, encodeNewRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
-import { CREATE, DELETE, GET_BY_HASH, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
+import { decodeStoredRecord, encodeFields, encodeStoredRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
+import { CREATE, DELETE, GET_BY_ID, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
 
 export type { RedisBackendOptions } from './redis-backend.options.js';
 export type { RedisCommandClient } from './redis-client.types.js';
 
 /**
- * Redis as the only key store. Layout, under `<namespace>v1:`:
+ * Redis as the only key store. Layout, under `<namespace>v2:`:
  *
- * - `key:<id>`: a HASH with the record's fields (dates as epoch ms, JSON for scopes,
- *   metadata and policy);
- * - `hash:<keyHash>`: the id of the record with that key hash (the verification path);
+ * - `hash:<keyHash>`: the record, a STRING holding a JSON array of its fields' values
+ *   (see `redis-record.codec`), filed under its key hash so verification is one GET;
+ * - `id:<id>`: the key hash of the record with that id (management by id);
  * - `owner:<ownerId>`: a sorted set of `<createdAt>:<id>` entries, all scored 0 so
  *   `listByOwner` pages by keyset with `ZRANGEBYLEX`, never with KEYS or SCAN.
  *
  * Every write is one Lua script, so it is atomic across all clients: a duplicate
  * `create` writes nothing, a usage write can never undo a revoke, and `delete` leaves
- * no index entry behind. Verification is one round trip.
+ * no index entry behind. Verification is one GET, no script: Redis runs a script at
+ * about half the rate of a GET, and with Redis as the only store every request pays it.
  *
  * The backend never closes the client it was given; close it yourself on shutdown.
  * Runs on a standalone Redis (or a Sentinel-managed primary), not Redis Cluster.
@@ -59,34 +60,36 @@ export class RedisBackend implements ApiKeyBackend {
     return this.base;
   }
 
-  async getByHash(keyHash: string): Promise<ApiKey | null> {
-    const reply = await this.script('getByHash', GET_BY_HASH, [this.hashKey(keyHash)], [`${this.base}key:`]);
-    const record = decodeRecord(reply);
-    // Guards against an index entry left by a foreign writer: never answer with another key.
-    return record && record.keyHash === keyHash ? record : null;
+  getByHash(keyHash: string): Promise<ApiKey | null> {
+    return this.read('getByHash', ['GET', this.recordKey(keyHash)], (reply) => {
+      const record = this.decode('getByHash', reply);
+      // Guards against a value left by a foreign writer: never answer with another key.
+      return record && record.keyHash === keyHash ? record : null;
+    });
   }
 
   async getById(id: string): Promise<ApiKey | null> {
-    return decodeRecord(await this.command('getById', ['HGETALL', this.recordKey(id)]));
+    const record = this.decode('getById', await this.script('getById', GET_BY_ID, [this.idKey(id)], [this.base]));
+    return record && record.id === id ? record : null;
   }
 
   async create(apiKey: ApiKey): Promise<ApiKey> {
-    const fields = encodeNewRecord(apiKey);
+    const stored = encodeStoredRecord(apiKey);
     const outcome = await this.script(
       'create',
       CREATE,
-      [this.recordKey(apiKey.id), this.hashKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId)],
-      [apiKey.id, ownerEntry(apiKey.createdAt, apiKey.id), this.expireAt(apiKey), ...fields],
+      [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId)],
+      [apiKey.keyHash, ownerEntry(apiKey.createdAt, apiKey.id), this.expireAt(apiKey), stored],
     );
     if (outcome === 'id' || outcome === 'keyHash') throw new DuplicateApiKeyError(outcome);
-    return decodeRecord(fields) as ApiKey;
+    return this.decode('create', stored) as ApiKey;
   }
 
   async update(apiKey: ApiKey): Promise<ApiKey> {
     const reply = await this.script(
       'update',
       UPDATE,
-      [this.recordKey(apiKey.id)],
+      [this.idKey(apiKey.id)],
       [
         this.base,
         this.options.expireRecords ? '1' : '0',
@@ -94,13 +97,13 @@ export class RedisBackend implements ApiKeyBackend {
         ...encodeFields(apiKey, MUTABLE_FIELDS),
       ],
     );
-    const stored = decodeRecord(reply);
+    const stored = this.decode('update', reply);
     if (!stored) throw new ApiKeyNotFoundError(apiKey.id);
     return stored;
   }
 
   async delete(id: string): Promise<void> {
-    await this.script('delete', DELETE, [this.recordKey(id)], [this.base, id]);
+    await this.script('delete', DELETE, [this.idKey(id)], [this.base, id]);
   }
 
   async *listByOwner(ownerId: string, options: ListByOwnerOptions = {}): AsyncIterable<ApiKey> {
@@ -113,11 +116,11 @@ export class RedisBackend implements ApiKeyBackend {
         'listByOwner',
         LIST_PAGE,
         [this.ownerKey(ownerId)],
-        [`${this.base}key:`, bound, String(want), ownerId],
+        [this.base, bound, String(want), ownerId],
       )) as [unknown[], unknown[]];
       const [entries, records] = reply;
-      for (const fields of records) {
-        const record = decodeRecord(fields);
+      for (const stored of records) {
+        const record = this.decode('listByOwner', stored);
         if (record) {
           yielded++;
           yield record;
@@ -136,18 +139,18 @@ export class RedisBackend implements ApiKeyBackend {
     const wrote = await this.script(
       'recordUsage',
       RECORD_USAGE,
-      [this.recordKey(id)],
-      [String(usedAt.getTime()), String(staleBefore.getTime())],
+      [this.idKey(id)],
+      [this.base, String(usedAt.getTime()), String(staleBefore.getTime())],
     );
     return Number(wrote) === 1;
   }
 
-  private recordKey(id: string): string {
-    return `${this.base}key:${id}`;
+  private recordKey(keyHash: string): string {
+    return `${this.base}hash:${keyHash}`;
   }
 
-  private hashKey(keyHash: string): string {
-    return `${this.base}hash:${keyHash}`;
+  private idKey(id: string): string {
+    return `${this.base}id:${id}`;
   }
 
   private ownerKey(ownerId: string): string {
@@ -160,6 +163,15 @@ export class RedisBackend implements ApiKeyBackend {
     return String(apiKey.expiresAt.getTime() + this.options.expiredRetentionMs);
   }
 
+  /** A stored record, or `BackendUnavailableError` for a value this version cannot read. */
+  private decode(operation: string, reply: unknown): ApiKey | null {
+    try {
+      return decodeStoredRecord(reply);
+    } catch (error) {
+      throw new BackendUnavailableError(`Redis answered ${operation} with ${(error as Error).message}`, { cause: error });
+    }
+  }
+
   private script(operation: string, script: RedisScript, keys: string[], args: string[]): Promise<unknown> {
     return this.guard(operation, () => script.run(this.client, keys, args));
   }
@@ -169,10 +181,41 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   /**
+   * `guard` for the verification read, in one promise: no async frame, and the deadline
+   * adds no promise of its own. With Redis as the only store this runs on every
+   * request, and each promise is a microtask hop.
+   */
+  private read<T>(operation: string, args: string[], decode: (reply: unknown) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let reply: Promise<unknown>;
+      try {
+        reply = this.client.sendCommand(args);
+      } catch (error) {
+        reject(this.unavailable(operation, error));
+        return;
+      }
+      const deadlines = this.deadlines;
+      const deadline = deadlines?.start((error) => reject(this.unavailable(operation, error)));
+      reply.then(
+        (value) => {
+          if (deadline !== undefined) deadlines!.clear(deadline);
+          try {
+            resolve(decode(value));
+          } catch (error) {
+            reject(error);
+          }
+        },
+        (error: unknown) => {
+          if (deadline !== undefined) deadlines!.clear(deadline);
+          reject(this.unavailable(operation, error));
+        },
+      );
+    });
+  }
+
+  /**
    * Turns every client failure (refused connection, offline client, error reply) and
-   * a reply slower than `commandTimeoutMs` into `BackendUnavailableError`. Only the
-   * error's class name goes into the message: a reply's text can echo command
-   * arguments, and those include key hashes.
+   * a reply slower than `commandTimeoutMs` into `BackendUnavailableError`.
    */
   private async guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
     try {
@@ -180,12 +223,20 @@ export class RedisBackend implements ApiKeyBackend {
       // (not a hung server) and its timer per command cut throughput threefold.
       return await (this.deadlines ? this.deadlines.track(run()) : run());
     } catch (error) {
-      if (error instanceof ReplyDeadlineExceeded) {
-        // A write that timed out may still have been applied, all or nothing (scripts are atomic).
-        throw new BackendUnavailableError(`Redis did not answer ${operation} within ${error.ms} ms.`, { cause: error });
-      }
-      const kind = error instanceof Error ? error.constructor.name : typeof error;
-      throw new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: error });
+      throw this.unavailable(operation, error);
     }
+  }
+
+  /**
+   * Only the error's class name goes into the message: a reply's text can echo command
+   * arguments, and those include key hashes.
+   */
+  private unavailable(operation: string, error: unknown): BackendUnavailableError {
+    if (error instanceof ReplyDeadlineExceeded) {
+      // A write that timed out may still have been applied, all or nothing (scripts are atomic).
+      return new BackendUnavailableError(`Redis did not answer ${operation} within ${error.ms} ms.`, { cause: error });
+    }
+    const kind = error instanceof Error ? error.constructor.name : typeof error;
+    return new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: error });
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
+import { LUA_FIELD_POSITIONS, OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL (which also caches it) when the
@@ -30,27 +30,28 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');
 }
 
-// Key layout (see RedisBackend): `<base>key:<id>` HASH, `<base>hash:<keyHash>` -> id,
-// `<base>owner:<ownerId>` ZSET of owner entries. Scripts get `<base>` to reach the
-// keys they only learn from the record (the old owner's set, the hash index).
+// Key layout (see RedisBackend): `<base>hash:<keyHash>` STRING, the record as a JSON
+// array (see redis-record.codec); `<base>id:<id>` -> key hash; `<base>owner:<ownerId>`
+// ZSET of owner entries. Scripts get `<base>` to reach the keys they only learn from
+// what they read. `P.<field>` is a field's position in the stored array.
 
-/** KEYS: hash index. ARGV: record key prefix. Resolves to the record's fields, or nil. */
-export const GET_BY_HASH = new RedisScript(`
-local id = redis.call('GET', KEYS[1])
-if not id then return false end
-return redis.call('HGETALL', ARGV[1] .. id)
+/** KEYS: id index. ARGV: key base. Resolves to the stored record, or nil. */
+export const GET_BY_ID = new RedisScript(`
+local h = redis.call('GET', KEYS[1])
+if not h then return false end
+return redis.call('GET', ARGV[1] .. 'hash:' .. h)
 `);
 
 /**
- * KEYS: record, hash index, owner set. ARGV: id, owner entry, expire-at ms or '',
- * field/value pairs. Resolves to 'ok', or the name of the field that already exists,
+ * KEYS: id index, record, owner set. ARGV: key hash, owner entry, expire-at ms or '',
+ * the stored record. Resolves to 'ok', or the name of the field that already exists,
  * in which case nothing was written.
  */
 export const CREATE = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'keyHash' end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
@@ -60,90 +61,102 @@ return 'ok'
 `);
 
 /**
- * KEYS: record. ARGV: key base, '1' when records expire, expire-at ms or '', then the
- * mutable field/value pairs (a null field is absent). Resolves to the stored fields,
+ * KEYS: id index. ARGV: key base, '1' when records expire, expire-at ms or '', then the
+ * mutable field/value pairs (a null field is absent). Resolves to the stored record,
  * or nil when no record has that id.
  */
-export const UPDATE = new RedisScript(`
-local cur = redis.call('HMGET', KEYS[1], 'ownerId', 'revokedAt', 'lastUsedAt', '${OWNER_ENTRY_FIELD}', 'keyHash')
-if not cur[1] then return false end
+export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}
+local h = redis.call('GET', KEYS[1])
+if not h then return false end
+local recordKey = ARGV[1] .. 'hash:' .. h
+local raw = redis.call('GET', recordKey)
+if not raw then return false end
+local cur = cjson.decode(raw)
 local nextf = {}
-for i = 4, #ARGV, 2 do nextf[ARGV[i]] = ARGV[i + 1] end
+for i = 1, #cur do nextf[i] = cur[i] end
+for _, f in ipairs(MUTABLE) do nextf[P[f]] = false end
+for i = 4, #ARGV, 2 do nextf[P[ARGV[i]]] = ARGV[i + 1] end
 -- Revocation is sticky: a writer holding a stale copy can neither clear nor move it.
-if cur[2] then nextf['revokedAt'] = cur[2] end
+if cur[P.revokedAt] then nextf[P.revokedAt] = cur[P.revokedAt] end
 -- lastUsedAt never moves backwards.
-if cur[3] and (not nextf['lastUsedAt'] or tonumber(nextf['lastUsedAt']) < tonumber(cur[3])) then
-  nextf['lastUsedAt'] = cur[3]
+local last = cur[P.lastUsedAt]
+if last and (not nextf[P.lastUsedAt] or tonumber(nextf[P.lastUsedAt]) < tonumber(last)) then
+  nextf[P.lastUsedAt] = last
 end
-for _, f in ipairs({'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy'}) do
-  if not nextf[f] then redis.call('HDEL', KEYS[1], f) end
+local stored = cjson.encode(nextf)
+redis.call('SET', recordKey, stored, 'KEEPTTL')
+local entry = cur[P.${OWNER_ENTRY_FIELD}]
+if entry and nextf[P.ownerId] ~= cur[P.ownerId] then
+  redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[P.ownerId], entry)
+  redis.call('ZADD', ARGV[1] .. 'owner:' .. nextf[P.ownerId], 0, entry)
 end
-local args = {}
-for f, v in pairs(nextf) do
-  args[#args + 1] = f
-  args[#args + 1] = v
-end
-redis.call('HSET', KEYS[1], unpack(args))
-if cur[4] and nextf['ownerId'] ~= cur[1] then
-  redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[1], cur[4])
-  redis.call('ZADD', ARGV[1] .. 'owner:' .. nextf['ownerId'], 0, cur[4])
-end
-if ARGV[2] == '1' and cur[5] then
-  local hashKey = ARGV[1] .. 'hash:' .. cur[5]
+if ARGV[2] == '1' then
   if ARGV[3] ~= '' then
     redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-    redis.call('PEXPIREAT', hashKey, ARGV[3])
+    redis.call('PEXPIREAT', recordKey, ARGV[3])
   else
     redis.call('PERSIST', KEYS[1])
-    redis.call('PERSIST', hashKey)
+    redis.call('PERSIST', recordKey)
   end
 end
-return redis.call('HGETALL', KEYS[1])
+return stored
 `);
 
 /**
- * KEYS: record. ARGV: key base, id. Removes the record, its hash index entry (only if
- * it still names this id) and its owner entry. Resolves to 1, or 0 when there was none.
+ * KEYS: id index. ARGV: key base, id. Removes the id index, the record (only if it is
+ * this id's) and its owner entry. Resolves to 1, or 0 when there was none.
  */
-export const DELETE = new RedisScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local cur = redis.call('HMGET', KEYS[1], 'keyHash', 'ownerId', '${OWNER_ENTRY_FIELD}')
+export const DELETE = new RedisScript(`${LUA_FIELD_POSITIONS}
+local h = redis.call('GET', KEYS[1])
+if not h then return 0 end
 redis.call('DEL', KEYS[1])
-if cur[1] then
-  local hashKey = ARGV[1] .. 'hash:' .. cur[1]
-  if redis.call('GET', hashKey) == ARGV[2] then redis.call('DEL', hashKey) end
+local recordKey = ARGV[1] .. 'hash:' .. h
+local raw = redis.call('GET', recordKey)
+if raw then
+  local cur = cjson.decode(raw)
+  if cur[P.id] == ARGV[2] then
+    redis.call('DEL', recordKey)
+    local entry = cur[P.${OWNER_ENTRY_FIELD}]
+    if cur[P.ownerId] and entry then redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[P.ownerId], entry) end
+  end
 end
-if cur[2] and cur[3] then redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[2], cur[3]) end
 return 1
 `);
 
 /**
- * KEYS: record. ARGV: used-at ms, stale-before ms. Writes lastUsedAt alone, and only
- * when it is missing or older than stale-before; never creates a deleted record again.
- * Resolves to 1 when it wrote.
+ * KEYS: id index. ARGV: key base, used-at ms, stale-before ms. Writes lastUsedAt alone,
+ * and only when it is missing or older than stale-before; never creates a deleted
+ * record again, never changes its expiry. Resolves to 1 when it wrote.
  */
-export const RECORD_USAGE = new RedisScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local last = redis.call('HGET', KEYS[1], 'lastUsedAt')
-if last and tonumber(last) >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'lastUsedAt', ARGV[1])
+export const RECORD_USAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+local h = redis.call('GET', KEYS[1])
+if not h then return 0 end
+local recordKey = ARGV[1] .. 'hash:' .. h
+local raw = redis.call('GET', recordKey)
+if not raw then return 0 end
+local cur = cjson.decode(raw)
+local last = cur[P.lastUsedAt]
+if last and tonumber(last) >= tonumber(ARGV[3]) then return 0 end
+cur[P.lastUsedAt] = ARGV[2]
+redis.call('SET', recordKey, cjson.encode(cur), 'KEEPTTL')
 return 1
 `);
 
 /**
- * KEYS: owner set. ARGV: record key prefix, exclusive lower bound ('-' or '(<entry>'),
- * page size, owner id. Resolves to `{ entries, records }`: the entries examined, in
- * order, and the fields of those whose record still exists under this owner. An entry
- * whose record is gone (expired with `expireRecords`) is removed on the way.
+ * KEYS: owner set. ARGV: key base, exclusive lower bound ('-' or '(<entry>'), page
+ * size, owner id. Resolves to `{ entries, records }`: the entries examined, in order,
+ * and the stored records of those that still exist under this owner. An entry whose
+ * record is gone (expired with `expireRecords`) is removed on the way.
  */
-export const LIST_PAGE = new RedisScript(`
+export const LIST_PAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
 local entries = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
 local records = {}
 for _, entry in ipairs(entries) do
-  local key = ARGV[1] .. string.sub(entry, ${TIME_WIDTH + 2})
-  local check = redis.call('HMGET', key, 'ownerId', '${OWNER_ENTRY_FIELD}')
-  if check[1] == ARGV[4] and check[2] == entry then
-    records[#records + 1] = redis.call('HGETALL', key)
+  local h = redis.call('GET', ARGV[1] .. 'id:' .. string.sub(entry, ${TIME_WIDTH + 2}))
+  local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
+  local cur = raw and cjson.decode(raw)
+  if cur and cur[P.ownerId] == ARGV[4] and cur[P.${OWNER_ENTRY_FIELD}] == entry then
+    records[#records + 1] = raw
   else
     redis.call('ZREM', KEYS[1], entry)
   end
