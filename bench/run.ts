@@ -13,7 +13,9 @@
  * Environment: BENCH_DURATION (s per run, default 2), BENCH_ROUNDS (default 8),
  * BENCH_CONNECTIONS (default 32), BENCH_ADAPTERS (default "express,fastify"),
  * BENCH_LOADGEN ("wrk" or "autocannon"; default wrk when installed), BENCH_PIN
- * ("0" to not pin processes to CPUs), BENCH_SEED (the route order's seed; printed).
+ * ("0" to not pin processes to CPUs), BENCH_SEED (the route order's seed; printed),
+ * BENCH_CASES (a comma-separated subset of the table's cases, by name, to study a few
+ * quickly; the bare route and the floors they are divided by always run).
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +30,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',');
 const PROFILE_SECONDS = Number(process.env.BENCH_PROFILE_SECONDS ?? 4);
+const ONLY = process.env.BENCH_CASES ? new Set(process.env.BENCH_CASES.split(',')) : null;
 
 /** mulberry32: a small seeded PRNG, so a run's route order can be repeated (BENCH_SEED). */
 function seededRandom(seed: number): () => number {
@@ -187,6 +190,17 @@ async function runCase(
   };
 }
 
+/** The cases named in `names`, with the bare route and the floor each is divided by. */
+function selectCases(cases: Case[], names: ReadonlySet<string>): Case[] {
+  const unknown = [...names].filter((name) => !cases.some((c) => c.name === name));
+  if (unknown.length) throw new Error(`BENCH_CASES: no case named ${unknown.join(', ')} (cases: ${cases.map((c) => c.name).join(', ')})`);
+  const wanted = new Set(['bare', ...names]);
+  for (const c of cases) {
+    if (wanted.has(c.name)) wanted.add(c.floor ?? (c.expect === 200 ? 'hash-floor' : 'deny-floor'));
+  }
+  return cases.filter((c) => wanted.has(c.name));
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -237,6 +251,9 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
     { name: 'flood-malformed', label: `malformed-key flood (${floodRoute})`, route: floodRoute, keys: malformed, expect: 401, counter: floodRoute },
     { name: 'flood-unknown', label: `unknown-key flood, 100 keys (${floodRoute})`, route: floodRoute, keys: unknownKeys, expect: 401, counter: floodRoute },
   );
+
+  const chosen = ONLY === null ? cases : selectCases(cases, ONLY);
+  cases.splice(0, cases.length, ...chosen);
 
   const generatorCpus = cpus && generator === 'wrk' ? cpus.generator : null;
   // Warm-up: JIT, connection pools, caches.
