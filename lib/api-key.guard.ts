@@ -509,12 +509,25 @@ function ignoreRejection(): void {}
  * not a bug: capturing the stack through Nest's async pipeline was most of the cost
  * of a 401, and a flood of garbage keys is exactly when that cost matters.
  */
-function refusal(body: Record<string, unknown>, status: number, cause: unknown): HttpException {
+function refusal(body: Record<string, unknown>, status: number, error: unknown): HttpException {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new HttpException(body, status, { cause });
+    return new HttpException(body, status, { cause: error === undefined ? undefined : redactedCause(error) });
   } finally {
     Error.stackTraceLimit = limit;
   }
+}
+
+/**
+ * A 503's `cause`: the backend error's class name and its message through
+ * `safeErrorMessage`, without its own `cause` chain. Nest never sends a cause, but an
+ * app's exception filter may log it, and a custom backend's error (or a driver's,
+ * deeper in the chain) can quote the key hash it was asked for. Subclasses that need
+ * the error itself get it as `failure.error` in `failureException`.
+ */
+function redactedCause(error: unknown): Error {
+  const cause = new Error(safeErrorMessage(error));
+  cause.name = error instanceof Error ? error.name : 'Error';
+  return cause;
 }

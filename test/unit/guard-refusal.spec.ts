@@ -110,3 +110,43 @@ describe('ApiKeyGuard refusals', () => {
     expect(guard.canActivate(context)).toBe(true);
   });
 });
+
+describe('ApiKeyGuard 503', () => {
+  class LeakyBackend extends MemoryBackend {
+    override async getByHash(keyHash: string): Promise<never> {
+      const driver = new Error(`driver failed on ${keyHash} for gr_${'A'.repeat(20)}b${'Z'.repeat(28)}9`);
+      throw Object.assign(new TypeError(`lookup of ${keyHash} failed`), { cause: driver });
+    }
+  }
+
+  it("carries a redacted cause: the error's class and message without hashes, keys or the chain", async () => {
+    const options = resolveApiAuthOptions({ backend: new LeakyBackend(), prefix: 'gr_' });
+    const guard = new ApiKeyGuard(new Reflector(), new ApiKeyService(options), options);
+    const { context, response } = httpContext({ 'x-api-key': wellFormedUnknown });
+    const error = (await (guard.canActivate(context) as Promise<boolean>).catch((e: unknown) => e)) as HttpException;
+    expect(error.getStatus()).toBe(503);
+    expect(error.getResponse()).toMatchObject({ statusCode: 503, code: 'backend_unavailable' });
+    expect(response.headers['Retry-After']).toBe('1');
+    const cause = error.cause as Error;
+    expect(cause).toBeInstanceOf(Error);
+    expect(cause.name).toBe('TypeError');
+    expect(cause.message).toBe('lookup of [redacted] failed');
+    expect(cause.cause).toBeUndefined();
+    expect(JSON.stringify({ message: cause.message, stack: cause.stack })).not.toMatch(/[0-9a-f]{64}/);
+  });
+
+  it('hands a subclass the backend error itself in failure.error', async () => {
+    let seen: unknown;
+    class Inspecting extends ApiKeyGuard {
+      protected override failureException(context: ExecutionContext, failure: ApiKeyFailure) {
+        if (failure.status === 503) seen = failure.error;
+        return super.failureException(context, failure);
+      }
+    }
+    const options = resolveApiAuthOptions({ backend: new LeakyBackend(), prefix: 'gr_' });
+    const guard = new Inspecting(new Reflector(), new ApiKeyService(options), options);
+    await (guard.canActivate(httpContext({ 'x-api-key': wellFormedUnknown }).context) as Promise<boolean>).catch(() => undefined);
+    expect(seen).toBeInstanceOf(TypeError);
+    expect((seen as Error).cause).toBeInstanceOf(Error);
+  });
+});
