@@ -89,6 +89,17 @@ describe.each(ADAPTERS)('per-key rate limits over %s', (adapter) => {
       expect(third.headers.get('ratelimit-limit')).toBe('2');
     });
 
+    it("keeps the RateLimit headers on a handler's error: the request was counted", async () => {
+      const { key } = await service.issue({ ownerId: 'rl-owner', name: 'failing', policy: { rateLimits: [{ name: 'b', limit: 3, windowMs: 60_000 }] } });
+      const failed = await call(urls[0]!, '/p/failing', key);
+      expect(failed.status).toBe(400);
+      expect(failed.body).toMatchObject({ statusCode: 400, message: 'the handler refused' });
+      expect(failed.headers.get('ratelimit-limit')).toBe('3');
+      expect(failed.headers.get('ratelimit-remaining')).toBe('2');
+      const next = await call(urls.at(-1)!, '/p/ping', key);
+      expect(next.headers.get('ratelimit-remaining')).toBe('1');
+    });
+
     it('sets no RateLimit headers for a key without limits, and never limits it', async () => {
       const { key } = await service.issue({ ownerId: 'rl-owner', name: 'unlimited' });
       const responses = await Promise.all(Array.from({ length: 30 }, () => call(urls[0]!, '/p/ping', key)));
