@@ -181,3 +181,35 @@ describe('a lookup answered after verifyTimeoutMs', () => {
     expect(recordUsage).toHaveBeenCalledTimes(1);
   });
 });
+
+describe('verifyTimeoutMs under many concurrent lookups', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('keeps one timer for all pending lookups, and fails each at its own deadline', async () => {
+    vi.useFakeTimers();
+    const backend = slowBackend();
+    const service = serviceOver(backend, { verifyTimeoutMs: 100, maxPendingLookups: 0 });
+    const keys = Array.from({ length: 500 }, () => service.format.generate());
+    backend.hold();
+    const outcomes: Array<string | null> = [];
+    const track = (key: string) => {
+      const index = outcomes.push(null) - 1;
+      void service.authenticate(key).then((result) => (outcomes[index] = result.ok ? 'ok' : result.code));
+    };
+    for (const key of keys.slice(0, 250)) track(key);
+    await vi.advanceTimersByTimeAsync(50);
+    for (const key of keys.slice(250)) track(key);
+    expect(backend.pending).toBe(500);
+    expect(vi.getTimerCount()).toBe(1);
+
+    await vi.advanceTimersByTimeAsync(50); // t = 100: the first 250 are due
+    expect(outcomes.slice(0, 250).every((o) => o === 'backend_unavailable')).toBe(true);
+    expect(outcomes.slice(250).every((o) => o === null)).toBe(true);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(50); // t = 150: the rest
+    expect(outcomes.every((o) => o === 'backend_unavailable')).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
