@@ -591,8 +591,26 @@ export class ApiKeyService implements OnApplicationShutdown {
       } catch (error) {
         // A given id that is taken stays taken: only a fresh key (or random id) can help.
         if (attempt === 0 && error instanceof DuplicateApiKeyError && (id === undefined || error.field === 'keyHash')) continue;
+        if (!(error instanceof DuplicateApiKeyError)) await this.removeIfStored(record);
         throw error;
       }
+    }
+  }
+
+  /**
+   * After a `create` that failed in a way that may still have written (a timeout, a
+   * lost connection), removes the record if it was stored: the caller gets the error,
+   * not the plaintext, so nobody could ever use it, and a rotation's replacement left
+   * behind would refuse every retry as "already rotated". Only this attempt's record
+   * goes (same id and key hash), never a concurrent rotation's. Best effort, bounded
+   * by `verifyTimeoutMs`: a store that is down keeps what it has.
+   */
+  private async removeIfStored(record: ApiKey): Promise<void> {
+    try {
+      const stored = await this.withTimeout(this.backend.getById(record.id));
+      if (stored !== null && sameHash(stored.keyHash, record.keyHash)) await this.withTimeout(this.backend.delete(record.id));
+    } catch {
+      // Nothing more to do; the create's own error is what the caller gets.
     }
   }
 
