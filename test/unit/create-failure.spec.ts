@@ -40,11 +40,17 @@ async function owned(service: ApiKeyService, ownerId: string): Promise<string[]>
   return ids;
 }
 
+/** A lossy store, a service over it, and one key to rotate. */
+async function withKey(ownerId: string) {
+  const backend = new LossyBackend();
+  const service = serviceOver(backend);
+  const { apiKey: old } = await service.issue({ ownerId, name: 'old' });
+  return { backend, service, old };
+}
+
 describe('a create that fails after it wrote', () => {
   it('rotate: the stored replacement is removed, so a retry rotates instead of answering "already rotated"', async () => {
-    const backend = new LossyBackend();
-    const service = serviceOver(backend);
-    const { apiKey: old } = await service.issue({ ownerId: 'o', name: 'old' });
+    const { backend, service, old } = await withKey('o');
 
     backend.mode = 'write-then-fail';
     await expect(service.rotate(old.id)).rejects.toBeInstanceOf(BackendUnavailableError);
@@ -67,9 +73,7 @@ describe('a create that fails after it wrote', () => {
   });
 
   it("never removes a concurrent rotation's replacement: only this attempt's record, by its key hash", async () => {
-    const backend = new LossyBackend();
-    const service = serviceOver(backend);
-    const { apiKey: old } = await service.issue({ ownerId: 'o3', name: 'old' });
+    const { backend, service, old } = await withKey('o3');
     // With a grace period the old key stays valid, so a second rotation gets as far
     // as creating its replacement.
     const winner = await service.rotate(old.id, { gracePeriodMs: 60_000 });
@@ -86,9 +90,7 @@ describe('a create that fails after it wrote', () => {
   });
 
   it('leaves the store alone when the create wrote nothing', async () => {
-    const backend = new LossyBackend();
-    const service = serviceOver(backend);
-    const { apiKey: old } = await service.issue({ ownerId: 'o4', name: 'old' });
+    const { backend, service, old } = await withKey('o4');
     backend.mode = 'fail';
     await expect(service.rotate(old.id)).rejects.toBeInstanceOf(BackendUnavailableError);
     expect(backend.deletes).toEqual([]);
