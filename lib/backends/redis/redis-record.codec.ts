@@ -98,7 +98,7 @@ export function encodeFields(record: ApiKey, fields: readonly Field[]): string[]
  * Every stored record field, in the order of the stored array (the owner entry is
  * bookkeeping, not part of the record).
  */
-export const RECORD_FIELDS = ['id', 'keyHash', 'createdAt', ...MUTABLE_FIELDS] as const;
+const RECORD_FIELDS = ['id', 'keyHash', 'createdAt', ...MUTABLE_FIELDS] as const;
 /** The stored array's fields: the record's, then its owner entry. */
 export const STORED_FIELDS = [...RECORD_FIELDS, OWNER_ENTRY_FIELD] as const;
 
@@ -136,7 +136,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 const LONE_SURROGATE_ALL = new RegExp(LONE_SURROGATE.source, 'g');
 
 /** Thrown for a stored value this version cannot read. Its message holds none of the value. */
-export class UnreadableRecordError extends Error {
+class UnreadableRecordError extends Error {
   constructor() {
     super('a value this version of RedisBackend cannot read.');
   }

@@ -61,16 +61,18 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   getByHash(keyHash: string): Promise<ApiKey | null> {
-    return this.read('getByHash', ['GET', this.recordKey(keyHash)], (reply) => {
+    return this.command('getByHash', ['GET', this.recordKey(keyHash)], (reply) => {
       const record = this.decode('getByHash', reply);
       // Guards against a value left by a foreign writer: never answer with another key.
       return record && record.keyHash === keyHash ? record : null;
     });
   }
 
-  async getById(id: string): Promise<ApiKey | null> {
-    const record = this.decode('getById', await this.script('getById', GET_BY_ID, [this.idKey(id)], [this.base]));
-    return record && record.id === id ? record : null;
+  getById(id: string): Promise<ApiKey | null> {
+    return this.script('getById', GET_BY_ID, [this.idKey(id)], [this.base], (reply) => {
+      const record = this.decode('getById', reply);
+      return record && record.id === id ? record : null;
+    });
   }
 
   async create(apiKey: ApiKey): Promise<ApiKey> {
@@ -172,24 +174,30 @@ export class RedisBackend implements ApiKeyBackend {
     }
   }
 
-  private script(operation: string, script: RedisScript, keys: string[], args: string[]): Promise<unknown> {
-    return this.guard(operation, () => script.run(this.client, keys, args));
+  private script<T = unknown>(operation: string, script: RedisScript, keys: string[], args: string[], decode?: (reply: unknown) => T): Promise<T> {
+    return this.guard(operation, () => script.run(this.client, keys, args), decode);
   }
 
-  private command(operation: string, args: string[]): Promise<unknown> {
-    return this.guard(operation, () => this.client.sendCommand(args));
+  private command<T = unknown>(operation: string, args: string[], decode?: (reply: unknown) => T): Promise<T> {
+    return this.guard(operation, () => this.client.sendCommand(args), decode);
   }
 
   /**
-   * `guard` for the verification read, in one promise: no async frame, and the deadline
-   * adds no promise of its own. With Redis as the only store this runs on every
-   * request, and each promise is a microtask hop.
+   * Runs one client call and settles one promise with its reply, passed through
+   * `decode` when given: every client failure (refused connection, offline client,
+   * error reply) and a reply slower than `commandTimeoutMs` becomes
+   * `BackendUnavailableError`; an error `decode` throws is passed on as it is.
+   *
+   * One promise, no async frame, and the deadline adds none of its own: with Redis as
+   * the only store, `getByHash` runs this on every request, and each promise is a
+   * microtask hop. Not node-redis's per-command `timeout`: it only covers commands not
+   * yet written (not a hung server) and its timer per command cut throughput threefold.
    */
-  private read<T>(operation: string, args: string[], decode: (reply: unknown) => T): Promise<T> {
+  private guard<T>(operation: string, run: () => Promise<unknown>, decode?: (reply: unknown) => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let reply: Promise<unknown>;
       try {
-        reply = this.client.sendCommand(args);
+        reply = run();
       } catch (error) {
         reject(this.unavailable(operation, error));
         return;
@@ -200,7 +208,7 @@ export class RedisBackend implements ApiKeyBackend {
         (value) => {
           if (deadline !== undefined) deadlines!.clear(deadline);
           try {
-            resolve(decode(value));
+            resolve(decode === undefined ? (value as T) : decode(value));
           } catch (error) {
             reject(error);
           }
@@ -211,20 +219,6 @@ export class RedisBackend implements ApiKeyBackend {
         },
       );
     });
-  }
-
-  /**
-   * Turns every client failure (refused connection, offline client, error reply) and
-   * a reply slower than `commandTimeoutMs` into `BackendUnavailableError`.
-   */
-  private async guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    try {
-      // Not node-redis's per-command `timeout`: it only covers commands not yet written
-      // (not a hung server) and its timer per command cut throughput threefold.
-      return await (this.deadlines ? this.deadlines.track(run()) : run());
-    } catch (error) {
-      throw this.unavailable(operation, error);
-    }
   }
 
   /**
