@@ -26,7 +26,7 @@ import type { LimitDecision, RateLimitStatus } from './limits/rate-limiter.inter
 import { clientIp } from './network/client-ip.js';
 import { IpAllowlist } from './network/ip-allowlist.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
-import { safeErrorMessage } from './safe-error-message.js';
+import { redactedError, safeErrorMessage } from './safe-error-message.js';
 
 /** What a request carried as a key: a value, nothing, or something that cannot be one. */
 export type ExtractedKey =
@@ -513,21 +513,10 @@ function refusal(body: Record<string, unknown>, status: number, error: unknown):
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new HttpException(body, status, { cause: error === undefined ? undefined : redactedCause(error) });
+    // A 503's cause is a redacted copy: Nest never sends it, but an app's filter may log
+    // it. A subclass that needs the backend's error gets it as `failure.error`.
+    return new HttpException(body, status, { cause: error === undefined ? undefined : redactedError(error) });
   } finally {
     Error.stackTraceLimit = limit;
   }
-}
-
-/**
- * A 503's `cause`: the backend error's class name and its message through
- * `safeErrorMessage`, without its own `cause` chain. Nest never sends a cause, but an
- * app's exception filter may log it, and a custom backend's error (or a driver's,
- * deeper in the chain) can quote the key hash it was asked for. Subclasses that need
- * the error itself get it as `failure.error` in `failureException`.
- */
-function redactedCause(error: unknown): Error {
-  const cause = new Error(safeErrorMessage(error));
-  cause.name = error instanceof Error ? error.name : 'Error';
-  return cause;
 }

@@ -25,7 +25,7 @@ import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
 import { replacementIdFor } from './replacement-id.js';
 import { ReplyDeadlines } from './reply-deadlines.js';
-import { safeErrorMessage } from './safe-error-message.js';
+import { redactedError, safeErrorMessage } from './safe-error-message.js';
 import { UsageRecorder } from './usage-recorder.js';
 
 /** Input of {@link ApiKeyService.issue}. */
@@ -256,7 +256,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (result.code === ApiKeyErrorCode.BackendUnavailable) {
       throw result.error instanceof BackendUnavailableError
         ? result.error
-        : new BackendUnavailableError(undefined, { cause: result.error });
+        : new BackendUnavailableError(undefined, { cause: redactedError(result.error) });
     }
     return null;
   }

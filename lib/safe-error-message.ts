@@ -31,3 +31,19 @@ export function safeErrorMessage(error: unknown): string {
     .replace(TOKEN_RUN, (run) => (looksRandom(run) ? '[redacted]' : run))
     .slice(0, 300);
 }
+
+/**
+ * A stand-in for a foreign error, to chain as a `cause`: its class name, its
+ * message through {@link safeErrorMessage}, its `code` when it has a string one
+ * (`ECONNREFUSED`), and no `cause` chain of its own. Thrown errors reach apps' filters
+ * and loggers, which print causes; a driver's own error can quote the command's
+ * arguments, and those include key hashes.
+ */
+export function redactedError(error: unknown): Error {
+  const copy = new Error(safeErrorMessage(error));
+  // Drivers often leave `name` as 'Error' on their subclasses (node-redis's SimpleError).
+  copy.name = error instanceof Error ? (error.name !== 'Error' ? error.name : error.constructor.name) : 'Error';
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') (copy as Error & { code?: string }).code = code;
+  return copy;
+}

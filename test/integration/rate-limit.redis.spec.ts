@@ -105,6 +105,23 @@ describe('RedisRateLimiter on a real Redis', () => {
     }
   });
 
+  it('chains a redacted copy of an error reply, not the reply itself', async () => {
+    // Real Redis quotes the arguments of an unknown command; the wrapper makes every
+    // command unknown, so the reply echoes the counter keys.
+    const echoing = { sendCommand: ([name, ...rest]: string[]) => a.sendCommand([`X${name}`, ...rest]) };
+    const limiter = new RedisRateLimiter(echoing, { namespace });
+    const request: LimitRequest = { rateLimits: [{ name: 'x', limit: 1, windowMs: 1_000 }], quota: undefined, cost: 1 };
+    const counterKey = 'Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7dEf0h';
+    const error = (await limiter.consume(counterKey, request).catch((e: unknown) => e)) as Error & { cause?: Error & { cause?: unknown } };
+    expect(error).toBeInstanceOf(BackendUnavailableError);
+    expect(error.message).toBe('The Redis rate limiter could not answer (SimpleError).');
+    expect(error.cause!.name).toBe('SimpleError');
+    expect(error.cause!.message).toMatch(/unknown command/);
+    expect(error.cause!.message).toContain('[redacted]');
+    expect(error.cause!.cause).toBeUndefined();
+    expect(`${error.message} ${error.cause!.message} ${error.cause!.stack}`).not.toContain(counterKey);
+  });
+
   it('refuses a client without sendCommand and bad options, naming them', () => {
     expect(() => new RedisRateLimiter({} as never)).toThrow(/node-redis client/);
     expect(() => new RedisRateLimiter(a, { commandTimeoutMs: -1 })).toThrow(/commandTimeoutMs/);

@@ -242,6 +242,26 @@ describe('RedisBackend against real Redis', () => {
     await env.client.del([recordKey, idKey]);
   });
 
+  it("keeps a key hash that Redis echoes in an error reply out of the error and its cause", async () => {
+    // Redis 7 answers an unknown command with its first arguments quoted; a client (or a
+    // proxy) that mangles the command name makes real Redis echo the key's record name.
+    const echoing: RedisCommandClient = { sendCommand: ([name, ...rest]) => env.client.sendCommand([`X${name}`, ...rest]) };
+    const backend = new RedisBackend(echoing, { namespace: env.namespace });
+    const record = makeApiKeyRecord();
+    const raw = await echoing.sendCommand(['GET', `${backend.keyPrefix}hash:${record.keyHash}`]).catch((e: unknown) => e);
+    expect(String((raw as Error).message)).toContain(record.keyHash);
+    for (const run of [() => backend.getByHash(record.keyHash), () => backend.create(record), () => backend.update(record)]) {
+      const error = (await run().catch((e: unknown) => e)) as Error & { cause?: Error & { cause?: unknown } };
+      expect(error).toBeInstanceOf(BackendUnavailableError);
+      expect(error.message).toMatch(/\(SimpleError\)/);
+      expect(error.cause).toBeInstanceOf(Error);
+      expect(error.cause!.name).toBe('SimpleError');
+      expect(error.cause!.message).toMatch(/unknown command/);
+      expect(error.cause!.cause).toBeUndefined();
+      expect(JSON.stringify({ message: error.message, cause: error.cause!.message, stack: error.cause!.stack })).not.toContain(record.keyHash);
+    }
+  });
+
   it('keeps a name with a lone UTF-16 surrogate updatable (stored as U+FFFD, as UTF-8 would)', async () => {
     const record = makeApiKeyRecord({ name: 'bad \ud800 name' });
     const created = await env.backend.create(record);

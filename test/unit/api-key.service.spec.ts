@@ -246,6 +246,17 @@ describe('verify and authenticate', () => {
     expect(result).toMatchObject({ ok: false, code: 'backend_unavailable' });
   });
 
+  it("wraps a custom backend's own error in BackendUnavailableError with a redacted copy as cause", async () => {
+    const { key } = await service.issue({ ownerId: 'o', name: 'n' });
+    const keyHash = createHash('sha256').update(key).digest('hex');
+    const spy = vi.spyOn(backend, 'getByHash').mockRejectedValueOnce(new TypeError(`lookup of ${keyHash} failed`, { cause: new Error(keyHash) }));
+    const error = (await service.verify(key).catch((e: unknown) => e)) as Error & { cause?: Error };
+    spy.mockRestore();
+    expect(error).toBeInstanceOf(BackendUnavailableError);
+    expect(error.cause).toMatchObject({ name: 'TypeError', message: 'lookup of [redacted] failed' });
+    expect(error.cause!.cause).toBeUndefined();
+  });
+
   it('gives up after verifyTimeoutMs when the backend hangs', async () => {
     const slow = makeService({ verifyTimeoutMs: 100 });
     const { key } = await slow.service.issue({ ownerId: 'o', name: 'n' });

@@ -4,9 +4,32 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ApiKeyGuard, ApiKeyService, KeyFormat, MemoryBackend } from 'nestjs-api-auth';
 import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
-import { safeErrorMessage } from '../../lib/safe-error-message.js';
+import { redactedError, safeErrorMessage } from '../../lib/safe-error-message.js';
 
 const hash = createHash('sha256').update('k').digest('hex');
+
+describe('redactedError', () => {
+  it('keeps the class name, a redacted message and a string code, and drops the cause chain', () => {
+    class ReplyError extends Error {
+      override name = 'ReplyError';
+      code = 'ECONNRESET';
+    }
+    const original = new ReplyError(`no reply for ${hash}`, { cause: new Error(`inner ${hash}`) });
+    const copy = redactedError(original);
+    expect(copy).not.toBe(original);
+    expect(copy.name).toBe('ReplyError');
+    expect(copy.message).toBe('no reply for [redacted]');
+    expect((copy as Error & { code?: string }).code).toBe('ECONNRESET');
+    expect(copy.cause).toBeUndefined();
+    expect(String(copy.stack)).not.toContain(hash);
+  });
+
+  it('copes with what is not an Error', () => {
+    expect(redactedError(`text ${hash}`)).toMatchObject({ name: 'Error', message: 'text [redacted]' });
+    expect(redactedError(undefined).message).toBe('undefined');
+    expect((redactedError({ code: 7 }) as Error & { code?: unknown }).code).toBeUndefined();
+  });
+});
 
 describe('safeErrorMessage', () => {
   it('removes anything shaped like a key hash and bounds the text', () => {

@@ -1,5 +1,6 @@
 import type { ApiKey } from '../../api-key.interface.js';
 import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError } from '../../api-key.errors.js';
+import { redactedError } from '../../safe-error-message.js';
 import type { ApiKeyBackend, ListByOwnerOptions } from '../backend.interface.js';
 import {
   REDIS_SCHEMA_VERSION,
@@ -222,8 +223,9 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   /**
-   * Only the error's class name goes into the message: a reply's text can echo command
-   * arguments, and those include key hashes.
+   * Only the error's class name goes into the message, and only a redacted copy of it
+   * into `cause`: a reply's text can echo command arguments, and those include key
+   * hashes.
    */
   private unavailable(operation: string, error: unknown): BackendUnavailableError {
     if (error instanceof ReplyDeadlineExceeded) {
@@ -231,6 +233,6 @@ export class RedisBackend implements ApiKeyBackend {
       return new BackendUnavailableError(`Redis did not answer ${operation} within ${error.ms} ms.`, { cause: error });
     }
     const kind = error instanceof Error ? error.constructor.name : typeof error;
-    return new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: error });
+    return new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: redactedError(error) });
   }
 }

@@ -1,4 +1,5 @@
 import { BackendUnavailableError } from '../../api-key.errors.js';
+import { redactedError } from '../../safe-error-message.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from '../../limits/rate-limiter.interface.js';
 import type { RateLimitRule } from '../../policy/api-key-policy.js';
@@ -222,14 +223,14 @@ export class RedisRateLimiter implements RateLimiter {
     try {
       return await (this.deadlines ? this.deadlines.track(command) : command);
     } catch (error) {
-      // The class name only: a reply's text may echo the arguments.
+      // The class name only, and a redacted copy as cause: a reply's text may echo the arguments.
       const why =
         error instanceof ReplyDeadlineExceeded
           ? `no reply within ${error.ms} ms`
           : error instanceof Error
             ? error.constructor.name
             : typeof error;
-      throw new BackendUnavailableError(`The Redis rate limiter could not answer (${why}).`, { cause: error });
+      throw new BackendUnavailableError(`The Redis rate limiter could not answer (${why}).`, { cause: redactedError(error) });
     }
   }
 }
