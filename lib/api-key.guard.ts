@@ -20,6 +20,7 @@ import type { ApiKeyView } from './api-key.interface.js';
 import { ApiKeyErrorCode, type AuthenticationFailureCode } from './api-key.errors.js';
 import { ApiKeyService, type AuthenticationResult } from './api-key.service.js';
 import { getAuthCarrier } from './decorators/request-context.js';
+import { attachToExpressRequest } from './express-request-property.js';
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
 import type { LimitDecision, RateLimitStatus } from './limits/rate-limiter.interface.js';
@@ -343,7 +344,7 @@ export class ApiKeyGuard implements CanActivate {
 
   /** Makes the key available to `@CurrentApiKey()` and `@ApiKeyOwner()`. */
   protected attach(request: Record<string, unknown>, apiKey: ApiKeyView): void {
-    request[API_KEY_REQUEST_PROPERTY] = apiKey;
+    if (!attachToExpressRequest(request, apiKey)) request[API_KEY_REQUEST_PROPERTY] = apiKey;
   }
 
   /**

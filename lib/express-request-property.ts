@@ -3,6 +3,9 @@ import { API_KEY_REQUEST_PROPERTY } from './api-auth.constants.js';
 /** Verified keys of in-flight Express requests; an entry goes when its request does. */
 const attached = new WeakMap<object, unknown>();
 
+/** Request prototypes carrying the accessor (one per Express app). */
+const accessorPrototypes = new WeakSet<object>();
+
 /**
  * Declares `request.apiKey` once on an Express app's request prototype
  * (`app.request`, the object Express itself tells apps to extend), as an accessor over
@@ -30,6 +33,24 @@ export function declareExpressRequestProperty(app: unknown): boolean {
     get: readAttached,
     set: writeAttached,
   });
+  accessorPrototypes.add(proto);
+  return true;
+}
+
+/**
+ * Stores `apiKey` as `request.apiKey` without a property store when the request's
+ * prototype carries the accessor; `false` (nothing stored) otherwise.
+ *
+ * Why: Express gives every request its app's prototype with `Object.setPrototypeOf`,
+ * which leaves V8 unable to share hidden classes between requests (each property
+ * Express adds afterwards makes a new one). So every property store or load on an
+ * Express request misses V8's inline caches and walks the prototype chain in the
+ * runtime; a store that ends in the accessor also calls the setter from C++. Reading
+ * the prototype and writing the `WeakMap` costs none of that.
+ */
+export function attachToExpressRequest(request: object, apiKey: unknown): boolean {
+  if (!accessorPrototypes.has(Object.getPrototypeOf(request) as object)) return false;
+  attached.set(request, apiKey);
   return true;
 }
 
@@ -39,4 +60,12 @@ function readAttached(this: object): unknown {
 
 function writeAttached(this: object, value: unknown): void {
   attached.set(this, value);
+}
+
+/**
+ * `request.apiKey`, read straight from the `WeakMap` when the request's prototype
+ * carries the accessor (for the reason given at {@link attachToExpressRequest}).
+ */
+export function readRequestApiKey(request: Record<string, unknown>): unknown {
+  return accessorPrototypes.has(Object.getPrototypeOf(request) as object) ? attached.get(request) : request[API_KEY_REQUEST_PROPERTY];
 }

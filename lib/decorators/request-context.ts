@@ -1,6 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
-import { API_KEY_REQUEST_PROPERTY } from '../api-auth.constants.js';
 import type { ApiKeyView } from '../api-key.interface.js';
+import { readRequestApiKey } from '../express-request-property.js';
 
 /**
  * The object the guard attaches the verified key to, for any transport: the HTTP
@@ -23,5 +23,6 @@ export function getAuthCarrier(context: ExecutionContext): Record<string, unknow
 
 /** The key the guard verified for this call, or `undefined` (e.g. on a `@Public()` route). */
 export function getVerifiedApiKey(context: ExecutionContext): ApiKeyView | undefined {
-  return getAuthCarrier(context)?.[API_KEY_REQUEST_PROPERTY] as ApiKeyView | undefined;
+  const carrier = getAuthCarrier(context);
+  return carrier === undefined || carrier === null ? undefined : (readRequestApiKey(carrier) as ApiKeyView | undefined);
 }
