@@ -24,9 +24,12 @@ export const CRC32_START = -1;
  * for fifty bytes the call costs more than the arithmetic.
  */
 export function crc32Update(crc: number, text: string, from: number, to: number): number {
-  for (let i = from; i < to; i++) crc = TABLE[(crc ^ text.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
+  for (let i = from; i < to; i++) crc = crc32Byte(crc, text.charCodeAt(i));
   return crc;
 }
+
+/** Feeds one byte (an ASCII character code) into a CRC register. */
+export const crc32Byte = (crc: number, byte: number): number => TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
 
 /** The final CRC32 value (unsigned) of a register. */
 export const crc32Final = (crc: number): number => (crc ^ -1) >>> 0;
