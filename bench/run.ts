@@ -20,10 +20,9 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { KeyFormat } from 'nestjs-api-auth';
+import { benchCases, floorOf, type Case, type Ready } from './cases.js';
 import type { GuardShare } from './guard-share.js';
 import { pickLoadGenerator, runLoad, type LoadGenerator } from './load.js';
-import { PREFIX } from './scenarios.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
@@ -55,31 +54,9 @@ function shuffle<T>(items: readonly T[], random: () => number): T[] {
 const SEED = Number(process.env.BENCH_SEED ?? Date.now() % 2 ** 31);
 const random = seededRandom(SEED);
 
-interface Ready {
-  type: 'ready';
-  port: number;
-  keys: Record<string, string>;
-  labels: Record<string, string>;
-  /** Whether the server has the floor route for (e), one hash and one Redis GET. */
-  redisFloor: boolean;
-}
-
 interface Stats {
   calls: Record<string, Record<string, number>>;
   cpuMicros: number;
-}
-
-interface Case {
-  name: string;
-  label: string;
-  route: string;
-  /** Keys sent in turn, one per request; empty for no key. */
-  keys: string[];
-  expect: 200 | 401;
-  /** Primary-store counter (route name in the server's stats) to report. */
-  counter?: string;
-  /** The floor case to divide by, when not the one of its status. */
-  floor?: string;
 }
 
 interface Sample {
@@ -190,17 +167,6 @@ async function runCase(
   };
 }
 
-/** The cases named in `names`, with the bare route and the floor each is divided by. */
-function selectCases(cases: Case[], names: ReadonlySet<string>): Case[] {
-  const unknown = [...names].filter((name) => !cases.some((c) => c.name === name));
-  if (unknown.length) throw new Error(`BENCH_CASES: no case named ${unknown.join(', ')} (cases: ${cases.map((c) => c.name).join(', ')})`);
-  const wanted = new Set(['bare', ...names]);
-  for (const c of cases) {
-    if (wanted.has(c.name)) wanted.add(c.floor ?? (c.expect === 200 ? 'hash-floor' : 'deny-floor'));
-  }
-  return cases.filter((c) => wanted.has(c.name));
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -221,39 +187,8 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
     // autocannon runs in this process; wrk is started under taskset.
     pin(process.pid, cpus.generator);
   }
-  const { port, keys, labels } = ready;
-  const format = new KeyFormat(PREFIX);
-  const floodRoute = keys.cached ? 'cached' : 'memory';
-  const unknownKeys = Array.from({ length: 100 }, () => format.generate());
-  const malformed = Array.from({ length: 100 }, () => {
-    const k = format.generate();
-    // Last character changed: the checksum no longer matches.
-    return k.slice(0, -1) + (k.endsWith('A') ? 'B' : 'A');
-  });
-
-  const cases: Case[] = [
-    // The unguarded routes get a key header too, so every request has the same size.
-    { name: 'bare', label: '(a) no guard', route: 'bare', keys: [keys.memory!], expect: 200 },
-    { name: 'noop', label: "no-op guard (Nest's own cost of any guard)", route: 'noop-guard', keys: [keys.memory!], expect: 200 },
-    { name: 'hash-floor', label: 'floor for a 200: a guard doing one SHA-256 of the key header, nothing else', route: 'hash-floor', keys: [keys.memory!], expect: 200 },
-    { name: 'noop-deny', label: 'usual refusal: a guard throwing the same 401, as Nest apps do', route: 'noop-deny', keys: [keys.memory!], expect: 401 },
-    { name: 'deny-floor', label: "floor for a 401: the same 401 prebuilt, header set, Nest's exception path", route: 'deny-floor', keys: [keys.memory!], expect: 401 },
-    { name: 'passport', label: '(b) Passport + passport-headerapikey, Map', route: 'passport', keys: [keys.passport!], expect: 200 },
-  ];
-  if (ready.redisFloor) {
-    cases.push({ name: 'redis-floor', label: 'floor for (e): one SHA-256 and one Redis GET, nothing else', route: 'redis-floor', keys: [keys.memory!], expect: 200 });
-  }
-  for (const route of Object.keys(labels)) {
-    const floor = route === 'redis' && ready.redisFloor ? 'redis-floor' : undefined;
-    cases.push({ name: route, label: labels[route]!, route, keys: [keys[route]!], expect: 200, counter: route, floor });
-  }
-  cases.push(
-    { name: 'flood-malformed', label: `malformed-key flood (${floodRoute})`, route: floodRoute, keys: malformed, expect: 401, counter: floodRoute },
-    { name: 'flood-unknown', label: `unknown-key flood, 100 keys (${floodRoute})`, route: floodRoute, keys: unknownKeys, expect: 401, counter: floodRoute },
-  );
-
-  const chosen = ONLY === null ? cases : selectCases(cases, ONLY);
-  cases.splice(0, cases.length, ...chosen);
+  const { port } = ready;
+  const cases = benchCases(ready, ONLY);
 
   const generatorCpus = cpus && generator === 'wrk' ? cpus.generator : null;
   // Warm-up: JIT, connection pools, caches.
@@ -288,7 +223,7 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
     const ratios = s.map((x, i) => x.rps / bare[i]!.rps);
     // And against the floor: the cheapest guard that could answer the same (one hash
     // for a 200; a prebuilt refusal for a 401), same round.
-    const calibration = samples.get(c.floor ?? (c.expect === 200 ? 'hash-floor' : 'deny-floor'))!;
+    const calibration = samples.get(floorOf(c))!;
     const calibrated = s.map((x, i) => x.rps / calibration[i]!.rps);
     const cpuRatios = s.map((x, i) => bare[i]!.cpuPerRequest / x.cpuPerRequest);
     return {

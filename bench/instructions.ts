@@ -1,0 +1,255 @@
+/**
+ * `npm run bench:instructions`: the benchmark's routes measured in CPU instructions
+ * per request, counted by valgrind's callgrind in the server process, instead of
+ * requests per second.
+ *
+ * Why: on a small shared VM, single 2 s runs of one route range over ±15 % and more,
+ * so `npm run bench` needs many paired rounds to tell a few percent apart. An
+ * instruction count does not depend on what else the machine is doing. It is not
+ * time: a cache miss or a branch mispredicted costs cycles that no count shows, so
+ * it complements the HTTP table, it does not replace it.
+ *
+ * How: bench/server.ts runs under callgrind with instrumentation off. For each case,
+ * the runner sends warm-up requests (uncounted, at near native speed, so the JIT
+ * reaches its steady state; every case first, then again before each count), switches counting on (`callgrind_control -i on`), sends
+ * the measured requests from this process, switches it off and dumps the counts. The
+ * optimizing compiler's work (TurboFan and Maglev, on background threads) is reported
+ * apart and left out of the per-request figure: it is warm-up that valgrind's slowness
+ * stretches over more requests than it takes natively.
+ *
+ * Environment: BENCH_ADAPTERS (default "express,fastify", run side by side),
+ * BENCH_CASES (as for `npm run bench`; default memory, cached, redis, the malformed
+ * flood and Passport, with the bare route and their floors), BENCH_WARMUP (requests per
+ * case before any is counted, default 5000), BENCH_REQUESTS (counted requests per case
+ * and round, default 1500), BENCH_ROUNDS (default 3; every other round runs the cases
+ * in reverse order; the median is reported).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { join } from 'node:path';
+import { benchCases, floorOf, type Case, type Ready } from './cases.js';
+
+const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',');
+/** The routes the targets are about; with the bare route and their floors. Counting is slow. */
+const DEFAULT_CASES = 'memory,cached,redis,flood-malformed,passport';
+const ONLY = new Set((process.env.BENCH_CASES ?? DEFAULT_CASES).split(','));
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 5000);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1500);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Uncounted requests sent to a route again right before each count. */
+const REWARM = 1500;
+/** Requests in flight at once: enough to keep the server busy, few enough not to queue. */
+const CONCURRENCY = 8;
+
+/** Functions of V8's optimizing compilers, whose work is reported apart. */
+const COMPILER = /compiler::|maglev|turboshaft/i;
+
+interface Counted {
+  name: string;
+  label: string;
+  /** Instructions per counted request, the optimizing compiler left out. */
+  perRequest: number;
+  /** (max - min) / median of `perRequest` over rounds. */
+  spread: number;
+  /** The optimizing compiler's instructions per counted request. */
+  compilerPerRequest: number;
+  wrongStatus: number;
+  /** The case this one is divided by. */
+  floor: string;
+}
+
+function requireTools(): void {
+  for (const [tool, args] of [
+    ['valgrind', ['--version']],
+    ['callgrind_control', ['--version']],
+    ['callgrind_annotate', ['--version']],
+  ] as const) {
+    try {
+      execFileSync(tool, args, { stdio: 'ignore' });
+    } catch (error) {
+      // callgrind_annotate --version exits with 255 after printing it; only a missing tool is fatal.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new Error(`${tool} is not installed; it comes with valgrind (apt-get install valgrind).`);
+      }
+    }
+  }
+}
+
+/** Sends `count` requests to `path`, `CONCURRENCY` at a time, cycling through `keys`; returns how many got another status. */
+async function send(agent: http.Agent, port: number, c: Case, count: number): Promise<number> {
+  let started = 0;
+  let wrong = 0;
+  const one = (key: string | undefined) =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: `/${c.route}`, agent, headers: key === undefined ? {} : { 'x-api-key': key } }, (res) => {
+        if (res.statusCode !== c.expect) wrong++;
+        res.resume();
+        res.on('end', resolve);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (started < count) {
+        const i = started++;
+        await one(c.keys.length ? c.keys[i % c.keys.length] : undefined);
+      }
+    }),
+  );
+  return wrong;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function callgrindControl(pid: number, ...args: string[]): void {
+  execFileSync('callgrind_control', [...args, String(pid)], { stdio: 'ignore' });
+}
+
+/** Total instructions in a dump, and those in the optimizing compiler's functions. */
+function readDump(file: string): { total: number; compiler: number } {
+  const text = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { maxBuffer: 256 * 1024 * 1024 }).toString();
+  let total = 0;
+  let compiler = 0;
+  for (const line of text.split('\n')) {
+    const match = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$/.exec(line);
+    if (!match || match[2]!.includes('PROGRAM TOTALS')) continue;
+    const count = Number(match[1]!.replaceAll(',', ''));
+    total += count;
+    if (COMPILER.test(match[2]!)) compiler += count;
+  }
+  return { total, compiler };
+}
+
+function waitForMessage<T>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: { type?: string }) => {
+      if (message?.type !== type) return;
+      child.off('exit', onExit);
+      child.off('message', onMessage);
+      resolve(message as T);
+    };
+    const onExit = (code: number | null) => reject(new Error(`bench server exited with ${code}`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+async function countAdapter(adapter: string): Promise<Counted[]> {
+  const dir = mkdtempSync(join(os.tmpdir(), `bench-instructions-${adapter}-`));
+  const out = join(dir, 'callgrind.out');
+  const server = spawn(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      // V8 writes and rewrites machine code in memory; valgrind must notice.
+      '--smc-check=all-non-file',
+      `--callgrind-out-file=${out}`,
+      `--log-file=${join(dir, 'valgrind.log')}`,
+      process.execPath, new URL('./server.js', import.meta.url).pathname,
+      adapter,
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  try {
+    const ready = await waitForMessage<Ready>(server, 'ready');
+    const cases = benchCases(ready, ONLY);
+    // Every route warm before any is counted, as in `npm run bench`.
+    for (const c of cases) await send(agent, ready.port, c, WARMUP);
+    const samples = new Map<string, Array<{ total: number; compiler: number; wrong: number }>>(cases.map((c) => [c.name, []]));
+    let dumps = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const c of round % 2 ? [...cases].reverse() : cases) {
+        // Re-warm after the previous route: its garbage and its code are not this one's.
+        await send(agent, ready.port, c, REWARM);
+        callgrindControl(server.pid!, '-i', 'on');
+        const wrong = await send(agent, ready.port, c, REQUESTS);
+        callgrindControl(server.pid!, '-i', 'off');
+        // Each dump is written as `<out>.<n>` and zeroes the counts.
+        callgrindControl(server.pid!, '-d');
+        const file = `${out}.${++dumps}`;
+        await waitForFile(dir, file);
+        const sample = { ...readDump(file), wrong };
+        samples.get(c.name)!.push(sample);
+        if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${adapter} ${c.name}: ${Math.round((sample.total - sample.compiler) / REQUESTS)} (+${Math.round(sample.compiler / REQUESTS)} compiler)\n`);
+        rmSync(file);
+      }
+      process.stderr.write(`  ${adapter}: round ${round + 1} of ${ROUNDS} counted\n`);
+    }
+    const counted: Counted[] = cases.map((c) => {
+      const s = samples.get(c.name)!;
+      const perRequest = s.map((x) => (x.total - x.compiler) / REQUESTS);
+      return {
+        name: c.name,
+        label: c.label,
+        perRequest: median(perRequest),
+        spread: (Math.max(...perRequest) - Math.min(...perRequest)) / median(perRequest),
+        compilerPerRequest: median(s.map((x) => x.compiler / REQUESTS)),
+        wrongStatus: s.reduce((a, x) => a + x.wrong, 0),
+        floor: floorOf(c),
+      };
+    });
+    server.send({ type: 'stop' });
+    await new Promise((resolve) => server.once('exit', resolve));
+    return counted;
+  } finally {
+    agent.destroy();
+    server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `callgrind_control -d` returns once the command is sent; the dump follows shortly. */
+async function waitForFile(dir: string, file: string): Promise<void> {
+  const name = file.slice(dir.length + 1);
+  for (let i = 0; i < 600; i++) {
+    if (readdirSync(dir).includes(name)) {
+      // Give valgrind a moment to finish writing it.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`callgrind wrote no dump ${file}`);
+}
+
+async function main() {
+  requireTools();
+  const valgrind = execFileSync('valgrind', ['--version']).toString().trim();
+  const header =
+    `Node ${process.version}, ${valgrind} (callgrind), ${WARMUP} warm-up requests per case, then ${ROUNDS} rounds of ` +
+    `${REWARM} uncounted and ${REQUESTS} counted requests per case, ${CONCURRENCY} in flight`;
+  console.log(`nestjs-api-auth benchmark, CPU instructions per request: ${header}\n`);
+  const started = Date.now();
+  const results = await Promise.all(ADAPTERS.map(async (adapter) => [adapter, await countAdapter(adapter)] as const));
+  for (const [adapter, rows] of results) {
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    const bare = byName.get('bare')!.perRequest;
+    console.log(`### ${adapter}\n`);
+    console.log('| scenario | instructions per request | spread over rounds | ratio to (a) | ratio to its floor | optimizing compiler, left out | wrong status |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    for (const r of rows) {
+      const floor = byName.get(r.floor)?.perRequest ?? NaN;
+      console.log(
+        `| ${r.label} | ${Math.round(r.perRequest)} | ${(r.spread * 100).toFixed(1)}% | ${(bare / r.perRequest).toFixed(3)} | ${(floor / r.perRequest).toFixed(3)} | ${Math.round(r.compilerPerRequest)} | ${r.wrongStatus} |`,
+      );
+    }
+    console.log('');
+  }
+  console.log(`(${Math.round((Date.now() - started) / 1000)} s)`);
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(`bench/results/instructions-${Date.now()}.json`, JSON.stringify({ header, results: Object.fromEntries(results) }, null, 2));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
