@@ -262,6 +262,43 @@ describe('RedisBackend against real Redis', () => {
     }
   });
 
+  it('stores records as ASCII, non-ASCII text escaped, through create, update and recordUsage', async () => {
+    const name = 'café … 😀 ünï';
+    const metadata = { team: 'Zürich ☕', emoji: '🚀' };
+    const record = makeApiKeyRecord({ name, metadata, hint: 'live_…abcd' });
+    const recordKey = `${env.backend.keyPrefix}hash:${record.keyHash}`;
+    const ascii = /^[\x00-\x7f]*$/;
+    await env.backend.create(record);
+    expect(await env.client.get(recordKey)).toMatch(ascii);
+    expect(await env.backend.getByHash(record.keyHash)).toMatchObject({ name, metadata, hint: 'live_…abcd' });
+
+    const renamed = '名前 — naïve 👍';
+    await env.backend.update({ ...record, name: renamed });
+    expect(await env.client.get(recordKey)).toMatch(ascii);
+    const usedAt = new Date(Date.now() + 1_000);
+    await env.backend.recordUsage(record.id, usedAt, usedAt);
+    const raw = await env.client.get(recordKey);
+    expect(raw).toMatch(ascii);
+    expect(await env.backend.getByHash(record.keyHash)).toMatchObject({ name: renamed, metadata, hint: 'live_…abcd', lastUsedAt: usedAt });
+    expect(await env.backend.getById(record.id)).toMatchObject({ name: renamed });
+    await env.backend.delete(record.id);
+  });
+
+  it('still reads a record stored with raw UTF-8, as earlier versions wrote it, and escapes it on the next write', async () => {
+    const record = makeApiKeyRecord({ name: 'café' });
+    await env.backend.create(record);
+    const recordKey = `${env.backend.keyPrefix}hash:${record.keyHash}`;
+    const escaped = (await env.client.get(recordKey))!;
+    await env.client.set(recordKey, escaped.replace('caf\\u00e9', 'café'));
+    expect(await env.client.get(recordKey)).toContain('café');
+    expect((await env.backend.getByHash(record.keyHash))?.name).toBe('café');
+    const usedAt = new Date(Date.now() + 1_000);
+    await env.backend.recordUsage(record.id, usedAt, usedAt);
+    expect(await env.client.get(recordKey)).toContain('caf\\u00e9');
+    expect((await env.backend.getByHash(record.keyHash))?.name).toBe('café');
+    await env.backend.delete(record.id);
+  });
+
   it('keeps a name with a lone UTF-16 surrogate updatable (stored as U+FFFD, as UTF-8 would)', async () => {
     const record = makeApiKeyRecord({ name: 'bad \ud800 name' });
     const created = await env.backend.create(record);

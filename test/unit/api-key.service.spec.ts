@@ -215,8 +215,21 @@ describe('verify and authenticate', () => {
   it('refuses a record whose stored hash does not match (a misbehaving backend)', async () => {
     const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'n' });
     const stored = (await backend.getById(apiKey.id))!;
-    vi.spyOn(backend, 'getByHash').mockResolvedValue({ ...stored, keyHash: sha256('something else') });
-    expect(await service.authenticate(key)).toEqual({ ok: false, code: 'invalid_api_key' });
+    const spy = vi.spyOn(backend, 'getByHash');
+    const last = stored.keyHash.at(-1) === '0' ? '1' : '0';
+    // Another hash, one differing only in its last or first character, a prefix, a longer one.
+    for (const keyHash of [
+      sha256('something else'),
+      stored.keyHash.slice(0, -1) + last,
+      last + stored.keyHash.slice(1),
+      stored.keyHash.slice(0, -1),
+      stored.keyHash + '0',
+    ]) {
+      spy.mockResolvedValueOnce({ ...stored, keyHash });
+      expect(await service.authenticate(key)).toEqual({ ok: false, code: 'invalid_api_key' });
+    }
+    spy.mockRestore();
+    expect(await service.authenticate(key)).toMatchObject({ ok: true });
   });
 
   it('expires a key at expiresAt', async () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { LUA_FIELD_POSITIONS, OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
+import { LUA_ASCII_JSON, LUA_FIELD_POSITIONS, OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL (which also caches it) when the
@@ -65,7 +65,7 @@ return 'ok'
  * mutable field/value pairs (a null field is absent). Resolves to the stored record,
  * or nil when no record has that id.
  */
-export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}
+export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}
 local h = redis.call('GET', KEYS[1])
 if not h then return false end
 local recordKey = ARGV[1] .. 'hash:' .. h
@@ -83,7 +83,7 @@ local last = cur[P.lastUsedAt]
 if last and (not nextf[P.lastUsedAt] or tonumber(nextf[P.lastUsedAt]) < tonumber(last)) then
   nextf[P.lastUsedAt] = last
 end
-local stored = cjson.encode(nextf)
+local stored = ascii(cjson.encode(nextf))
 redis.call('SET', recordKey, stored, 'KEEPTTL')
 local entry = cur[P.${OWNER_ENTRY_FIELD}]
 if entry and nextf[P.ownerId] ~= cur[P.ownerId] then
@@ -128,7 +128,7 @@ return 1
  * and only when it is missing or older than stale-before; never creates a deleted
  * record again, never changes its expiry. Resolves to 1 when it wrote.
  */
-export const RECORD_USAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+export const RECORD_USAGE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}
 local h = redis.call('GET', KEYS[1])
 if not h then return 0 end
 local recordKey = ARGV[1] .. 'hash:' .. h
@@ -138,7 +138,7 @@ local cur = cjson.decode(raw)
 local last = cur[P.lastUsedAt]
 if last and tonumber(last) >= tonumber(ARGV[3]) then return 0 end
 cur[P.lastUsedAt] = ARGV[2]
-redis.call('SET', recordKey, cjson.encode(cur), 'KEEPTTL')
+redis.call('SET', recordKey, ascii(cjson.encode(cur)), 'KEEPTTL')
 return 1
 `);
 
