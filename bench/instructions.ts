@@ -22,10 +22,11 @@
  * flood and Passport, with the bare route and their floors), BENCH_WARMUP (requests per
  * case before any is counted, default 5000), BENCH_REQUESTS (counted requests per case
  * and round, default 1500), BENCH_ROUNDS (default 3; every other round runs the cases
- * in reverse order; the median is reported).
+ * in reverse order; the median is reported), BENCH_FUNCTIONS (N: also list each case's
+ * N costliest functions, JIT code named through node's --perf-basic-prof map).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,8 @@ const ONLY = new Set((process.env.BENCH_CASES ?? DEFAULT_CASES).split(','));
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 5000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1500);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** With BENCH_FUNCTIONS=N, the N functions that cost each case most, per request. */
+const TOP_FUNCTIONS = Number(process.env.BENCH_FUNCTIONS ?? 0);
 /** Uncounted requests sent to a route again right before each count. */
 const REWARM = 1500;
 /** Requests in flight at once: enough to keep the server busy, few enough not to queue. */
@@ -58,6 +61,8 @@ interface Counted {
   wrongStatus: number;
   /** The case this one is divided by. */
   floor: string;
+  /** With BENCH_FUNCTIONS: the costliest functions, instructions per request (mean over rounds). */
+  topFunctions: Array<[string, number]>;
 }
 
 function requireTools(): void {
@@ -112,19 +117,58 @@ function callgrindControl(pid: number, ...args: string[]): void {
   execFileSync('callgrind_control', [...args, String(pid)], { stdio: 'ignore' });
 }
 
-/** Total instructions in a dump, and those in the optimizing compiler's functions. */
-function readDump(file: string): { total: number; compiler: number } {
+/** Total instructions in a dump, those in the optimizing compiler's functions, and each function's. */
+function readDump(file: string): { total: number; compiler: number; functions: Map<string, number> } {
   const text = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { maxBuffer: 256 * 1024 * 1024 }).toString();
   let total = 0;
   let compiler = 0;
+  const functions = new Map<string, number>();
   for (const line of text.split('\n')) {
     const match = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$/.exec(line);
     if (!match || match[2]!.includes('PROGRAM TOTALS')) continue;
     const count = Number(match[1]!.replaceAll(',', ''));
     total += count;
     if (COMPILER.test(match[2]!)) compiler += count;
+    else functions.set(match[2]!, (functions.get(match[2]!) ?? 0) + count);
   }
-  return { total, compiler };
+  return { total, compiler, functions };
+}
+
+/**
+ * Names for callgrind's functions: native symbols as callgrind_annotate prints them,
+ * and JIT code (which callgrind knows only by address) through the map V8 writes with
+ * `--perf-basic-prof`. Functions with the same name are added together.
+ */
+function nameFunctions(functions: Map<string, number>, perfMap: string): Map<string, number> {
+  const ranges = readFileSync(perfMap, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [start, size, ...name] = line.split(' ');
+      return { start: parseInt(start!, 16), end: parseInt(start!, 16) + parseInt(size!, 16), name: name.join(' ') };
+    })
+    .sort((a, b) => a.start - b.start);
+  const jitName = (address: number): string => {
+    let lo = 0;
+    let hi = ranges.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (ranges[mid]!.start <= address) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found >= 0 && address < ranges[found]!.end ? `JIT ${ranges[found]!.name}` : 'JIT (unnamed)';
+  };
+  const named = new Map<string, number>();
+  for (const [raw, count] of functions) {
+    const symbol = raw.replace(/\s*\[[^\]]*\]$/, '').replace(/^\?\?\?:/, '');
+    const address = /^0x([0-9a-f]+)/.exec(symbol);
+    const name = address ? jitName(parseInt(address[1]!, 16)) : symbol.replace(/\(.*$/, '');
+    named.set(name, (named.get(name) ?? 0) + count);
+  }
+  return named;
 }
 
 function waitForMessage<T>(child: ChildProcess, type: string): Promise<T> {
@@ -153,7 +197,10 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
       '--smc-check=all-non-file',
       `--callgrind-out-file=${out}`,
       `--log-file=${join(dir, 'valgrind.log')}`,
-      process.execPath, new URL('./server.js', import.meta.url).pathname,
+      process.execPath,
+      // V8's map of its JIT code, to name what callgrind knows only by address.
+      ...(TOP_FUNCTIONS > 0 ? ['--perf-basic-prof'] : []),
+      new URL('./server.js', import.meta.url).pathname,
       adapter,
     ],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
@@ -165,6 +212,7 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
     // Every route warm before any is counted, as in `npm run bench`.
     for (const c of cases) await send(agent, ready.port, c, WARMUP);
     const samples = new Map<string, Array<{ total: number; compiler: number; wrong: number }>>(cases.map((c) => [c.name, []]));
+    const functions = new Map<string, Map<string, number>>(cases.map((c) => [c.name, new Map()]));
     let dumps = 0;
     for (let round = 0; round < ROUNDS; round++) {
       for (const c of round % 2 ? [...cases].reverse() : cases) {
@@ -177,8 +225,11 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
         callgrindControl(server.pid!, '-d');
         const file = `${out}.${++dumps}`;
         await waitForFile(dir, file);
-        const sample = { ...readDump(file), wrong };
+        const dump = readDump(file);
+        const sample = { total: dump.total, compiler: dump.compiler, wrong };
         samples.get(c.name)!.push(sample);
+        const perCase = functions.get(c.name)!;
+        for (const [fn, count] of dump.functions) perCase.set(fn, (perCase.get(fn) ?? 0) + count);
         if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${adapter} ${c.name}: ${Math.round((sample.total - sample.compiler) / REQUESTS)} (+${Math.round(sample.compiler / REQUESTS)} compiler)\n`);
         rmSync(file);
       }
@@ -195,8 +246,20 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
         compilerPerRequest: median(s.map((x) => x.compiler / REQUESTS)),
         wrongStatus: s.reduce((a, x) => a + x.wrong, 0),
         floor: floorOf(c),
+        topFunctions: [] as Array<[string, number]>,
       };
     });
+    if (TOP_FUNCTIONS > 0) {
+      const perfMap = join(os.tmpdir(), `perf-${server.pid}.map`);
+      for (const row of counted) {
+        const named = nameFunctions(functions.get(row.name)!, perfMap);
+        row.topFunctions = [...named]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, TOP_FUNCTIONS)
+          .map(([fn, count]) => [fn, count / (REQUESTS * ROUNDS)] as [string, number]);
+      }
+      rmSync(perfMap, { force: true });
+    }
     server.send({ type: 'stop' });
     await new Promise((resolve) => server.once('exit', resolve));
     return counted;
@@ -243,6 +306,13 @@ async function main() {
       );
     }
     console.log('');
+    if (TOP_FUNCTIONS > 0) {
+      for (const r of rows) {
+        console.log(`${adapter}, ${r.label}: the ${TOP_FUNCTIONS} costliest functions, instructions per request\n`);
+        for (const [fn, count] of r.topFunctions) console.log(`    ${String(Math.round(count)).padStart(8)}  ${fn.slice(0, 140)}`);
+        console.log('');
+      }
+    }
   }
   console.log(`(${Math.round((Date.now() - started) / 1000)} s)`);
   mkdirSync('bench/results', { recursive: true });
