@@ -9,6 +9,7 @@ import {
   type ResolvedRedisBackendOptions,
 } from './redis-backend.options.js';
 import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
+import { redisCall } from './redis-call.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { decodeStoredRecord, encodeFields, encodeStoredRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
 import { CREATE, DELETE, GET_BY_ID, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
@@ -183,43 +184,9 @@ export class RedisBackend implements ApiKeyBackend {
     return this.guard(operation, () => this.client.sendCommand(args), decode);
   }
 
-  /**
-   * Runs one client call and settles one promise with its reply, passed through
-   * `decode` when given: every client failure (refused connection, offline client,
-   * error reply) and a reply slower than `commandTimeoutMs` becomes
-   * `BackendUnavailableError`; an error `decode` throws is passed on as it is.
-   *
-   * One promise, no async frame, and the deadline adds none of its own: with Redis as
-   * the only store, `getByHash` runs this on every request, and each promise is a
-   * microtask hop. Not node-redis's per-command `timeout`: it only covers commands not
-   * yet written (not a hung server) and its timer per command cut throughput threefold.
-   */
+  /** One client call with the backend's deadline and error mapping (see `redisCall`). */
   private guard<T>(operation: string, run: () => Promise<unknown>, decode?: (reply: unknown) => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let reply: Promise<unknown>;
-      try {
-        reply = run();
-      } catch (error) {
-        reject(this.unavailable(operation, error));
-        return;
-      }
-      const deadlines = this.deadlines;
-      const deadline = deadlines?.start((error) => reject(this.unavailable(operation, error)));
-      reply.then(
-        (value) => {
-          if (deadline !== undefined) deadlines!.clear(deadline);
-          try {
-            resolve(decode === undefined ? (value as T) : decode(value));
-          } catch (error) {
-            reject(error);
-          }
-        },
-        (error: unknown) => {
-          if (deadline !== undefined) deadlines!.clear(deadline);
-          reject(this.unavailable(operation, error));
-        },
-      );
-    });
+    return redisCall(run, this.deadlines, (error) => this.unavailable(operation, error), decode);
   }
 
   /**

@@ -4,6 +4,7 @@ import { assertKnownOptions, optionNames } from '../../options/assert-known-opti
 import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from '../../limits/rate-limiter.interface.js';
 import type { RateLimitRule } from '../../policy/api-key-policy.js';
 import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
+import { redisCall } from './redis-call.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { RedisScript } from './redis.scripts.js';
 
@@ -178,7 +179,7 @@ export class RedisRateLimiter implements RateLimiter {
       args.push('', '0', '0');
     }
 
-    const reply = ((await this.send(CONSUME.run(this.client, keys, args))) as unknown[]).map(Number);
+    const reply = ((await this.send(() => CONSUME.run(this.client, keys, args))) as unknown[]).map(Number);
 
     const [verdict, ruleIndex, remaining, resetMs, retryAfterMs, quotaRemaining, quotaReset] = reply as Tuple7;
     const rule = ruleIndex > 0 ? rateLimits[ruleIndex - 1] : undefined;
@@ -204,7 +205,7 @@ export class RedisRateLimiter implements RateLimiter {
     const keys = new Set(rules.rateLimits.map((rule) => windowKey(base, rule)));
     if (rules.quota) keys.add(quotaKey(base, rules.quota.refillIntervalMs));
     keys.add(quotaKey(base, undefined));
-    await this.send(this.client.sendCommand(['DEL', ...keys]));
+    await this.send(() => this.client.sendCommand(['DEL', ...keys]));
   }
 
   /** Resolves when Redis answers a PING within `commandTimeoutMs`; for health checks. */
@@ -218,20 +219,9 @@ export class RedisRateLimiter implements RateLimiter {
     return `${this.namespace}{${counterKey}}:`;
   }
 
-  /** Awaits a command within `commandTimeoutMs`; any failure becomes `BackendUnavailableError`. */
-  private async send(command: Promise<unknown>): Promise<unknown> {
-    try {
-      return await (this.deadlines ? this.deadlines.track(command) : command);
-    } catch (error) {
-      // The class name only, and a redacted copy as cause: a reply's text may echo the arguments.
-      const why =
-        error instanceof ReplyDeadlineExceeded
-          ? `no reply within ${error.ms} ms`
-          : error instanceof Error
-            ? error.constructor.name
-            : typeof error;
-      throw new BackendUnavailableError(`The Redis rate limiter could not answer (${why}).`, { cause: redactedError(error) });
-    }
+  /** Runs a command within `commandTimeoutMs`; any failure becomes `BackendUnavailableError` (see `redisCall`). */
+  private send(run: () => Promise<unknown>): Promise<unknown> {
+    return redisCall(run, this.deadlines, limiterUnavailable);
   }
 }
 
@@ -239,3 +229,10 @@ export class RedisRateLimiter implements RateLimiter {
 const windowKey = (base: string, rule: RateLimitRule) => `${base}rl:${rule.name}:${rule.windowMs}`;
 /** The HASH counting a quota; one that never refills is under interval 0. */
 const quotaKey = (base: string, refillIntervalMs: number | undefined) => `${base}q:${refillIntervalMs ?? 0}`;
+
+/** The class name only, and a redacted copy as cause: a reply's text may echo the arguments. */
+function limiterUnavailable(error: unknown): BackendUnavailableError {
+  const why =
+    error instanceof ReplyDeadlineExceeded ? `no reply within ${error.ms} ms` : error instanceof Error ? error.constructor.name : typeof error;
+  return new BackendUnavailableError(`The Redis rate limiter could not answer (${why}).`, { cause: redactedError(error) });
+}
