@@ -216,12 +216,12 @@ describe('verify and authenticate', () => {
     const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'n' });
     const stored = (await backend.getById(apiKey.id))!;
     const spy = vi.spyOn(backend, 'getByHash');
-    const last = stored.keyHash.at(-1) === '0' ? '1' : '0';
+    const other = (c: string) => (c === '0' ? '1' : '0');
     // Another hash, one differing only in its last or first character, a prefix, a longer one.
     for (const keyHash of [
       sha256('something else'),
-      stored.keyHash.slice(0, -1) + last,
-      last + stored.keyHash.slice(1),
+      stored.keyHash.slice(0, -1) + other(stored.keyHash.at(-1)!),
+      other(stored.keyHash[0]!) + stored.keyHash.slice(1),
       stored.keyHash.slice(0, -1),
       stored.keyHash + '0',
     ]) {
