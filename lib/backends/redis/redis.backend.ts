@@ -8,8 +8,7 @@ import {
   type RedisBackendOptions,
   type ResolvedRedisBackendOptions,
 } from './redis-backend.options.js';
-import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
-import { redisCall } from './redis-call.js';
+import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { decodeStoredRecord, encodeFields, encodeStoredRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
 import { CREATE, DELETE, GET_BY_ID, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
@@ -184,9 +183,9 @@ export class RedisBackend implements ApiKeyBackend {
     return this.guard(operation, () => this.client.sendCommand(args), decode);
   }
 
-  /** One client call with the backend's deadline and error mapping (see `redisCall`). */
+  /** One client call with the backend's deadline and error mapping (see `callWithin`). */
   private guard<T>(operation: string, run: () => Promise<unknown>, decode?: (reply: unknown) => T): Promise<T> {
-    return redisCall(run, this.deadlines, (error) => this.unavailable(operation, error), decode);
+    return callWithin(run, this.deadlines, (error) => this.unavailable(operation, error), decode);
   }
 
   /**

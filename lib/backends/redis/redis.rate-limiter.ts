@@ -3,8 +3,7 @@ import { redactedError } from '../../safe-error-message.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from '../../limits/rate-limiter.interface.js';
 import type { RateLimitRule } from '../../policy/api-key-policy.js';
-import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
-import { redisCall } from './redis-call.js';
+import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { RedisScript } from './redis.scripts.js';
 
@@ -219,9 +218,9 @@ export class RedisRateLimiter implements RateLimiter {
     return `${this.namespace}{${counterKey}}:`;
   }
 
-  /** Runs a command within `commandTimeoutMs`; any failure becomes `BackendUnavailableError` (see `redisCall`). */
+  /** Runs a command within `commandTimeoutMs`; any failure becomes `BackendUnavailableError` (see `callWithin`). */
   private send(run: () => Promise<unknown>): Promise<unknown> {
-    return redisCall(run, this.deadlines, limiterUnavailable);
+    return callWithin(run, this.deadlines, limiterUnavailable);
   }
 }
 
