@@ -35,11 +35,23 @@ function isNoScript(error: unknown): boolean {
 // ZSET of owner entries. Scripts get `<base>` to reach the keys they only learn from
 // what they read. `P.<field>` is a field's position in the stored array.
 
+/**
+ * Lua: `byId(idKey, base)`, the record key the id index names and the stored record
+ * there (nil, nil without an index entry; the key and nil when the record is gone).
+ */
+const LUA_BY_ID = `
+local function byId(idKey, base)
+  local h = redis.call('GET', idKey)
+  if not h then return nil, nil end
+  local recordKey = base .. 'hash:' .. h
+  return recordKey, redis.call('GET', recordKey)
+end
+`;
+
 /** KEYS: id index. ARGV: key base. Resolves to the stored record, or nil. */
-export const GET_BY_ID = new RedisScript(`
-local h = redis.call('GET', KEYS[1])
-if not h then return false end
-return redis.call('GET', ARGV[1] .. 'hash:' .. h)
+export const GET_BY_ID = new RedisScript(`${LUA_BY_ID}
+local _, raw = byId(KEYS[1], ARGV[1])
+return raw or false
 `);
 
 /**
@@ -65,11 +77,8 @@ return 'ok'
  * mutable field/value pairs (a null field is absent). Resolves to the stored record,
  * or nil when no record has that id.
  */
-export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}
-local h = redis.call('GET', KEYS[1])
-if not h then return false end
-local recordKey = ARGV[1] .. 'hash:' .. h
-local raw = redis.call('GET', recordKey)
+export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}
+local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return false end
 local cur = cjson.decode(raw)
 local nextf = {}
@@ -106,12 +115,10 @@ return stored
  * KEYS: id index. ARGV: key base, id. Removes the id index, the record (only if it is
  * this id's) and its owner entry. Resolves to 1, or 0 when there was none.
  */
-export const DELETE = new RedisScript(`${LUA_FIELD_POSITIONS}
-local h = redis.call('GET', KEYS[1])
-if not h then return 0 end
+export const DELETE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_BY_ID}
+local recordKey, raw = byId(KEYS[1], ARGV[1])
+if not recordKey then return 0 end
 redis.call('DEL', KEYS[1])
-local recordKey = ARGV[1] .. 'hash:' .. h
-local raw = redis.call('GET', recordKey)
 if raw then
   local cur = cjson.decode(raw)
   if cur[P.id] == ARGV[2] then
@@ -128,11 +135,8 @@ return 1
  * and only when it is missing or older than stale-before; never creates a deleted
  * record again, never changes its expiry. Resolves to 1 when it wrote.
  */
-export const RECORD_USAGE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}
-local h = redis.call('GET', KEYS[1])
-if not h then return 0 end
-local recordKey = ARGV[1] .. 'hash:' .. h
-local raw = redis.call('GET', recordKey)
+export const RECORD_USAGE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}
+local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return 0 end
 local cur = cjson.decode(raw)
 local last = cur[P.lastUsedAt]
