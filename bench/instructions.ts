@@ -30,6 +30,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
+import { median } from './median.js';
 import { benchCases, floorOf, type Case, type Ready } from './cases.js';
 
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',');
@@ -105,12 +106,6 @@ async function send(agent: http.Agent, port: number, c: Case, count: number): Pr
     }),
   );
   return wrong;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function callgrindControl(pid: number, ...args: string[]): void {

@@ -20,6 +20,7 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { median } from './median.js';
 import { benchCases, floorOf, type Case, type Ready } from './cases.js';
 import type { GuardShare } from './guard-share.js';
 import { pickLoadGenerator, runLoad, type LoadGenerator } from './load.js';
@@ -165,12 +166,6 @@ async function runCase(
     // Each probe itself costs a few commands (HELLO, CLIENT SETINFO, INFO); subtract them.
     redisCalls: redisBefore === null || redisAfter === null ? NaN : Math.max(0, redisAfter - redisBefore - 4),
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const range = (values: number[]) => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
