@@ -109,8 +109,16 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     return record ? cloneApiKey(record) : null;
   }
 
-  getById(id: string): Promise<ApiKey | null> {
-    return this.primary.getById(id);
+  /**
+   * Always from the primary. When it shows the key revoked or gone, this instance's
+   * copy goes too: another instance changed it and its message may not have arrived,
+   * and a caller that acts on this read (`revoke` finding the key already revoked) must
+   * not return while this instance still serves the key.
+   */
+  async getById(id: string): Promise<ApiKey | null> {
+    const record = await this.primary.getById(id);
+    if (record === null || record.revokedAt !== null) this.apply({ ids: [id] });
+    return record;
   }
 
   async create(apiKey: ApiKey): Promise<ApiKey> {

@@ -122,3 +122,27 @@ describe('ApiKeyService.authenticate over an L1', () => {
     expect(await service.authenticate(key)).toEqual({ ok: true, apiKey });
   });
 });
+
+describe('revoke on an instance whose L1 holds a key another instance revoked', () => {
+  it('refuses the key on this instance as soon as its own revoke returns', async () => {
+    // Two instances over one store, with no bus between them: the second hears of the
+    // first's revoke only when its L1 entry expires. Revoking on the second finds the
+    // key already revoked; its revoke must still leave it refusing the key.
+    const primary = new MemoryBackend();
+    const make = () =>
+      new ApiKeyService(resolveApiAuthOptions({ backend: new CachedBackend(primary, { ttl: 60_000 }), prefix: 'l1_', trackUsage: false }));
+    const one = make();
+    const two = make();
+    const { key, apiKey } = await one.issue({ ownerId: 'o', name: 'n' });
+    expect((await two.authenticate(key)).ok).toBe(true);
+
+    const first = await one.revoke(apiKey.id);
+    // Allowed: another instance may serve its L1 until the invalidation reaches it.
+    expect((await two.authenticate(key)).ok).toBe(true);
+
+    const again = await two.revoke(apiKey.id);
+    expect(again.revokedAt).toEqual(first.revokedAt);
+    expect(await two.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+    expect((await primary.getById(apiKey.id))?.updatedAt).toEqual(first.updatedAt);
+  });
+});
