@@ -23,10 +23,13 @@
  * case before any is counted, default 5000), BENCH_REQUESTS (counted requests per case
  * and round, default 1500), BENCH_ROUNDS (default 3; every other round runs the cases
  * in reverse order; the median is reported), BENCH_FUNCTIONS (N: also list each case's
- * N costliest functions, JIT code named through node's --perf-basic-prof map).
+ * N costliest functions, JIT code named through node's --perf-basic-prof map),
+ * BENCH_KEEP (a directory: keeps each count's callgrind dump as
+ * `<adapter>-<case>-<round>`, and with BENCH_FUNCTIONS the JIT map as
+ * `<adapter>-perf.map`, for `callgrind_annotate --tree=caller`: who calls what).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +45,8 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1500);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** With BENCH_FUNCTIONS=N, the N functions that cost each case most, per request. */
 const TOP_FUNCTIONS = Number(process.env.BENCH_FUNCTIONS ?? 0);
+/** With BENCH_KEEP=dir, where the callgrind dumps (and the JIT map) are kept. */
+const KEEP = process.env.BENCH_KEEP;
 /** Uncounted requests sent to a route again right before each count. */
 const REWARM = 1500;
 /** Requests in flight at once: enough to keep the server busy, few enough not to queue. */
@@ -226,6 +231,7 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
         const perCase = functions.get(c.name)!;
         for (const [fn, count] of dump.functions) perCase.set(fn, (perCase.get(fn) ?? 0) + count);
         if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${adapter} ${c.name}: ${Math.round((sample.total - sample.compiler) / REQUESTS)} (+${Math.round(sample.compiler / REQUESTS)} compiler)\n`);
+        if (KEEP) copyFileSync(file, join(KEEP, `${adapter}-${c.name}-${round}`));
         rmSync(file);
       }
       process.stderr.write(`  ${adapter}: round ${round + 1} of ${ROUNDS} counted\n`);
@@ -253,6 +259,7 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
           .slice(0, TOP_FUNCTIONS)
           .map(([fn, count]) => [fn, count / (REQUESTS * ROUNDS)] as [string, number]);
       }
+      if (KEEP) copyFileSync(perfMap, join(KEEP, `${adapter}-perf.map`));
       rmSync(perfMap, { force: true });
     }
     server.send({ type: 'stop' });
@@ -281,6 +288,7 @@ async function waitForFile(dir: string, file: string): Promise<void> {
 
 async function main() {
   requireTools();
+  if (KEEP) mkdirSync(KEEP, { recursive: true });
   const valgrind = execFileSync('valgrind', ['--version']).toString().trim();
   const header =
     `Node ${process.version}, ${valgrind} (callgrind), ${WARMUP} warm-up requests per case, then ${ROUNDS} rounds of ` +

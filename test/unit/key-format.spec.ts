@@ -230,3 +230,29 @@ describe('KeyFormat.matches', () => {
     expect(samples.filter((s) => format.matches(s))).toEqual([key]);
   });
 });
+
+describe('KeyFormat.matches on every string representation', () => {
+  // The check reads characters through String.prototype.charCodeAt fixed once, so the
+  // optimizing compiler's code does not depend on how V8 holds the string; the answers
+  // must not either, for keys and for near-misses, however the string was built.
+  it('gives the same answer for flat, concatenated, sliced and internalized copies, cold and hot', () => {
+    const format = new KeyFormat('rep_');
+    const keys = Array.from({ length: 20 }, () => format.generate());
+    const wrongChecksum = keys.map((k) => k.slice(0, -1) + (k.endsWith('A') ? 'B' : 'A'));
+    const flat = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
+    const representations: Array<(s: string) => string> = [
+      flat,
+      (s) => s.slice(0, 9) + flat(s.slice(9)),
+      (s) => flat(`padding:${s}`).slice(8),
+      (s) => Object.keys({ [flat(s)]: 1 })[0]!,
+    ];
+    // Enough calls for V8 to optimize the check with all four shapes seen.
+    for (let round = 0; round < 2_000; round++) {
+      for (const represent of representations) {
+        const i = round % keys.length;
+        expect(format.matches(represent(keys[i]!))).toBe(true);
+        expect(format.matches(represent(wrongChecksum[i]!))).toBe(false);
+      }
+    }
+  });
+});
