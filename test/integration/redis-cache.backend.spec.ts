@@ -150,6 +150,34 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
     expect(await service.authenticate(deleted.key)).toEqual({ ok: false, code: 'invalid_api_key' });
   });
 
+  it("a revoke that finds the key already revoked still ends the cached entry, before the revoking instance's invalidation", async () => {
+    const { backend, primary, service, counts, real } = await setup();
+    const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'revoked twice' });
+    expect((await service.authenticate(key)).ok).toBe(true);
+    // Another instance's revoke, caught between its primary write and its invalidation:
+    // the primary says revoked, the shared cache still holds the valid record.
+    const current = (await primary.getById(apiKey.id))!;
+    await primary.update({ ...current, revokedAt: new Date(), updatedAt: new Date() });
+    expect((await service.authenticate(key)).ok).toBe(true);
+
+    // This instance's revoke finds the key revoked and writes nothing to the primary...
+    const updatesBefore = primary.calls('update');
+    await service.revoke(apiKey.id);
+    expect(primary.calls('update')).toBe(updatesBefore);
+    // ...and from then on the key is refused here and on any instance reading the cache.
+    expect(await service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+    const other = new RedisCacheBackend({ ttl: 300_000, namespace: NAMESPACE, timeoutMs: 2_000, cache: real, primary });
+    disposables.push(other);
+    expect((await other.getByHash(current.keyHash))?.revokedAt).not.toBeNull();
+
+    // A read by id of a key whose entry already shows it revoked costs one cache read, no write.
+    const mgetBefore = counts.mget;
+    const setBefore = counts.set;
+    expect((await backend.getById(apiKey.id))?.revokedAt).not.toBeNull();
+    expect(counts.mget - mgetBefore).toBe(1);
+    expect(counts.set).toBe(setBefore);
+  });
+
   it('rotation ends the old key at the end of its grace period although it was cached', async () => {
     const { service } = await setup();
     const old = await service.issue({ ownerId: 'o', name: 'rotating' });

@@ -121,9 +121,11 @@ export class RedisCacheBackend implements ApiKeyBackend {
     return this.load(keyHash, keys, generation);
   }
 
-  getById(id: string): Promise<ApiKey | null> {
+  async getById(id: string): Promise<ApiKey | null> {
     // Not the hot path, and management screens want it fresh.
-    return this.primary.getById(id);
+    const record = await this.primary.getById(id);
+    if (record !== null && record.revokedAt !== null) await this.voidStaleEntry(record);
+    return record;
   }
 
   async create(apiKey: ApiKey): Promise<ApiKey> {
@@ -262,6 +264,27 @@ export class RedisCacheBackend implements ApiKeyBackend {
     const failure = new RedisCacheFailure('The Redis cache did not keep an invalidation.');
     this.circuit.trip(failure);
     throw failure;
+  }
+
+  /**
+   * Invalidates the entry of a key the primary shows revoked when the entry still
+   * shows it valid. The instance that revoked it invalidates only after its primary
+   * write, so in between, a revoke on this instance finds the key already revoked,
+   * writes nothing, and would resolve while this instance's next lookup could still
+   * be answered from the old entry. One cache read when the entry is right.
+   */
+  private async voidStaleEntry(record: ApiKey): Promise<void> {
+    if (!this.circuit.isUp) return;
+    const keys = redisCacheKeys(this.settings.namespace, record.keyHash);
+    let raw: unknown;
+    try {
+      [raw] = await this.circuit.run(() => this.cache.mget([keys.entry]));
+    } catch {
+      // The circuit has opened: lookups go to the primary until entries from before are ignored.
+      return;
+    }
+    const entry = decodeRedisCacheEntry(raw, record.keyHash);
+    if (entry?.record != null && entry.record.revokedAt === null) await this.invalidate(record.keyHash, record.id);
   }
 
   /** Writes and reads back a value; resolves only when the cache works both ways. */
