@@ -38,20 +38,9 @@ export function encodeBase62Fixed(value: number, width: number): string {
   return out;
 }
 
-/** Each ASCII code's base62 digit value, -1 for characters outside the alphabet. */
-const DIGITS = (() => {
+/** A new table of each ASCII code's base62 digit value, -1 for characters outside the alphabet. */
+export function base62DigitTable(): Int8Array {
   const digits = new Int8Array(128).fill(-1);
   for (let i = 0; i < BASE62_ALPHABET.length; i++) digits[BASE62_ALPHABET.charCodeAt(i)] = i;
   return digits;
-})();
-
-/** The base62 value of the character code `c`, or -1 when it is not in [0-9A-Za-z]. */
-export const base62Digit = (c: number): number => (c < 128 ? DIGITS[c]! : -1);
-
-/** True when every character of `value` from `start` on is in [0-9A-Za-z]. */
-export function isBase62(value: string, start = 0): boolean {
-  for (let i = start; i < value.length; i++) {
-    if (base62Digit(value.charCodeAt(i)) < 0) return false;
-  }
-  return true;
 }
