@@ -96,6 +96,7 @@ export class ApiKeyGuard implements CanActivate {
   // two reflection calls off every request.
   private readonly rules = new WeakMap<object, WeakMap<object, RouteRules>>();
   private readonly allowlist = new IpAllowlist();
+  private readonly challenges = new Map<AuthenticationFailureCode, string>();
   private backendDown = false;
   private limiterDown = false;
 
@@ -376,12 +377,7 @@ export class ApiKeyGuard implements CanActivate {
         this.setResponseHeader(context, 'Retry-After', String(Math.max(1, Math.ceil(failure.retryAfterMs / 1000))));
       }
     } else if (failure.status === 401) {
-      // RFC 6750 §3: no error attribute when no credentials were sent at all.
-      this.setResponseHeader(
-        context,
-        'WWW-Authenticate',
-        failure.code === 'missing_api_key' ? this.challenge() : `${this.challenge()}, error="${failure.code}"`,
-      );
+      this.setResponseHeader(context, 'WWW-Authenticate', this.authenticationChallenge(failure.code));
     } else {
       this.setResponseHeader(context, 'Retry-After', '1');
     }
@@ -426,6 +422,20 @@ export class ApiKeyGuard implements CanActivate {
 
   private challenge(): string {
     return `ApiKey realm="${this.options.realm}"`;
+  }
+
+  /**
+   * The `WWW-Authenticate` value of a 401, built once per code: a flood of bad keys
+   * would otherwise concatenate and flatten the same string on every request.
+   */
+  private authenticationChallenge(code: AuthenticationFailureCode): string {
+    let value = this.challenges.get(code);
+    if (value === undefined) {
+      // RFC 6750 §3: no error attribute when no credentials were sent at all.
+      value = code === 'missing_api_key' ? this.challenge() : `${this.challenge()}, error="${code}"`;
+      this.challenges.set(code, value);
+    }
+    return value;
   }
 
   private reportBackendDown(error: unknown): void {
