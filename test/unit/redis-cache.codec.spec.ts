@@ -23,6 +23,18 @@ describe('Redis cache entry codec', () => {
     expect(decodeRedisCacheEntry(encodeRedisCacheEntry(negative), record.keyHash)).toEqual(negative);
   });
 
+  it('writes ASCII only, escaping accented, CJK and astral text, and reads it back intact', () => {
+    const text = 'café — 日本語 😀';
+    const unicode = makeApiKeyRecord({ name: text, hint: 'sk_…abcd', metadata: { note: text }, scopes: [text] });
+    const wire = encodeRedisCacheEntry({ ...entry, record: unicode });
+    expect(wire).toMatch(/^[\x20-\x7e]*$/);
+    expect(decodeRedisCacheEntry(wire, unicode.keyHash)!.record).toEqual(unicode);
+    // An entry written before, with raw UTF-8 text, is still read.
+    const raw = JSON.stringify(JSON.parse(wire));
+    expect(raw).toContain(text);
+    expect(decodeRedisCacheEntry(raw, unicode.keyHash)!.record).toEqual(unicode);
+  });
+
   it('never writes the key hash', () => {
     expect(encodeRedisCacheEntry(entry)).not.toContain(record.keyHash);
   });

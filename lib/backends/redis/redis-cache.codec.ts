@@ -1,5 +1,6 @@
 import type { ApiKey, ApiKeyMetadata } from '../../api-key.interface.js';
 import type { ApiKeyPolicy } from '../../policy/api-key-policy.js';
+import { asciiJson } from './redis-record.codec.js';
 
 /** One cached answer for a key hash: the record, or "not found". */
 export interface RedisCacheEntry {
@@ -76,7 +77,9 @@ export function encodeRedisCacheEntry(entry: RedisCacheEntry): string {
             po: record.policy ?? null,
           },
   };
-  return JSON.stringify(wire);
+  // ASCII, as RedisBackend stores its records: every hint holds an ellipsis, and a
+  // reply with any non-ASCII byte reaches V8 as a two-byte string, dearer to parse.
+  return asciiJson(JSON.stringify(wire));
 }
 
 /**
