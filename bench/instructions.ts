@@ -28,11 +28,12 @@
  * `<adapter>-<case>-<round>`, and with BENCH_FUNCTIONS the JIT map as
  * `<adapter>-perf.map`, for `callgrind_annotate --tree=caller`: who calls what).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
+import { waitForMessage } from './ipc.js';
 import { median } from './median.js';
 import { benchCases, floorOf, type Case, type Ready } from './cases.js';
 
@@ -169,20 +170,6 @@ function nameFunctions(functions: Map<string, number>, perfMap: string): Map<str
     named.set(name, (named.get(name) ?? 0) + count);
   }
   return named;
-}
-
-function waitForMessage<T>(child: ChildProcess, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: { type?: string }) => {
-      if (message?.type !== type) return;
-      child.off('exit', onExit);
-      child.off('message', onMessage);
-      resolve(message as T);
-    };
-    const onExit = (code: number | null) => reject(new Error(`bench server exited with ${code}`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
 }
 
 async function countAdapter(adapter: string): Promise<Counted[]> {

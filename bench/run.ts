@@ -20,6 +20,7 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { waitForMessage } from './ipc.js';
 import { median } from './median.js';
 import { benchCases, floorOf, type Case, type Ready } from './cases.js';
 import type { GuardShare } from './guard-share.js';
@@ -109,21 +110,11 @@ async function redisCommandCount(): Promise<number | null> {
   }
 }
 
+/** Asks the bench server for `type` (stats, profile...) and waits for its answer. */
 function request<T>(server: ChildProcess, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null, signal: string | null) =>
-      reject(new Error(`bench server exited (code ${code}, signal ${signal})`));
-    const onMessage = (message: any) => {
-      if (message?.type === type) {
-        server.off('message', onMessage);
-        server.off('exit', onExit);
-        resolve(message as T);
-      }
-    };
-    server.on('message', onMessage);
-    server.once('exit', onExit);
-    server.send({ type });
-  });
+  const reply = waitForMessage<T>(server, type);
+  server.send({ type });
+  return reply;
 }
 
 function primaryReads(stats: Stats, counter?: string): number {
@@ -173,10 +164,7 @@ const range = (values: number[]) => `${Math.min(...values).toFixed(2)}-${Math.ma
 async function benchAdapter(adapter: string, generator: LoadGenerator) {
   const cpus = pinning();
   const server = fork(new URL('./server.js', import.meta.url), [adapter], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ready: Ready = await new Promise((resolve, reject) => {
-    server.once('message', resolve);
-    server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
-  });
+  const ready = await waitForMessage<Ready>(server, 'ready');
   if (cpus) {
     pin(server.pid!, cpus.server);
     // autocannon runs in this process; wrk is started under taskset.
