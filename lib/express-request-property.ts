@@ -49,7 +49,7 @@ export function declareExpressRequestProperty(app: unknown): boolean {
  * the prototype and writing the `WeakMap` costs none of that.
  */
 export function attachToExpressRequest(request: object, apiKey: unknown): boolean {
-  if (!accessorPrototypes.has(Object.getPrototypeOf(request) as object)) return false;
+  if (!carriesAccessor(request)) return false;
   attached.set(request, apiKey);
   return true;
 }
@@ -67,5 +67,10 @@ function writeAttached(this: object, value: unknown): void {
  * carries the accessor (for the reason given at {@link attachToExpressRequest}).
  */
 export function readRequestApiKey(request: Record<string, unknown>): unknown {
-  return accessorPrototypes.has(Object.getPrototypeOf(request) as object) ? attached.get(request) : request[API_KEY_REQUEST_PROPERTY];
+  return carriesAccessor(request) ? attached.get(request) : request[API_KEY_REQUEST_PROPERTY];
+}
+
+/** Whether the request's own prototype is one `declareExpressRequestProperty` extended. */
+function carriesAccessor(request: object): boolean {
+  return accessorPrototypes.has(Object.getPrototypeOf(request) as object);
 }
