@@ -1,6 +1,6 @@
 import type { ApiKey, ApiKeyMetadata } from '../../api-key.interface.js';
 import type { ApiKeyPolicy } from '../../policy/api-key-policy.js';
-import { asciiJson } from './redis-record.codec.js';
+import { asciiJson } from './ascii-json.js';
 
 /** One cached answer for a key hash: the record, or "not found". */
 export interface RedisCacheEntry {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { LUA_ASCII_JSON, LUA_FIELD_POSITIONS, OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
+import { LUA_ASCII_JSON } from './ascii-json.js';
+import { LUA_FIELD_POSITIONS, OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL (which also caches it) when the
