@@ -78,6 +78,8 @@ async function runInstance(): Promise<void> {
   const service = app.get(ApiKeyService);
   const reply = (to: Message, body: Record<string, unknown>) => process.send!({ ...body, type: 'reply', seq: to.seq });
 
+  // Leave with the runner, whatever ends it (see bench/server.ts).
+  process.on('disconnect', () => process.exit(1));
   process.on('message', async (message: Message) => {
     try {
       if (message.type === 'issue') {

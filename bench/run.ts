@@ -15,7 +15,8 @@
  * BENCH_LOADGEN ("wrk" or "autocannon"; default wrk when installed), BENCH_PIN
  * ("0" to not pin processes to CPUs), BENCH_SEED (the route order's seed; printed),
  * BENCH_CASES (a comma-separated subset of the table's cases, by name, to study a few
- * quickly; the bare route and the floors they are divided by always run).
+ * quickly; the bare route and the floors they are divided by always run),
+ * BENCH_PROFILE_SECONDS (load per profiled scenario, default 4; 0 skips the profiler).
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -187,7 +188,8 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
 
   // In-process attribution: the share of the server's CPU inside the guard, from the
   // sampling profiler, for the scenarios the guard should make near free.
-  const profiled = ['memory', 'cached', 'flood-malformed', 'flood-unknown'];
+  // BENCH_PROFILE_SECONDS=0 skips it (wrk refuses a zero duration).
+  const profiled = PROFILE_SECONDS > 0 ? ['memory', 'cached', 'flood-malformed', 'flood-unknown'] : [];
   const shares: Array<{ scenario: string; share: GuardShare }> = [];
   for (const c of cases.filter((x) => profiled.includes(x.name))) {
     await request(server, 'profile-start');
@@ -250,6 +252,7 @@ async function main() {
       );
     }
     console.log('');
+    if (shares.length === 0) continue;
     console.log(`Where the server's CPU goes (${adapter}; V8 sampling profiler in the server, ${PROFILE_SECONDS}s of load each):\n`);
     console.log("| scenario | samples | inside ApiKeyGuard | of which SHA-256 | Nest's guard pipeline, guard included | ratio implied by the guard's CPU | ... with Nest's pipeline |");
     console.log('|---|---:|---:|---:|---:|---:|---:|');

@@ -156,6 +156,11 @@ async function main() {
     return { calls: Object.fromEntries(scenarios.map((s) => [s.route, { ...s.primaryCalls }])), cpuMicros: cpu.user + cpu.system, systemMicros: cpu.system };
   };
 
+  // A runner that dies (a load generator that fails, Ctrl-C) must not leave this server
+  // behind: an orphan, its profiler still sampling, took a fifth of a core and skewed
+  // every later run on the machine.
+  process.on('disconnect', () => process.exit(1));
+
   let profiler: GuardProfiler | null = null;
   process.on('message', async (message: { type: string }) => {
     if (message?.type === 'stats') process.send!({ type: 'stats', ...stats() });

@@ -94,6 +94,8 @@ async function main(): Promise<void> {
     }
   };
 
+  // Leave with the runner, whatever ends it (see bench/server.ts).
+  process.on('disconnect', () => process.exit(1));
   process.on('message', (message: SoakRequest & { seq: number }) => {
     handle(message).then(
       (reply) => {
