@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { API_AUTH_OPTIONS } from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from './api-key.interface.js';
@@ -20,7 +20,7 @@ import { ApiKeyEventName } from './events/api-key.events.js';
 import { LegacyKeyFormat } from './import/legacy-key-format.js';
 import { counterKeyOf, mayReleaseCounters } from './limits/counter-release.js';
 import { KeyFormat } from './keys/key-format.js';
-import { KeyHasher } from './keys/key-hasher.js';
+import { KeyHasher, sameKeyHash } from './keys/key-hasher.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
 import { replacementIdFor } from './replacement-id.js';
@@ -339,7 +339,7 @@ export class ApiKeyService implements OnApplicationShutdown {
   private judgeLookup(record: Readonly<ApiKey> | null, keyHash: string, environment: KeyEnvironment): AuthenticationResult {
     // A backend that returns the wrong record must not let anyone in. (The L1 files a
     // record only under its own hash, so a hit needs no such check.)
-    if (!record || !sameHash(record.keyHash, keyHash)) return INVALID;
+    if (!record || !sameKeyHash(record.keyHash, keyHash)) return INVALID;
     return this.judge(record, environment, undefined);
   }
 
@@ -608,7 +608,7 @@ export class ApiKeyService implements OnApplicationShutdown {
   private async removeIfStored(record: ApiKey): Promise<void> {
     try {
       const stored = await this.withTimeout(this.backend.getById(record.id));
-      if (stored !== null && sameHash(stored.keyHash, record.keyHash)) await this.withTimeout(this.backend.delete(record.id));
+      if (stored !== null && sameKeyHash(stored.keyHash, record.keyHash)) await this.withTimeout(this.backend.delete(record.id));
     } catch {
       // Nothing more to do; the create's own error is what the caller gets.
     }
@@ -773,8 +773,4 @@ function keepCounterKey(next: ApiKeyPolicy | null, current: ApiKeyPolicy | null)
 /** `id` as errors may show it: only ids shaped like the ones this service mints. */
 function shownId(id: unknown): string {
   return typeof id === 'string' && UUID_PATTERN.test(id) ? id : '(redacted)';
-}
-
-function sameHash(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }

@@ -224,6 +224,11 @@ describe('verify and authenticate', () => {
       other(stored.keyHash[0]!) + stored.keyHash.slice(1),
       stored.keyHash.slice(0, -1),
       stored.keyHash + '0',
+      // A custom store's broken records: a non-ASCII character (same length, more
+      // UTF-8 bytes), or no string at all. Refused, not a 500.
+      '\u0161' + stored.keyHash.slice(1),
+      undefined as unknown as string,
+      Buffer.from(stored.keyHash) as unknown as string,
     ]) {
       spy.mockResolvedValueOnce({ ...stored, keyHash });
       expect(await service.authenticate(key)).toEqual({ ok: false, code: 'invalid_api_key' });

@@ -1,6 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { KeyFormat, KeyHasher } from 'nestjs-api-auth';
+import { sameKeyHash } from '../../lib/keys/key-hasher.js';
 
 const key = new KeyFormat('test_').generate();
 const PEPPER = 'a-pepper-of-32-characters-length';
@@ -64,5 +65,37 @@ describe('KeyHasher with a pepper', () => {
   it('rejects an empty pepper instead of silently storing unpeppered hashes', () => {
     // `pepper: process.env.PEPPER` with the variable set but empty is a misconfiguration, not "no pepper".
     expect(() => new KeyHasher('')).toThrow(/option "pepper"/);
+  });
+});
+
+describe('sameKeyHash', () => {
+  const hash = new KeyHasher().hash(key);
+  const flip = (c: string) => (c === '0' ? '1' : '0');
+
+  it("matches an equal hash, whatever the string's representation", () => {
+    expect(sameKeyHash(hash, hash)).toBe(true);
+    // A copy built by concatenation and one sliced out of a longer string.
+    expect(sameKeyHash(hash.slice(0, 30) + hash.slice(30), hash)).toBe(true);
+    expect(sameKeyHash(`x${hash}`.slice(1), hash)).toBe(true);
+  });
+
+  it('refuses a hash that differs anywhere, or in length', () => {
+    for (const i of [0, 1, 31, 62, 63]) {
+      expect(sameKeyHash(hash.slice(0, i) + flip(hash[i]!) + hash.slice(i + 1), hash)).toBe(false);
+    }
+    expect(sameKeyHash(hash.slice(0, -1), hash)).toBe(false);
+    expect(sameKeyHash(`${hash}0`, hash)).toBe(false);
+    expect(sameKeyHash('', hash)).toBe(false);
+    expect(sameKeyHash(hash.toUpperCase(), hash)).toBe(false);
+  });
+
+  it('refuses characters that agree only in their low byte (no narrowing to bytes)', () => {
+    // 'a' is 0x61 and U+0161 shares that low byte: a comparison of UTF-16 code units
+    // narrowed to 8 bits would call these equal.
+    expect(sameKeyHash(String.fromCharCode(0x161) + hash.slice(1), 'a' + hash.slice(1))).toBe(false);
+  });
+
+  it.each([[undefined], [null], [42], [Buffer.from('ab')], [{ length: 64 }]])('refuses a stored hash that is not a string: %s', (stored) => {
+    expect(sameKeyHash(stored, hash)).toBe(false);
   });
 });
