@@ -26,7 +26,9 @@
  * N costliest functions, JIT code named through node's --perf-basic-prof map),
  * BENCH_KEEP (a directory: keeps each count's callgrind dump as
  * `<adapter>-<case>-<round>`, and with BENCH_FUNCTIONS the JIT map as
- * `<adapter>-perf.map`, for `callgrind_annotate --tree=caller`: who calls what).
+ * `<adapter>-perf.map`, for `callgrind_annotate --tree=caller`: who calls what),
+ * BENCH_CACHE_SIM=1 (also simulate the caches: misses per request and a cycle
+ * estimate, for code whose cost is in cache misses more than in instructions).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,6 +50,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TOP_FUNCTIONS = Number(process.env.BENCH_FUNCTIONS ?? 0);
 /** With BENCH_KEEP=dir, where the callgrind dumps (and the JIT map) are kept. */
 const KEEP = process.env.BENCH_KEEP;
+/** With BENCH_CACHE_SIM=1, callgrind also simulates the CPU caches (about twice as slow). */
+const CACHE_SIM = process.env.BENCH_CACHE_SIM === '1';
 /** Uncounted requests sent to a route again right before each count. */
 const REWARM = 1500;
 /** Requests in flight at once: enough to keep the server busy, few enough not to queue. */
@@ -70,6 +74,44 @@ interface Counted {
   floor: string;
   /** With BENCH_FUNCTIONS: the costliest functions, instructions per request (mean over rounds). */
   topFunctions: Array<[string, number]>;
+  /** With BENCH_CACHE_SIM: simulated cache misses and estimated cycles per request (medians). */
+  cache?: CacheCost;
+}
+
+interface CacheCost {
+  /** Level-1 instruction cache misses. */
+  l1i: number;
+  /** Level-1 data cache misses, reads and writes. */
+  l1d: number;
+  /** Last-level cache misses, instructions and data. */
+  ll: number;
+  /** KCachegrind's cycle estimate, Ir + 10 x L1 misses + 100 x LL misses, compiler left out of Ir. */
+  cycles: number;
+  /** (max - min) / median of `cycles` over rounds. */
+  spread: number;
+}
+
+/** Per-event totals of a dump, from its `events:` and `totals:` lines. */
+function readTotals(file: string): Record<string, number> {
+  const text = readFileSync(file, 'utf8');
+  const events = /^events: (.*)$/m.exec(text)?.[1]?.split(' ') ?? [];
+  const totals = /^totals: (.*)$/m.exec(text)?.[1]?.split(' ').map(Number) ?? [];
+  return Object.fromEntries(events.map((event, i) => [event, totals[i] ?? 0]));
+}
+
+/** Medians over rounds of the simulated misses per request, and the cycle estimate. */
+function cacheCost(rounds: Array<{ compiler: number; totals: Record<string, number> }>): CacheCost {
+  const per = (x: { totals: Record<string, number> }, ...events: string[]) => events.reduce((a, e) => a + (x.totals[e] ?? 0), 0) / REQUESTS;
+  const cycles = rounds.map(
+    (x) => per(x, 'Ir') - x.compiler / REQUESTS + 10 * per(x, 'I1mr', 'D1mr', 'D1mw') + 100 * per(x, 'ILmr', 'DLmr', 'DLmw'),
+  );
+  return {
+    l1i: median(rounds.map((x) => per(x, 'I1mr'))),
+    l1d: median(rounds.map((x) => per(x, 'D1mr', 'D1mw'))),
+    ll: median(rounds.map((x) => per(x, 'ILmr', 'DLmr', 'DLmw'))),
+    cycles: median(cycles),
+    spread: (Math.max(...cycles) - Math.min(...cycles)) / median(cycles),
+  };
 }
 
 function requireTools(): void {
@@ -120,7 +162,8 @@ function callgrindControl(pid: number, ...args: string[]): void {
 
 /** Total instructions in a dump, those in the optimizing compiler's functions, and each function's. */
 function readDump(file: string): { total: number; compiler: number; functions: Map<string, number> } {
-  const text = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { maxBuffer: 256 * 1024 * 1024 }).toString();
+  // --show=Ir: with BENCH_CACHE_SIM the dump holds more events, one column each.
+  const text = execFileSync('callgrind_annotate', ['--show=Ir', '--inclusive=no', '--threshold=100', file], { maxBuffer: 256 * 1024 * 1024 }).toString();
   let total = 0;
   let compiler = 0;
   const functions = new Map<string, number>();
@@ -180,6 +223,7 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
     [
       '--tool=callgrind',
       '--instr-atstart=no',
+      ...(CACHE_SIM ? ['--cache-sim=yes'] : []),
       // V8 writes and rewrites machine code in memory; valgrind must notice.
       '--smc-check=all-non-file',
       `--callgrind-out-file=${out}`,
@@ -198,7 +242,7 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
     const cases = benchCases(ready, ONLY);
     // Every route warm before any is counted, as in `npm run bench`.
     for (const c of cases) await send(agent, ready.port, c, WARMUP);
-    const samples = new Map<string, Array<{ total: number; compiler: number; wrong: number }>>(cases.map((c) => [c.name, []]));
+    const samples = new Map<string, Array<{ total: number; compiler: number; wrong: number; totals: Record<string, number> }>>(cases.map((c) => [c.name, []]));
     const functions = new Map<string, Map<string, number>>(cases.map((c) => [c.name, new Map()]));
     let dumps = 0;
     for (let round = 0; round < ROUNDS; round++) {
@@ -213,7 +257,7 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
         const file = `${out}.${++dumps}`;
         await waitForFile(dir, file);
         const dump = readDump(file);
-        const sample = { total: dump.total, compiler: dump.compiler, wrong };
+        const sample = { total: dump.total, compiler: dump.compiler, wrong, totals: CACHE_SIM ? readTotals(file) : {} };
         samples.get(c.name)!.push(sample);
         const perCase = functions.get(c.name)!;
         for (const [fn, count] of dump.functions) perCase.set(fn, (perCase.get(fn) ?? 0) + count);
@@ -235,6 +279,7 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
         wrongStatus: s.reduce((a, x) => a + x.wrong, 0),
         floor: floorOf(c),
         topFunctions: [] as Array<[string, number]>,
+        cache: CACHE_SIM ? cacheCost(s) : undefined,
       };
     });
     if (TOP_FUNCTIONS > 0) {
@@ -296,6 +341,20 @@ async function main() {
       );
     }
     console.log('');
+    if (CACHE_SIM) {
+      const bareCycles = byName.get('bare')!.cache!.cycles;
+      console.log('Simulated caches (per request; estimated cycles = instructions + 10 x L1 misses + 100 x last-level misses):\n');
+      console.log('| scenario | L1 instruction misses | L1 data misses | last-level misses | estimated cycles | spread over rounds | ratio to (a) | ratio to its floor |');
+      console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+      for (const r of rows) {
+        const c = r.cache!;
+        const floor = byName.get(r.floor)?.cache?.cycles ?? NaN;
+        console.log(
+          `| ${r.label} | ${Math.round(c.l1i)} | ${Math.round(c.l1d)} | ${Math.round(c.ll)} | ${Math.round(c.cycles)} | ${(c.spread * 100).toFixed(1)}% | ${(bareCycles / c.cycles).toFixed(3)} | ${(floor / c.cycles).toFixed(3)} |`,
+        );
+      }
+      console.log('');
+    }
     if (TOP_FUNCTIONS > 0) {
       for (const r of rows) {
         console.log(`${adapter}, ${r.label}: the ${TOP_FUNCTIONS} costliest functions, instructions per request\n`);
