@@ -1,5 +1,4 @@
 import {
-  HttpException,
   Inject,
   Injectable,
   Logger,
@@ -28,6 +27,7 @@ import { clientIp } from './network/client-ip.js';
 import { IpAllowlist } from './network/ip-allowlist.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { redactedError, safeErrorMessage } from './safe-error-message.js';
+import { refusalException } from './refusal-exception.js';
 
 /** What a request carried as a key: a value, nothing, or something that cannot be one. */
 export type ExtractedKey =
@@ -381,7 +381,10 @@ export class ApiKeyGuard implements CanActivate {
     } else {
       this.setResponseHeader(context, 'Retry-After', '1');
     }
-    return refusal(body, failure.status, failure.status === 503 ? failure.error : undefined);
+    // A 503's cause is a redacted copy: Nest never sends it, but an app's filter may log
+    // it. A subclass that needs the backend's error gets it as `failure.error`.
+    const cause = failure.status === 503 && failure.error !== undefined ? redactedError(failure.error) : undefined;
+    return refusalException(body, failure.status, cause);
   }
 
   /**
@@ -514,20 +517,3 @@ function rejected(reason: unknown): Promise<never> {
 }
 
 function ignoreRejection(): void {}
-
-/**
- * The exception for a refusal, built without a stack trace. A refusal is an answer,
- * not a bug: capturing the stack through Nest's async pipeline was most of the cost
- * of a 401, and a flood of garbage keys is exactly when that cost matters.
- */
-function refusal(body: Record<string, unknown>, status: number, error: unknown): HttpException {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    // A 503's cause is a redacted copy: Nest never sends it, but an app's filter may log
-    // it. A subclass that needs the backend's error gets it as `failure.error`.
-    return new HttpException(body, status, { cause: error === undefined ? undefined : redactedError(error) });
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
