@@ -7,16 +7,8 @@ import { refusalException, resetRefusalShapeCheck } from '../../lib/refusal-exce
 // be indistinguishable from Nest's own HttpException to everything Nest and apps use,
 // each with its own body, and fall back to the real constructor should Nest change.
 
-/** Nest's own exception, as the guard built it before, for comparison. */
-function nests(body: Record<string, unknown>, status: number, cause?: unknown): HttpException {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new HttpException(body, status, { cause });
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
+/** Nest's own exception, for comparison. */
+const nests = (body: Record<string, unknown>, status: number, cause?: unknown) => new HttpException(body, status, { cause });
 
 const body = () => ({ statusCode: 401, error: 'Unauthorized', code: 'invalid_api_key', message: 'The API key is not valid.' });
 
@@ -37,7 +29,8 @@ describe('refusalException', () => {
     expect(ours.message).toBe('The API key is not valid.');
     expect(ours.name).toBe(real.name);
     expect(ours.cause).toBe(cause);
-    expect(ours.stack).toBe(real.stack);
+    // What V8 writes with no frames: the first line of the real one.
+    expect(ours.stack).toBe(real.stack!.split('\n')[0]);
     expect(Object.keys(ours)).toEqual(Object.keys(real));
     expect(JSON.stringify(ours)).toBe(JSON.stringify(real));
     expect(Object.getOwnPropertyDescriptor(ours, 'stack')).toMatchObject({ enumerable: false, writable: true });
