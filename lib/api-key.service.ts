@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { API_AUTH_OPTIONS } from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
@@ -144,7 +144,6 @@ export class ApiKeyService implements OnApplicationShutdown {
   private readonly usage: UsageRecorder;
   /** The backend's synchronous L1 lookup, when it has one (`CachedBackend`). */
   private readonly cached: CachedLookup | null;
-  private readonly logger = new Logger('ApiAuth');
   /** Backend lookups started and not yet settled, timed-out ones included (see `maxPendingLookups`). */
   private pendingLookups = 0;
   /** `verifyTimeoutMs` for lookups: one timer for all of them, not one each; `null` when 0. */
