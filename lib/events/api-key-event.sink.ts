@@ -8,7 +8,10 @@ import type { ApiKeyEvent } from './api-key.events.js';
  * When the emitter can list its listeners (`EventEmitter2`, node's `EventEmitter`),
  * the library calls them one by one itself, in the order `emit` would, so a listener
  * that throws cannot keep the event from the ones after it, and a promise a listener
- * returns is awaited for its rejection. Anything else gets a plain `emit`.
+ * returns is awaited for its rejection. Anything else gets a plain `emit`. One case stays
+ * out of reach: an `EventEmitter2` listener registered with `async: true` and without
+ * `promisify` runs later and its result is dropped by `EventEmitter2` itself; keep
+ * `@OnEvent()`'s default `suppressErrors: true` for those.
  */
 export interface ApiKeyEventEmitter {
   emit(event: string, payload: unknown): unknown;
