@@ -68,6 +68,7 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
         disposables.push(backend);
         return backend;
       },
+      storeLegacyRecord: async (backend, record) => void (await backend.primary.create(record as ApiKey)),
     },
   );
 

@@ -10,6 +10,19 @@ import {
   startRedisProxy,
   uniqueNamespace,
 } from '../fixtures/redis.js';
+import { asciiJson } from '../../lib/backends/redis/ascii-json.js';
+import { encodeStoredRecord, ownerEntry } from '../../lib/backends/redis/redis-record.codec.js';
+
+/**
+ * Writes `record` as a RedisBackend from before `version` and `issuedById` stored it:
+ * the stored array without its last two values.
+ */
+async function storeLegacyRecord(client: Client, prefix: string, record: Omit<ApiKey, 'version' | 'issuedById'>): Promise<void> {
+  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null })) as unknown[];
+  await client.sendCommand(['SET', `${prefix}hash:${record.keyHash}`, asciiJson(JSON.stringify(values.slice(0, -2)))]);
+  await client.sendCommand(['SET', `${prefix}id:${record.id}`, record.keyHash]);
+  await client.sendCommand(['ZADD', `${prefix}owner:${record.ownerId}`, '0', ownerEntry(record.createdAt, record.id)]);
+}
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
 const runner = { describe, it, beforeAll, afterAll };
@@ -67,6 +80,7 @@ for (const [label, options, clientOptions] of [
   runBackendConformance(label, runner, {
     create: async () => (env = await isolated('redis-backend', options, clientOptions)).backend,
     destroy: () => env.done(),
+    storeLegacyRecord: (backend, record) => storeLegacyRecord(env.client, backend.keyPrefix, record),
   });
 }
 
