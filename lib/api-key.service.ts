@@ -84,6 +84,11 @@ export interface RevokeApiKeyOptions {
    * `false` here; the management routes default to `true`.
    */
   cascade?: boolean;
+  /**
+   * Revoke only if the key is still at this `version`; otherwise reject with
+   * `VersionConflictError`. The cascade is not pinned: issued keys are revoked as they are.
+   */
+  expectedVersion?: number;
 }
 
 /** Fields {@link ApiKeyService.update} may change. */
@@ -168,7 +173,7 @@ const ISSUE_FIELDS = ['ownerId', 'name', 'scopes', 'expiresAt', 'metadata', 'env
 const IMPORT_FIELDS = [...ISSUE_FIELDS, 'createdAt'];
 const IMPORT_SOURCE_FIELDS = ['key', 'keyHash', 'hint'];
 const UPDATE_OPTION_FIELDS = ['expectedVersion'];
-const REVOKE_OPTION_FIELDS = ['cascade'];
+const REVOKE_OPTION_FIELDS = ['cascade', 'expectedVersion'];
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -499,8 +504,12 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (options.cascade !== undefined && typeof options.cascade !== 'boolean') {
       throw new ApiKeyValidationError('cascade', 'must be a boolean');
     }
+    const expectedVersion = this.validateUpdateOptions({ expectedVersion: options.expectedVersion });
     const record = await this.require(id);
-    const revoked = await this.revokeOne(record, undefined);
+    if (expectedVersion !== undefined && expectedVersion !== (record.version ?? 1)) {
+      throw new VersionConflictError(shownId(record.id), expectedVersion, record.version ?? 1);
+    }
+    const revoked = await this.revokeOne(record, undefined, expectedVersion !== undefined);
     if (options.cascade === true) await this.revokeIssuedBy(record);
     return toApiKeyView(revoked);
   }
@@ -509,7 +518,7 @@ export class ApiKeyService implements OnApplicationShutdown {
    * Sets `revokedAt` unless it is set, pinned to the version read so that exactly one
    * of racing revokes writes (and emits). Resolves to the record as stored.
    */
-  private async revokeOne(record: ApiKey, cascadeOf: string | undefined): Promise<ApiKey> {
+  private async revokeOne(record: ApiKey, cascadeOf: string | undefined, pinned = false): Promise<ApiKey> {
     let current = record;
     for (let attempt = 0; current.revokedAt === null; attempt++) {
       const now = new Date();
@@ -523,7 +532,7 @@ export class ApiKeyService implements OnApplicationShutdown {
         }));
         return revoked;
       } catch (error) {
-        if (!(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw this.shownError(error, current.id);
+        if (pinned || !(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw this.shownError(error, current.id);
         current = await this.require(current.id);
       }
     }
