@@ -213,6 +213,7 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     // Headers a management route documents itself stay beside them.
     expect(Object.keys(op(document, 'post', '/v1/api-keys').responses['201'].headers).sort()).toEqual([
       'Cache-Control',
+      'ETag',
       'RateLimit-Limit',
       'RateLimit-Remaining',
       'RateLimit-Reset',
