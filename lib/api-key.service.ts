@@ -515,26 +515,35 @@ export class ApiKeyService implements OnApplicationShutdown {
   }
 
   /**
-   * Sets `revokedAt` unless it is set, pinned to the version read so that exactly one
-   * of racing revokes writes (and emits). Resolves to the record as stored.
+   * Sets `revokedAt` unless it is set. Pinned to the version read, so that of racing
+   * revokes exactly one writes and emits; a conflict re-reads (done if another revoke
+   * won). Under a storm of other writes the pin could lose forever, and a revoke must
+   * never fail for that: after `MAX_CONFLICT_RETRIES` it writes unpinned (the store
+   * keeps the first `revokedAt`) and emits if its own `revokedAt` is the one stored.
    */
   private async revokeOne(record: ApiKey, cascadeOf: string | undefined, pinned = false): Promise<ApiKey> {
     let current = record;
     for (let attempt = 0; current.revokedAt === null; attempt++) {
       const now = new Date();
+      const unpinned = !pinned && attempt >= MAX_CONFLICT_RETRIES;
+      let revoked: ApiKey;
       try {
-        const revoked = await this.backend.update(current.id, { revokedAt: now, updatedAt: now }, { expectedVersion: current.version ?? 1 });
+        const options = unpinned ? undefined : { expectedVersion: current.version ?? 1 };
+        revoked = await this.backend.update(current.id, { revokedAt: now, updatedAt: now }, options);
+      } catch (error) {
+        if (pinned || !(error instanceof VersionConflictError)) throw this.shownError(error, current.id);
+        current = await this.require(current.id);
+        continue;
+      }
+      if (!unpinned || revoked.revokedAt?.getTime() === now.getTime()) {
         this.emit(() => ({
           type: ApiKeyEventName.Revoked,
           apiKey: toApiKeyView(revoked),
           at: now,
           ...(cascadeOf === undefined ? {} : { cascadeOf }),
         }));
-        return revoked;
-      } catch (error) {
-        if (pinned || !(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw this.shownError(error, current.id);
-        current = await this.require(current.id);
       }
+      return revoked;
     }
     return current;
   }
