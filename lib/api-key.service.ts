@@ -15,6 +15,7 @@ import {
 } from './api-key.errors.js';
 import type { ApiKeyBackend, ApiKeyChanges } from './backends/backend.interface.js';
 import { decodeCursor, encodeCursor } from './backends/cursor.js';
+import { revokeIssuedKeys } from './cascade-revocation.js';
 import { hasCachedLookup, type CachedLookup } from './cache/cached-lookup.interface.js';
 import { environmentPrefix } from './environments/environment.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
@@ -510,7 +511,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       throw new VersionConflictError(shownId(record.id), expectedVersion, record.version ?? 1);
     }
     const revoked = await this.revokeOne(record, undefined, expectedVersion !== undefined);
-    if (options.cascade === true) await this.revokeIssuedBy(record);
+    if (options.cascade === true) await revokeIssuedKeys(this.backend, record, (key) => this.revokeOne(key, record.id));
     return toApiKeyView(revoked);
   }
 
@@ -546,44 +547,6 @@ export class ApiKeyService implements OnApplicationShutdown {
       return revoked;
     }
     return current;
-  }
-
-  /** Revokes every key `root` issued, and theirs, breadth first; each key once. */
-  private async revokeIssuedBy(root: ApiKey): Promise<void> {
-    const seen = new Set<string>([root.id]);
-    const queue: ApiKey[] = [root];
-    while (queue.length > 0) {
-      const issuer = queue.shift()!;
-      const children: ApiKey[] = [];
-      for await (const child of this.issuedBy(issuer)) {
-        if (!seen.has(child.id)) {
-          seen.add(child.id);
-          children.push(child);
-        }
-      }
-      for (const child of children) {
-        let revoked: ApiKey;
-        try {
-          revoked = await this.revokeOne(child, root.id);
-        } catch (error) {
-          // Deleted since it was listed: nothing left to revoke, but its keys may remain.
-          if (!(error instanceof ApiKeyNotFoundError)) throw error;
-          revoked = child;
-        }
-        queue.push(revoked);
-      }
-    }
-  }
-
-  /** The keys `issuer` issued: `listByIssuer` when the backend has it, else its owner's keys. */
-  private async *issuedBy(issuer: ApiKey): AsyncIterable<ApiKey> {
-    if (this.backend.listByIssuer) {
-      yield* this.backend.listByIssuer(issuer.id);
-      return;
-    }
-    for await (const record of this.backend.listByOwner(issuer.ownerId)) {
-      if (record.issuedById === issuer.id) yield record;
-    }
   }
 
   /** One backend `update`, with errors that show only a minted id. */
