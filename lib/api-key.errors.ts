@@ -23,6 +23,8 @@ export const ApiKeyErrorCode = {
   RateLimited: 'rate_limited',
   /** The key's quota has no credits left for this call. */
   QuotaExhausted: 'quota_exhausted',
+  /** A write named an `expectedVersion` (HTTP `If-Match`) the stored key no longer has. */
+  VersionConflict: 'version_conflict',
 } as const;
 
 export type ApiKeyErrorCode = (typeof ApiKeyErrorCode)[keyof typeof ApiKeyErrorCode];
@@ -71,6 +73,23 @@ export class ApiKeyAlreadyRotatedError extends ApiKeyError {
     readonly replacementId: string,
   ) {
     super(`API key ${JSON.stringify(id)} was already rotated; its replacement is ${JSON.stringify(replacementId)}.`);
+  }
+}
+
+/** `update` with an `expectedVersion` that no longer matches the stored record. */
+export class VersionConflictError extends ApiKeyError {
+  /** Always `version_conflict`. */
+  readonly code = ApiKeyErrorCode.VersionConflict;
+
+  constructor(
+    /** The key that was to be written. */
+    readonly id: string,
+    /** The version the caller expected. */
+    readonly expectedVersion: number,
+    /** The version stored when the write was refused. */
+    readonly actualVersion: number,
+  ) {
+    super(`API key ${JSON.stringify(id)} is at version ${actualVersion}, not the expected ${expectedVersion}.`);
   }
 }
 

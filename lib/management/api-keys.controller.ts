@@ -5,6 +5,7 @@ import {
   ForbiddenException,
   Get,
   Header,
+  Headers,
   HttpCode,
   Inject,
   Param,
@@ -14,6 +15,7 @@ import {
   UnauthorizedException,
   UseFilters,
   UseGuards,
+  UseInterceptors,
   type Type,
 } from '@nestjs/common';
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
@@ -34,11 +36,14 @@ import {
   type IssuedApiKeyResource,
   type RotatedApiKeyResource,
 } from './api-key.resource.js';
+import { EntityTagInterceptor } from './entity-tag.interceptor.js';
+import { expectedVersionFromIfMatch } from './if-match.js';
 import { ManagementExceptionFilter, type ManagementErrorBody } from './management-exception.filter.js';
 import {
   parseEmptyRequest,
   parseIssueRequest,
   parseListQuery,
+  parseRevokeQuery,
   parseRotateRequest,
   parseUpdateRequest,
   type ManagementLimits,
@@ -73,6 +78,7 @@ function forbidden(code: string, message: string): ForbiddenException {
  */
 @UseGuards(ApiKeyGuard)
 @UseFilters(ManagementExceptionFilter)
+@UseInterceptors(EntityTagInterceptor)
 export class ApiKeysController {
   private readonly limits: ManagementLimits;
 
@@ -113,7 +119,7 @@ export class ApiKeysController {
       request.policy = inheritedPolicy(caller);
       request.environment = caller.environment ?? undefined;
     }
-    const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId });
+    const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId, issuedById: caller.id });
     return { key, apiKey: toApiKeyResource(issued) };
   }
 
@@ -143,6 +149,7 @@ export class ApiKeysController {
     @CurrentApiKey() apiKey: ApiKeyView | undefined,
     @Param('id') id: string,
     @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
     const caller = this.caller(apiKey);
     const changes = parseUpdateRequest(body, this.limits);
@@ -151,10 +158,14 @@ export class ApiKeysController {
     this.assertGrantable(caller, target.scopes);
     if (changes.scopes) this.assertGrantable(caller, changes.scopes);
     this.assertPolicyUntouched(caller, changes.policy);
-    return toApiKeyResource(await this.apiKeys.update(target.id, changes));
+    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version);
+    return toApiKeyResource(await this.apiKeys.update(target.id, changes, { expectedVersion }));
   }
 
-  /** Revokes the key for good. Revoking twice keeps the first `revokedAt`. */
+  /**
+   * Revokes the key for good, and (unless `?cascade=false`) every key it issued,
+   * transitively. Revoking twice keeps the first `revokedAt`.
+   */
   @Post(':id/revoke')
   @HttpCode(200)
   @Header('Cache-Control', 'no-store')
@@ -162,11 +173,15 @@ export class ApiKeysController {
     @CurrentApiKey() apiKey: ApiKeyView | undefined,
     @Param('id') id: string,
     @Body() body: unknown,
+    @Query() query: unknown,
+    @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
     const caller = this.caller(apiKey);
     parseEmptyRequest(body);
+    const { cascade } = parseRevokeQuery(query);
     const target = await this.load(caller, id);
-    return toApiKeyResource(await this.apiKeys.revoke(target.id));
+    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version);
+    return toApiKeyResource(await this.apiKeys.revoke(target.id, { cascade, expectedVersion }));
   }
 
   /** Issues a replacement (plaintext in this response only); the old key lives for `gracePeriodMs`. */
@@ -183,7 +198,7 @@ export class ApiKeysController {
     const target = await this.load(caller, id);
     // The replacement carries the old key's scopes, and the caller receives its plaintext.
     this.assertGrantable(caller, target.scopes);
-    const rotated = await this.apiKeys.rotate(target.id, options);
+    const rotated = await this.apiKeys.rotate(target.id, { ...options, issuedById: caller.id });
     return { key: rotated.key, apiKey: toApiKeyResource(rotated.apiKey), previous: toApiKeyResource(rotated.previous) };
   }
 

@@ -185,6 +185,20 @@ export function parseEmptyRequest(body: unknown): void {
   objectBody(body, [], true);
 }
 
+/** A validated `POST /:id/revoke` query. */
+export interface RevokeQuery {
+  /** Also revoke every key the target issued, transitively. */
+  cascade: boolean;
+}
+
+/** Validates the query of `POST /:id/revoke`: `cascade=true|false`, default `true`. */
+export function parseRevokeQuery(query: unknown): RevokeQuery {
+  const input = objectBody(query ?? {}, ['cascade'], true);
+  if (input.cascade === undefined) return { cascade: true };
+  if (input.cascade !== 'true' && input.cascade !== 'false') throw invalid('cascade', 'must be true or false, given once');
+  return { cascade: input.cascade === 'true' };
+}
+
 /** Validates the query of `GET /`. */
 export function parseListQuery(query: unknown, limits: ManagementLimits): ListQuery {
   const input = objectBody(query ?? {}, ['ownerId', 'cursor', 'limit'], true);
