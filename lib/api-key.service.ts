@@ -18,6 +18,7 @@ import { hasCachedLookup, type CachedLookup } from './cache/cached-lookup.interf
 import { environmentPrefix } from './environments/environment.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
 import { LegacyKeyFormat } from './import/legacy-key-format.js';
+import { assertMetadataShape } from './metadata/metadata-shape.js';
 import { counterKeyOf, mayReleaseCounters } from './limits/counter-release.js';
 import { KeyFormat } from './keys/key-format.js';
 import { KeyHasher, sameKeyHash } from './keys/key-hasher.js';
@@ -729,6 +730,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
       throw new ApiKeyValidationError('metadata', 'must be a plain object');
     }
+    assertMetadataShape(metadata, this.options.maxMetadataBytes);
     let json: string;
     try {
       json = JSON.stringify(metadata);

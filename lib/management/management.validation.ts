@@ -3,6 +3,7 @@ import { ApiKeyValidationError } from '../api-key.errors.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { validatePolicy } from '../policy/policy.validation.js';
 import { isEnvironmentName } from '../environments/environment.js';
+import { assertMetadataShape } from '../metadata/metadata-shape.js';
 
 /** Limits the management validators enforce, from the module and routes options. */
 export interface ManagementLimits {
@@ -108,6 +109,8 @@ function metadata(value: unknown, limits: ManagementLimits): ApiKeyMetadata {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid('metadata', 'must be a JSON object');
   }
+  // Before stringifying: a body nested thousands deep overflows JSON.stringify's stack.
+  assertMetadataShape(value, limits.maxMetadataBytes);
   const bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
   if (bytes > limits.maxMetadataBytes) {
     throw invalid('metadata', `must be at most ${limits.maxMetadataBytes} bytes as JSON (got ${bytes})`);
