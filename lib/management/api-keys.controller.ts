@@ -43,6 +43,13 @@ import {
   parseUpdateRequest,
   type ManagementLimits,
 } from './management.validation.js';
+import {
+  expiryForIssue,
+  refusalForExpiryChange,
+  refusalForRemoval,
+  refusalForResult,
+  type SelfServiceRefusal,
+} from './self-service.rules.js';
 
 /** What the calling key may do here. */
 interface Caller {
@@ -51,6 +58,7 @@ interface Caller {
   scopes: readonly string[];
   environment: string | null;
   policy: ApiKeyPolicy | null;
+  expiresAt: Date | null;
   /** Holds the admin scope: every owner's keys, any scope. */
   admin: boolean;
 }
@@ -60,6 +68,11 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 function forbidden(code: string, message: string): ForbiddenException {
   const body: ManagementErrorBody = { statusCode: 403, error: 'Forbidden', code, message };
   return new ForbiddenException(body);
+}
+
+/** Throws the 403 of a self-service rule (lib/management/self-service.rules.ts) that refused. */
+function refuse(refusal: SelfServiceRefusal | null): void {
+  if (refusal !== null) throw forbidden(refusal.code, refusal.message);
 }
 
 /**
@@ -109,9 +122,12 @@ export class ApiKeysController {
         throw forbidden('forbidden_environment', 'A self-service key can only issue keys in its own environment.');
       }
       // A key minted by a self-service caller lives under the caller's own limits, in
-      // its own environment: minting keys must not multiply a budget or shed an allowlist.
+      // its own environment, and no longer than the caller: minting keys must not
+      // multiply a budget, shed an allowlist or outlive the key that minted them.
       request.policy = inheritedPolicy(caller);
       request.environment = caller.environment ?? undefined;
+      request.expiresAt = expiryForIssue(request.expiresAt, caller);
+      refuse(refusalForResult(caller, { ...request, id: '', environment: caller.environment, expiresAt: request.expiresAt }));
     }
     const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId });
     return { key, apiKey: toApiKeyResource(issued) };
@@ -147,10 +163,15 @@ export class ApiKeysController {
     const caller = this.caller(apiKey);
     const changes = parseUpdateRequest(body, this.limits);
     const target = await this.load(caller, id);
-    // Renaming or extending a key that holds more than the caller is escalation too.
-    this.assertGrantable(caller, target.scopes);
-    if (changes.scopes) this.assertGrantable(caller, changes.scopes);
-    this.assertPolicyUntouched(caller, changes.policy);
+    if (!caller.admin) {
+      // Managing a key more capable than the caller is escalation too, a rename included.
+      this.assertGrantable(caller, target.scopes);
+      if (changes.scopes) this.assertGrantable(caller, changes.scopes);
+      this.assertPolicyUntouched(caller, changes.policy);
+      if (changes.expiresAt !== undefined) refuse(refusalForExpiryChange(target.expiresAt, changes.expiresAt));
+      refuse(refusalForResult(caller, { ...target, ...changes }));
+    }
+    // The checks hold for the record read above (see the report on `expectedVersion`).
     return toApiKeyResource(await this.apiKeys.update(target.id, changes));
   }
 
@@ -166,6 +187,7 @@ export class ApiKeysController {
     const caller = this.caller(apiKey);
     parseEmptyRequest(body);
     const target = await this.load(caller, id);
+    if (!caller.admin) refuse(refusalForRemoval(caller, target));
     return toApiKeyResource(await this.apiKeys.revoke(target.id));
   }
 
@@ -181,8 +203,9 @@ export class ApiKeysController {
     const caller = this.caller(apiKey);
     const options = parseRotateRequest(body, this.limits);
     const target = await this.load(caller, id);
-    // The replacement carries the old key's scopes, and the caller receives its plaintext.
-    this.assertGrantable(caller, target.scopes);
+    // The replacement carries the old key's scopes, environment, policy (on its counters)
+    // and expiry, and the caller receives its plaintext.
+    if (!caller.admin) refuse(refusalForResult(caller, target));
     const rotated = await this.apiKeys.rotate(target.id, options);
     return { key: rotated.key, apiKey: toApiKeyResource(rotated.apiKey), previous: toApiKeyResource(rotated.previous) };
   }
@@ -192,7 +215,9 @@ export class ApiKeysController {
   @HttpCode(204)
   @Header('Cache-Control', 'no-store')
   async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
-    const target = await this.load(this.caller(apiKey), id);
+    const caller = this.caller(apiKey);
+    const target = await this.load(caller, id);
+    if (!caller.admin) refuse(refusalForRemoval(caller, target));
     await this.apiKeys.delete(target.id);
   }
 
@@ -224,6 +249,7 @@ export class ApiKeysController {
       scopes: apiKey.scopes,
       environment: apiKey.environment ?? null,
       policy: apiKey.policy ?? null,
+      expiresAt: apiKey.expiresAt,
       admin,
     };
   }
@@ -237,11 +263,7 @@ export class ApiKeysController {
   }
 
   private assertGrantable(caller: Caller, scopes: readonly string[]): void {
-    if (caller.admin) return;
-    if (scopes.some((scope) => !caller.scopes.includes(scope))) {
-      // Naming the missing scopes would describe the caller's key; the rule is enough.
-      throw forbidden('scope_escalation', 'A self-service key can only grant, or manage keys with, scopes it holds itself.');
-    }
+    if (!caller.admin) refuse(refusalForResult(caller, { ...caller, scopes }));
   }
 
   /**

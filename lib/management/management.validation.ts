@@ -20,7 +20,8 @@ export interface IssueRequest {
   ownerId?: string;
   name: string;
   scopes: string[];
-  expiresAt: Date | null;
+  /** Absent when the body names none (never expires, or for a self-service caller its own expiry); `null` when it asks for none. */
+  expiresAt?: Date | null;
   metadata: ApiKeyMetadata;
   /** Absent when the body names none: the service mints in the default environment. */
   environment?: string;
@@ -148,7 +149,7 @@ export function parseIssueRequest(body: unknown, limits: ManagementLimits, now =
     ...(input.ownerId === undefined ? {} : { ownerId: text('ownerId', input.ownerId, OWNER_ID_MAX_LENGTH) }),
     name: text('name', input.name, NAME_MAX_LENGTH),
     scopes: scopes(input.scopes, limits),
-    expiresAt: input.expiresAt === undefined ? null : expiry(input.expiresAt, now),
+    ...(input.expiresAt === undefined ? {} : { expiresAt: expiry(input.expiresAt, now) }),
     metadata: input.metadata === undefined ? {} : metadata(input.metadata, limits),
     ...(input.environment === undefined ? {} : { environment: environment(input.environment) }),
     ...(input.policy === undefined ? {} : { policy: policy(input.policy) }),
