@@ -116,3 +116,22 @@ export class ApiKeyValidationError extends ApiKeyError {
     super(`Invalid "${field}": ${message}`);
   }
 }
+
+/**
+ * One more key would give its owner more than `maxKeysPerOwner`. Nothing was stored.
+ * The management routes answer 409 `key_limit_reached`: the request is fine, the
+ * owner's state is not, and deleting a key (revoked and expired ones count until then)
+ * makes the same request succeed.
+ */
+export class ApiKeyLimitReachedError extends ApiKeyError {
+  /** Stable machine-readable code, as in the HTTP answer. */
+  readonly code = 'key_limit_reached';
+
+  constructor(
+    /** The `maxKeysPerOwner` in force. */
+    readonly limit: number,
+  ) {
+    // No owner id: it is the caller's own business, and may be an e-mail address.
+    super(`The owner already has ${limit} API keys, the most maxKeysPerOwner allows; delete unused keys first.`);
+  }
+}

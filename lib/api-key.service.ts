@@ -6,6 +6,7 @@ import { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from 
 import {
   ApiKeyAlreadyRotatedError,
   ApiKeyErrorCode,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,
@@ -170,7 +171,9 @@ export class ApiKeyService implements OnApplicationShutdown {
   async issue(input: IssueApiKeyInput): Promise<IssuedApiKey> {
     if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
     const now = new Date();
-    const issued = await this.mint({ ...this.validateNewKey(input, now), rotatedFromId: null }, now);
+    const fields = this.validateNewKey(input, now);
+    await this.assertRoomFor(fields.ownerId);
+    const issued = await this.mint({ ...fields, rotatedFromId: null }, now);
     this.emit(() => ({ type: ApiKeyEventName.Issued, apiKey: { ...issued.apiKey }, at: now }));
     return issued;
   }
@@ -241,6 +244,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       revokedAt: null,
       lastUsedAt: null,
     };
+    await this.assertRoomFor(record.ownerId);
     const stored = await this.backend.create(record);
     this.emit(() => ({ type: ApiKeyEventName.Imported, apiKey: toApiKeyView(stored), at: now }));
     return toApiKeyView(stored);
@@ -506,6 +510,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       if (replacement?.rotatedFromId === old.id) throw new ApiKeyAlreadyRotatedError(shownId(old.id), replacementId);
       throw new ApiKeyValidationError('id', revoked ? 'a revoked key cannot be rotated' : 'an expired key cannot be rotated');
     }
+    await this.assertRoomFor(old.ownerId);
     let issued: IssuedApiKey;
     try {
       issued = await this.mint(
@@ -613,6 +618,12 @@ export class ApiKeyService implements OnApplicationShutdown {
     } catch {
       // Nothing more to do; the create's own error is what the caller gets.
     }
+  }
+
+  /** Refuses one more key for an owner at `maxKeysPerOwner` (a count, then the write: see the option). */
+  private async assertRoomFor(ownerId: string): Promise<void> {
+    const max = this.options.maxKeysPerOwner;
+    if (max !== null && (await this.countByOwner(ownerId)) >= max) throw new ApiKeyLimitReachedError(max);
   }
 
   private async require(id: string): Promise<ApiKey> {

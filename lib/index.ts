@@ -34,6 +34,7 @@ export {
   ApiKeyAlreadyRotatedError,
   ApiKeyError,
   ApiKeyErrorCode,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,

@@ -3,6 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import {
   ApiKeyAlreadyRotatedError,
   ApiKeyError,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,
@@ -58,6 +59,8 @@ export class ManagementExceptionFilter implements ExceptionFilter<ApiKeyError> {
         message: 'This API key was already rotated; a key is rotated once.',
         replacementId: error.replacementId,
       };
+    } else if (error instanceof ApiKeyLimitReachedError) {
+      body = { statusCode: 409, error: 'Conflict', code: error.code, message: error.message };
     } else if (error instanceof BackendUnavailableError) {
       adapter.setHeader(response, 'Retry-After', '1');
       body = {
