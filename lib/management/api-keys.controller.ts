@@ -14,6 +14,7 @@ import {
   UnauthorizedException,
   UseFilters,
   UseGuards,
+  UseInterceptors,
   type Type,
 } from '@nestjs/common';
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
@@ -34,6 +35,7 @@ import {
   type IssuedApiKeyResource,
   type RotatedApiKeyResource,
 } from './api-key.resource.js';
+import { ManagementCallBounds } from './management-call-bounds.interceptor.js';
 import { ManagementExceptionFilter, type ManagementErrorBody } from './management-exception.filter.js';
 import {
   parseEmptyRequest,
@@ -86,6 +88,7 @@ function refuse(refusal: SelfServiceRefusal | null): void {
  */
 @UseGuards(ApiKeyGuard)
 @UseFilters(ManagementExceptionFilter)
+@UseInterceptors(ManagementCallBounds)
 export class ApiKeysController {
   private readonly limits: ManagementLimits;
 
