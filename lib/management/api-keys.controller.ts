@@ -210,6 +210,13 @@ export class ApiKeysController {
     // and expiry, and the caller receives its plaintext.
     if (!caller.admin) refuse(refusalForResult(caller, target));
     const rotated = await this.apiKeys.rotate(target.id, options);
+    // Checked again on what was minted: the target may have changed since it was read.
+    // A replacement that fails the rules is deleted before anyone sees its plaintext.
+    const late = caller.admin ? null : refusalForResult(caller, rotated.apiKey);
+    if (late !== null) {
+      await this.apiKeys.delete(rotated.apiKey.id);
+      refuse(late);
+    }
     return { key: rotated.key, apiKey: toApiKeyResource(rotated.apiKey), previous: toApiKeyResource(rotated.previous) };
   }
 

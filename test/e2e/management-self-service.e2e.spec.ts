@@ -223,3 +223,50 @@ describe.each(CASES)('self-service rules over %s on the %s backend', (adapter, _
     });
   });
 });
+
+/** A memory store that runs `between` once, right before the n-th `getById` of `id` answers. */
+class InterleavingBackend extends MemoryBackend {
+  private plan: { id: string; n: number; between: () => Promise<unknown> } | null = null;
+  private seen = 0;
+
+  interleave(id: string, n: number, between: () => Promise<unknown>): void {
+    this.plan = { id, n, between };
+    this.seen = 0;
+  }
+
+  override async getById(id: string) {
+    const plan = this.plan;
+    if (plan !== null && id === plan.id && ++this.seen === plan.n) {
+      this.plan = null;
+      await plan.between();
+    }
+    return super.getById(id);
+  }
+}
+
+describe.each(ADAPTERS)('a rotation racing an admin change over %s', (adapter) => {
+  let app: INestApplication;
+  let service: ApiKeyService;
+  let backend: InterleavingBackend;
+
+  beforeAll(async () => {
+    backend = new InterleavingBackend();
+    app = await bootApp(adapter, [ApiAuthModule.forRoot({ prefix: 'race_', backend, routes: true })]);
+    service = app.get(ApiKeyService);
+  });
+  afterAll(() => app?.close());
+
+  it('never hands out a replacement stronger than the caller, though the target was fine when the route read it', async () => {
+    const self = await service.issue({ ownerId: 'o', name: 'self', scopes: [SELF, 'reports:read'] });
+    const target = await service.issue({ ownerId: 'o', name: 't', scopes: ['reports:read'] });
+    const before = await service.countByOwner('o');
+    // The route reads the target (1st read); an admin widens its scopes; rotate reads it (2nd).
+    backend.interleave(target.apiKey.id, 2, () => service.update(target.apiKey.id, { scopes: ['reports:read', 'billing:write'] }));
+    const res = await request(app.getHttpServer()).post(`/api-keys/${target.apiKey.id}/rotate`).set('X-API-Key', self.key).send({});
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('scope_escalation');
+    expect(res.body.key).toBeUndefined();
+    // The replacement was minted, then deleted unseen.
+    expect(await service.countByOwner('o')).toBe(before);
+  });
+});
