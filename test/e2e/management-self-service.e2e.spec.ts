@@ -177,11 +177,32 @@ describe.each(CASES)('self-service rules over %s on the %s backend', (adapter, _
       expect(ok.body.apiKey.expiresAt).toBe(sooner);
     });
 
+    it('a rotated-out key in its grace period mints only keys that end with its grace period', async () => {
+      const self = await selfKey();
+      const rotated = await service.rotate(self.apiKey.id, { gracePeriodMs: MINUTE });
+      const graceEnd = rotated.previous.expiresAt!.toISOString();
+      const minted = await http().post('/api-keys').set(as(self.key)).send({ name: 'late', scopes: ['reports:read'] });
+      expect(minted.status).toBe(201);
+      expect(minted.body.apiKey.expiresAt).toBe(graceEnd);
+      const later = await http()
+        .post('/api-keys')
+        .set(as(self.key))
+        .send({ name: 'later', scopes: ['reports:read'], expiresAt: new Date(Date.now() + HOUR).toISOString() });
+      expect(later.status).toBe(403);
+      expect(later.body.code).toBe('forbidden_expiry');
+    });
+
     it('an admin may extend, clear or revive', async () => {
       const self = await selfKey({ expiresAt: new Date(Date.now() + HOUR) });
       const cleared = await http().patch(`/api-keys/${self.apiKey.id}`).set(as(admin)).send({ expiresAt: null });
       expect(cleared.status).toBe(200);
       expect(cleared.body.expiresAt).toBeNull();
+      const expired = (await service.rotate(self.apiKey.id, { gracePeriodMs: 0 })).previous;
+      const revivedUntil = new Date(Date.now() + 2 * HOUR).toISOString();
+      const revived = await http().patch(`/api-keys/${expired.id}`).set(as(admin)).send({ expiresAt: revivedUntil });
+      expect(revived.status).toBe(200);
+      expect(revived.body.expiresAt).toBe(revivedUntil);
+      expect(await status(self.key)).toBe(200);
     });
   });
 
