@@ -19,10 +19,10 @@ import { hasCachedLookup, type CachedLookup } from './cache/cached-lookup.interf
 import { environmentPrefix } from './environments/environment.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
 import { LegacyKeyFormat } from './import/legacy-key-format.js';
-import { assertMetadataShape } from './metadata/metadata-shape.js';
 import { counterKeyOf, mayReleaseCounters } from './limits/counter-release.js';
 import { KeyFormat } from './keys/key-format.js';
 import { KeyHasher, sameKeyHash } from './keys/key-hasher.js';
+import { assertMetadataShape } from './metadata/metadata-shape.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
 import { replacementIdFor } from './replacement-id.js';
