@@ -48,7 +48,7 @@ import {
 import {
   expiryForIssue,
   refusalForExpiryChange,
-  refusalForRemoval,
+  refusalForScopes,
   refusalForResult,
   type SelfServiceRefusal,
 } from './self-service.rules.js';
@@ -174,7 +174,8 @@ export class ApiKeysController {
       if (changes.expiresAt !== undefined) refuse(refusalForExpiryChange(target.expiresAt, changes.expiresAt));
       refuse(refusalForResult(caller, { ...target, ...changes }));
     }
-    // The checks hold for the record read above (see the report on `expectedVersion`).
+    // Checked against the record as read above: a change between that read and this
+    // write is for the version check to catch.
     return toApiKeyResource(await this.apiKeys.update(target.id, changes));
   }
 
@@ -190,7 +191,7 @@ export class ApiKeysController {
     const caller = this.caller(apiKey);
     parseEmptyRequest(body);
     const target = await this.load(caller, id);
-    if (!caller.admin) refuse(refusalForRemoval(caller, target));
+    if (!caller.admin) refuse(refusalForScopes(caller, target));
     return toApiKeyResource(await this.apiKeys.revoke(target.id));
   }
 
@@ -227,7 +228,7 @@ export class ApiKeysController {
   async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
     const caller = this.caller(apiKey);
     const target = await this.load(caller, id);
-    if (!caller.admin) refuse(refusalForRemoval(caller, target));
+    if (!caller.admin) refuse(refusalForScopes(caller, target));
     await this.apiKeys.delete(target.id);
   }
 
@@ -273,7 +274,7 @@ export class ApiKeysController {
   }
 
   private assertGrantable(caller: Caller, scopes: readonly string[]): void {
-    if (!caller.admin) refuse(refusalForResult(caller, { ...caller, scopes }));
+    if (!caller.admin) refuse(refusalForScopes(caller, { scopes }));
   }
 
   /**

@@ -126,8 +126,11 @@ export function refusalForExpiryChange(current: Date | null, next: Date | null):
   return expiresNoLater(next, current) ? null : EXTENSION;
 }
 
-/** Why a self-service caller may not revoke or delete `target`: only keys whose scopes it holds. */
-export function refusalForRemoval(caller: Pick<KeyCapabilities, 'scopes'>, target: Pick<KeyCapabilities, 'scopes'>): SelfServiceRefusal | null {
+/**
+ * Why a self-service caller may not grant `target.scopes`, or revoke, delete or
+ * otherwise manage a key holding them: only scopes it holds itself.
+ */
+export function refusalForScopes(caller: Pick<KeyCapabilities, 'scopes'>, target: Pick<KeyCapabilities, 'scopes'>): SelfServiceRefusal | null {
   return scopesWithin(target.scopes, caller.scopes) ? null : SCOPES;
 }
 

@@ -5,7 +5,7 @@ import {
   expiryForIssue,
   policyAtLeastAsStrict,
   refusalForExpiryChange,
-  refusalForRemoval,
+  refusalForScopes,
   refusalForResult,
   type KeyCapabilities,
 } from '../../lib/management/self-service.rules.js';
@@ -155,10 +155,10 @@ describe('expiry rules', () => {
   });
 });
 
-describe('refusalForRemoval', () => {
+describe('refusalForScopes', () => {
   it('lets a self-service key revoke or delete only keys whose scopes it holds', () => {
-    expect(refusalForRemoval(caller, minted())).toBeNull();
-    expect(refusalForRemoval(caller, caller)).toBeNull();
-    expect(refusalForRemoval(caller, { scopes: ['api-keys:admin'] })?.code).toBe('scope_escalation');
+    expect(refusalForScopes(caller, minted())).toBeNull();
+    expect(refusalForScopes(caller, caller)).toBeNull();
+    expect(refusalForScopes(caller, { scopes: ['api-keys:admin'] })?.code).toBe('scope_escalation');
   });
 });
