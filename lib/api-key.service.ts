@@ -6,6 +6,7 @@ import { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from 
 import {
   ApiKeyAlreadyRotatedError,
   ApiKeyErrorCode,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,
@@ -22,6 +23,7 @@ import { ApiKeyEventName } from './events/api-key.events.js';
 import { LegacyKeyFormat } from './import/legacy-key-format.js';
 import { KeyFormat } from './keys/key-format.js';
 import { KeyHasher, sameKeyHash } from './keys/key-hasher.js';
+import { assertMetadataShape } from './metadata/metadata-shape.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
 import { replacementIdFor } from './replacement-id.js';
@@ -214,7 +216,9 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
     assertKnownFields(input, ISSUE_FIELDS);
     const now = new Date();
-    const issued = await this.mint({ ...this.validateNewKey(input, now), rotatedFromId: null }, now);
+    const fields = this.validateNewKey(input, now);
+    await this.assertRoomFor(fields.ownerId);
+    const issued = await this.mint({ ...fields, rotatedFromId: null }, now);
     this.emit(() => ({ type: ApiKeyEventName.Issued, apiKey: { ...issued.apiKey }, at: now }));
     return issued;
   }
@@ -288,6 +292,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       lastUsedAt: null,
       version: 1,
     };
+    await this.assertRoomFor(record.ownerId);
     const stored = await this.backend.create(record);
     this.emit(() => ({ type: ApiKeyEventName.Imported, apiKey: toApiKeyView(stored), at: now }));
     return toApiKeyView(stored);
@@ -645,6 +650,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       if (replacement?.rotatedFromId === old.id) throw new ApiKeyAlreadyRotatedError(shownId(old.id), replacementId);
       throw new ApiKeyValidationError('id', revoked ? 'a revoked key cannot be rotated' : 'an expired key cannot be rotated');
     }
+    await this.assertRoomFor(old.ownerId);
     let issued: IssuedApiKey;
     try {
       issued = await this.mint(
@@ -759,6 +765,12 @@ export class ApiKeyService implements OnApplicationShutdown {
     } catch {
       // Nothing more to do; the create's own error is what the caller gets.
     }
+  }
+
+  /** Refuses one more key for an owner at `maxKeysPerOwner` (a count, then the write: see the option). */
+  private async assertRoomFor(ownerId: string): Promise<void> {
+    const max = this.options.maxKeysPerOwner;
+    if (max !== null && (await this.countByOwner(ownerId)) >= max) throw new ApiKeyLimitReachedError(max);
   }
 
   private async require(id: string): Promise<ApiKey> {
@@ -877,6 +889,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
       throw new ApiKeyValidationError('metadata', 'must be a plain object');
     }
+    assertMetadataShape(metadata, this.options.maxMetadataBytes);
     let json: string;
     try {
       json = JSON.stringify(metadata);

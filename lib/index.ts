@@ -36,6 +36,7 @@ export {
   ApiKeyAlreadyRotatedError,
   ApiKeyError,
   ApiKeyErrorCode,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,

@@ -3,6 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import {
   ApiKeyAlreadyRotatedError,
   ApiKeyError,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,
@@ -67,6 +68,8 @@ export class ManagementExceptionFilter implements ExceptionFilter<ApiKeyError> {
         code: 'version_conflict',
         message: `The API key is at version ${error.actualVersion}; read it again and retry.`,
       };
+    } else if (error instanceof ApiKeyLimitReachedError) {
+      body = { statusCode: 409, error: 'Conflict', code: error.code, message: error.message };
     } else if (error instanceof BackendUnavailableError) {
       adapter.setHeader(response, 'Retry-After', '1');
       body = {

@@ -343,7 +343,8 @@ const alreadyRotated = response(
 );
 const forbiddenOwner = response(
   'insufficient_scope: the key holds neither management scope; forbidden_owner / scope_escalation / forbidden_policy / ' +
-    'forbidden_environment: a self-service key reached past its own owner, scopes, policy or environment.',
+    'forbidden_environment / forbidden_expiry: a self-service key reached past its own owner, scopes, policy, environment ' +
+    'or expiry (see SECURITY.md, "Self-service rules").',
   ref(MANAGEMENT_SCHEMAS.error),
 );
 
