@@ -179,10 +179,11 @@ export class ApiKeysController {
       if (changes.expiresAt !== undefined) refuse(refusalForExpiryChange(target.expiresAt, changes.expiresAt));
       refuse(refusalForResult(caller, { ...target, ...changes }));
     }
-    // Checked against the record as read above, so a self-service write is pinned to
-    // that read: a change in between (an admin shortening the expiry, say) is a 412,
-    // never silently undone.
-    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version) ?? (caller.admin ? undefined : target.version);
+    // A self-service expiry change was checked against the expiry read above, so it is
+    // pinned to that read: an admin shortening the expiry in between makes it a 412,
+    // never silently undone. Other fields' checks do not depend on the stored values.
+    const pinned = !caller.admin && changes.expiresAt !== undefined;
+    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version) ?? (pinned ? target.version : undefined);
     return toApiKeyResource(await this.apiKeys.update(target.id, changes, { expectedVersion }));
   }
 
