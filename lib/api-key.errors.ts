@@ -23,6 +23,8 @@ export const ApiKeyErrorCode = {
   RateLimited: 'rate_limited',
   /** The key's quota has no credits left for this call. */
   QuotaExhausted: 'quota_exhausted',
+  /** `update` with an `expectedVersion` that no longer matches the stored record. */
+  VersionConflict: 'version_conflict',
 } as const;
 
 export type ApiKeyErrorCode = (typeof ApiKeyErrorCode)[keyof typeof ApiKeyErrorCode];
@@ -54,6 +56,17 @@ export class DuplicateApiKeyError extends ApiKeyError {
 export class ApiKeyNotFoundError extends ApiKeyError {
   constructor(readonly id: string) {
     super(`API key ${JSON.stringify(id)} was not found.`);
+  }
+}
+
+/** `update` with an `expectedVersion` that no longer matches the stored record. */
+export class VersionConflictError extends ApiKeyError {
+  constructor(
+    readonly id: string,
+    readonly expectedVersion: number,
+    readonly actualVersion: number,
+  ) {
+    super(`API key ${JSON.stringify(id)} is at version ${actualVersion}, not the expected ${expectedVersion}.`);
   }
 }
 

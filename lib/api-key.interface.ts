@@ -36,6 +36,10 @@ export interface ApiKey {
   environment: string | null;
   /** Rate limits, quota and IP allowlist (one JSON value); `null` for none, the common case. */
   policy: ApiKeyPolicy | null;
+  /** Incremented by every successful write (create stores 1); for optimistic concurrency. */
+  version: number;
+  /** The key that minted this one through the management routes, or `null`. */
+  issuedById: string | null;
 }
 
 /** An {@link ApiKey} as the library hands it out: everything except the hash. */
