@@ -44,6 +44,8 @@ export function makeApiKeyRecord(overrides: Partial<ApiKey> = {}): ApiKey {
     rotatedFromId: null,
     environment: null,
     policy: null,
+    version: 1,
+    issuedById: null,
     ...overrides,
   };
 }
