@@ -38,6 +38,7 @@ export {
   ApiKeyValidationError,
   BackendUnavailableError,
   DuplicateApiKeyError,
+  VersionConflictError,
   type AuthenticationFailureCode,
 } from './api-key.errors.js';
 export {
