@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
-import { initOrm } from '../fixtures/mikro-orm.js';
+import { failFast, initOrm } from '../fixtures/mikro-orm.js';
 import { PostgresRelay } from '../fixtures/postgres-relay.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 
@@ -43,11 +43,8 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
 
   beforeAll(async () => {
     relay = await PostgresRelay.start();
-    orm = await initOrm(relay.via(db.url), {
-      // What a production pool should have: fail fast instead of queueing for a minute.
-      pool: { min: 0, max: 5, acquireTimeoutMillis: 2_000 },
-      driverOptions: { connection: { connectionTimeoutMillis: 2_000 } },
-    });
+    // What a production pool should have: fail fast instead of queueing for a minute.
+    orm = await initOrm(relay.via(db.url), failFast(2_000));
     app = await bootApp(adapter, [
       ApiAuthModule.forRootAsync({
         imports: [OrmModule],
@@ -90,7 +87,7 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
   it('starts while the database is down (ensureSchema on), answers 503, and creates the table once it is back', async () => {
     await relay.stop();
     // The application's ORM must not insist on connecting at init for the app to boot.
-    const lateOrm = await initOrm(orm.config.getClientUrl(), { connect: false, pool: { min: 0, max: 2, acquireTimeoutMillis: 2_000 } });
+    const lateOrm = await initOrm(orm.config.get('clientUrl')!, { connect: false, ...failFast(2_000, 2) });
     @Module({ providers: [{ provide: MikroORM, useFactory: () => lateOrm }], exports: [MikroORM] })
     class LateOrmModule {}
     const late = await bootApp(adapter, [
