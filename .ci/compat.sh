@@ -80,6 +80,18 @@ consumer() {
     ko "$label: npm i did not resolve"; return
   fi
   ok "$label: npm i resolved ($(cd "$dir" && node -p 'require("@mikro-orm/core/package.json").version') of @mikro-orm/core)"
+  # Every source map of the installed package must name files the package ships.
+  if (cd "$dir/node_modules/nestjs-api-auth" && node -e '
+      const fs = require("fs"), path = require("path");
+      const maps = fs.readdirSync("dist", { recursive: true }).filter((f) => f.endsWith(".map"));
+      const missing = maps.flatMap((m) => JSON.parse(fs.readFileSync(path.join("dist", m), "utf8")).sources
+        .map((s) => path.join("dist", path.dirname(m), s)).filter((f) => !fs.existsSync(f)));
+      if (maps.length === 0 || missing.length) { console.error(`${maps.length} maps; missing: ${missing.slice(0, 5).join(", ")}`); process.exit(1); }
+      console.log(`${maps.length} source maps, every source present`);'); then
+    ok "$label: source maps resolve"
+  else
+    ko "$label: source maps name files the package does not ship"
+  fi
   # The latest TypeScript, skipLibCheck off; only errors in our .d.ts or in consumer.ts
   # count (other packages' declarations have their own, e.g. pg ships none).
   local tsc_out

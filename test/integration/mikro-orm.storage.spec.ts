@@ -243,7 +243,7 @@ describe('MikroOrmBackend inputs and errors', () => {
     expect(await backend.getById('not-a-uuid')).toBeNull();
     expect(await backend.recordUsage('not-a-uuid', new Date(), new Date())).toBe(false);
     await expect(backend.delete('not-a-uuid')).resolves.toBeUndefined();
-    await expect(backend.update(makeApiKeyRecord({ id: 'not-a-uuid' }))).rejects.toThrow(ApiKeyNotFoundError);
+    await expect(backend.update('not-a-uuid', { name: 'n', updatedAt: new Date() })).rejects.toThrow(ApiKeyNotFoundError);
     await expect(backend.create(makeApiKeyRecord({ id: 'not-a-uuid' }))).rejects.toThrow(ApiKeyValidationError);
   });
 
@@ -274,7 +274,8 @@ describe('MikroOrmBackend inputs and errors', () => {
         () => unreachable.getByHash(record.keyHash),
         () => unreachable.getById(record.id),
         () => unreachable.create(record),
-        () => unreachable.update(record),
+        () => unreachable.update(record.id, { name: 'n', updatedAt: new Date() }, { expectedVersion: 1 }),
+        () => collect(unreachable.listByIssuer(record.id)),
         () => unreachable.delete(record.id),
         () => unreachable.recordUsage(record.id, new Date(), new Date()),
         () => unreachable.countByOwner(record.ownerId),

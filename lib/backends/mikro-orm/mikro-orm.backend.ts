@@ -144,7 +144,11 @@ export class MikroOrmBackend implements ApiKeyBackend {
     const { rows } = await this.query<UpdateRow>(this.sql.update(fields), values);
     const row = rows[0];
     if (!row || row.current_version === null) throw new ApiKeyNotFoundError(id);
-    if (row.id === null) throw new VersionConflictError(id, expected!, row.current_version);
+    if (row.id === null) {
+      // Without an expected version nothing but a missing row stops the write.
+      if (expected === null) throw new ApiKeyNotFoundError(id);
+      throw new VersionConflictError(id, expected, row.current_version);
+    }
     return toApiKey(row);
   }
 
