@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeyNotFoundError, ApiKeyValidationError, VersionConflictError } from 'nestjs-api-auth';
+import { ApiKeyNotFoundError, ApiKeyValidationError, BackendUnavailableError, VersionConflictError } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { initOrm } from '../fixtures/mikro-orm.js';
@@ -197,5 +197,35 @@ describe('ensureSchema on a table of an earlier release', () => {
     expect(await old.update(id, { name: 'new', updatedAt: later() }, { expectedVersion: 1 })).toMatchObject({ name: 'new', version: 2 });
     const indexes = await db.query<{ indexname: string }>("select indexname from pg_indexes where schemaname = 'old' order by 1");
     expect(indexes.map((i) => i.indexname)).toContain('api_keys_issued_by_id_id_index');
+  });
+});
+
+describe('MikroOrmBackend and the lifecycle of the ORM it was given', () => {
+  const sessions = async () =>
+    (
+      await db.query<{ n: number }>(
+        'select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      )
+    )[0]!.n;
+
+  it('after orm.close() answers BackendUnavailableError without reopening a pool; after orm.connect() works again', async () => {
+    const own = await initOrm(db.url);
+    const other = new MikroOrmBackend(own);
+    const record = makeApiKeyRecord();
+    await other.create(record);
+    await backend.getById(record.id); // the shared ORM's sessions stay; count the change only
+    const before = await sessions();
+    await own.close();
+    const after = await sessions();
+    expect(after).toBeLessThan(before);
+    await expect(other.getByHash(record.keyHash)).rejects.toBeInstanceOf(BackendUnavailableError);
+    // Nothing reopened a connection behind the application's back.
+    expect(await sessions()).toBe(after);
+    await own.connect();
+    try {
+      expect((await other.getByHash(record.keyHash))?.id).toBe(record.id);
+    } finally {
+      await own.close();
+    }
   });
 });
