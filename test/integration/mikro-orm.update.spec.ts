@@ -158,6 +158,17 @@ describe('MikroOrmBackend create and listByIssuer', () => {
     await expect(backend.create(makeApiKeyRecord({ version: 1.5 }))).rejects.toMatchObject({ field: 'version' });
   });
 
+  it('reads dates back to the millisecond, before 1970 and far ahead alike', async () => {
+    const record = makeApiKeyRecord({
+      createdAt: new Date(-1_234_567),
+      updatedAt: new Date('1901-02-03T04:05:06.789Z'),
+      expiresAt: new Date('2999-12-31T23:59:59.999Z'),
+      lastUsedAt: new Date(1),
+    });
+    expect(await backend.create(record)).toEqual(record);
+    expect(await backend.getByHash(record.keyHash)).toEqual(record);
+  });
+
   it('streams every key an issuer minted across pages, and nothing else', async () => {
     const issuer = randomUUID();
     const minted = Array.from({ length: 5 }, () => makeApiKeyRecord({ issuedById: issuer }));

@@ -110,8 +110,10 @@ export class ApiKeyTable {
     return API_KEY_COLUMNS.map((column) =>
       (TIMESTAMP_COLUMNS as readonly string[]).includes(column)
         ? // A distinct alias: one equal to the column would make `order by "created_at"`
-          // sort by this expression instead of walking the index.
-          `round(extract(epoch from ${prefix}${quote(column)}) * 1000)::float8 as ${quote(`${column}_ms`)}`
+          // sort by this expression instead of walking the index. `date_part` computes in
+          // float8, exact to the millisecond here; `extract` would compute in numeric,
+          // which costs the server noticeably more on the hot path.
+          `round(date_part('epoch', ${prefix}${quote(column)}) * 1000) as ${quote(`${column}_ms`)}`
         : `${prefix}${quote(column)}`,
     ).join(', ');
   }
