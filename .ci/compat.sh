@@ -13,7 +13,6 @@
 # COMPAT_SKIP_BUILD=1 reuses dist/ (when .ci/run has just built it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 NODE24_VERSION=24.22.3
 DATABASE_URL_BASE=${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 passed=0
