@@ -14,6 +14,8 @@ export interface Ready {
   labels: Record<string, string>;
   /** Whether the server has the floor route for (e), one hash and one Redis GET. */
   redisFloor: boolean;
+  /** Whether the server has the floor route for (f), one hash and one `pg` SELECT by key_hash. */
+  pgFloor: boolean;
 }
 
 /** One row of the table: a route, the keys sent to it, and what it should answer. */
@@ -57,8 +59,13 @@ export function benchCases(ready: Ready, only: ReadonlySet<string> | null): Case
   if (ready.redisFloor) {
     cases.push({ name: 'redis-floor', label: 'floor for (e): one SHA-256 and one Redis GET, nothing else', route: 'redis-floor', keys: [keys.memory!], expect: 200 });
   }
+  if (ready.pgFloor) {
+    // The key of the postgres route: the floor reads an existing row, as the route does.
+    cases.push({ name: 'pg-floor', label: 'floor for (f): one SHA-256 and one plain pg SELECT by key_hash, nothing else', route: 'pg-floor', keys: [keys.postgres!], expect: 200 });
+  }
   for (const route of Object.keys(labels)) {
-    const floor = route === 'redis' && ready.redisFloor ? 'redis-floor' : undefined;
+    const floor =
+      route === 'redis' && ready.redisFloor ? 'redis-floor' : route === 'postgres' && ready.pgFloor ? 'pg-floor' : undefined;
     cases.push({ name: route, label: labels[route]!, route, keys: [keys[route]!], expect: 200, counter: route, floor });
   }
   cases.push(

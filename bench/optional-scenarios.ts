@@ -3,6 +3,7 @@ import type { CanActivate, ExecutionContext } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createKeyv } from '@keyv/redis';
 import { createCache } from 'cache-manager';
+import pg from 'pg';
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { createRedisCachedBackend, RedisBackend } from 'nestjs-api-auth/redis';
 import { countCalls } from './counting.js';
@@ -18,6 +19,12 @@ export interface OptionalScenarios {
    * with Redis as its only store and no in-process cache can do per request.
    */
   redisFloor: CanActivate | null;
+  /**
+   * Floor for (f): one SHA-256 of the key header and one `SELECT ... WHERE key_hash = $1`
+   * through a plain `pg` pool of the same size as the ORM's, nothing else: the least
+   * any guard reading PostgreSQL per request can do.
+   */
+  pgFloor: CanActivate | null;
 }
 
 /**
@@ -31,7 +38,7 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
     services = await openBenchServices('bench');
   } catch (error) {
     console.error(`PostgreSQL or Redis unreachable; benchmarking memory only (${(error as Error).message})`);
-    return { scenarios: [], redisFloor: null };
+    return { scenarios: [], redisFloor: null, pgFloor: null };
   }
   const { redis, namespace } = services;
   const orm = await MikroORM.init({ clientUrl: services.databaseUrl, entities: [ApiKeyEntity], debug: false, pool: { min: 2, max: 10 } });
@@ -48,7 +55,10 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
   const cache = createCache({ stores: [createKeyv(REDIS_URL, { namespace: `${namespace}-cache` })] });
   const cached = await createRedisCachedBackend({ redis, cache, primary: cachedPrimary.backend, ttl: 300_000, namespace: `${namespace}:cache` });
 
+  const floorPool = new pg.Pool({ connectionString: services.databaseUrl, min: 2, max: 10 });
+
   const close = async () => {
+    await floorPool.end();
     await cached.close();
     await cache.disconnect().catch(() => undefined);
     await orm.close();
@@ -70,10 +80,18 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
     },
   };
 
+  const pgFloor: CanActivate = {
+    async canActivate(context: ExecutionContext) {
+      const key = context.getArgByIndex<{ headers: Record<string, string | undefined> }>(0).headers['x-api-key'] ?? '';
+      const { rows } = await floorPool.query('select * from api_keys where key_hash = $1', [hash('sha256', key, 'hex')]);
+      return rows.length === 1;
+    },
+  };
+
   const scenarios: GuardedScenario[] = [
     { route: 'cached', label: '(d) L1 + Redis cache + PostgreSQL, warm', ...guardFor(cached), primaryCalls: cachedPrimary.counts, close: closeOnce },
     { route: 'redis', label: '(e) RedisBackend, no L1', ...guardFor(redisPrimary.backend), primaryCalls: redisPrimary.counts, close: closeOnce },
     { route: 'postgres', label: '(f) MikroOrmBackend on PostgreSQL, no cache', ...guardFor(direct.backend), primaryCalls: direct.counts, close: closeOnce },
   ];
-  return { scenarios, redisFloor };
+  return { scenarios, redisFloor, pgFloor };
 }

@@ -124,6 +124,7 @@ async function main() {
   const scenarios: GuardedScenario[] = [await memoryScenario(), ...optional.scenarios];
   const guards: Record<string, CanActivate> = Object.fromEntries(scenarios.map((s) => [s.route, s.guard]));
   if (optional.redisFloor) guards['redis-floor'] = optional.redisFloor;
+  if (optional.pgFloor) guards['pg-floor'] = optional.pgFloor;
 
   // The routes' guards are built above, one per backend; the module is imported as in
   // any app, for what it sets up once (on Express, \`request.apiKey\` on the app's
@@ -186,6 +187,7 @@ async function main() {
     keys,
     labels: Object.fromEntries(scenarios.map((s) => [s.route, s.label])),
     redisFloor: optional.redisFloor !== null,
+    pgFloor: optional.pgFloor !== null,
   });
 }
 

@@ -1,6 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { randomUUID } from 'node:crypto';
+
+type HealthCheckSession = ReturnType<HealthIndicatorService['check']>;
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
@@ -106,7 +108,14 @@ export class ApiKeyHealthIndicator {
       check().catch((error: unknown) => {
         throw new Error(safeErrorMessage(error));
       });
-    return (await this.health.check(key).attempt(redacted).withTimeout(timeout)) as HealthIndicatorResult<Key>;
+    const attempt = this.health.check(key).attempt(redacted) as ReturnType<HealthCheckSession['attempt']> & {
+      withSuccessData?: (fn: (data: Record<string, unknown>) => Record<string, unknown>) => unknown;
+    };
+    // Terminus 12.2 deprecates adding the attempt's return value implicitly (a warning
+    // per indicator) in favour of `withSuccessData`; 12.0 and 12.1 have no such method
+    // and add the value themselves.
+    attempt.withSuccessData?.((data) => data);
+    return (await attempt.withTimeout(timeout)) as HealthIndicatorResult<Key>;
   }
 }
 

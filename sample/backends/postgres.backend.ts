@@ -1,4 +1,4 @@
-import { MikroORM } from '@mikro-orm/postgresql';
+import { MikroORM, PostgreSqlConnection, type Options } from '@mikro-orm/postgresql';
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import type { SampleBackend } from '../sample-backend.js';
 
@@ -14,12 +14,24 @@ export async function createPostgresBackend(): Promise<SampleBackend> {
     entities: [ApiKeyEntity],
     // Nothing may use the global EntityManager by accident; the backend does not need it.
     allowGlobalContext: false,
-    // While PostgreSQL is unreachable, fail fast (the guard answers 503) instead of
-    // queueing requests for the pool's default minute.
-    pool: { min: 0, max: 10, acquireTimeoutMillis: 2_000 },
-    driverOptions: { connection: { connectionTimeoutMillis: 2_000 } },
+    ...failFast(2_000),
   });
   const backend = new MikroOrmBackend(orm, { ensureSchema: true });
   await backend.ensureSchema();
   return { backend, close: () => orm.close() };
+}
+
+/**
+ * While PostgreSQL is unreachable, fail fast (the guard answers 503) instead of queueing
+ * requests for the pool's default minute. The options differ by major: MikroORM 6 pools
+ * through knex, MikroORM 7 hands `driverOptions` to the `pg` pool. An app on one major
+ * writes only its branch.
+ */
+function failFast(ms: number): Partial<Options> {
+  const mikroOrm7 = typeof (PostgreSqlConnection.prototype as { getNativeClient?: unknown }).getNativeClient === 'function';
+  return (
+    mikroOrm7
+      ? { pool: { min: 0, max: 10 }, driverOptions: { connectionTimeoutMillis: ms } }
+      : { pool: { min: 0, max: 10, acquireTimeoutMillis: ms }, driverOptions: { connection: { connectionTimeoutMillis: ms } } }
+  ) as Partial<Options>;
 }

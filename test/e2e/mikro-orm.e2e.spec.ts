@@ -162,6 +162,8 @@ describe.each(ADAPTERS)('MikroOrmBackend behind the guard over %s', (adapter) =>
 
   it('never closes the ORM it was given', async () => {
     const other = await initOrm(db.url);
+    // MikroORM 7 connects on first use, not in init().
+    await other.em.fork().getConnection().execute('select 1');
     @Module({ providers: [{ provide: MikroORM, useFactory: () => other }], exports: [MikroORM] })
     class OtherOrmModule {}
     const shortLived = await bootApp(adapter, [

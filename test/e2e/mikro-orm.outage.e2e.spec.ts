@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
-import { initOrm } from '../fixtures/mikro-orm.js';
+import { captureProcessOutput } from '../fixtures/log-capture.js';
+import { failFast, initOrm } from '../fixtures/mikro-orm.js';
 import { PostgresRelay } from '../fixtures/postgres-relay.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 
@@ -35,6 +36,9 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
   let orm: MikroORM;
   let app: INestApplication;
   let key: string;
+  // The outage's expected ERROR lines (Nest's logger, and the driver's own console
+  // output on MikroORM 6), kept for assertions rather than printed.
+  let output: ReturnType<typeof captureProcessOutput>;
 
   @Module({ providers: [{ provide: MikroORM, useFactory: () => orm }], exports: [MikroORM] })
   class OrmModule {}
@@ -42,12 +46,10 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
   const call = () => request(app.getHttpServer()).get('/t/me').set('X-API-Key', key);
 
   beforeAll(async () => {
+    output = captureProcessOutput();
     relay = await PostgresRelay.start();
-    orm = await initOrm(relay.via(db.url), {
-      // What a production pool should have: fail fast instead of queueing for a minute.
-      pool: { min: 0, max: 5, acquireTimeoutMillis: 2_000 },
-      driverOptions: { connection: { connectionTimeoutMillis: 2_000 } },
-    });
+    // What a production pool should have: fail fast instead of queueing for a minute.
+    orm = await initOrm(relay.via(db.url), failFast(2_000));
     app = await bootApp(adapter, [
       ApiAuthModule.forRootAsync({
         imports: [OrmModule],
@@ -65,6 +67,7 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
     await app?.close();
     await orm?.close();
     await relay?.stop();
+    output?.restore();
   });
 
   it('answers 503 backend_unavailable while the database is unreachable, then 200 once it is back, without a restart', async () => {
@@ -85,12 +88,16 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
     const seen = await pollUntil(call, (status) => status === 200);
     expect(seen.at(-1)).toBe(200);
     expect(seen.every((status) => status === 200 || status === 503)).toBe(true);
+    const errors = output.lines.filter((line) => line.includes('answering 503'));
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((line) => /PostgreSQL is unavailable/.test(line))).toBe(true);
+    expect(output.lines.filter((line) => line.includes(key))).toEqual([]);
   });
 
   it('starts while the database is down (ensureSchema on), answers 503, and creates the table once it is back', async () => {
     await relay.stop();
     // The application's ORM must not insist on connecting at init for the app to boot.
-    const lateOrm = await initOrm(orm.config.getClientUrl(), { connect: false, pool: { min: 0, max: 2, acquireTimeoutMillis: 2_000 } });
+    const lateOrm = await initOrm(orm.config.get('clientUrl')!, { connect: false, ...failFast(2_000, 2) });
     @Module({ providers: [{ provide: MikroORM, useFactory: () => lateOrm }], exports: [MikroORM] })
     class LateOrmModule {}
     const late = await bootApp(adapter, [

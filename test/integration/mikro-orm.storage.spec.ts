@@ -12,6 +12,7 @@ import {
 import { ApiKeyEntity, createApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { initOrm } from '../fixtures/mikro-orm.js';
+import { captureStatements } from '../fixtures/pg-capture.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 
 let db: TestDatabase;
@@ -28,25 +29,6 @@ afterAll(async () => {
   await orm?.close();
   await db?.drop();
 });
-
-/** Records every statement the ORM's pool runs, and how many rows each returned. */
-function captureStatements(target: MikroORM) {
-  const knex = target.em.getConnection().getKnex();
-  const statements: { sql: string; bindings: unknown[] }[] = [];
-  const rowCounts: number[] = [];
-  const onQuery = (q: { sql: string; bindings?: unknown[] }) => statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
-  const onResponse = (response: { rows?: unknown[] }) => rowCounts.push(response?.rows?.length ?? 0);
-  knex.on('query', onQuery);
-  knex.on('query-response', onResponse);
-  return {
-    statements,
-    rowCounts,
-    stop: () => {
-      knex.removeListener('query', onQuery);
-      knex.removeListener('query-response', onResponse);
-    },
-  };
-}
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -76,6 +58,8 @@ describe('the api_keys table', () => {
       rotated_from_id: 'uuid',
       environment: 'character varying',
       policy: 'jsonb',
+      version: 'integer',
+      issued_by_id: 'character varying',
     });
   });
 
@@ -136,7 +120,7 @@ describe('MikroOrmBackend statements', () => {
   it('recordUsage is one conditional UPDATE, never a read-modify-write', async () => {
     const record = makeApiKeyRecord();
     await backend.create(record);
-    const capture = captureStatements(orm);
+    const capture = captureStatements();
     try {
       const now = new Date();
       expect(await backend.recordUsage(record.id, now, new Date(now.getTime() - 60_000))).toBe(true);
@@ -149,27 +133,31 @@ describe('MikroOrmBackend statements', () => {
     );
   });
 
-  it('update decides sticky revocation and monotonic lastUsedAt in the same single statement', async () => {
-    const record = makeApiKeyRecord({ lastUsedAt: new Date(Date.now() - 1_000) });
+  it('update is one statement that writes only the given fields, sticky revocation and the version check inside it', async () => {
+    const revokedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const record = makeApiKeyRecord({ revokedAt, lastUsedAt: new Date(Date.now() - 1_000) });
     await backend.create(record);
-    const capture = captureStatements(orm);
+    const capture = captureStatements();
     let updated: ApiKey;
     try {
-      // A stale writer: no revocation, an older lastUsedAt.
-      updated = await backend.update(record.id, { name: 'stale', updatedAt: new Date() });
+      updated = await backend.update(record.id, { name: 'renamed', revokedAt: null, updatedAt: new Date() }, { expectedVersion: 1 });
     } finally {
       capture.stop();
     }
     expect(capture.statements).toHaveLength(1);
-    expect(capture.statements[0]!.sql).toMatch(/"revoked_at" = coalesce\("revoked_at", \$\d+::timestamptz\)/);
-    expect(capture.statements[0]!.sql).toMatch(/"last_used_at" = greatest\("last_used_at", \$\d+::timestamptz\)/);
-    expect(updated.lastUsedAt).toEqual(record.lastUsedAt);
-    expect(updated.name).toBe('stale');
+    const sql = capture.statements[0]!.sql;
+    expect(sql).toMatch(/"revoked_at" = coalesce\(t\."revoked_at", \$\d+::timestamptz\)/);
+    expect(sql).toMatch(/"version" = t\."version" \+ 1/);
+    expect(sql).toMatch(/t\."version" = \$\d+::int/);
+    for (const untouched of ['"scopes" =', '"metadata" =', '"expires_at" =', '"policy" =', '"last_used_at" =', '"owner_id" =']) {
+      expect(sql).not.toContain(untouched);
+    }
+    expect(updated).toMatchObject({ name: 'renamed', revokedAt, lastUsedAt: record.lastUsedAt, version: 2 });
   });
 
   it('key hashes are bound parameters, never part of the statement text', async () => {
     const record = makeApiKeyRecord();
-    const capture = captureStatements(orm);
+    const capture = captureStatements();
     try {
       await backend.create(record);
       await backend.getByHash(record.keyHash);
@@ -197,7 +185,7 @@ describe('MikroOrmBackend statements', () => {
     // What autovacuum would do after a bulk load; without statistics the planner sorts.
     await db.query('analyze api_keys');
     const paged = new MikroOrmBackend(orm, { pageSize: 1000 });
-    const capture = captureStatements(orm);
+    const capture = captureStatements();
     let count = 0;
     let previous: ApiKey | undefined;
     let outOfOrder = 0;
@@ -255,7 +243,7 @@ describe('MikroOrmBackend inputs and errors', () => {
     expect(await backend.getById('not-a-uuid')).toBeNull();
     expect(await backend.recordUsage('not-a-uuid', new Date(), new Date())).toBe(false);
     await expect(backend.delete('not-a-uuid')).resolves.toBeUndefined();
-    await expect(backend.update('not-a-uuid', { name: 'x', updatedAt: new Date() })).rejects.toThrow(ApiKeyNotFoundError);
+    await expect(backend.update('not-a-uuid', { name: 'n', updatedAt: new Date() })).rejects.toThrow(ApiKeyNotFoundError);
     await expect(backend.create(makeApiKeyRecord({ id: 'not-a-uuid' }))).rejects.toThrow(ApiKeyValidationError);
   });
 
@@ -286,7 +274,8 @@ describe('MikroOrmBackend inputs and errors', () => {
         () => unreachable.getByHash(record.keyHash),
         () => unreachable.getById(record.id),
         () => unreachable.create(record),
-        () => unreachable.update(record.id, { name: 'x', updatedAt: new Date() }),
+        () => unreachable.update(record.id, { name: 'n', updatedAt: new Date() }, { expectedVersion: 1 }),
+        () => collect(unreachable.listByIssuer(record.id)),
         () => unreachable.delete(record.id),
         () => unreachable.recordUsage(record.id, new Date(), new Date()),
         () => unreachable.countByOwner(record.ownerId),

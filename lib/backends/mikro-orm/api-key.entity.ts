@@ -55,12 +55,16 @@ export function createApiKeyEntity(options: ApiKeyEntityOptions = {}): EntitySch
       rotatedFromId: { type: 'uuid', fieldName: 'rotated_from_id', nullable: true },
       environment: { type: 'string', length: 16, fieldName: 'environment', nullable: true },
       policy: { type: 'json', fieldName: 'policy', nullable: true },
-      // Placeholders until the 18stack branch adds the columns (not persisted here).
-      version: { type: 'integer', persist: false },
-      issuedById: { type: 'string', nullable: true, persist: false },
+      // A plain integer, not MikroORM's `version: true`: the backend's own `update`
+      // statement increments and checks it, and the ORM must not manage it as well.
+      version: { type: 'integer', fieldName: 'version', default: 1 },
+      issuedById: { type: 'string', length: 64, fieldName: 'issued_by_id', nullable: true },
     },
     uniques: [{ name: names.keyHashUnique, properties: ['keyHash'] }],
-    indexes: [{ name: names.ownerIndex, properties: ['ownerId', 'createdAt', 'id'] }],
+    indexes: [
+      { name: names.ownerIndex, properties: ['ownerId', 'createdAt', 'id'] },
+      { name: names.issuerIndex, properties: ['issuedById', 'id'] },
+    ],
   });
 }
 

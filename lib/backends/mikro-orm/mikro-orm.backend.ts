@@ -1,10 +1,9 @@
-import type { EntityManager, IDatabaseDriver, MikroORM } from '@mikro-orm/core';
-import type { Knex } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import type { ApiKey } from '../../api-key.interface.js';
-import { ApiKeyNotFoundError, ApiKeyValidationError, BackendUnavailableError } from '../../api-key.errors.js';
-import { applyChanges } from '../apply-changes.js';
+import { ApiKeyNotFoundError, ApiKeyValidationError, BackendUnavailableError, VersionConflictError } from '../../api-key.errors.js';
 import type { ApiKeyBackend, ApiKeyChanges, ApiKeyCursor, ListByOwnerOptions, UpdateOptions } from '../backend.interface.js';
+import { ApiKeyStatements, changedFields, UPDATABLE_FIELDS } from './api-key.statements.js';
 import { ADDED_COLUMNS, API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
 import {
   resolveMikroOrmBackendOptions,
@@ -12,6 +11,7 @@ import {
   type ResolvedMikroOrmBackendOptions,
 } from './mikro-orm-backend.options.js';
 import { toBackendError } from './postgres-errors.js';
+import { createSqlRunner, type SqlRunner } from './sql-runner.js';
 import { safeErrorMessage } from '../../safe-error-message.js';
 
 /** One page of an owner's keys, from {@link MikroOrmBackend.listPageByOwner}. */
@@ -23,15 +23,20 @@ export interface ApiKeyRecordPage {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A row of the `update` statement: the current version (`null`: no such id) and, if written, the record. */
+type UpdateRow = { current_version: number | null } & ({ id: string } & ApiKeyRow | { id: null });
+
 /**
- * Stores keys in PostgreSQL through your MikroORM instance: `new MikroOrmBackend(orm)`
- * (or an `EntityManager`). It uses the ORM's connection pool and never closes it.
+ * Stores keys in PostgreSQL through your MikroORM instance (6.4+ or 7):
+ * `new MikroOrmBackend(orm)` (or an `EntityManager`). It uses the ORM's connection pool
+ * and never closes it.
  *
  * Safe outside a request context (guards, cron jobs, WebSockets, `allowGlobalContext:
  * false`): it never touches an EntityManager's identity map, unit of work or
  * transaction, only the driver's connection pool, which every fork shares. Each
  * operation is one atomic SQL statement with bound parameters: `recordUsage` is one
- * conditional `UPDATE`, revocation is sticky inside the `UPDATE` itself, and key
+ * conditional `UPDATE`, `update` one conditional `UPDATE` that writes only the given
+ * fields and checks the expected version, revocation is sticky inside it, and key
  * hashes never appear in statement text or in MikroORM's query log. Every statement
  * runs on the primary (`write`) connection, so a revocation is seen at once even when
  * the ORM has read replicas, and in its own implicit transaction, never in one the
@@ -40,9 +45,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export class MikroOrmBackend implements ApiKeyBackend {
   /** The resolved options (defaults applied). */
   readonly options: ResolvedMikroOrmBackendOptions;
-  private readonly driver: IDatabaseDriver;
+  private readonly runner: SqlRunner;
   private readonly table: ApiKeyTable;
-  private readonly sql: Statements;
+  private readonly sql: ApiKeyStatements;
   /** Settles once the table is known to exist; reset on failure so the next call retries. */
   private schemaReady: Promise<void> | null = null;
   private schemaChecked = false;
@@ -50,9 +55,9 @@ export class MikroOrmBackend implements ApiKeyBackend {
 
   constructor(ormOrEm: MikroORM<any> | EntityManager<any>, options: MikroOrmBackendOptions = {}) {
     this.options = resolveMikroOrmBackendOptions(options);
-    this.driver = resolveDriver(ormOrEm);
+    this.runner = createSqlRunner(ormOrEm);
     this.table = new ApiKeyTable(this.options.tableName, this.options.schema);
-    this.sql = statements(this.table);
+    this.sql = new ApiKeyStatements(this.table);
   }
 
   /**
@@ -120,41 +125,28 @@ export class MikroOrmBackend implements ApiKeyBackend {
       apiKey.rotatedFromId,
       apiKey.environment ?? null,
       apiKey.policy ? JSON.stringify(apiKey.policy) : null,
+      checkVersion('version', apiKey.version ?? 1),
+      checkIssuer(apiKey.issuedById ?? null),
     ]);
     return toApiKey(rows[0]!);
   }
 
-  /**
-   * Interim adapter to the partial-update contract (read, apply, write back): NOT
-   * atomic. The 18stack branch replaces it with a single conditional statement.
-   */
-  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
+  async update(id: string, changes: ApiKeyChanges, options: UpdateOptions = {}): Promise<ApiKey> {
+    const expected = options.expectedVersion === undefined ? null : checkVersion('expectedVersion', options.expectedVersion);
+    const fields = changedFields(checkChanges(changes));
     if (!isUuid(id)) throw new ApiKeyNotFoundError(id);
-    const current = await this.getById(id);
-    if (!current) throw new ApiKeyNotFoundError(id);
-    return this.writeBack(applyChanges(current, changes, options));
-  }
-
-  private async writeBack(apiKey: ApiKey): Promise<ApiKey> {
-    if (!isUuid(apiKey.id)) throw new ApiKeyNotFoundError(apiKey.id);
-    if (apiKey.rotatedFromId !== null) requireUuid('rotatedFromId', apiKey.rotatedFromId);
-    const { rows } = await this.query<ApiKeyRow>(this.sql.update, [
-      apiKey.name,
-      apiKey.ownerId,
-      apiKey.hint,
-      JSON.stringify(apiKey.scopes),
-      JSON.stringify(apiKey.metadata),
-      apiKey.updatedAt,
-      apiKey.expiresAt,
-      apiKey.revokedAt,
-      apiKey.lastUsedAt,
-      apiKey.rotatedFromId,
-      apiKey.environment ?? null,
-      apiKey.policy ? JSON.stringify(apiKey.policy) : null,
-      apiKey.id,
-    ]);
-    if (!rows[0]) throw new ApiKeyNotFoundError(apiKey.id);
-    return toApiKey(rows[0]);
+    const values: unknown[] = [id];
+    for (const field of fields) values.push(encodeChange(changes, field));
+    values.push(changes.updatedAt, expected, expected);
+    const { rows } = await this.query<UpdateRow>(this.sql.update(fields), values);
+    const row = rows[0];
+    if (!row || row.current_version === null) throw new ApiKeyNotFoundError(id);
+    if (row.id === null) {
+      // Without an expected version nothing but a missing row stops the write.
+      if (expected === null) throw new ApiKeyNotFoundError(id);
+      throw new VersionConflictError(id, expected, row.current_version);
+    }
+    return toApiKey(row);
   }
 
   async delete(id: string): Promise<void> {
@@ -166,6 +158,24 @@ export class MikroOrmBackend implements ApiKeyBackend {
     if (!isUuid(id)) return false;
     const { rowCount } = await this.query(this.sql.recordUsage, [usedAt, id, staleBefore]);
     return rowCount > 0;
+  }
+
+  /**
+   * Streams the keys `issuerId` minted, `pageSize` rows per query, in id order (keyset
+   * pagination on the `(issued_by_id, id)` index). Used by cascading revocation.
+   */
+  async *listByIssuer(issuerId: string): AsyncIterable<ApiKey> {
+    let after: string | null = null;
+    for (;;) {
+      const size = this.options.pageSize;
+      const { rows }: { rows: ApiKeyRow[] } =
+        after === null
+          ? await this.query<ApiKeyRow>(this.sql.firstIssuedPage, [issuerId, size])
+          : await this.query<ApiKeyRow>(this.sql.issuedPageAfter, [issuerId, after, size]);
+      for (const row of rows) yield toApiKey(row);
+      if (rows.length < size) return;
+      after = rows.at(-1)!.id;
+    }
   }
 
   async countByOwner(ownerId: string): Promise<number> {
@@ -216,25 +226,25 @@ export class MikroOrmBackend implements ApiKeyBackend {
     const ddl = this.table.createStatements();
     let missing: string[] = [];
     try {
-      await this.knex().transaction(async (trx) => {
+      await this.runner.transaction(async (run) => {
         // Serialises concurrent start-ups: `create ... if not exists` alone can still
         // collide on PostgreSQL's catalog when two sessions create the same table.
-        await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`nestjs-api-auth:${this.table.qualifiedName}`]);
-        if (ddl.schema) await trx.raw(ddl.schema);
-        await trx.raw(ddl.table);
-        const result = await trx.raw<{ rows: { column_name: string }[] }>(
+        await run('select pg_advisory_xact_lock(hashtext(?))', [`nestjs-api-auth:${this.table.qualifiedName}`]);
+        if (ddl.schema) await run(ddl.schema);
+        await run(ddl.table);
+        const columns = await run<{ column_name: string }>(
           'select column_name from information_schema.columns where table_schema = coalesce(?, current_schema()) and table_name = ?',
           [this.table.schema ?? null, this.table.tableName],
         );
-        const present = new Set(result.rows.map((row) => row.column_name));
+        const present = new Set(columns.map((row) => row.column_name));
         missing = API_KEY_COLUMNS.filter((column) => !present.has(column));
         // A key table of an earlier release lacks only columns added since; add them
-        // (nullable, so existing rows stay valid). Any other gap is not our table.
+        // (nullable or defaulted, so existing rows stay valid). Any other gap is not our table.
         if (missing.length > 0 && missing.every((column) => column in ADDED_COLUMNS)) {
-          await trx.raw(ddl.addColumns(missing));
+          await run(ddl.addColumns(missing));
           missing = [];
         }
-        if (missing.length === 0) await trx.raw(ddl.index);
+        if (missing.length === 0) for (const index of ddl.indexes) await run(index);
       });
     } catch (error) {
       throw toBackendError(error, [], this.table);
@@ -250,65 +260,12 @@ export class MikroOrmBackend implements ApiKeyBackend {
 
   private async query<R = unknown>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
     if (this.options.ensureSchema && !this.schemaChecked) await this.ensureSchema();
-    let result: { rows: R[]; rowCount: number | null };
     try {
-      result = await this.knex().raw(sql, bindings as Knex.RawBinding[]);
+      return await this.runner.query<R>(sql, bindings);
     } catch (error) {
       throw toBackendError(error, bindings, this.table);
     }
-    return { rows: result.rows, rowCount: result.rowCount ?? 0 };
   }
-
-  private knex(): Knex {
-    // Straight from the driver rather than from an `em.fork()` per operation: every
-    // fork shares this pool, and a fork costs ~30 µs of allocations on the
-    // verification hot path for nothing this backend uses. Looked up each time
-    // because `orm.connect()` after `orm.close()` replaces the knex instance.
-    return getKnex(this.driver);
-  }
-}
-
-interface Statements {
-  byHash: string;
-  byId: string;
-  insert: string;
-  update: string;
-  delete: string;
-  recordUsage: string;
-  countByOwner: string;
-  firstPage: string;
-  pageAfter: string;
-}
-
-/** Every statement the backend runs, built once per table. `?` are knex bindings. */
-function statements(table: ApiKeyTable): Statements {
-  const t = table.qualifiedName;
-  const select = `select ${table.selectList} from ${t}`;
-  const order = 'order by "created_at", "id" limit ?';
-  return {
-    byHash: `${select} where "key_hash" = ?`,
-    byId: `${select} where "id" = ?::uuid`,
-    insert:
-      `insert into ${t} (${API_KEY_COLUMNS.map((c) => `"${c}"`).join(', ')}) values ` +
-      '(?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::uuid, ?, ?::jsonb) ' +
-      `returning ${table.selectList}`,
-    // Sticky revocation and a monotonic lastUsedAt are decided by the database in the
-    // same statement, so a stale copy of the record can never undo a concurrent write.
-    update:
-      `update ${t} set "name" = ?, "owner_id" = ?, "hint" = ?, "scopes" = ?::jsonb, "metadata" = ?::jsonb, ` +
-      '"updated_at" = ?::timestamptz, "expires_at" = ?::timestamptz, ' +
-      '"revoked_at" = coalesce("revoked_at", ?::timestamptz), ' +
-      '"last_used_at" = greatest("last_used_at", ?::timestamptz), "rotated_from_id" = ?::uuid, ' +
-      '"environment" = ?, "policy" = ?::jsonb ' +
-      `where "id" = ?::uuid returning ${table.selectList}`,
-    delete: `delete from ${t} where "id" = ?::uuid`,
-    recordUsage:
-      `update ${t} set "last_used_at" = ?::timestamptz ` +
-      'where "id" = ?::uuid and ("last_used_at" is null or "last_used_at" < ?::timestamptz)',
-    countByOwner: `select count(*)::int as "count" from ${t} where "owner_id" = ?`,
-    firstPage: `${select} where "owner_id" = ? ${order}`,
-    pageAfter: `${select} where "owner_id" = ? and ("created_at", "id") > (?::timestamptz, ?::uuid) ${order}`,
-  };
 }
 
 function toApiKey(row: ApiKeyRow): ApiKey {
@@ -328,8 +285,8 @@ function toApiKey(row: ApiKeyRow): ApiKey {
     rotatedFromId: row.rotated_from_id,
     environment: row.environment,
     policy: row.policy as ApiKey['policy'],
-    version: 1,
-    issuedById: null,
+    version: row.version,
+    issuedById: row.issued_by_id,
   };
 }
 
@@ -353,27 +310,42 @@ function checkCursor(after: ApiKeyCursor): ApiKeyCursor {
   return after;
 }
 
-function resolveDriver(ormOrEm: MikroORM<any> | EntityManager<any>): IDatabaseDriver {
-  const candidate = ormOrEm as Partial<MikroORM<any>> & Partial<EntityManager<any>>;
-  // Duck-typed, not `instanceof`: the app and this library may load distinct copies of @mikro-orm/core.
-  const em = typeof candidate?.fork === 'function' ? (candidate as EntityManager) : candidate?.em;
-  if (!em || typeof em.getDriver !== 'function') {
-    throw new Error('nestjs-api-auth: MikroOrmBackend needs a MikroORM instance or an EntityManager.');
+function checkVersion(field: string, value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > 2_147_483_647) {
+    throw new ApiKeyValidationError(field, 'must be a positive integer');
   }
-  const driver = em.getDriver();
-  getKnex(driver);
-  return driver;
+  return value as number;
 }
 
-function getKnex(driver: IDatabaseDriver): Knex {
-  const connection = driver.getConnection('write') as { getKnex?: () => Knex };
-  if (typeof connection.getKnex !== 'function') {
-    throw new Error('nestjs-api-auth: MikroOrmBackend needs a SQL driver; use @mikro-orm/postgresql.');
+function checkIssuer(value: unknown): string | null {
+  if (value !== null && (typeof value !== 'string' || value.length === 0 || value.length > 64)) {
+    throw new ApiKeyValidationError('issuedById', 'must be null or a string of 1 to 64 characters');
   }
-  const knex = connection.getKnex();
-  const dialect = (knex.client as { dialect?: string } | undefined)?.dialect;
-  if (dialect !== 'postgresql') {
-    throw new Error(`nestjs-api-auth: MikroOrmBackend supports PostgreSQL only (the ORM uses ${dialect ?? 'an unknown dialect'}).`);
+  return value;
+}
+
+/** Rejects changes to fields `update` may not write, rather than dropping them silently. */
+function checkChanges(changes: ApiKeyChanges): ApiKeyChanges {
+  if (changes === null || typeof changes !== 'object') throw new ApiKeyValidationError('changes', 'must be an object');
+  for (const field of Object.keys(changes)) {
+    if (field !== 'updatedAt' && !(UPDATABLE_FIELDS as readonly string[]).includes(field)) {
+      throw new ApiKeyValidationError(field, 'cannot be changed after the key is created');
+    }
   }
-  return knex;
+  if (!(changes.updatedAt instanceof Date) || Number.isNaN(changes.updatedAt.getTime())) {
+    throw new ApiKeyValidationError('updatedAt', 'must be a valid Date');
+  }
+  return changes;
+}
+
+function encodeChange(changes: ApiKeyChanges, field: (typeof UPDATABLE_FIELDS)[number]): unknown {
+  switch (field) {
+    case 'scopes':
+    case 'metadata':
+      return JSON.stringify(changes[field]);
+    case 'policy':
+      return changes.policy ? JSON.stringify(changes.policy) : null;
+    default:
+      return changes[field];
+  }
 }
