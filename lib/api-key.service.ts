@@ -484,12 +484,16 @@ export class ApiKeyService implements OnApplicationShutdown {
       if (policy !== undefined) write.policy = policy;
       updated = await this.writeChanges(id, write, expectedVersion);
     } else {
-      // The new policy keeps the stored one's counter key, so the write depends on what
-      // is stored: pinned to the version read, and retried if another writer moved it.
-      updated = await this.withConflictRetry(id, expectedVersion, (current) => {
-        write.policy = keepCounterKey(policy, current.policy);
-        return write;
-      });
+      // The new policy keeps the stored one's counter key. That key is fixed when a key
+      // is minted (rotation, self-service issue) and only code naming another changes
+      // it, so the read does not pin the write: pinned, a key whose holder writes its
+      // metadata in a loop could starve an admin's policy change.
+      const current = await this.require(id);
+      if (expectedVersion !== undefined && (current.version ?? 1) !== expectedVersion) {
+        throw new VersionConflictError(shownId(id), expectedVersion, current.version ?? 1);
+      }
+      write.policy = keepCounterKey(policy, current.policy);
+      updated = await this.writeChanges(id, write, expectedVersion);
     }
     this.emit(() => ({ type: ApiKeyEventName.Updated, apiKey: toApiKeyView(updated), changed: given, at: now }));
     return toApiKeyView(updated);

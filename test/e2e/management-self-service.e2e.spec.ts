@@ -2,7 +2,11 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiAuthModule, ApiKeyService, MemoryBackend, type ApiKeyBackend } from 'nestjs-api-auth';
+import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { RedisBackend } from 'nestjs-api-auth/redis';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { initOrm } from '../fixtures/mikro-orm.js';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 import { ADAPTERS, bootApp, type Adapter } from '../fixtures/app.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 
@@ -19,15 +23,24 @@ let apps = 0;
 const STORES: Array<[string, () => ApiKeyBackend]> = [
   ['memory', () => new MemoryBackend()],
   ['redis', () => new RedisBackend(redis, { namespace: `${namespace}${++apps}:` })],
+  // One database for the file, a table per app.
+  ['postgres', () => new MikroOrmBackend(orm, { tableName: `keys_${++apps}`, ensureSchema: true })],
 ];
 const CASES = STORES.flatMap(([store, make]) => ADAPTERS.map((adapter) => [adapter, store, make] as [Adapter, string, () => ApiKeyBackend]));
 
+let db: TestDatabase;
+let orm: MikroORM;
+
 beforeAll(async () => {
   redis = await connectRedis();
+  db = await createTestDatabase('self_service');
+  orm = await initOrm(db.url);
 });
 afterAll(async () => {
   await deleteNamespace(redis, namespace);
   await redis.close();
+  await orm.close(true);
+  await db.drop();
 });
 
 describe.each(CASES)('self-service rules over %s on the %s backend', (adapter, _store, makeBackend) => {

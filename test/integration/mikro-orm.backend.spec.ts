@@ -27,6 +27,15 @@ runBackendConformance('MikroOrmBackend (default table, passed the MikroORM)', ru
     await backend.ensureSchema();
     return backend;
   },
+  // A row written before `version` and `issued_by_id` existed: an insert that names neither.
+  storeLegacyRecord: async (_backend, r) => {
+    await db.query(
+      'insert into api_keys (id, name, owner_id, key_hash, hint, scopes, metadata, created_at, updated_at, expires_at, ' +
+        'revoked_at, last_used_at, rotated_from_id, environment, policy) values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb)',
+      [r.id, r.name, r.ownerId, r.keyHash, r.hint, JSON.stringify(r.scopes), JSON.stringify(r.metadata), r.createdAt, r.updatedAt,
+        r.expiresAt, r.revokedAt, r.lastUsedAt, r.rotatedFromId, r.environment, r.policy ? JSON.stringify(r.policy) : null],
+    );
+  },
 });
 
 // A custom schema and table, given an EntityManager, with pages of 2 rows so every
