@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import type { RedisClusterClient } from 'nestjs-api-auth/redis';
 import { createClient, createCluster, type RedisClusterOptions } from 'redis';
 
 const run = promisify(execFile);
@@ -13,8 +14,20 @@ export const CLUSTER_BASE_PORT = Number(process.env.REDIS_CLUSTER_BASE_PORT ?? 7
 export const CLUSTER_PORTS = [0, 1, 2, 3, 4, 5].map((i) => CLUSTER_BASE_PORT + i);
 const DIR = process.env.REDIS_CLUSTER_DIR ?? `/tmp/nestjs-api-auth-cluster-${CLUSTER_BASE_PORT}`;
 
+/** The test's view of a `createCluster()` client: what the library takes, plus closing it. */
+export interface TestCluster extends RedisClusterClient {
+  close(): Promise<unknown>;
+  destroy(): unknown;
+}
+
+/** A plain client to one node. */
+export interface TestNode {
+  sendCommand(args: string[]): Promise<unknown>;
+  destroy(): unknown;
+}
+
 /** A connected `createCluster()` client to the test cluster; close it with `close()`/`destroy()`. */
-export async function connectCluster(options: Partial<RedisClusterOptions> = {}) {
+export async function connectCluster(options: Partial<RedisClusterOptions> = {}): Promise<TestCluster> {
   const cluster = createCluster({
     rootNodes: CLUSTER_PORTS.map((port) => ({ url: `redis://127.0.0.1:${port}` })),
     // Short back-off: a test that kills a node sees the others' answers, not a slow retry.
@@ -24,11 +37,12 @@ export async function connectCluster(options: Partial<RedisClusterOptions> = {})
   // Without a listener node-redis rethrows node errors as uncaught exceptions.
   cluster.on('error', () => undefined);
   await cluster.connect();
-  return cluster;
+  const typed: TestCluster = cluster;
+  return typed;
 }
 
 /** One plain (non-cluster) client to one node, for inspection. */
-export async function connectNode(port: number) {
+export async function connectNode(port: number): Promise<TestNode> {
   const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
   client.on('error', () => undefined);
   await client.connect();

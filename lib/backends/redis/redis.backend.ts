@@ -10,6 +10,7 @@ import {
 } from './redis-backend.options.js';
 import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
+import { commandClient, type RedisClient } from './redis-cluster.client.js';
 import { decodeStoredRecord, encodeFields, encodeStoredRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
 import { CREATE, DELETE, GET_BY_ID, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
 
@@ -37,19 +38,16 @@ export class RedisBackend implements ApiKeyBackend {
   private readonly options: ResolvedRedisBackendOptions;
   private readonly base: string;
   private readonly deadlines: ReplyDeadlines | undefined;
+  private readonly client: RedisCommandClient;
 
   /**
-   * @param client a connected node-redis v5 client (`createClient()` from `redis`), or
-   *   anything with its `sendCommand(args)`. Create it with `disableOfflineQueue: true`
-   *   so that, while Redis is unreachable, calls fail at once (503) rather than queue.
+   * @param client a connected node-redis v5 client (`createClient()` from `redis`) or
+   *   cluster client (`createCluster()`), or anything with `sendCommand(args)`. Create it
+   *   with `disableOfflineQueue: true` so that, while Redis is unreachable, calls fail at
+   *   once (503) rather than queue.
    */
-  constructor(
-    private readonly client: RedisCommandClient,
-    options?: RedisBackendOptions,
-  ) {
-    if (typeof client?.sendCommand !== 'function') {
-      throw new Error('RedisBackend: the client must be a node-redis client (or have its sendCommand(args) method).');
-    }
+  constructor(client: RedisClient, options?: RedisBackendOptions) {
+    this.client = commandClient(client, 'RedisBackend');
     this.options = resolveRedisBackendOptions(options);
     this.base = `${this.options.namespace}${REDIS_SCHEMA_VERSION}:`;
     const timeout = this.options.commandTimeoutMs;
