@@ -100,3 +100,40 @@ export async function masterPorts(askPort = CLUSTER_PORTS[0]!): Promise<number[]
     node.destroy();
   }
 }
+
+/** Whether the script reports the whole cluster healthy (6 nodes, 3 masters, replicas synced). */
+async function clusterHealthy(): Promise<boolean> {
+  return run(SCRIPT, ['status']).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Brings back a node a test killed and waits until the cluster is whole again, so the
+ * next test file starts on a healthy cluster.
+ */
+export async function restoreNode(port: number, timeoutMs = 30_000): Promise<void> {
+  const alive = await connectNode(port).then(
+    (node) => (node.destroy(), true),
+    () => false,
+  );
+  if (!alive) await restartNode(port);
+  const until = Date.now() + timeoutMs;
+  while (!(await clusterHealthy())) {
+    if (Date.now() > until) throw new Error('the test cluster did not recover');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The port of the node holding a connection named `name`, or undefined. */
+export async function nodeWithConnection(name: string, ports = CLUSTER_PORTS): Promise<number | undefined> {
+  for (const port of ports) {
+    const node = await connectNode(port).catch(() => undefined);
+    if (!node) continue;
+    const list = String(await node.sendCommand(['CLIENT', 'LIST']).catch(() => ''));
+    node.destroy();
+    if (list.split('\n').some((line) => line.includes(` name=${name} `))) return port;
+  }
+  return undefined;
+}
