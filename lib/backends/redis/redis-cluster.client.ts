@@ -74,6 +74,19 @@ class ClusterCommandClient implements RedisCommandClientWithState {
   }
 }
 
+/**
+ * `PUBLISH` on a node whose connection is up. Classic pub/sub reaches every node from any
+ * node, but node-redis sends a keyless command to a random node, which may be a dead
+ * master still in its topology: the invalidation would be lost.
+ */
+export function publishOnCluster(cluster: RedisClusterClient, channel: string, message: string): Promise<unknown> {
+  for (const node of [...cluster.masters, ...cluster.replicas]) {
+    const client = node.client as { isReady?: boolean; publish?: (channel: string, message: string) => Promise<unknown> } | undefined;
+    if (client?.isReady && typeof client.publish === 'function') return client.publish(channel, message);
+  }
+  return cluster.publish(channel, message);
+}
+
 /** Commands the library sends that name no key: any node may answer them. */
 const KEYLESS = new Set(['PING', 'PUBLISH', 'TIME', 'INFO', 'ECHO', 'SCRIPT', 'CLUSTER', 'CLIENT', 'DBSIZE']);
 

@@ -5,7 +5,7 @@ import { decodeInvalidation, encodeInvalidation } from '../../cache/invalidation
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { positiveIntegerOption, redisNamespaceOption } from '../../options/option-values.js';
 import { safeErrorMessage } from '../../safe-error-message.js';
-import { isRedisCluster, type RedisClusterClient } from './redis-cluster.client.js';
+import { isRedisCluster, publishOnCluster, type RedisClusterClient } from './redis-cluster.client.js';
 import { watchClusterTopology } from './redis-cluster.topology.js';
 import { ClusterInvalidationSubscriber } from './redis-invalidation.cluster-subscriber.js';
 
@@ -139,7 +139,8 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
       timer.unref();
     });
     try {
-      await Promise.race([this.client.publish(this.channel, payload), timeout]);
+      const sent = isRedisCluster(this.client) ? publishOnCluster(this.client, this.channel, payload) : this.client.publish(this.channel, payload);
+      await Promise.race([sent, timeout]);
     } finally {
       clearTimeout(timer);
     }

@@ -10,7 +10,7 @@ import {
 } from './redis-backend.options.js';
 import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { commandClient, type RedisClient } from './redis-cluster.client.js';
+import { commandClient, isRedisCluster, type RedisClient } from './redis-cluster.client.js';
 import { decodeStoredRecord, encodeFields, encodeStoredRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
 import { CREATE, DELETE, GET_BY_ID, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
 
@@ -32,7 +32,9 @@ export type { RedisCommandClient } from './redis-client.types.js';
  * about half the rate of a GET, and with Redis as the only store every request pays it.
  *
  * The backend never closes the client it was given; close it yourself on shutdown.
- * Runs on a standalone Redis (or a Sentinel-managed primary), not Redis Cluster.
+ * Runs on a standalone Redis (or a Sentinel-managed primary), and on Redis Cluster given
+ * a `createCluster()` client and a hash-tagged namespace (`"{api-auth}:"`): every key is
+ * then in one slot, so one shard holds all keys (failover, not horizontal scale).
  */
 export class RedisBackend implements ApiKeyBackend {
   private readonly options: ResolvedRedisBackendOptions;
@@ -49,6 +51,14 @@ export class RedisBackend implements ApiKeyBackend {
   constructor(client: RedisClient, options?: RedisBackendOptions) {
     this.client = commandClient(client, 'RedisBackend');
     this.options = resolveRedisBackendOptions(options);
+    if (isRedisCluster(client) && !hasHashTag(this.options.namespace)) {
+      // The scripts of this layout reach several keys of one record: on a cluster they
+      // must all live in one slot, or Redis refuses them (CROSSSLOT) or, worse, runs
+      // them only when the slots happen to share a node.
+      throw new Error(
+        'RedisBackend: on Redis Cluster the option "namespace" must contain a hash tag, e.g. "{api-auth}:", so that every key of this layout is in one slot.',
+      );
+    }
     this.base = `${this.options.namespace}${REDIS_SCHEMA_VERSION}:`;
     const timeout = this.options.commandTimeoutMs;
     this.deadlines = timeout > 0 ? new ReplyDeadlines(timeout) : undefined;
@@ -199,4 +209,11 @@ export class RedisBackend implements ApiKeyBackend {
     const kind = error instanceof Error ? error.constructor.name : typeof error;
     return new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: redactedError(error) });
   }
+}
+
+/** Whether Redis Cluster hashes `namespace`-prefixed keys by a tag inside it (a non-empty `{...}`). */
+function hasHashTag(namespace: string): boolean {
+  const open = namespace.indexOf('{');
+  const close = open < 0 ? -1 : namespace.indexOf('}', open + 1);
+  return close > open + 1;
 }

@@ -1,0 +1,31 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBackend } from 'nestjs-api-auth/redis';
+import { runBackendConformance } from 'nestjs-api-auth/testing';
+import { connectCluster, type TestCluster } from './cluster.fixture.js';
+
+const runner = { describe, it, beforeAll, afterAll };
+
+// Single-slot mode: the hash tag puts every key of the namespace in one slot.
+let cluster: TestCluster;
+runBackendConformance('RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace)', runner, {
+  create: async () => {
+    cluster = await connectCluster();
+    return new RedisBackend(cluster, { namespace: `{test-rb-${randomBytes(6).toString('hex')}}:` });
+  },
+  destroy: () => void cluster.destroy(),
+});
+
+describe('RedisBackend given a cluster client', () => {
+  it('refuses a namespace without a hash tag, which would spread one record over slots', async () => {
+    const client = await connectCluster();
+    try {
+      for (const namespace of ['api-auth:', '{}api-auth:', 'api-auth}{:']) {
+        expect(() => new RedisBackend(client, { namespace })).toThrow(/hash tag/);
+      }
+      expect(() => new RedisBackend(client, { namespace: '{api-auth}:' })).not.toThrow();
+    } finally {
+      client.destroy();
+    }
+  });
+});
