@@ -47,7 +47,8 @@ describe('a master of a real 3+3 Redis Cluster dies for good', () => {
     const replica = await replicaOf(master);
     // The revoke must have reached the replica before the crash: a revoke the master
     // acknowledged and never replicated is lost with it (asynchronous replication).
-    const recordKeys = [`${namespace}v2:hash:${revoked.apiKey.keyHash}`];
+    const stored = await backend.getById(revoked.apiKey.id);
+    const recordKeys = [`${namespace}v2:hash:${stored!.keyHash}`];
     const primary = await connectNode(master);
     const copy = await connectNode(replica);
     await copy.sendCommand(['READONLY']);
@@ -89,7 +90,7 @@ describe('a master of a real 3+3 Redis Cluster dies for good', () => {
         if (wrote) writeBackAt = Date.now();
       }
       if (!limiterBackAt) {
-        const consumed = await limiter.consume(`k-${randomBytes(3).toString('hex')}`, { rateLimits: [{ name: 'r', limit: 5, windowMs: 60_000 }], cost: 1 }).then(
+        const consumed = await limiter.consume(`k-${randomBytes(3).toString('hex')}`, { rateLimits: [{ name: 'r', limit: 5, windowMs: 60_000 }], quota: undefined, cost: 1 }).then(
           () => true,
           () => false,
         );

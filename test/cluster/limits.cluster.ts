@@ -34,7 +34,7 @@ describe('RedisRateLimiter and RedisUsageCoordinator on a real 3+3 Redis Cluster
     const rule = { name: 'burst', limit: 10, windowMs: 60_000 };
     for (const id of await keyIdsOnEveryMaster()) {
       const decisions = await Promise.all(
-        Array.from({ length: 40 }, (_, i) => (i % 2 ? one : two).consume(id, { rateLimits: [rule], cost: 1 })),
+        Array.from({ length: 40 }, (_, i) => (i % 2 ? one : two).consume(id, { rateLimits: [rule], quota: undefined, cost: 1 })),
       );
       expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
       expect(decisions.filter((d) => !d.allowed && d.reason === 'rate_limited')).toHaveLength(30);
