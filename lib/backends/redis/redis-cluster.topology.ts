@@ -7,9 +7,9 @@ import type { RedisClusterClient, RedisClusterNode } from './redis-cluster.clien
  * that is dead never answers, so after its replica is promoted the client keeps
  * sending that shard's commands to the dead address ("The client is offline") until
  * something else triggers a rediscovery (redis/node-redis#2806). node-redis 5.12 has no
- * public way to ask for one; later releases add the cluster option
- * `topologyRefreshOnReconnectionAttemptStrategy` (redis/node-redis#3223), which makes
- * this watchdog redundant but harmless.
+ * public way to ask for one; redis/node-redis#3223 (merged upstream) adds the cluster
+ * option `topologyRefreshOnReconnectionAttemptStrategy`, which makes this watchdog
+ * redundant but harmless.
  *
  * The watchdog asks for a rediscovery each time a node connection starts reconnecting,
  * through the client's internal `_slots.rediscover(startWith)`, feature-detected: when
