@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackendUnavailableError } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
-import { runBackendConformance } from 'nestjs-api-auth/testing';
+import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
 import { connectCluster, type TestCluster } from './cluster.fixture.js';
 
 const runner = { describe, it, beforeAll, afterAll };
@@ -24,6 +25,27 @@ describe('RedisBackend given a cluster client', () => {
         expect(() => new RedisBackend(client, { namespace })).toThrow(/hash tag/);
       }
       expect(() => new RedisBackend(client, { namespace: '{api-auth}:' })).not.toThrow();
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe('RedisBackend option waitForReplicas on a cluster (one replica per master)', () => {
+  it('waits for the slot master\'s replica: one acknowledges, two never can', async () => {
+    const client = await connectCluster();
+    const namespace = `{test-rbw-${randomBytes(6).toString('hex')}}:`;
+    try {
+      const one = new RedisBackend(client, { namespace, waitForReplicas: { replicas: 1, timeoutMs: 2_000 } });
+      const record = makeApiKeyRecord();
+      await one.create(record);
+      await one.delete(record.id);
+      expect(await one.getById(record.id)).toBeNull();
+
+      const two = new RedisBackend(client, { namespace, waitForReplicas: { replicas: 2, timeoutMs: 50 } });
+      const other = makeApiKeyRecord();
+      await expect(two.create(other)).rejects.toBeInstanceOf(BackendUnavailableError);
+      expect((await one.getByHash(other.keyHash))?.id).toBe(other.id);
     } finally {
       client.destroy();
     }

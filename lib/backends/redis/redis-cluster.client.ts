@@ -60,6 +60,14 @@ export function commandClient(client: RedisClient, of: string): RedisCommandClie
   return client;
 }
 
+/**
+ * Sends `args` on the connection that `key`'s commands use: on a cluster, the master of
+ * its slot (for `WAIT`, which names no key but must follow the write it waits for).
+ */
+export function sendCommandForKey(client: RedisCommandClient, key: string, args: string[]): Promise<unknown> {
+  return client instanceof ClusterCommandClient ? client.cluster.sendCommand(key, false, args) : client.sendCommand(args);
+}
+
 /** A cluster client seen through the standalone `sendCommand(args)` shape. */
 class ClusterCommandClient implements RedisCommandClientWithState {
   constructor(readonly cluster: RedisClusterClient) {}

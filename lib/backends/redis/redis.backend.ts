@@ -10,7 +10,7 @@ import {
 } from './redis-backend.options.js';
 import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { commandClient, isRedisCluster, type RedisClient } from './redis-cluster.client.js';
+import { commandClient, isRedisCluster, sendCommandForKey, type RedisClient } from './redis-cluster.client.js';
 import { decodeStoredRecord, encodeFields, encodeStoredRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
 import { CREATE, DELETE, GET_BY_ID, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
 
@@ -184,6 +184,20 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   private script<T = unknown>(operation: string, script: RedisScript, keys: string[], args: string[], decode?: (reply: unknown) => T): Promise<T> {
+    const wait = this.options.waitForReplicas;
+    if (wait && REPLICATED_WRITES.has(operation)) {
+      return this.guard(
+        operation,
+        async () => {
+          const reply = await script.run(this.client, keys, args);
+          // On the connection that ran the script (routed by the same first key), so it waits for it.
+          const acknowledged = Number(await sendCommandForKey(this.client, keys[0]!, ['WAIT', String(wait.replicas), String(wait.timeoutMs)]));
+          if (!(acknowledged >= wait.replicas)) throw new ReplicasDidNotAcknowledge(acknowledged, wait);
+          return reply;
+        },
+        decode,
+      );
+    }
     return this.guard(operation, () => script.run(this.client, keys, args), decode);
   }
 
@@ -216,4 +230,14 @@ function hasHashTag(namespace: string): boolean {
   const open = namespace.indexOf('{');
   const close = open < 0 ? -1 : namespace.indexOf('}', open + 1);
   return close > open + 1;
+}
+
+/** The writes `waitForReplicas` applies to: every management write, not usage writes. */
+const REPLICATED_WRITES = new Set(['create', 'update', 'delete']);
+
+/** Fewer replicas than `waitForReplicas.replicas` acknowledged a write in time. */
+class ReplicasDidNotAcknowledge extends Error {
+  constructor(acknowledged: number, wait: { replicas: number; timeoutMs: number }) {
+    super(`${acknowledged} of ${wait.replicas} replicas acknowledged the write within ${wait.timeoutMs} ms; a failover now could lose it.`);
+  }
 }
