@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisRateLimiter, RedisUsageCoordinator } from 'nestjs-api-auth/redis';
-import { connectCluster, masterPortOf, type TestCluster } from './cluster.fixture.js';
+import { connectCluster, connectNode, masterPortOf, masterPorts, type TestCluster } from './cluster.fixture.js';
 
 describe('RedisRateLimiter and RedisUsageCoordinator on a real 3+3 Redis Cluster, given createCluster() clients', () => {
   const namespace = `test:limits:${randomBytes(6).toString('hex')}:`;
@@ -50,6 +50,33 @@ describe('RedisRateLimiter and RedisUsageCoordinator on a real 3+3 Redis Cluster
     );
     expect(decisions.filter((d) => d.allowed)).toHaveLength(7);
     expect(decisions.filter((d) => !d.allowed && d.reason === 'quota_exhausted')).toHaveLength(13);
+  });
+
+  it('sends each script straight to the master of its first declared key: no node ever answers MOVED', async () => {
+    const masters = await masterPorts();
+    for (const port of masters) {
+      const node = await connectNode(port);
+      await node.sendCommand(['CONFIG', 'RESETSTAT']);
+      node.destroy();
+    }
+    const limiter = new RedisRateLimiter(a, { namespace });
+    const coordinator = new RedisUsageCoordinator(a, { namespace: 'test-moved' });
+    for (let i = 0; i < 30; i++) {
+      await limiter.consume(`moved-${i}`, { rateLimits: [{ name: 'm', limit: 100, windowMs: 60_000 }], quota: undefined, cost: 1 });
+      await coordinator.claim(`moved-${i}`, 60_000);
+    }
+    let redirects = 0;
+    let scripts = 0;
+    for (const port of masters) {
+      const node = await connectNode(port);
+      const errors = String(await node.sendCommand(['INFO', 'errorstats']));
+      const commands = String(await node.sendCommand(['INFO', 'commandstats']));
+      node.destroy();
+      redirects += Number(/errorstat_MOVED:count=(\d+)/.exec(errors)?.[1] ?? 0);
+      scripts += Number(/cmdstat_evalsha:calls=(\d+)/.exec(commands)?.[1] ?? 0);
+    }
+    expect(scripts).toBeGreaterThanOrEqual(60);
+    expect(redirects).toBe(0);
   });
 
   it('answers health checks through the cluster client', async () => {
