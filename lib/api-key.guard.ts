@@ -6,14 +6,7 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import {
-  API_AUTH_OPTIONS,
-  API_KEY_COST_KEY,
-  API_KEY_REQUEST_PROPERTY,
-  IS_PUBLIC_KEY,
-  REQUIRED_ENVIRONMENT_KEY,
-  REQUIRED_SCOPES_KEY,
-} from './api-auth.constants.js';
+import { API_AUTH_OPTIONS, API_KEY_COST_KEY, API_KEY_REQUEST_PROPERTY } from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import type { ApiKeyView } from './api-key.interface.js';
 import { ApiKeyErrorCode, type AuthenticationFailureCode } from './api-key.errors.js';
@@ -21,6 +14,7 @@ import { ApiKeyService, type AuthenticationResult } from './api-key.service.js';
 import { getAuthCarrier } from './decorators/request-context.js';
 import { attachToExpressRequest } from './express-request-property.js';
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
+import { markGuarded, readRouteAccess } from './decorators/route-access.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
 import type { LimitDecision, RateLimitStatus } from './limits/rate-limiter.interface.js';
 import { clientIp } from './network/client-ip.js';
@@ -455,13 +449,16 @@ export class ApiKeyGuard implements CanActivate {
     if (!byHandler) this.rules.set(controller, (byHandler = new WeakMap()));
     let rules = byHandler.get(handler);
     if (!rules) {
-      const targets = [handler, controller];
+      // The nearest metadata wins (see `readRouteAccess`).
+      const { isPublic, requirement, environments } = readRouteAccess(this.reflector, handler, controller);
       rules = {
-        isPublic: this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC_KEY, targets) === true,
-        requirement: this.reflector.getAllAndOverride<ScopeRequirement | undefined>(REQUIRED_SCOPES_KEY, targets),
-        environments: this.reflector.getAllAndOverride<readonly string[] | undefined>(REQUIRED_ENVIRONMENT_KEY, targets),
-        cost: this.reflector.getAllAndOverride<number | undefined>(API_KEY_COST_KEY, targets) ?? 1,
+        isPublic,
+        requirement,
+        environments,
+        cost: this.reflector.getAllAndOverride<number | undefined>(API_KEY_COST_KEY, [handler, controller]) ?? 1,
       };
+      // Outside HTTP the decorators hand the key only to handlers the guard checks.
+      if (!isPublic) markGuarded(controller, handler);
       byHandler.set(handler, rules);
     }
     return rules;

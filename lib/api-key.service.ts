@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { API_AUTH_OPTIONS } from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
@@ -18,14 +18,13 @@ import { hasCachedLookup, type CachedLookup } from './cache/cached-lookup.interf
 import { environmentPrefix } from './environments/environment.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
 import { LegacyKeyFormat } from './import/legacy-key-format.js';
-import { counterKeyOf, mayReleaseCounters } from './limits/counter-release.js';
 import { KeyFormat } from './keys/key-format.js';
 import { KeyHasher, sameKeyHash } from './keys/key-hasher.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
 import { replacementIdFor } from './replacement-id.js';
 import { ReplyDeadlines } from './reply-deadlines.js';
-import { redactedError, safeErrorMessage } from './safe-error-message.js';
+import { redactedError } from './safe-error-message.js';
 import { UsageRecorder } from './usage-recorder.js';
 
 /** Input of {@link ApiKeyService.issue}. */
@@ -145,7 +144,6 @@ export class ApiKeyService implements OnApplicationShutdown {
   private readonly usage: UsageRecorder;
   /** The backend's synchronous L1 lookup, when it has one (`CachedBackend`). */
   private readonly cached: CachedLookup | null;
-  private readonly logger = new Logger('ApiAuth');
   /** Backend lookups started and not yet settled, timed-out ones included (see `maxPendingLookups`). */
   private pendingLookups = 0;
   /** `verifyTimeoutMs` for lookups: one timer for all of them, not one each; `null` when 0. */
@@ -437,45 +435,18 @@ export class ApiKeyService implements OnApplicationShutdown {
   }
 
   /**
-   * Removes the record entirely. Idempotent. Then removes its rate-limit and quota
-   * counters, unless another unrevoked key of the owner still counts against them (a
-   * rotation's replacement, keys a self-service key minted) or the application set
-   * the counter key itself (see `mayReleaseCounters`). A limiter that cannot answer
-   * does not fail the delete: it is logged, and the counters expire with their windows.
+   * Removes the record entirely. Idempotent. The key's rate-limit and quota counters
+   * stay where they are (see `RateLimiter.deleteCounters` for why): windowed counters
+   * and refilling quotas expire as they would have anyway, and a quota that never
+   * refills keeps its spent credits for any key that still counts against it,
+   * including one whose issue or rotation raced this delete.
    */
   async delete(id: string): Promise<void> {
-    // The event names the owner and the counters need the policy, which only the
-    // record knows; with neither listeners nor a limiter that can delete, no read.
-    const limiter = this.options.rateLimiter;
-    const wanted = this.options.emitEvent !== null || limiter.deleteCounters !== undefined;
-    const existing = wanted ? await this.backend.getById(id) : null;
+    // The event names the owner, which only the record knows; without listeners, no read.
+    const existing = this.options.emitEvent !== null ? await this.backend.getById(id) : null;
     await this.backend.delete(id);
     if (!existing) return;
-    // After the record is gone, never before: a delete that failed must not also hand
-    // the surviving key a fresh budget.
-    // A key without a policy spends no counters, and skipping it keeps the common delete
-    // free of the owner scan below (counters of a policy removed earlier are left to
-    // their windows).
-    if (limiter.deleteCounters !== undefined && existing.policy !== null && mayReleaseCounters(existing)) {
-      await this.withTimeout(this.releaseCounters(existing)).catch((error: unknown) => {
-        this.logger.warn(
-          `The counters of deleted API key ${shownId(existing.id)} could not be removed; they expire with their windows, ` +
-            `except a quota that never refills: ${safeErrorMessage(error)}`,
-        );
-      });
-    }
     this.emit(() => ({ type: ApiKeyEventName.Deleted, id: existing.id, ownerId: existing.ownerId, at: new Date() }));
-  }
-
-  /** Deletes `apiKey`'s counters when no other live key of its owner counts against them. */
-  private async releaseCounters(apiKey: ApiKey): Promise<void> {
-    const counterKey = counterKeyOf(apiKey);
-    for await (const other of this.backend.listByOwner(apiKey.ownerId)) {
-      // A revoked key never counts again; an expired one may, once its expiry is moved.
-      if (other.id !== apiKey.id && other.revokedAt === null && counterKeyOf(other) === counterKey) return;
-    }
-    const policy = apiKey.policy;
-    await this.options.rateLimiter.deleteCounters!(counterKey, { rateLimits: policy?.rateLimits ?? [], quota: policy?.quota });
   }
 
   /**

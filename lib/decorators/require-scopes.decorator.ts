@@ -17,11 +17,19 @@ function requirement(scopes: string[], match: ScopeRequirement['match'], name: s
 
 /**
  * The key must hold every one of these scopes (403 `insufficient_scope` otherwise).
- * On a method it overrides the controller's requirement.
+ *
+ * The nearest metadata wins: on a method it replaces the controller's requirement, and
+ * it guards the method even inside a `@Public()` controller; `@Public()` on a method
+ * opens it inside a controller with this requirement. On one level, this beats
+ * `@Public()` (a contradiction fails closed).
  */
 export const RequireScopes = (...scopes: string[]): MethodDecorator & ClassDecorator =>
   SetMetadata(REQUIRED_SCOPES_KEY, requirement(scopes, 'all', 'RequireScopes'));
 
-/** The key must hold at least one of these scopes. */
+/**
+ * The key must hold at least one of these scopes (403 `insufficient_scope` otherwise).
+ * Precedence as for {@link RequireScopes}: the nearest metadata wins, and on one level
+ * this beats `@Public()`.
+ */
 export const RequireAnyScope = (...scopes: string[]): MethodDecorator & ClassDecorator =>
   SetMetadata(REQUIRED_SCOPES_KEY, requirement(scopes, 'any', 'RequireAnyScope'));

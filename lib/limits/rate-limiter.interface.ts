@@ -82,9 +82,15 @@ export interface RateLimiter {
    * Removes the counters `rules` keep under `counterKey`, and the counter of a quota
    * that never refills whatever its limit (the one counter that would otherwise stay
    * forever). Counters of other rules under the same key expire with their windows.
-   * Unknown counters are a no-op. `ApiKeyService.delete` calls it once no other key
-   * counts against `counterKey`; a limiter without it keeps counters until they expire.
-   * Takes the rules, not just the key, so a store can delete exact keys (no scan).
+   * Unknown counters are a no-op. Takes the rules, not just the key, so a store can
+   * delete exact keys (no scan).
+   *
+   * The library never calls it, and `ApiKeyService.delete` leaves counters in place:
+   * a key can name `counterKey` in a record written after any check that none does (an
+   * issue or rotation that read its source before the delete, on any instance), and
+   * it would then start with a fresh budget. Only the application can know that no
+   * key will count against `counterKey` again (say, once an account is closed and its
+   * keys are gone); call it then.
    */
   deleteCounters?(counterKey: string, rules: CounterRules): Promise<void>;
 }

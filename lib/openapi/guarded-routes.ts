@@ -1,9 +1,9 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { GUARDS_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { ApplicationConfig, MetadataScanner, ModulesContainer, Reflector } from '@nestjs/core';
-import { IS_PUBLIC_KEY, REQUIRED_ENVIRONMENT_KEY, REQUIRED_SCOPES_KEY } from '../api-auth.constants.js';
 import { ApiKeyGuard } from '../api-key.guard.js';
 import type { ScopeRequirement } from '../decorators/require-scopes.decorator.js';
+import { readRouteAccess } from '../decorators/route-access.js';
 import { ApiKeysController } from '../management/api-keys.controller.js';
 
 /** A route handler or a controller class: something Nest and Swagger read metadata from. */
@@ -43,7 +43,7 @@ function hasGlobalApiKeyGuard(app: INestApplicationContext): boolean {
 /**
  * Every HTTP route handler of the application, with whether `ApiKeyGuard` protects
  * it. Reads the same metadata the guard reads at request time (`@UseGuards` on the
- * method or class, global guards, `@Public()` with method-level precedence), so the
+ * method or class, global guards, `@Public()` and the requirements, nearest first: see `readRouteAccess`), so the
  * documentation cannot disagree with what the server enforces.
  */
 export function findApiKeyRoutes(app: INestApplicationContext): ApiKeyRoute[] {
@@ -60,16 +60,11 @@ export function findApiKeyRoutes(app: INestApplicationContext): ApiKeyRoute[] {
       for (const methodName of scanner.getAllMethodNames(controller.prototype)) {
         const handler = controller.prototype[methodName] as MetadataTarget;
         if (Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
-        const targets = [handler, controller];
         const methodGuarded = ((Reflect.getMetadata(GUARDS_METADATA, handler) as unknown[]) ?? []).some(isApiKeyGuard);
-        const isPublic = reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC_KEY, targets) === true;
-        const guarded = (global || classGuarded || methodGuarded) && !isPublic;
-        const requirement = guarded
-          ? reflector.getAllAndOverride<ScopeRequirement | undefined>(REQUIRED_SCOPES_KEY, targets)
-          : undefined;
-        const environments = guarded
-          ? reflector.getAllAndOverride<readonly string[] | undefined>(REQUIRED_ENVIRONMENT_KEY, targets)
-          : undefined;
+        const access = readRouteAccess(reflector, handler, controller);
+        const guarded = (global || classGuarded || methodGuarded) && !access.isPublic;
+        const requirement = guarded ? access.requirement : undefined;
+        const environments = guarded ? access.environments : undefined;
         routes.push({
           handler,
           controller,

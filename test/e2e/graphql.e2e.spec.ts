@@ -104,7 +104,8 @@ describe.each(ADAPTERS)('GraphQL (Apollo) on %s', (adapter) => {
     // Guards run per top-level field: a refusal is a field error, not a failed request.
     const { status, body } = await gql('{ health reports me { ownerId } }', { 'X-API-Key': plain });
     expect(status).toBe(200);
-    expect(body.data).toEqual({ health: 'ok (user-2)', reports: null, me: { ownerId: 'user-2' } });
+    // The public field sees no key, whatever its siblings' checks attached to the request.
+    expect(body.data).toEqual({ health: 'ok (anonymous)', reports: null, me: { ownerId: 'user-2' } });
     expect(body.errors!.map((e: any) => [e.path, e.extensions.code])).toEqual([[['reports'], 'insufficient_scope']]);
   });
 

@@ -132,11 +132,12 @@ return { 0, 0, 0, 0, 0, qRemaining, qReset }
  * A token bucket refills continuously, so "5 per second" would let a sixth request
  * through 200 ms into a burst, which is not what users reading the limit expect.
  *
- * Counters of quotas that never refill have no TTL: `ApiKeyService.delete` removes
- * them with the last key that spends them (see `deleteCounters`). The limiter never
- * closes the client; close it yourself on shutdown. On Redis Cluster, pass the
- * `createCluster()` client itself: the key id is a hash tag, so all counters of one key
- * live in one slot and the script runs on that slot's master.
+ * Counters of quotas that never refill have no TTL: they are the credits spent, kept
+ * for every key that counts against them (deleting a key leaves them, see
+ * `RateLimiter.deleteCounters`). The limiter never closes the client; close it
+ * yourself on shutdown. On Redis Cluster, pass the `createCluster()` client itself:
+ * the key id is a hash tag, so all counters of one key live in one slot and the
+ * script runs on that slot's master.
  */
 export class RedisRateLimiter implements RateLimiter {
   private readonly namespace: string;
