@@ -80,6 +80,17 @@ export interface ApiAuthModuleOptions {
   /** Most scopes one key may hold. Default `100`. */
   maxScopes?: number;
   /**
+   * Most keys one owner may have stored, revoked and expired ones included until they
+   * are deleted: `issue`, `import` and `rotate` (whose replacement is one more record)
+   * refuse one more with `ApiKeyLimitReachedError` (HTTP 409 `key_limit_reached`), so
+   * one self-service key cannot mint keys without end. `null` for no limit. Default
+   * `1000`. Checked by counting before writing, not atomically: issues for one owner
+   * running at the same moment (on one instance or many) can each see room, so an
+   * owner can end up over the limit by at most the number of such concurrent issues
+   * less one. It bounds runaway minting; it is not an exact quota.
+   */
+  maxKeysPerOwner?: number | null;
+  /**
    * The environment this deployment mints keys in, e.g. `"live"` or `"test"` (letters
    * and digits, 1-16). It becomes part of the key prefix (`sk_` + `live` mints
    * `sk_live_…`) and is stored on the record, so a key of another environment fails
@@ -133,6 +144,8 @@ export interface ResolvedApiAuthOptions {
   realm: string;
   maxMetadataBytes: number;
   maxScopes: number;
+  /** `null` when unbounded. */
+  maxKeysPerOwner: number | null;
   /** The environment new keys are minted in; `null` without environments. */
   environment: string | null;
   /** Accepted environments, `environment` first; `[null]` without environments. */
@@ -161,6 +174,7 @@ export const API_AUTH_OPTION_NAMES = optionNames<ApiAuthModuleOptions>({
   realm: true,
   maxMetadataBytes: true,
   maxScopes: true,
+  maxKeysPerOwner: true,
   environment: true,
   acceptEnvironments: true,
   rateLimiter: true,
@@ -291,6 +305,7 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     realm,
     maxMetadataBytes: positiveInteger('maxMetadataBytes', options.maxMetadataBytes, 8_192),
     maxScopes: positiveInteger('maxScopes', options.maxScopes, 100),
+    maxKeysPerOwner: options.maxKeysPerOwner === null ? null : positiveInteger('maxKeysPerOwner', options.maxKeysPerOwner, 1_000),
     environment,
     environments,
     rateLimiter: rateLimiter ?? new MemoryRateLimiter(),

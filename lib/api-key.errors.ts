@@ -23,6 +23,8 @@ export const ApiKeyErrorCode = {
   RateLimited: 'rate_limited',
   /** The key's quota has no credits left for this call. */
   QuotaExhausted: 'quota_exhausted',
+  /** A write named an `expectedVersion` (HTTP `If-Match`) the stored key no longer has. */
+  VersionConflict: 'version_conflict',
 } as const;
 
 export type ApiKeyErrorCode = (typeof ApiKeyErrorCode)[keyof typeof ApiKeyErrorCode];
@@ -50,10 +52,29 @@ export class DuplicateApiKeyError extends ApiKeyError {
   }
 }
 
+/** Ids this library mints (`randomUUID`, `replacementIdFor`): the only ones an error may show. */
+const KEY_ID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * `id` as an error may show it: the id itself when it is shaped like the ids this
+ * library mints, otherwise `"(redacted)"`. What a caller passes where an id belongs
+ * may be a plaintext key (`GET /api-keys/<key>`), and errors reach app filters,
+ * interceptors and logs.
+ */
+export function shownKeyId(id: unknown): string {
+  return typeof id === 'string' && KEY_ID_SHAPE.test(id) ? id : '(redacted)';
+}
+
 /** An operation named a key id that is not stored. */
 export class ApiKeyNotFoundError extends ApiKeyError {
-  constructor(readonly id: string) {
-    super(`API key ${JSON.stringify(id)} was not found.`);
+  /** The id asked for, or `"(redacted)"` when it was not shaped like a key id (see {@link shownKeyId}). */
+  readonly id: string;
+
+  constructor(id: string) {
+    // Redacted here, not by each caller: every backend and route builds this error.
+    const shown = shownKeyId(id);
+    super(`API key ${JSON.stringify(shown)} was not found.`);
+    this.id = shown;
   }
 }
 
@@ -64,13 +85,34 @@ export class ApiKeyNotFoundError extends ApiKeyError {
  * `already_rotated`.
  */
 export class ApiKeyAlreadyRotatedError extends ApiKeyError {
+  /** The key that was to be rotated (shown as {@link shownKeyId} shows it). */
+  readonly id: string;
+  /** Its replacement, minted by the rotation that won. */
+  readonly replacementId: string;
+
+  constructor(id: string, replacementId: string) {
+    const shown = shownKeyId(id);
+    const shownReplacement = shownKeyId(replacementId);
+    super(`API key ${JSON.stringify(shown)} was already rotated; its replacement is ${JSON.stringify(shownReplacement)}.`);
+    this.id = shown;
+    this.replacementId = shownReplacement;
+  }
+}
+
+/** `update` with an `expectedVersion` that no longer matches the stored record. */
+export class VersionConflictError extends ApiKeyError {
+  /** Always `version_conflict`. */
+  readonly code = ApiKeyErrorCode.VersionConflict;
+
   constructor(
-    /** The key that was to be rotated. */
+    /** The key that was to be written. */
     readonly id: string,
-    /** Its replacement, minted by the rotation that won. */
-    readonly replacementId: string,
+    /** The version the caller expected. */
+    readonly expectedVersion: number,
+    /** The version stored when the write was refused. */
+    readonly actualVersion: number,
   ) {
-    super(`API key ${JSON.stringify(id)} was already rotated; its replacement is ${JSON.stringify(replacementId)}.`);
+    super(`API key ${JSON.stringify(id)} is at version ${actualVersion}, not the expected ${expectedVersion}.`);
   }
 }
 
@@ -91,5 +133,24 @@ export class ApiKeyValidationError extends ApiKeyError {
     message: string,
   ) {
     super(`Invalid "${field}": ${message}`);
+  }
+}
+
+/**
+ * One more key would give its owner more than `maxKeysPerOwner`. Nothing was stored.
+ * The management routes answer 409 `key_limit_reached`: the request is fine, the
+ * owner's state is not, and deleting a key (revoked and expired ones count until then)
+ * makes the same request succeed.
+ */
+export class ApiKeyLimitReachedError extends ApiKeyError {
+  /** Stable machine-readable code, as in the HTTP answer. */
+  readonly code = 'key_limit_reached';
+
+  constructor(
+    /** The `maxKeysPerOwner` in force. */
+    readonly limit: number,
+  ) {
+    // No owner id: it is the caller's own business, and may be an e-mail address.
+    super(`The owner already has ${limit} API keys, the most maxKeysPerOwner allows; delete unused keys first.`);
   }
 }

@@ -36,6 +36,10 @@ export interface ApiKey {
   environment: string | null;
   /** Rate limits, quota and IP allowlist (one JSON value); `null` for none, the common case. */
   policy: ApiKeyPolicy | null;
+  /** Incremented by every successful write (create stores 1); for optimistic concurrency. */
+  version: number;
+  /** The key that minted this one through the management routes, or `null`. */
+  issuedById: string | null;
 }
 
 /** An {@link ApiKey} as the library hands it out: everything except the hash. */
@@ -59,6 +63,9 @@ export function toApiKeyView(record: ApiKey): ApiKeyView {
     // `?? null`: a custom backend written before these fields existed returns neither.
     environment: record.environment ?? null,
     policy: record.policy ? cloneJson(record.policy) : null,
+    // Records of stores written before versions and issuer links existed.
+    version: record.version ?? 1,
+    issuedById: record.issuedById ?? null,
   };
 }
 
@@ -75,6 +82,8 @@ export function cloneApiKey(record: ApiKey): ApiKey {
     lastUsedAt: record.lastUsedAt ? new Date(record.lastUsedAt) : null,
     environment: record.environment ?? null,
     policy: record.policy ? cloneJson(record.policy) : null,
+    version: record.version ?? 1,
+    issuedById: record.issuedById ?? null,
   };
 }
 

@@ -6,20 +6,24 @@ import { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from 
 import {
   ApiKeyAlreadyRotatedError,
   ApiKeyErrorCode,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,
   DuplicateApiKeyError,
+  VersionConflictError,
   type AuthenticationFailureCode,
 } from './api-key.errors.js';
-import type { ApiKeyBackend } from './backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges } from './backends/backend.interface.js';
 import { decodeCursor, encodeCursor } from './backends/cursor.js';
+import { revokeIssuedKeys } from './cascade-revocation.js';
 import { hasCachedLookup, type CachedLookup } from './cache/cached-lookup.interface.js';
 import { environmentPrefix } from './environments/environment.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
 import { LegacyKeyFormat } from './import/legacy-key-format.js';
 import { KeyFormat } from './keys/key-format.js';
 import { KeyHasher, sameKeyHash } from './keys/key-hasher.js';
+import { assertMetadataShape } from './metadata/metadata-shape.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
 import { replacementIdFor } from './replacement-id.js';
@@ -46,6 +50,11 @@ export interface IssueApiKeyInput {
   environment?: string;
   /** Rate limits, quota and allowed addresses. Default none. */
   policy?: ApiKeyPolicy | null;
+  /**
+   * The key that mints this one (the management routes pass the caller's), so that
+   * revoking it with `cascade` revokes this one too. Default `null`.
+   */
+  issuedById?: string | null;
 }
 
 /**
@@ -59,6 +68,29 @@ export type ImportApiKeySource = { key: string } | { keyHash: string; hint?: str
 export interface ImportApiKeyInput extends IssueApiKeyInput {
   /** When the other system created the key; must not be in the future. Default now. */
   createdAt?: Date | string;
+}
+
+/** Options of {@link ApiKeyService.update}. */
+export interface UpdateApiKeyOptions {
+  /**
+   * Write only if the key is still at this `version` (what an earlier read returned);
+   * otherwise reject with `VersionConflictError` and write nothing.
+   */
+  expectedVersion?: number;
+}
+
+/** Options of {@link ApiKeyService.revoke}. */
+export interface RevokeApiKeyOptions {
+  /**
+   * Also revoke every key this one issued (`issuedById`), transitively. Default
+   * `false` here; the management routes default to `true`.
+   */
+  cascade?: boolean;
+  /**
+   * Revoke only if the key is still at this `version`; otherwise reject with
+   * `VersionConflictError`. The cascade is not pinned: issued keys are revoked as they are.
+   */
+  expectedVersion?: number;
 }
 
 /** Fields {@link ApiKeyService.update} may change. */
@@ -81,6 +113,12 @@ export interface RotateApiKeyOptions {
   gracePeriodMs?: number;
   /** Name of the new key. Default: the old key's name. */
   name?: string;
+  /**
+   * The key doing the rotation, recorded as the replacement's `issuedById` (the
+   * management routes pass the caller's). Default: the old key's `issuedById`, so a
+   * cascade from its issuer still reaches the replacement.
+   */
+  issuedById?: string | null;
 }
 
 /** A newly minted key: `key` is the plaintext, shown once and stored nowhere. */
@@ -129,6 +167,16 @@ type KeyEnvironment = string | null | typeof LEGACY;
 const SCOPE_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
 const HINT_PATTERN = /^[^\x00-\x1f\x7f]{1,64}$/;
+/** Most attempts of a write that retries on a version conflict (another writer moved the key). */
+const MAX_CONFLICT_RETRIES = 10;
+
+/** Fields each input accepts; anything else is refused, never silently dropped. */
+const ISSUE_FIELDS = ['ownerId', 'name', 'scopes', 'expiresAt', 'metadata', 'environment', 'policy', 'issuedById'];
+const IMPORT_FIELDS = [...ISSUE_FIELDS, 'createdAt'];
+const IMPORT_SOURCE_FIELDS = ['key', 'keyHash', 'hint'];
+const UPDATE_OPTION_FIELDS = ['expectedVersion'];
+const REVOKE_OPTION_FIELDS = ['cascade', 'expectedVersion'];
+
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Issues, verifies and manages API keys over the configured backend. */
@@ -166,8 +214,11 @@ export class ApiKeyService implements OnApplicationShutdown {
   /** Mints a key for `input.ownerId`. The plaintext is in the result and nowhere else. */
   async issue(input: IssueApiKeyInput): Promise<IssuedApiKey> {
     if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
+    assertKnownFields(input, ISSUE_FIELDS);
     const now = new Date();
-    const issued = await this.mint({ ...this.validateNewKey(input, now), rotatedFromId: null }, now);
+    const fields = this.validateNewKey(input, now);
+    await this.assertRoomFor(fields.ownerId);
+    const issued = await this.mint({ ...fields, rotatedFromId: null }, now);
     this.emit(() => ({ type: ApiKeyEventName.Issued, apiKey: { ...issued.apiKey }, at: now }));
     return issued;
   }
@@ -184,6 +235,8 @@ export class ApiKeyService implements OnApplicationShutdown {
   async import(source: ImportApiKeySource, input: ImportApiKeyInput): Promise<ApiKeyView> {
     if (source == null || typeof source !== 'object') throw new ApiKeyValidationError('source', 'must be { key } or { keyHash }');
     if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
+    assertKnownFields(source, IMPORT_SOURCE_FIELDS);
+    assertKnownFields(input, IMPORT_FIELDS);
     const now = new Date();
     let keyHash: string;
     let hint: string;
@@ -237,7 +290,9 @@ export class ApiKeyService implements OnApplicationShutdown {
       updatedAt: now,
       revokedAt: null,
       lastUsedAt: null,
+      version: 1,
     };
+    await this.assertRoomFor(record.ownerId);
     const stored = await this.backend.create(record);
     this.emit(() => ({ type: ApiKeyEventName.Imported, apiKey: toApiKeyView(stored), at: now }));
     return toApiKeyView(stored);
@@ -401,37 +456,155 @@ export class ApiKeyService implements OnApplicationShutdown {
     return count;
   }
 
-  /** Changes name, scopes, metadata or expiry. Throws `ApiKeyNotFoundError` for an unknown id. */
-  async update(id: string, changes: UpdateApiKeyInput): Promise<ApiKeyView> {
-    if (changes == null || typeof changes !== 'object') throw new ApiKeyValidationError('changes', 'must be an object');
-    const record = await this.require(id);
+  /**
+   * Changes only the given fields (name, scopes, metadata, expiry, policy), in one
+   * atomic store write: a concurrent update of other fields is never undone. With
+   * `expectedVersion`, writes only if the key is still at that version
+   * (`VersionConflictError` otherwise). Throws `ApiKeyNotFoundError` for an unknown id,
+   * and `ApiKeyValidationError` for an unknown field or no field at all.
+   */
+  async update(id: string, changes: UpdateApiKeyInput, options: UpdateApiKeyOptions = {}): Promise<ApiKeyView> {
+    if (changes == null || typeof changes !== 'object' || Array.isArray(changes)) {
+      throw new ApiKeyValidationError('changes', 'must be an object');
+    }
+    assertKnownFields(changes, UPDATABLE);
+    const given = UPDATABLE.filter((field) => changes[field] !== undefined);
+    if (given.length === 0) throw new ApiKeyValidationError('changes', `must set at least one of ${UPDATABLE.join(', ')}`);
+    const expectedVersion = this.validateUpdateOptions(options);
+    requireIdShape(id);
     const now = new Date();
-    if (changes.name !== undefined) record.name = this.validateName(changes.name);
-    if (changes.scopes !== undefined) record.scopes = this.validateScopes(changes.scopes);
-    if (changes.metadata !== undefined) record.metadata = this.validateMetadata(changes.metadata);
-    if (changes.expiresAt !== undefined) record.expiresAt = this.validateExpiry(changes.expiresAt, now);
-    if (changes.policy !== undefined) record.policy = keepCounterKey(validatePolicy(changes.policy), record.policy);
-    record.updatedAt = now;
-    const updated = await this.backend.update(record);
-    this.emit(() => ({
-      type: ApiKeyEventName.Updated,
-      apiKey: toApiKeyView(updated),
-      changed: UPDATABLE.filter((field) => changes[field] !== undefined),
-      at: now,
-    }));
+    const write: ApiKeyChanges = { updatedAt: now };
+    if (changes.name !== undefined) write.name = this.validateName(changes.name);
+    if (changes.scopes !== undefined) write.scopes = this.validateScopes(changes.scopes);
+    if (changes.metadata !== undefined) write.metadata = this.validateMetadata(changes.metadata);
+    if (changes.expiresAt !== undefined) write.expiresAt = this.validateExpiry(changes.expiresAt, now);
+    const policy = changes.policy === undefined ? undefined : validatePolicy(changes.policy);
+    let updated: ApiKey;
+    if (policy === undefined || policy === null || policy.counterKey !== undefined || !hasLimits(policy)) {
+      if (policy !== undefined) write.policy = policy;
+      updated = await this.writeChanges(id, write, expectedVersion);
+    } else {
+      // The new policy keeps the stored one's counter key, so the write depends on what
+      // is stored: pinned to the version read, and retried if another writer moved it.
+      updated = await this.withConflictRetry(id, expectedVersion, (current) => {
+        write.policy = keepCounterKey(policy, current.policy);
+        return write;
+      });
+    }
+    this.emit(() => ({ type: ApiKeyEventName.Updated, apiKey: toApiKeyView(updated), changed: given, at: now }));
     return toApiKeyView(updated);
   }
 
-  /** Revokes the key for good (soft delete). Revoking twice keeps the first `revokedAt`. */
-  async revoke(id: string): Promise<ApiKeyView> {
+  /**
+   * Revokes the key for good (soft delete). Revoking twice keeps the first
+   * `revokedAt` and emits once. With `cascade`, also revokes every key it issued
+   * (`issuedById`), transitively, each with an `api-key.revoked` event naming
+   * `cascadeOf`; a backend without `listByIssuer` is searched through the issuer's
+   * owner's keys, which hold every key a self-service key can mint.
+   */
+  async revoke(id: string, options: RevokeApiKeyOptions = {}): Promise<ApiKeyView> {
+    if (options == null || typeof options !== 'object') throw new ApiKeyValidationError('options', 'must be an object');
+    assertKnownFields(options, REVOKE_OPTION_FIELDS);
+    if (options.cascade !== undefined && typeof options.cascade !== 'boolean') {
+      throw new ApiKeyValidationError('cascade', 'must be a boolean');
+    }
+    const expectedVersion = this.validateUpdateOptions({ expectedVersion: options.expectedVersion });
     const record = await this.require(id);
-    if (record.revokedAt !== null) return toApiKeyView(record);
-    const now = new Date();
-    record.revokedAt = now;
-    record.updatedAt = now;
-    const revoked = await this.backend.update(record);
-    this.emit(() => ({ type: ApiKeyEventName.Revoked, apiKey: toApiKeyView(revoked), at: now }));
+    if (expectedVersion !== undefined && expectedVersion !== (record.version ?? 1)) {
+      throw new VersionConflictError(shownId(record.id), expectedVersion, record.version ?? 1);
+    }
+    const revoked = await this.revokeOne(record, undefined, expectedVersion !== undefined);
+    if (options.cascade === true) await revokeIssuedKeys(this.backend, record, (key) => this.revokeOne(key, record.id));
     return toApiKeyView(revoked);
+  }
+
+  /**
+   * Sets `revokedAt` unless it is set. Pinned to the version read, so that of racing
+   * revokes exactly one writes and emits; a conflict re-reads (done if another revoke
+   * won). Under a storm of other writes the pin could lose forever, and a revoke must
+   * never fail for that: after `MAX_CONFLICT_RETRIES` it writes unpinned (the store
+   * keeps the first `revokedAt`) and emits if its own `revokedAt` is the one stored.
+   */
+  private async revokeOne(record: ApiKey, cascadeOf: string | undefined, pinned = false): Promise<ApiKey> {
+    let current = record;
+    for (let attempt = 0; current.revokedAt === null; attempt++) {
+      const now = new Date();
+      const unpinned = !pinned && attempt >= MAX_CONFLICT_RETRIES;
+      let revoked: ApiKey;
+      try {
+        const options = unpinned ? undefined : { expectedVersion: current.version ?? 1 };
+        revoked = await this.backend.update(current.id, { revokedAt: now, updatedAt: now }, options);
+      } catch (error) {
+        if (pinned || !(error instanceof VersionConflictError)) throw this.shownError(error, current.id);
+        current = await this.require(current.id);
+        continue;
+      }
+      if (!unpinned || revoked.revokedAt?.getTime() === now.getTime()) {
+        this.emit(() => ({
+          type: ApiKeyEventName.Revoked,
+          apiKey: toApiKeyView(revoked),
+          at: now,
+          ...(cascadeOf === undefined ? {} : { cascadeOf }),
+        }));
+      }
+      return revoked;
+    }
+    return current;
+  }
+
+  /** One backend `update`, with errors that show only a minted id. */
+  private async writeChanges(id: string, changes: ApiKeyChanges, expectedVersion: number | undefined): Promise<ApiKey> {
+    try {
+      return await this.backend.update(id, changes, expectedVersion === undefined ? undefined : { expectedVersion });
+    } catch (error) {
+      throw this.shownError(error, id);
+    }
+  }
+
+  /**
+   * A write built from the stored record, pinned to its version. With the caller's
+   * `expectedVersion` a conflict is theirs to handle; without one, a conflict means
+   * another writer got in between, so read again and rebuild (bounded).
+   */
+  private async withConflictRetry(
+    id: string,
+    expectedVersion: number | undefined,
+    build: (current: ApiKey) => ApiKeyChanges | null,
+    initial?: ApiKey,
+  ): Promise<ApiKey> {
+    for (let attempt = 0; ; attempt++) {
+      const current = attempt === 0 && initial !== undefined ? initial : await this.require(id);
+      const version = current.version ?? 1;
+      if (expectedVersion !== undefined && version !== expectedVersion) {
+        throw new VersionConflictError(shownId(id), expectedVersion, version);
+      }
+      const changes = build(current);
+      if (changes === null) return current;
+      try {
+        return await this.backend.update(id, changes, { expectedVersion: version });
+      } catch (error) {
+        if (expectedVersion !== undefined || !(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) {
+          throw this.shownError(error, id);
+        }
+      }
+    }
+  }
+
+  /** A backend's not-found or conflict error again, naming only an id shaped like a minted one. */
+  private shownError(error: unknown, id: string): unknown {
+    if (error instanceof ApiKeyNotFoundError) return new ApiKeyNotFoundError(shownId(id));
+    if (error instanceof VersionConflictError) return new VersionConflictError(shownId(id), error.expectedVersion, error.actualVersion);
+    return error;
+  }
+
+  private validateUpdateOptions(options: UpdateApiKeyOptions): number | undefined {
+    if (options == null || typeof options !== 'object') throw new ApiKeyValidationError('options', 'must be an object');
+    assertKnownFields(options, UPDATE_OPTION_FIELDS);
+    const expected = options.expectedVersion;
+    if (expected !== undefined && (!Number.isSafeInteger(expected) || expected < 1)) {
+      throw new ApiKeyValidationError('expectedVersion', 'must be a positive integer');
+    }
+    return expected;
   }
 
   /**
@@ -465,6 +638,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (!Number.isSafeInteger(grace) || grace < 0) {
       throw new ApiKeyValidationError('gracePeriodMs', 'must be a non-negative integer of milliseconds');
     }
+    const issuedBy = options.issuedById === undefined ? undefined : validateIssuedById(options.issuedById);
     const old = await this.require(id);
     const now = new Date();
     const replacementId = replacementIdFor(old.id);
@@ -476,6 +650,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       if (replacement?.rotatedFromId === old.id) throw new ApiKeyAlreadyRotatedError(shownId(old.id), replacementId);
       throw new ApiKeyValidationError('id', revoked ? 'a revoked key cannot be rotated' : 'an expired key cannot be rotated');
     }
+    await this.assertRoomFor(old.ownerId);
     let issued: IssuedApiKey;
     try {
       issued = await this.mint(
@@ -490,6 +665,7 @@ export class ApiKeyService implements OnApplicationShutdown {
           environment: this.options.environments.includes(old.environment ?? null) ? (old.environment ?? null) : this.options.environment,
           // The replacement shares the old key's counters: rotating must not buy fresh credits.
           policy: old.policy && hasLimits(old.policy) ? { ...old.policy, counterKey: old.policy.counterKey ?? old.id } : old.policy,
+          issuedById: issuedBy === undefined ? (old.issuedById ?? null) : issuedBy,
         },
         now,
         replacementId,
@@ -505,11 +681,16 @@ export class ApiKeyService implements OnApplicationShutdown {
     // The grace period starts once the replacement exists, so a slow store does not
     // eat into the time clients have to switch over.
     const graceEnd = new Date(Date.now() + grace);
-    if (old.expiresAt === null || graceEnd < old.expiresAt) old.expiresAt = graceEnd;
-    old.updatedAt = now;
     let previous: ApiKey;
     try {
-      previous = await this.backend.update(old);
+      // Only `expiresAt` is written, pinned to the version read: a concurrent update of
+      // the old key (scopes, policy) is kept, and a moved expiry is re-read, never undone.
+      previous = await this.withConflictRetry(
+        old.id,
+        undefined,
+        ({ expiresAt }) => (expiresAt !== null && expiresAt <= graceEnd ? null : { expiresAt: graceEnd, updatedAt: now }),
+        old,
+      );
     } catch (error) {
       // The caller gets this error, not the new plaintext, so nobody can use the
       // replacement; left stored, it would refuse every retry as "already rotated".
@@ -538,7 +719,7 @@ export class ApiKeyService implements OnApplicationShutdown {
 
   /** Stores a new key under `id` (default a random UUID). */
   private async mint(
-    fields: Pick<ApiKey, 'ownerId' | 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'rotatedFromId' | 'environment' | 'policy'>,
+    fields: Pick<ApiKey, 'ownerId' | 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'rotatedFromId' | 'environment' | 'policy' | 'issuedById'>,
     now: Date,
     id?: string,
   ): Promise<IssuedApiKey> {
@@ -555,6 +736,7 @@ export class ApiKeyService implements OnApplicationShutdown {
         updatedAt: now,
         revokedAt: null,
         lastUsedAt: null,
+        version: 1,
       };
       try {
         const stored = await this.backend.create(record);
@@ -585,11 +767,17 @@ export class ApiKeyService implements OnApplicationShutdown {
     }
   }
 
+  /** Refuses one more key for an owner at `maxKeysPerOwner` (a count, then the write: see the option). */
+  private async assertRoomFor(ownerId: string): Promise<void> {
+    const max = this.options.maxKeysPerOwner;
+    if (max !== null && (await this.countByOwner(ownerId)) >= max) throw new ApiKeyLimitReachedError(max);
+  }
+
   private async require(id: string): Promise<ApiKey> {
     // Only an id shaped like the ones this service mints is echoed in the error: a
     // caller who passes a plaintext key where an id belongs must not see it in a 404
     // body or a log line.
-    if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ApiKeyNotFoundError(shownId(id));
+    requireIdShape(id);
     const record = await this.backend.getById(id);
     if (!record) throw new ApiKeyNotFoundError(shownId(id));
     return record;
@@ -628,6 +816,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       expiresAt: this.validateExpiry(input.expiresAt ?? null, now),
       environment: this.validateEnvironment(input.environment),
       policy: validatePolicy(input.policy),
+      issuedById: validateIssuedById(input.issuedById ?? null),
     };
   }
 
@@ -700,6 +889,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
       throw new ApiKeyValidationError('metadata', 'must be a plain object');
     }
+    assertMetadataShape(metadata, this.options.maxMetadataBytes);
     let json: string;
     try {
       json = JSON.stringify(metadata);
@@ -739,6 +929,30 @@ const UPDATABLE = ['name', 'scopes', 'metadata', 'expiresAt', 'policy'] as const
 function keepCounterKey(next: ApiKeyPolicy | null, current: ApiKeyPolicy | null): ApiKeyPolicy | null {
   if (next === null || next.counterKey !== undefined || current?.counterKey === undefined || !hasLimits(next)) return next;
   return { ...next, counterKey: current.counterKey };
+}
+
+/** Refuses an id no store could hold, before any store call; the error shows only a minted-shaped id. */
+function requireIdShape(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ApiKeyNotFoundError(shownId(id));
+}
+
+/** `issuedById` as given: `null`, or a key id (1-64 characters). */
+function validateIssuedById(value: unknown): string | null {
+  if (value === null) return null;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 64) {
+    throw new ApiKeyValidationError('issuedById', 'must be a key id (1-64 characters) or null');
+  }
+  return value;
+}
+
+/**
+ * Refuses any own field of `input` not in `allowed`, naming it: a misspelt or foreign
+ * field (`expiresIn`, `scope`) silently dropped would mint a key unlike the one asked for.
+ */
+function assertKnownFields(input: object, allowed: readonly string[]): void {
+  for (const field of Object.keys(input)) {
+    if (!allowed.includes(field)) throw new ApiKeyValidationError(field, 'is not a known field');
+  }
 }
 
 /** `id` as errors may show it: only ids shaped like the ones this service mints. */

@@ -25,27 +25,34 @@ export {
   type ImportApiKeySource,
   type IssueApiKeyInput,
   type IssuedApiKey,
+  type RevokeApiKeyOptions,
   type RotateApiKeyOptions,
   type RotatedApiKey,
   type UpdateApiKeyInput,
+  type UpdateApiKeyOptions,
 } from './api-key.service.js';
 export { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from './api-key.interface.js';
 export {
   ApiKeyAlreadyRotatedError,
   ApiKeyError,
   ApiKeyErrorCode,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,
   DuplicateApiKeyError,
+  VersionConflictError,
   type AuthenticationFailureCode,
 } from './api-key.errors.js';
 export {
   API_KEY_BACKEND,
   type ApiKeyBackend,
+  type ApiKeyChanges,
   type ApiKeyCursor,
   type ListByOwnerOptions,
+  type UpdateOptions,
 } from './backends/backend.interface.js';
+export { applyChanges, CHANGEABLE_FIELDS, type ChangeableField } from './backends/apply-changes.js';
 export { MemoryBackend } from './backends/memory.backend.js';
 export { ApiKeyOwner } from './decorators/api-key-owner.decorator.js';
 export { CurrentApiKey } from './decorators/current-api-key.decorator.js';

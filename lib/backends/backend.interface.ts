@@ -6,6 +6,20 @@ export interface ApiKeyCursor {
   id: string;
 }
 
+/** Fields `update` may change; every other field is immutable after create. */
+export type ApiKeyChanges = Partial<
+  Pick<ApiKey, 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'revokedAt' | 'policy'>
+> & {
+  /** Always given by the service: the write's time. */
+  updatedAt: Date;
+};
+
+/** Options of {@link ApiKeyBackend.update}. */
+export interface UpdateOptions {
+  /** Write only if the stored `version` equals this; otherwise reject with `VersionConflictError`. */
+  expectedVersion?: number;
+}
+
 /** Options for {@link ApiKeyBackend.listByOwner}. */
 export interface ListByOwnerOptions {
   /** Resume strictly after this position (keyset pagination). */
@@ -20,7 +34,7 @@ export interface ListByOwnerOptions {
  *
  * Guarantees each implementation must keep:
  * - Records go in and come out as copies: mutating a returned record, or one passed
- *   to `create`/`update` after the call, never changes what is stored.
+ *   to `create` (or the changes passed to `update`) after the call, never changes what is stored.
  * - Dates come back as `Date` instances with at least millisecond precision.
  * - Failures to reach the store throw `BackendUnavailableError` (or let the service's
  *   timeout turn them into one), never resolve as "not found".
@@ -43,15 +57,17 @@ export interface ApiKeyBackend {
   create(apiKey: ApiKey): Promise<ApiKey>;
 
   /**
-   * Replaces the stored record with the same id (every field but `id`, `keyHash` and
-   * `createdAt`, which never change) and resolves to it. Rejects with
-   * `ApiKeyNotFoundError` when no record has that id.
-   *
-   * Revocation is sticky: once a stored record has a `revokedAt`, no `update` clears or
-   * changes it, even one racing the revoke with a stale copy of the record. Likewise
-   * `lastUsedAt` never moves backwards.
+   * Applies `changes` to the stored record in one atomic store operation and resolves
+   * to the record as stored after it. Only the fields present in `changes` (own keys
+   * whose value is not `undefined`) are written; every other field keeps whatever the
+   * store holds at that instant, so concurrent updates of different fields both survive.
+   * `version` goes up by exactly 1. Rejects with `ApiKeyNotFoundError` for an unknown id,
+   * and with `VersionConflictError` (writing nothing) when `expectedVersion` is given and
+   * differs from the stored version.
+   * Revocation is sticky: when the stored `revokedAt` is set, a `revokedAt` change is
+   * ignored (the first one stays); the rest of the changes still apply.
    */
-  update(apiKey: ApiKey): Promise<ApiKey>;
+  update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey>;
 
   /** Removes the record and every index entry for it. Idempotent: deleting a missing id resolves. */
   delete(id: string): Promise<void>;
@@ -72,6 +88,13 @@ export interface ApiKeyBackend {
 
   /** Optional: the number of records of an owner, for paginated listings. */
   countByOwner?(ownerId: string): Promise<number>;
+
+  /**
+   * Optional: the records whose `issuedById` is `issuerId` (any order), streamed. Used by
+   * cascading revocation; without it the service falls back to scanning the issuer's
+   * owner (which covers every key a self-service key can mint) and says so in the docs.
+   */
+  listByIssuer?(issuerId: string): AsyncIterable<ApiKey>;
 }
 
 /** Injection token of the resolved backend; `@Inject(API_KEY_BACKEND)` or `@InjectApiKeyBackend()`. */

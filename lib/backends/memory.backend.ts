@@ -2,7 +2,8 @@ import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, DuplicateApiKeyError } from '../api-key.errors.js';
 import type { CachedLookup } from '../cache/cached-lookup.interface.js';
 import { snapshotApiKey, type CachedApiKey } from '../cache/l1-cache.js';
-import type { ApiKeyBackend, ListByOwnerOptions } from './backend.interface.js';
+import { applyChanges } from './apply-changes.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, UpdateOptions } from './backend.interface.js';
 import { compareByCursor, isAfterCursor } from './cursor.js';
 
 /**
@@ -20,6 +21,8 @@ export class MemoryBackend implements ApiKeyBackend, CachedLookup {
   private readonly snapshots = new Map<string, CachedApiKey>();
   private readonly idByHash = new Map<string, string>();
   private readonly idsByOwner = new Map<string, Set<string>>();
+  /** Ids of the keys each key issued (`issuedById` never changes after create). */
+  private readonly idsByIssuer = new Map<string, Set<string>>();
 
   /** Number of stored records. */
   get size(): number {
@@ -66,28 +69,31 @@ export class MemoryBackend implements ApiKeyBackend, CachedLookup {
     let owned = this.idsByOwner.get(stored.ownerId);
     if (!owned) this.idsByOwner.set(stored.ownerId, (owned = new Set()));
     owned.add(stored.id);
+    if (stored.issuedById != null) {
+      let issued = this.idsByIssuer.get(stored.issuedById);
+      if (!issued) this.idsByIssuer.set(stored.issuedById, (issued = new Set()));
+      issued.add(stored.id);
+    }
     return cloneApiKey(stored);
   }
 
-  async update(apiKey: ApiKey): Promise<ApiKey> {
-    const current = this.byId.get(apiKey.id);
-    if (!current) throw new ApiKeyNotFoundError(apiKey.id);
-    const next: ApiKey = {
-      ...cloneApiKey(apiKey),
-      keyHash: current.keyHash,
-      createdAt: current.createdAt,
-      revokedAt: current.revokedAt ?? (apiKey.revokedAt ? new Date(apiKey.revokedAt) : null),
-      lastUsedAt: latest(current.lastUsedAt, apiKey.lastUsedAt),
-    };
-    if (next.ownerId !== current.ownerId) {
-      this.idsByOwner.get(current.ownerId)?.delete(current.id);
-      let owned = this.idsByOwner.get(next.ownerId);
-      if (!owned) this.idsByOwner.set(next.ownerId, (owned = new Set()));
-      owned.add(next.id);
-    }
-    this.byId.set(next.id, next);
-    this.snapshots.delete(next.id);
+  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
+    const current = this.byId.get(id);
+    if (!current) throw new ApiKeyNotFoundError(id);
+    // No await between the read and the write: concurrent updates cannot interleave.
+    const next = applyChanges(current, changes, options);
+    this.byId.set(id, next);
+    this.snapshots.delete(id);
     return cloneApiKey(next);
+  }
+
+  async *listByIssuer(issuerId: string): AsyncIterable<ApiKey> {
+    // Snapshot ids, then re-read each: writes during iteration are safe.
+    const ids = [...(this.idsByIssuer.get(issuerId) ?? [])];
+    for (const id of ids) {
+      const current = this.byId.get(id);
+      if (current && current.issuedById === issuerId) yield cloneApiKey(current);
+    }
   }
 
   async delete(id: string): Promise<void> {
@@ -99,6 +105,11 @@ export class MemoryBackend implements ApiKeyBackend, CachedLookup {
     const owned = this.idsByOwner.get(current.ownerId);
     owned?.delete(id);
     if (owned?.size === 0) this.idsByOwner.delete(current.ownerId);
+    if (current.issuedById != null) {
+      const issued = this.idsByIssuer.get(current.issuedById);
+      issued?.delete(id);
+      if (issued?.size === 0) this.idsByIssuer.delete(current.issuedById);
+    }
   }
 
   async *listByOwner(ownerId: string, options: ListByOwnerOptions = {}): AsyncIterable<ApiKey> {
@@ -137,11 +148,6 @@ export class MemoryBackend implements ApiKeyBackend, CachedLookup {
     this.snapshots.clear();
     this.idByHash.clear();
     this.idsByOwner.clear();
+    this.idsByIssuer.clear();
   }
-}
-
-function latest(a: Date | null, b: Date | null): Date | null {
-  if (!a) return b ? new Date(b) : null;
-  if (!b) return a;
-  return a.getTime() >= b.getTime() ? a : new Date(b);
 }

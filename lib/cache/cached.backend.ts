@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
-import type { ApiKeyBackend, ListByOwnerOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
 import type { CachedLookup } from './cached-lookup.interface.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
 import { invalidationTag } from './invalidation-tag.js';
@@ -63,6 +63,8 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
   readonly cache: L1Cache;
   /** Optional in the contract, so present only when the primary has it. */
   readonly countByOwner?: (ownerId: string) => Promise<number>;
+  /** Optional in the contract, so present only when the primary has it; always fresh. */
+  readonly listByIssuer?: (issuerId: string) => AsyncIterable<ApiKey>;
   private readonly logger = new Logger('ApiAuth');
   private readonly bus: ApiKeyInvalidationBus | undefined;
   private readonly inflight = new Map<string, Promise<ApiKey | null>>();
@@ -86,6 +88,7 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     this.cache = new L1Cache(l1);
     this.bus = bus;
     if (primary.countByOwner) this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
+    if (primary.listByIssuer) this.listByIssuer = (issuerId) => primary.listByIssuer!(issuerId);
     if (this.bus) {
       this.unsubscribers.push(
         this.bus.subscribe((message) => {
@@ -131,13 +134,13 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     }
   }
 
-  async update(apiKey: ApiKey): Promise<ApiKey> {
+  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
     try {
-      return await this.primary.update(apiKey);
+      return await this.primary.update(id, changes, options);
     } finally {
       // The id finds the key wherever it is held. No tag: the key already existed, and
       // its create's tag dropped the entries that remembered its hash as unknown.
-      await this.invalidate({ ids: [apiKey.id] });
+      await this.invalidate({ ids: [id] });
     }
   }
 

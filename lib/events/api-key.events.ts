@@ -55,6 +55,11 @@ export interface ApiKeyRevokedEvent {
   type: typeof ApiKeyEventName.Revoked;
   apiKey: ApiKeyView;
   at: Date;
+  /**
+   * Set when this key was revoked by a cascade: the id of the key whose
+   * `revoke(id, { cascade: true })` started it. Absent for the key revoked directly.
+   */
+  cascadeOf?: string;
 }
 
 /** A key was deleted. Emitted only when a record existed. */

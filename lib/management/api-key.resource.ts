@@ -23,6 +23,10 @@ export interface ApiKeyResource {
   environment: string | null;
   /** Rate limits, quota and IP allowlist; `null` for none. */
   policy: ApiKeyPolicyResource | null;
+  /** Goes up by one with every change; single-key answers send it as `ETag: "<version>"`, for `If-Match`. */
+  version: number;
+  /** The key that issued this one through these routes, or `null`. Revoking that key revokes this one too. */
+  issuedById: string | null;
 }
 
 /** Body of `POST /` (201): the plaintext `key` appears here and in no other response. */
@@ -79,5 +83,7 @@ export function toApiKeyResource(view: ApiKeyView): ApiKeyResource {
     rotatedFromId: view.rotatedFromId,
     environment: view.environment ?? null,
     policy: toPolicyResource(view.policy ?? null),
+    version: view.version ?? 1,
+    issuedById: view.issuedById ?? null,
   };
 }

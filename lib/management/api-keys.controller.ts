@@ -5,6 +5,7 @@ import {
   ForbiddenException,
   Get,
   Header,
+  Headers,
   HttpCode,
   Inject,
   Param,
@@ -14,6 +15,7 @@ import {
   UnauthorizedException,
   UseFilters,
   UseGuards,
+  UseInterceptors,
   type Type,
 } from '@nestjs/common';
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
@@ -34,15 +36,26 @@ import {
   type IssuedApiKeyResource,
   type RotatedApiKeyResource,
 } from './api-key.resource.js';
+import { EntityTagInterceptor } from './entity-tag.interceptor.js';
+import { expectedVersionFromIfMatch } from './if-match.js';
+import { ManagementCallBounds } from './management-call-bounds.interceptor.js';
 import { ManagementExceptionFilter, type ManagementErrorBody } from './management-exception.filter.js';
 import {
   parseEmptyRequest,
   parseIssueRequest,
   parseListQuery,
+  parseRevokeQuery,
   parseRotateRequest,
   parseUpdateRequest,
   type ManagementLimits,
 } from './management.validation.js';
+import {
+  expiryForIssue,
+  refusalForExpiryChange,
+  refusalForScopes,
+  refusalForResult,
+  type SelfServiceRefusal,
+} from './self-service.rules.js';
 
 /** What the calling key may do here. */
 interface Caller {
@@ -51,6 +64,7 @@ interface Caller {
   scopes: readonly string[];
   environment: string | null;
   policy: ApiKeyPolicy | null;
+  expiresAt: Date | null;
   /** Holds the admin scope: every owner's keys, any scope. */
   admin: boolean;
 }
@@ -60,6 +74,11 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 function forbidden(code: string, message: string): ForbiddenException {
   const body: ManagementErrorBody = { statusCode: 403, error: 'Forbidden', code, message };
   return new ForbiddenException(body);
+}
+
+/** Throws the 403 of a self-service rule (lib/management/self-service.rules.ts) that refused. */
+function refuse(refusal: SelfServiceRefusal | null): void {
+  if (refusal !== null) throw forbidden(refusal.code, refusal.message);
 }
 
 /**
@@ -73,6 +92,7 @@ function forbidden(code: string, message: string): ForbiddenException {
  */
 @UseGuards(ApiKeyGuard)
 @UseFilters(ManagementExceptionFilter)
+@UseInterceptors(ManagementCallBounds, EntityTagInterceptor)
 export class ApiKeysController {
   private readonly limits: ManagementLimits;
 
@@ -109,11 +129,14 @@ export class ApiKeysController {
         throw forbidden('forbidden_environment', 'A self-service key can only issue keys in its own environment.');
       }
       // A key minted by a self-service caller lives under the caller's own limits, in
-      // its own environment: minting keys must not multiply a budget or shed an allowlist.
+      // its own environment, and no longer than the caller: minting keys must not
+      // multiply a budget, shed an allowlist or outlive the key that minted them.
       request.policy = inheritedPolicy(caller);
       request.environment = caller.environment ?? undefined;
+      request.expiresAt = expiryForIssue(request.expiresAt, caller);
+      refuse(refusalForResult(caller, { ...request, id: '', environment: caller.environment, expiresAt: request.expiresAt }));
     }
-    const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId });
+    const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId, issuedById: caller.id });
     return { key, apiKey: toApiKeyResource(issued) };
   }
 
@@ -143,18 +166,30 @@ export class ApiKeysController {
     @CurrentApiKey() apiKey: ApiKeyView | undefined,
     @Param('id') id: string,
     @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
     const caller = this.caller(apiKey);
     const changes = parseUpdateRequest(body, this.limits);
     const target = await this.load(caller, id);
-    // Renaming or extending a key that holds more than the caller is escalation too.
-    this.assertGrantable(caller, target.scopes);
-    if (changes.scopes) this.assertGrantable(caller, changes.scopes);
-    this.assertPolicyUntouched(caller, changes.policy);
-    return toApiKeyResource(await this.apiKeys.update(target.id, changes));
+    if (!caller.admin) {
+      // Managing a key more capable than the caller is escalation too, a rename included.
+      this.assertGrantable(caller, target.scopes);
+      if (changes.scopes) this.assertGrantable(caller, changes.scopes);
+      this.assertPolicyUntouched(caller, changes.policy);
+      if (changes.expiresAt !== undefined) refuse(refusalForExpiryChange(target.expiresAt, changes.expiresAt));
+      refuse(refusalForResult(caller, { ...target, ...changes }));
+    }
+    // Checked against the record as read above, so a self-service write is pinned to
+    // that read: a change in between (an admin shortening the expiry, say) is a 412,
+    // never silently undone.
+    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version) ?? (caller.admin ? undefined : target.version);
+    return toApiKeyResource(await this.apiKeys.update(target.id, changes, { expectedVersion }));
   }
 
-  /** Revokes the key for good. Revoking twice keeps the first `revokedAt`. */
+  /**
+   * Revokes the key for good, and (unless `?cascade=false`) every key it issued,
+   * transitively. Revoking twice keeps the first `revokedAt`.
+   */
   @Post(':id/revoke')
   @HttpCode(200)
   @Header('Cache-Control', 'no-store')
@@ -162,11 +197,16 @@ export class ApiKeysController {
     @CurrentApiKey() apiKey: ApiKeyView | undefined,
     @Param('id') id: string,
     @Body() body: unknown,
+    @Query() query: unknown,
+    @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
     const caller = this.caller(apiKey);
     parseEmptyRequest(body);
+    const { cascade } = parseRevokeQuery(query);
     const target = await this.load(caller, id);
-    return toApiKeyResource(await this.apiKeys.revoke(target.id));
+    if (!caller.admin) refuse(refusalForScopes(caller, target));
+    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version);
+    return toApiKeyResource(await this.apiKeys.revoke(target.id, { cascade, expectedVersion }));
   }
 
   /** Issues a replacement (plaintext in this response only); the old key lives for `gracePeriodMs`. */
@@ -181,9 +221,20 @@ export class ApiKeysController {
     const caller = this.caller(apiKey);
     const options = parseRotateRequest(body, this.limits);
     const target = await this.load(caller, id);
-    // The replacement carries the old key's scopes, and the caller receives its plaintext.
-    this.assertGrantable(caller, target.scopes);
-    const rotated = await this.apiKeys.rotate(target.id, options);
+    // The replacement carries the old key's scopes, environment, policy (on its counters)
+    // and expiry, and the caller receives its plaintext.
+    if (!caller.admin) refuse(refusalForResult(caller, target));
+    // A key that rotates itself hands its place to the replacement (same issuer), so
+    // revoking the old key at the end of the grace period does not cascade to it.
+    const issuedById = caller.id === target.id ? (target.issuedById ?? null) : caller.id;
+    const rotated = await this.apiKeys.rotate(target.id, { ...options, issuedById });
+    // Checked again on what was minted: the target may have changed since it was read.
+    // A replacement that fails the rules is deleted before anyone sees its plaintext.
+    const late = caller.admin ? null : refusalForResult(caller, rotated.apiKey);
+    if (late !== null) {
+      await this.apiKeys.delete(rotated.apiKey.id);
+      refuse(late);
+    }
     return { key: rotated.key, apiKey: toApiKeyResource(rotated.apiKey), previous: toApiKeyResource(rotated.previous) };
   }
 
@@ -192,7 +243,9 @@ export class ApiKeysController {
   @HttpCode(204)
   @Header('Cache-Control', 'no-store')
   async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
-    const target = await this.load(this.caller(apiKey), id);
+    const caller = this.caller(apiKey);
+    const target = await this.load(caller, id);
+    if (!caller.admin) refuse(refusalForScopes(caller, target));
     await this.apiKeys.delete(target.id);
   }
 
@@ -224,6 +277,7 @@ export class ApiKeysController {
       scopes: apiKey.scopes,
       environment: apiKey.environment ?? null,
       policy: apiKey.policy ?? null,
+      expiresAt: apiKey.expiresAt,
       admin,
     };
   }
@@ -237,11 +291,7 @@ export class ApiKeysController {
   }
 
   private assertGrantable(caller: Caller, scopes: readonly string[]): void {
-    if (caller.admin) return;
-    if (scopes.some((scope) => !caller.scopes.includes(scope))) {
-      // Naming the missing scopes would describe the caller's key; the rule is enough.
-      throw forbidden('scope_escalation', 'A self-service key can only grant, or manage keys with, scopes it holds itself.');
-    }
+    if (!caller.admin) refuse(refusalForScopes(caller, { scopes }));
   }
 
   /**

@@ -3,9 +3,11 @@ import { HttpAdapterHost } from '@nestjs/core';
 import {
   ApiKeyAlreadyRotatedError,
   ApiKeyError,
+  ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
   ApiKeyValidationError,
   BackendUnavailableError,
+  VersionConflictError,
 } from '../api-key.errors.js';
 import { safeErrorMessage } from '../safe-error-message.js';
 
@@ -13,7 +15,7 @@ import { safeErrorMessage } from '../safe-error-message.js';
 export interface ManagementErrorBody {
   statusCode: number;
   error: string;
-  /** Stable machine-readable code: `validation_failed`, `not_found`, `already_rotated`, `forbidden_owner`, `scope_escalation`, ... */
+  /** Stable machine-readable code: `validation_failed`, `not_found`, `already_rotated`, `version_conflict`, `forbidden_owner`, `scope_escalation`, ... */
   code: string;
   message: string;
   /** The request field at fault, for `validation_failed`. */
@@ -32,7 +34,8 @@ export const NOT_FOUND_BODY: ManagementErrorBody = Object.freeze({
 
 /**
  * Turns the service's plain errors into HTTP answers for the management routes:
- * validation 400, unknown id 404, a second rotation of a key 409, store down 503.
+ * validation 400, unknown id 404, a second rotation of a key 409, an `If-Match`
+ * (expected version) that no longer holds 412, store down 503.
  * The service stays transport-free; only this controller (and the guard) speak HTTP.
  */
 @Catch(ApiKeyError)
@@ -58,6 +61,15 @@ export class ManagementExceptionFilter implements ExceptionFilter<ApiKeyError> {
         message: 'This API key was already rotated; a key is rotated once.',
         replacementId: error.replacementId,
       };
+    } else if (error instanceof VersionConflictError) {
+      body = {
+        statusCode: 412,
+        error: 'Precondition Failed',
+        code: 'version_conflict',
+        message: `The API key is at version ${error.actualVersion}; read it again and retry.`,
+      };
+    } else if (error instanceof ApiKeyLimitReachedError) {
+      body = { statusCode: 409, error: 'Conflict', code: error.code, message: error.message };
     } else if (error instanceof BackendUnavailableError) {
       adapter.setHeader(response, 'Retry-After', '1');
       body = {

@@ -3,6 +3,7 @@ import { ApiKeyValidationError } from '../api-key.errors.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { validatePolicy } from '../policy/policy.validation.js';
 import { isEnvironmentName } from '../environments/environment.js';
+import { assertMetadataShape } from '../metadata/metadata-shape.js';
 
 /** Limits the management validators enforce, from the module and routes options. */
 export interface ManagementLimits {
@@ -19,7 +20,8 @@ export interface IssueRequest {
   ownerId?: string;
   name: string;
   scopes: string[];
-  expiresAt: Date | null;
+  /** Absent when the body names none (never expires, or for a self-service caller its own expiry); `null` when it asks for none. */
+  expiresAt?: Date | null;
   metadata: ApiKeyMetadata;
   /** Absent when the body names none: the service mints in the default environment. */
   environment?: string;
@@ -108,6 +110,8 @@ function metadata(value: unknown, limits: ManagementLimits): ApiKeyMetadata {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid('metadata', 'must be a JSON object');
   }
+  // Before stringifying: a body nested thousands deep overflows JSON.stringify's stack.
+  assertMetadataShape(value, limits.maxMetadataBytes);
   const bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
   if (bytes > limits.maxMetadataBytes) {
     throw invalid('metadata', `must be at most ${limits.maxMetadataBytes} bytes as JSON (got ${bytes})`);
@@ -145,7 +149,7 @@ export function parseIssueRequest(body: unknown, limits: ManagementLimits, now =
     ...(input.ownerId === undefined ? {} : { ownerId: text('ownerId', input.ownerId, OWNER_ID_MAX_LENGTH) }),
     name: text('name', input.name, NAME_MAX_LENGTH),
     scopes: scopes(input.scopes, limits),
-    expiresAt: input.expiresAt === undefined ? null : expiry(input.expiresAt, now),
+    ...(input.expiresAt === undefined ? {} : { expiresAt: expiry(input.expiresAt, now) }),
     metadata: input.metadata === undefined ? {} : metadata(input.metadata, limits),
     ...(input.environment === undefined ? {} : { environment: environment(input.environment) }),
     ...(input.policy === undefined ? {} : { policy: policy(input.policy) }),
@@ -183,6 +187,20 @@ export function parseRotateRequest(body: unknown, limits: ManagementLimits): Rot
 /** Validates a body that must carry nothing (`POST /:id/revoke`): absent or `{}`. */
 export function parseEmptyRequest(body: unknown): void {
   objectBody(body, [], true);
+}
+
+/** A validated `POST /:id/revoke` query. */
+export interface RevokeQuery {
+  /** Also revoke every key the target issued, transitively. */
+  cascade: boolean;
+}
+
+/** Validates the query of `POST /:id/revoke`: `cascade=true|false`, default `true`. */
+export function parseRevokeQuery(query: unknown): RevokeQuery {
+  const input = objectBody(query ?? {}, ['cascade'], true);
+  if (input.cascade === undefined) return { cascade: true };
+  if (input.cascade !== 'true' && input.cascade !== 'false') throw invalid('cascade', 'must be true or false, given once');
+  return { cascade: input.cascade === 'true' };
 }
 
 /** Validates the query of `GET /`. */

@@ -121,7 +121,7 @@ export function managementSchemas(
       additionalProperties: false,
       required: [
         'id', 'name', 'ownerId', 'hint', 'scopes', 'metadata', 'createdAt', 'updatedAt',
-        'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy',
+        'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy', 'version', 'issuedById',
       ],
       properties: {
         id: { type: 'string', format: 'uuid' },
@@ -141,6 +141,15 @@ export function managementSchemas(
           oas31,
         ),
         policy: nullableRef(MANAGEMENT_SCHEMAS.policy, 'Rate limits, quota and IP allowlist; `null` for none.', oas31),
+        version: {
+          type: 'integer',
+          minimum: 1,
+          description: 'Goes up by one with every change. Single-key answers send it as `ETag: "<version>"`; send that back in `If-Match`.',
+        },
+        issuedById: nullable(
+          { type: 'string', description: 'The key that issued this one through these routes; revoking it (cascade) revokes this one.' },
+          oas31,
+        ),
       },
     },
     [MANAGEMENT_SCHEMAS.policy]: policySchema(),
@@ -243,7 +252,7 @@ export function managementSchemas(
           description:
             'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, ' +
             'insufficient_scope, ip_not_allowed, environment_not_allowed, rate_limited, quota_exhausted, ' +
-            'backend_unavailable, not_found, already_rotated, forbidden_owner, scope_escalation, forbidden_policy, ' +
+            'backend_unavailable, not_found, already_rotated, version_conflict, forbidden_owner, scope_escalation, forbidden_policy, ' +
             'forbidden_environment.',
         },
         message: { type: 'string' },
@@ -299,6 +308,23 @@ const response = (description: string, schema?: Json, headers?: Json): Json => (
   ...(headers ? { headers } : {}),
 });
 const noStore = { 'Cache-Control': { schema: { type: 'string', enum: ['no-store'] } } };
+const withETag = {
+  ...noStore,
+  ETag: { schema: { type: 'string', example: '"3"' }, description: "The key's `version` as a strong entity tag; send it back in `If-Match`." },
+};
+const ifMatchParameter = {
+  name: 'If-Match',
+  in: 'header',
+  required: false,
+  schema: { type: 'string', example: '"3"' },
+  description:
+    'Write only if the key is still at this version: an `ETag` from an earlier answer, a comma list of them, or `*`. ' +
+    'Without it the write is still partial and atomic.',
+};
+const versionConflict = response(
+  'version_conflict: `If-Match` names a version the key no longer has; read it again and retry. Nothing was written.',
+  ref(MANAGEMENT_SCHEMAS.error),
+);
 const idParameter = {
   name: 'id',
   in: 'path',
@@ -317,7 +343,8 @@ const alreadyRotated = response(
 );
 const forbiddenOwner = response(
   'insufficient_scope: the key holds neither management scope; forbidden_owner / scope_escalation / forbidden_policy / ' +
-    'forbidden_environment: a self-service key reached past its own owner, scopes, policy or environment.',
+    'forbidden_environment / forbidden_expiry: a self-service key reached past its own owner, scopes, policy, environment ' +
+    'or expiry (see SECURITY.md, "Self-service rules").',
   ref(MANAGEMENT_SCHEMAS.error),
 );
 
@@ -334,7 +361,7 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
         summary: 'Issue an API key',
         description: 'Mints a key. The plaintext `key` is in this response and never again.',
         requestBody: body(MANAGEMENT_SCHEMAS.issueRequest, true),
-        responses: { 201: response('The new key, with its plaintext.', ref(MANAGEMENT_SCHEMAS.issued), noStore), 400: badRequest, 403: forbiddenOwner },
+        responses: { 201: response('The new key, with its plaintext.', ref(MANAGEMENT_SCHEMAS.issued), withETag), 400: badRequest, 403: forbiddenOwner },
       };
     case 'list':
       return {
@@ -356,22 +383,42 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
       return {
         summary: 'Get an API key',
         parameters: [idParameter],
-        responses: { 200: response('The key record.', resource, noStore), 404: notFound },
+        responses: { 200: response('The key record.', resource, withETag), 404: notFound },
       };
     case 'update':
       return {
         summary: 'Update an API key',
-        description: 'Changes name, scopes, metadata, expiry or policy (`null` removes an expiry or a policy).',
-        parameters: [idParameter],
+        description:
+          'Changes only the fields sent (name, scopes, metadata, expiry or policy; `null` removes an expiry or a policy), ' +
+          'in one atomic write: a concurrent change of other fields is kept.',
+        parameters: [idParameter, ifMatchParameter],
         requestBody: body(MANAGEMENT_SCHEMAS.updateRequest, true),
-        responses: { 200: response('The updated record.', resource, noStore), 400: badRequest, 403: forbiddenOwner, 404: notFound },
+        responses: {
+          200: response('The updated record.', resource, withETag),
+          400: badRequest,
+          403: forbiddenOwner,
+          404: notFound,
+          412: versionConflict,
+        },
       };
     case 'revoke':
       return {
         summary: 'Revoke an API key',
-        description: 'The key stops working at once, for good. Revoking twice keeps the first `revokedAt`.',
-        parameters: [idParameter],
-        responses: { 200: response('The revoked record.', resource, noStore), 400: badRequest, 404: notFound },
+        description:
+          'The key stops working at once, for good, and so (by default) does every key it issued, transitively. ' +
+          'Revoking twice keeps the first `revokedAt`.',
+        parameters: [
+          idParameter,
+          {
+            name: 'cascade',
+            in: 'query',
+            required: false,
+            schema: { type: 'boolean', default: true },
+            description: 'Also revoke every key this one issued (`issuedById`), and theirs. `false` revokes this key only.',
+          },
+          ifMatchParameter,
+        ],
+        responses: { 200: response('The revoked record.', resource, withETag), 400: badRequest, 404: notFound, 412: versionConflict },
       };
     case 'rotate':
       return {
@@ -383,7 +430,7 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
         parameters: [idParameter],
         requestBody: body(MANAGEMENT_SCHEMAS.rotateRequest, false),
         responses: {
-          201: response('The replacement, with its plaintext, and the old record.', ref(MANAGEMENT_SCHEMAS.rotated), noStore),
+          201: response('The replacement, with its plaintext, and the old record.', ref(MANAGEMENT_SCHEMAS.rotated), withETag),
           400: badRequest,
           403: forbiddenOwner,
           404: notFound,

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { ApiKey } from '../api-key.interface.js';
-import { ApiKeyNotFoundError, DuplicateApiKeyError } from '../api-key.errors.js';
+import { ApiKeyNotFoundError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
 
-type TestFn = (name: string, fn: () => Promise<void> | void, timeout?: number) => unknown;
+type TestFn = (name: string, fn: (context?: unknown) => Promise<void> | void, timeout?: number) => unknown;
 type HookFn = (fn: () => Promise<void> | void, timeout?: number) => unknown;
 
 /** The test runner's functions; Vitest, Jest and `node:test` all fit. */
@@ -23,6 +23,14 @@ export interface BackendConformanceOptions<B extends ApiKeyBackend = ApiKeyBacke
   destroy?: (backend: B) => void | Promise<void>;
   /** Concurrency used by the race tests. Default 50. */
   concurrency?: number;
+  /** Interleaved pairs of updates of different fields in the lost-update test. Default 200. */
+  updatePairs?: number;
+  /**
+   * Stores `record` the way a store written before `version` and `issuedById` existed
+   * holds it (without those fields). When given, the suite checks such a record reads
+   * as version 1 with no issuer, and updates from there.
+   */
+  storeLegacyRecord?: (backend: B, record: Omit<ApiKey, 'version' | 'issuedById'>) => Promise<void>;
 }
 
 /** A valid record with random id, hash and owner; override any field. */
@@ -44,8 +52,19 @@ export function makeApiKeyRecord(overrides: Partial<ApiKey> = {}): ApiKey {
     rotatedFromId: null,
     environment: null,
     policy: null,
+    version: 1,
+    issuedById: null,
     ...overrides,
   };
+}
+
+/**
+ * Marks a case that does not apply to this backend as skipped where the runner can
+ * (Vitest's test context has `skip`); elsewhere it simply passes.
+ */
+function skipped(context: unknown): void {
+  const skip = (context as { skip?: (note?: string) => void } | undefined)?.skip;
+  if (typeof skip === 'function') skip('not implemented by this backend');
 }
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
@@ -105,7 +124,7 @@ export function runBackendConformance<B extends ApiKeyBackend>(
       assertSameRecord(await backend.getById(record.id), record);
     });
 
-    it('stores environment and policy (JSON), updates them, and clears them back to null', async () => {
+    it('stores environment and policy (JSON), updates the policy, and clears it back to null', async () => {
       const policy = {
         rateLimits: [{ name: 'burst', limit: 5, windowMs: 1_000 }],
         quota: { limit: 1_000, refillIntervalMs: 86_400_000 },
@@ -117,17 +136,13 @@ export function runBackendConformance<B extends ApiKeyBackend>(
       assertSameRecord(await backend.getById(record.id), record);
       assertSameRecord(await backend.getByHash(record.keyHash), record);
 
-      const changed: ApiKey = {
-        ...record,
-        environment: 'test',
-        policy: { quota: { limit: 3 } },
-        updatedAt: new Date(record.updatedAt.getTime() + 1_000),
-      };
-      assertSameRecord(await backend.update(changed), changed);
+      const updatedAt = new Date(record.updatedAt.getTime() + 1_000);
+      const changed: ApiKey = { ...record, policy: { quota: { limit: 3 } }, updatedAt, version: 2 };
+      assertSameRecord(await backend.update(record.id, { policy: { quota: { limit: 3 } }, updatedAt }), changed);
       assertSameRecord(await backend.getByHash(record.keyHash), changed);
 
-      const cleared: ApiKey = { ...changed, environment: null, policy: null };
-      assertSameRecord(await backend.update(cleared), cleared);
+      const cleared: ApiKey = { ...changed, policy: null, version: 3 };
+      assertSameRecord(await backend.update(record.id, { policy: null, updatedAt }), cleared);
       assertSameRecord(await backend.getById(record.id), cleared);
     });
 
@@ -175,40 +190,121 @@ export function runBackendConformance<B extends ApiKeyBackend>(
       assert.equal((await backend.getByHash(record.keyHash))?.name, 'conformance key');
     });
 
-    it('updates every mutable field and ignores changes to keyHash and createdAt', async () => {
-      const record = makeApiKeyRecord();
+    it('stores version and issuedById as given at create', async () => {
+      const issuer = makeApiKeyRecord();
+      const record = makeApiKeyRecord({ ownerId: issuer.ownerId, issuedById: issuer.id, version: 1 });
+      assertSameRecord(await backend.create(record), record);
+      assertSameRecord(await backend.getById(record.id), record);
+      assertSameRecord(await backend.getByHash(record.keyHash), record);
+    });
+
+    it('updates only the given fields, bumps version by 1 and answers the stored record', async () => {
+      const record = makeApiKeyRecord({ expiresAt: new Date(Date.now() + 86_400_000), policy: { quota: { limit: 9 } } });
       await backend.create(record);
-      const changed: ApiKey = {
-        ...record,
-        name: 'renamed',
-        scopes: ['admin'],
-        metadata: { tier: 2 },
-        expiresAt: new Date(Date.now() + 3_600_000),
-        updatedAt: new Date(record.updatedAt.getTime() + 1_000),
-        keyHash: makeApiKeyRecord().keyHash,
-        createdAt: new Date(0),
-      };
-      const updated = await backend.update(changed);
-      const expected = { ...changed, keyHash: record.keyHash, createdAt: record.createdAt };
-      assertSameRecord(updated, expected);
+      const expiresAt = new Date(Date.now() + 3_600_000);
+      const updatedAt = new Date(record.updatedAt.getTime() + 1_000);
+      const changes = { name: 'renamed', scopes: ['admin'], metadata: { tier: 2 }, expiresAt, updatedAt };
+      const expected: ApiKey = { ...record, ...changes, version: 2 };
+      assertSameRecord(await backend.update(record.id, changes), expected);
       assertSameRecord(await backend.getById(record.id), expected);
       assertSameRecord(await backend.getByHash(record.keyHash), expected);
-      assert.equal(await backend.getByHash(changed.keyHash), null);
+
+      // Clearing to null, and leaving out (or passing undefined for) the rest.
+      const later = new Date(updatedAt.getTime() + 1_000);
+      const cleared: ApiKey = { ...expected, expiresAt: null, updatedAt: later, version: 3 };
+      assertSameRecord(await backend.update(record.id, { expiresAt: null, name: undefined, updatedAt: later }), cleared);
+      assertSameRecord(await backend.getByHash(record.keyHash), cleared);
+    });
+
+    it('keeps fields it was not given as another writer left them', async () => {
+      const record = makeApiKeyRecord({ metadata: { n: 0 } });
+      await backend.create(record);
+      const t = record.updatedAt;
+      await backend.update(record.id, { scopes: ['fewer'], policy: { quota: { limit: 1 } }, updatedAt: t });
+      // A writer that read the record before the first update, changing only metadata.
+      const after = await backend.update(record.id, { metadata: { n: 1 }, updatedAt: t });
+      assert.deepEqual(after.scopes, ['fewer']);
+      assert.deepEqual(after.policy, { quota: { limit: 1 } });
+      assert.deepEqual(after.metadata, { n: 1 });
+      assert.equal(after.version, 3);
+    });
+
+    it('does not bump version on recordUsage', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      const now = new Date();
+      assert.equal(await backend.recordUsage(record.id, now, now), true);
+      assert.equal((await backend.getById(record.id))?.version, 1);
+      assert.equal((await backend.update(record.id, { name: 'n', updatedAt: now })).version, 2);
+    });
+
+    it('with expectedVersion, writes only at that version; a conflict writes nothing', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      const t = record.updatedAt;
+      const first = await backend.update(record.id, { name: 'first', updatedAt: t }, { expectedVersion: 1 });
+      assert.equal(first.version, 2);
+      await assert.rejects(backend.update(record.id, { name: 'stale', revokedAt: new Date(), updatedAt: new Date() }, { expectedVersion: 1 }), (error: unknown) => {
+        assert.ok(error instanceof VersionConflictError, `expected VersionConflictError, got ${String(error)}`);
+        assert.equal(error.expectedVersion, 1);
+        assert.equal(error.actualVersion, 2);
+        return true;
+      });
+      assertSameRecord(await backend.getById(record.id), first);
+      assertSameRecord(await backend.getByHash(record.keyHash), first);
+      assert.equal((await backend.update(record.id, { name: 'second', updatedAt: t }, { expectedVersion: 2 })).version, 3);
+    });
+
+    it('of racing writers pinned to one version, exactly one wins', async () => {
+      const record = makeApiKeyRecord();
+      await backend.create(record);
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => backend.update(record.id, { name: `writer ${i}`, updatedAt: new Date() }, { expectedVersion: 1 })),
+      );
+      const won = results.filter((r) => r.status === 'fulfilled');
+      assert.equal(won.length, 1);
+      for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof VersionConflictError, String(r.reason));
+      const stored = await backend.getById(record.id);
+      assert.equal(stored?.version, 2);
+      assert.equal(stored?.name, (won[0] as PromiseFulfilledResult<ApiKey>).value.name);
     });
 
     it('rejects an update of a missing id with ApiKeyNotFoundError', async () => {
-      await assert.rejects(backend.update(makeApiKeyRecord()), ApiKeyNotFoundError);
+      await assert.rejects(backend.update(randomUUID(), { name: 'x', updatedAt: new Date() }), ApiKeyNotFoundError);
+      await assert.rejects(backend.update(randomUUID(), { name: 'x', updatedAt: new Date() }, { expectedVersion: 1 }), ApiKeyNotFoundError);
     });
 
-    it('never un-revokes: an update carrying revokedAt = null keeps the stored revocation', async () => {
+    it('keeps the first revokedAt: a later revokedAt is ignored, the rest of the update applies', async () => {
       const record = makeApiKeyRecord();
       await backend.create(record);
       const revokedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
-      await backend.update({ ...record, revokedAt });
-      const stale = await backend.update({ ...record, name: 'stale writer', revokedAt: null });
-      assert.deepEqual(stale.revokedAt, revokedAt);
+      const revoked = await backend.update(record.id, { revokedAt, updatedAt: revokedAt });
+      assert.deepEqual(revoked.revokedAt, revokedAt);
+      const again = await backend.update(record.id, { name: 'later writer', revokedAt: new Date(revokedAt.getTime() + 5_000), updatedAt: revokedAt });
+      assert.deepEqual(again.revokedAt, revokedAt);
+      assert.equal(again.name, 'later writer');
+      assert.equal(again.version, 3);
       assert.deepEqual((await backend.getByHash(record.keyHash))?.revokedAt, revokedAt);
-      assert.equal((await backend.getById(record.id))?.name, 'stale writer');
+    });
+
+    it('keeps both of concurrent updates of different fields, every time', async () => {
+      const pairs = options.updatePairs ?? 200;
+      const record = makeApiKeyRecord({ metadata: { n: -1 } });
+      await backend.create(record);
+      const lost: string[] = [];
+      for (let i = 0; i < pairs; i++) {
+        const t = new Date();
+        const scopes = [`scope-${i}`];
+        const [, b] = await Promise.all([
+          backend.update(record.id, { metadata: { n: i }, updatedAt: t }),
+          backend.update(record.id, { scopes, policy: { quota: { limit: i + 1 } }, expiresAt: new Date(t.getTime() + 3_600_000 + i), updatedAt: t }),
+        ]);
+        const stored = await backend.getById(record.id);
+        if (stored?.metadata.n !== i || stored.scopes[0] !== scopes[0] || stored.policy?.quota?.limit !== i + 1) lost.push(`pair ${i}`);
+        assert.ok(b.version >= 2 * i + 2);
+      }
+      assert.deepEqual(lost, [], 'no update may undo another');
+      assert.equal((await backend.getById(record.id))?.version, 1 + 2 * pairs);
     });
 
     it('deletes the record and its index entries; deleting again or a missing id resolves', async () => {
@@ -245,6 +341,23 @@ export function runBackendConformance<B extends ApiKeyBackend>(
       if (backend.countByOwner) assert.equal(await backend.countByOwner(ownerId), 7);
     });
 
+    it('lists the records a key issued (listByIssuer, when implemented), and forgets deleted ones', async (context?: unknown) => {
+      if (!backend.listByIssuer) return skipped(context);
+      const issuer = makeApiKeyRecord();
+      await backend.create(issuer);
+      const issued = Array.from({ length: 5 }, () => makeApiKeyRecord({ ownerId: issuer.ownerId, issuedById: issuer.id }));
+      for (const record of issued) await backend.create(record);
+      await backend.create(makeApiKeyRecord({ ownerId: issuer.ownerId }));
+      await backend.create(makeApiKeyRecord({ issuedById: randomUUID() }));
+      const ids = (records: ApiKey[]) => records.map((r) => r.id).sort();
+      const listed = await collect(backend.listByIssuer(issuer.id));
+      assert.deepEqual(ids(listed), ids(issued));
+      for (const record of listed) assertSameRecord(record, issued.find((r) => r.id === record.id)!);
+      await backend.delete(issued[0]!.id);
+      assert.deepEqual(ids(await collect(backend.listByIssuer(issuer.id))), ids(issued.slice(1)));
+      assert.deepEqual(await collect(backend.listByIssuer(randomUUID())), []);
+    });
+
     it('records usage only when lastUsedAt is null or older than staleBefore, touching nothing else', async () => {
       const record = makeApiKeyRecord();
       await backend.create(record);
@@ -269,9 +382,23 @@ export function runBackendConformance<B extends ApiKeyBackend>(
         const at = new Date(Date.now() + i);
         return backend.recordUsage(record.id, at, at);
       });
-      await Promise.all([...usage, backend.update({ ...record, revokedAt, updatedAt: revokedAt })]);
+      await Promise.all([...usage, backend.update(record.id, { revokedAt, updatedAt: revokedAt })]);
       const after = await backend.getByHash(record.keyHash);
       assert.ok(after?.revokedAt, 'the key must stay revoked');
+    });
+
+    it('reads a record stored before versions existed as version 1 without issuer, and updates it', async (context?: unknown) => {
+      if (!options.storeLegacyRecord) return skipped(context);
+      const { version: _version, issuedById: _issuedById, ...legacy } = makeApiKeyRecord();
+      await options.storeLegacyRecord(backend, legacy);
+      const expected: ApiKey = { ...legacy, version: 1, issuedById: null };
+      assertSameRecord(await backend.getById(legacy.id), expected);
+      assertSameRecord(await backend.getByHash(legacy.keyHash), expected);
+      assert.deepEqual((await collect(backend.listByOwner(legacy.ownerId))).map((r) => r.version), [1]);
+      await assert.rejects(backend.update(legacy.id, { name: 'x', updatedAt: legacy.updatedAt }, { expectedVersion: 2 }), VersionConflictError);
+      const updated = await backend.update(legacy.id, { name: 'renamed', updatedAt: legacy.updatedAt }, { expectedVersion: 1 });
+      assertSameRecord(updated, { ...expected, name: 'renamed', version: 2 });
+      assertSameRecord(await backend.getByHash(legacy.keyHash), { ...expected, name: 'renamed', version: 2 });
     });
 
     it('stores concurrent creates of distinct records, and exactly one of racing duplicates', async () => {

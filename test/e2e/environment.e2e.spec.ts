@@ -90,7 +90,9 @@ describe.each(ADAPTERS)('environments over %s', (adapter) => {
     it('refuses a record whose stored environment is not the one its prefix names', async () => {
       const testKey = await liveService.issue({ ownerId: 'env', name: 'tampered', environment: 'test' });
       const record = (await sharedBackend.getById(testKey.apiKey.id))!;
-      await sharedBackend.update({ ...record, environment: 'live' });
+      // The environment is fixed at create: tamper with the store directly.
+      await sharedBackend.delete(record.id);
+      await sharedBackend.create({ ...record, environment: 'live' });
       expect((await call(live.url, '/p/ping', testKey.key)).body.code).toBe('invalid_api_key');
       expect((await call(live.url, '/p/live', testKey.key)).body.code).toBe('invalid_api_key');
     });

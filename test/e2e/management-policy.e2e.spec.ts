@@ -9,8 +9,8 @@ const SELF = 'api-keys:self';
 /** A window far longer than any test, so counts never reset mid-test. */
 const MINUTE = 60_000;
 const RESOURCE_FIELDS = [
-  'createdAt', 'environment', 'expiresAt', 'hint', 'id', 'lastUsedAt', 'metadata', 'name', 'ownerId', 'policy',
-  'revokedAt', 'rotatedFromId', 'scopes', 'updatedAt',
+  'createdAt', 'environment', 'expiresAt', 'hint', 'id', 'issuedById', 'lastUsedAt', 'metadata', 'name', 'ownerId', 'policy',
+  'revokedAt', 'rotatedFromId', 'scopes', 'updatedAt', 'version',
 ];
 
 describe.each(ADAPTERS)('per-key policy over the key-management routes on %s', (adapter) => {

@@ -213,6 +213,7 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     // Headers a management route documents itself stay beside them.
     expect(Object.keys(op(document, 'post', '/v1/api-keys').responses['201'].headers).sort()).toEqual([
       'Cache-Control',
+      'ETag',
       'RateLimit-Limit',
       'RateLimit-Remaining',
       'RateLimit-Reset',
@@ -261,6 +262,17 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     expect(op(document, 'patch', '/v1/api-keys/{id}').requestBody.content['application/json'].schema).toEqual({
       $ref: '#/components/schemas/UpdateApiKeyRequest',
     });
+
+    // Versions: ETag on single-key answers, If-Match and 412 on PATCH and revoke, ?cascade= on revoke.
+    const patch = op(document, 'patch', '/v1/api-keys/{id}');
+    const revoke = op(document, 'post', '/v1/api-keys/{id}/revoke');
+    expect(patch.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toEqual(['path:id', 'header:If-Match']);
+    expect(revoke.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toEqual(['path:id', 'query:cascade', 'header:If-Match']);
+    expect(revoke.parameters[1].schema).toEqual({ type: 'boolean', default: true });
+    for (const operation of [patch, revoke]) expect(operation.responses['412'].description).toContain('version_conflict');
+    expect(Object.keys(op(document, 'get', '/v1/api-keys/{id}').responses['200'].headers)).toContain('ETag');
+    expect(schemas.ApiKey.required).toEqual(expect.arrayContaining(['version', 'issuedById']));
+    expect(schemas.ApiKey.properties.version).toMatchObject({ type: 'integer', minimum: 1 });
   });
 
   it('describes policy and environment on requests and responses (3.0 dialect), never counterKey', () => {

@@ -155,7 +155,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     expect((await two.service.authenticate(key)).ok).toBe(true);
     expect(two.backend.peekByHash(keyHash)).toBeDefined();
     // What a not-yet-upgraded instance sends after revoking the key in the shared store.
-    await primary.update({ ...(await primary.getById(apiKey.id))!, revokedAt: new Date() });
+    await primary.update(apiKey.id, { revokedAt: new Date(), updatedAt: new Date() });
     await admin.publish(two.bus.channel, JSON.stringify({ v: 1, o: 'old-instance', i: [apiKey.id], h: [keyHash] }));
     await waitFor(() => two.backend.peekByHash(keyHash) === undefined, 1_000);
     expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });

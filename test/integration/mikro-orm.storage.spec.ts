@@ -156,7 +156,7 @@ describe('MikroOrmBackend statements', () => {
     let updated: ApiKey;
     try {
       // A stale writer: no revocation, an older lastUsedAt.
-      updated = await backend.update({ ...record, name: 'stale', lastUsedAt: new Date(0) });
+      updated = await backend.update(record.id, { name: 'stale', updatedAt: new Date() });
     } finally {
       capture.stop();
     }
@@ -255,7 +255,7 @@ describe('MikroOrmBackend inputs and errors', () => {
     expect(await backend.getById('not-a-uuid')).toBeNull();
     expect(await backend.recordUsage('not-a-uuid', new Date(), new Date())).toBe(false);
     await expect(backend.delete('not-a-uuid')).resolves.toBeUndefined();
-    await expect(backend.update(makeApiKeyRecord({ id: 'not-a-uuid' }))).rejects.toThrow(ApiKeyNotFoundError);
+    await expect(backend.update('not-a-uuid', { name: 'x', updatedAt: new Date() })).rejects.toThrow(ApiKeyNotFoundError);
     await expect(backend.create(makeApiKeyRecord({ id: 'not-a-uuid' }))).rejects.toThrow(ApiKeyValidationError);
   });
 
@@ -286,7 +286,7 @@ describe('MikroOrmBackend inputs and errors', () => {
         () => unreachable.getByHash(record.keyHash),
         () => unreachable.getById(record.id),
         () => unreachable.create(record),
-        () => unreachable.update(record),
+        () => unreachable.update(record.id, { name: 'x', updatedAt: new Date() }),
         () => unreachable.delete(record.id),
         () => unreachable.recordUsage(record.id, new Date(), new Date()),
         () => unreachable.countByOwner(record.ownerId),

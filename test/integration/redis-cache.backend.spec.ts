@@ -68,6 +68,7 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
         disposables.push(backend);
         return backend;
       },
+      storeLegacyRecord: async (backend, record) => void (await backend.primary.create(record as ApiKey)),
     },
   );
 
@@ -157,7 +158,7 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
     // Another instance's revoke, caught between its primary write and its invalidation:
     // the primary says revoked, the shared cache still holds the valid record.
     const current = (await primary.getById(apiKey.id))!;
-    await primary.update({ ...current, revokedAt: new Date(), updatedAt: new Date() });
+    await primary.update(current.id, { revokedAt: new Date(), updatedAt: new Date() });
     expect((await service.authenticate(key)).ok).toBe(true);
 
     // This instance's revoke finds the key revoked and writes nothing to the primary...
@@ -208,7 +209,7 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
     const staleRead = backend.getByHash(record.keyHash); // reads the unrevoked record, then waits
     await new Promise((resolve) => setTimeout(resolve, 50));
     const revokedAt = new Date();
-    await backend.update({ ...record, revokedAt, updatedAt: revokedAt });
+    await backend.update(record.id, { revokedAt, updatedAt: revokedAt });
     gated.gate = null;
     const setsBefore = counts.set;
     release();
@@ -290,7 +291,7 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
     });
     const record = makeApiKeyRecord();
     await backend.create(record);
-    await backend.update({ ...record, name: 'renamed' });
+    await backend.update(record.id, { name: 'renamed', updatedAt: new Date() });
     await backend.delete(record.id);
     await backend.delete(record.id); // already gone: nothing to invalidate
     expect(seen).toEqual(Array.from({ length: 3 }, () => ({ ids: [record.id], hashes: [record.keyHash] })));

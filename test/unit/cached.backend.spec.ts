@@ -124,11 +124,11 @@ describe('CachedBackend', () => {
     expect((await backend.getByHash(record.keyHash))?.id).toBe(record.id);
 
     const revokedAt = new Date();
-    await backend.update({ ...record, revokedAt, updatedAt: revokedAt });
+    await backend.update(record.id, { revokedAt, updatedAt: revokedAt });
     expect(backend.peekByHash(record.keyHash)).toBeUndefined();
     expect((await backend.getByHash(record.keyHash))?.revokedAt).toEqual(revokedAt);
 
-    await backend.update({ ...record, name: 'renamed', revokedAt });
+    await backend.update(record.id, { name: 'renamed', revokedAt, updatedAt: new Date() });
     expect((await backend.getByHash(record.keyHash))?.name).toBe('renamed');
 
     await backend.delete(record.id);
@@ -145,7 +145,7 @@ describe('CachedBackend', () => {
     await new Promise((r) => setImmediate(r));
     primary.gate = null;
     const revokedAt = new Date();
-    await backend.update({ ...record, revokedAt }); // ...which is revoked before it returns
+    await backend.update(record.id, { revokedAt, updatedAt: new Date() }); // ...which is revoked before it returns
     gate.resolve();
     expect((await slowRead)?.revokedAt).toBeNull();
     // The stale answer went to its caller only; the cache asks again.
@@ -192,7 +192,7 @@ describe('CachedBackend over an invalidation bus', () => {
     const backend = new CachedBackend(new MemoryBackend(), { bus });
     const record = await backend.create(makeApiKeyRecord());
     await backend.getByHash(record.keyHash);
-    await backend.update({ ...record, name: 'x' });
+    await backend.update(record.id, { name: 'x', updatedAt: new Date() });
     await backend.delete(record.id);
     expect(sent.map((m) => [m.ids, m.tags])).toEqual([
       [[record.id], [invalidationTag(record.keyHash)]],
@@ -285,7 +285,7 @@ describe('CachedBackend over an invalidation bus', () => {
     const two = new CachedBackend(primary, { bus, ttl: 60_000 });
     const record = await one.create(makeApiKeyRecord());
     expect((await two.getByHash(record.keyHash))?.revokedAt).toBeNull();
-    await one.update({ ...record, revokedAt: new Date() });
+    await one.update(record.id, { revokedAt: new Date(), updatedAt: new Date() });
     expect(two.peekByHash(record.keyHash)).toBeUndefined();
     expect((await two.getByHash(record.keyHash))?.revokedAt).toBeInstanceOf(Date);
   });
@@ -325,7 +325,7 @@ describe('CachedBackend over an invalidation bus', () => {
     };
     const backend = new CachedBackend(new MemoryBackend(), { bus: failing });
     const record = await backend.create(makeApiKeyRecord());
-    const updated = await backend.update({ ...record, name: 'still written' });
+    const updated = await backend.update(record.id, { name: 'still written', updatedAt: new Date() });
     expect(updated.name).toBe('still written');
     expect(warn).toHaveBeenCalledTimes(1);
     const text = String(warn.mock.calls[0]![0]);
@@ -339,7 +339,7 @@ function primaryMethods(backend: MemoryBackend): ApiKeyBackend {
     getByHash: (h) => backend.getByHash(h),
     getById: (id) => backend.getById(id),
     create: (r) => backend.create(r),
-    update: (r) => backend.update(r),
+    update: (id, changes, options) => backend.update(id, changes, options),
     delete: (id) => backend.delete(id),
     listByOwner: (o, opts) => backend.listByOwner(o, opts),
     recordUsage: (id, at, stale) => backend.recordUsage(id, at, stale),

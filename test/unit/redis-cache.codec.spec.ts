@@ -35,6 +35,20 @@ describe('Redis cache entry codec', () => {
     expect(decodeRedisCacheEntry(raw, unicode.keyHash)!.record).toEqual(unicode);
   });
 
+  it('round-trips version and issuedById, and reads an entry written before them as version 1 without issuer', () => {
+    const versioned = { ...record, version: 7, issuedById: 'issuer-id' };
+    expect(decodeRedisCacheEntry(encodeRedisCacheEntry({ ...entry, record: versioned }), record.keyHash)!.record).toEqual(versioned);
+    const wire = JSON.parse(encodeRedisCacheEntry({ ...entry, record: versioned })) as { r: Record<string, unknown> };
+    delete wire.r.ve;
+    delete wire.r.ib;
+    expect(decodeRedisCacheEntry(JSON.stringify(wire), record.keyHash)!.record).toEqual({ ...versioned, version: 1, issuedById: null });
+    for (const [field, value] of [['ve', 0], ['ve', '2'], ['ve', 1.5], ['ib', 3]] as const) {
+      const bad = JSON.parse(encodeRedisCacheEntry(entry)) as { r: Record<string, unknown> };
+      bad.r[field] = value;
+      expect(decodeRedisCacheEntry(JSON.stringify(bad), record.keyHash), `${field}: ${String(value)}`).toBeUndefined();
+    }
+  });
+
   it('never writes the key hash', () => {
     expect(encodeRedisCacheEntry(entry)).not.toContain(record.keyHash);
   });

@@ -55,6 +55,9 @@ export function createApiKeyEntity(options: ApiKeyEntityOptions = {}): EntitySch
       rotatedFromId: { type: 'uuid', fieldName: 'rotated_from_id', nullable: true },
       environment: { type: 'string', length: 16, fieldName: 'environment', nullable: true },
       policy: { type: 'json', fieldName: 'policy', nullable: true },
+      // Placeholders until the 18stack branch adds the columns (not persisted here).
+      version: { type: 'integer', persist: false },
+      issuedById: { type: 'string', nullable: true, persist: false },
     },
     uniques: [{ name: names.keyHashUnique, properties: ['keyHash'] }],
     indexes: [{ name: names.ownerIndex, properties: ['ownerId', 'createdAt', 'id'] }],

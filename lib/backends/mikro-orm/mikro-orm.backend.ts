@@ -3,7 +3,8 @@ import type { Knex } from '@mikro-orm/postgresql';
 import { Logger } from '@nestjs/common';
 import type { ApiKey } from '../../api-key.interface.js';
 import { ApiKeyNotFoundError, ApiKeyValidationError, BackendUnavailableError } from '../../api-key.errors.js';
-import type { ApiKeyBackend, ApiKeyCursor, ListByOwnerOptions } from '../backend.interface.js';
+import { applyChanges } from '../apply-changes.js';
+import type { ApiKeyBackend, ApiKeyChanges, ApiKeyCursor, ListByOwnerOptions, UpdateOptions } from '../backend.interface.js';
 import { ADDED_COLUMNS, API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
 import {
   resolveMikroOrmBackendOptions,
@@ -123,7 +124,18 @@ export class MikroOrmBackend implements ApiKeyBackend {
     return toApiKey(rows[0]!);
   }
 
-  async update(apiKey: ApiKey): Promise<ApiKey> {
+  /**
+   * Interim adapter to the partial-update contract (read, apply, write back): NOT
+   * atomic. The 18stack branch replaces it with a single conditional statement.
+   */
+  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
+    if (!isUuid(id)) throw new ApiKeyNotFoundError(id);
+    const current = await this.getById(id);
+    if (!current) throw new ApiKeyNotFoundError(id);
+    return this.writeBack(applyChanges(current, changes, options));
+  }
+
+  private async writeBack(apiKey: ApiKey): Promise<ApiKey> {
     if (!isUuid(apiKey.id)) throw new ApiKeyNotFoundError(apiKey.id);
     if (apiKey.rotatedFromId !== null) requireUuid('rotatedFromId', apiKey.rotatedFromId);
     const { rows } = await this.query<ApiKeyRow>(this.sql.update, [
@@ -316,6 +328,8 @@ function toApiKey(row: ApiKeyRow): ApiKey {
     rotatedFromId: row.rotated_from_id,
     environment: row.environment,
     policy: row.policy as ApiKey['policy'],
+    version: 1,
+    issuedById: null,
   };
 }
 

@@ -1,7 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { cloneApiKey, type ApiKey } from '../../api-key.interface.js';
-import type { ApiKeyBackend, ListByOwnerOptions } from '../backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, UpdateOptions } from '../backend.interface.js';
 import { SingleFlight } from '../single-flight.js';
 import { RedisCacheCircuit, RedisCacheFailure } from './redis-cache.circuit.js';
 import { decodeRedisCacheEntry, encodeRedisCacheEntry } from './redis-cache.codec.js';
@@ -54,6 +54,8 @@ export class RedisCacheBackend implements ApiKeyBackend {
   readonly primary: ApiKeyBackend;
   /** Present only when the primary has it, so callers keep their "optional method" path. */
   readonly countByOwner?: (ownerId: string) => Promise<number>;
+  /** Present only when the primary has it; always from the primary. */
+  readonly listByIssuer?: (issuerId: string) => AsyncIterable<ApiKey>;
   private readonly cache: RedisCacheManager;
   private readonly settings: ResolvedRedisCacheOptions;
   private readonly logger: LoggerService;
@@ -73,6 +75,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
     this.probeKey = redisCacheProbeKey(this.settings.namespace, randomBytes(9).toString('base64url'));
     const primary = options.primary;
     if (typeof primary.countByOwner === 'function') this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
+    if (typeof primary.listByIssuer === 'function') this.listByIssuer = (issuerId) => primary.listByIssuer!(issuerId);
     if ((this.cache.stores?.length ?? 1) > 1) {
       // A per-process store in the list would keep entries that other instances' writes cannot reach.
       this.logger.warn(
@@ -135,8 +138,8 @@ export class RedisCacheBackend implements ApiKeyBackend {
     return created;
   }
 
-  async update(apiKey: ApiKey): Promise<ApiKey> {
-    const updated = await this.primary.update(apiKey);
+  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
+    const updated = await this.primary.update(id, changes, options);
     await this.invalidate(updated.keyHash, updated.id);
     return updated;
   }

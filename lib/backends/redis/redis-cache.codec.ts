@@ -42,6 +42,10 @@ interface WireRecord {
   en?: string | null;
   /** policy; likewise. */
   po?: ApiKeyPolicy | null;
+  /** version; absent in entries written before it existed, read as 1. */
+  ve?: number;
+  /** issuedById; likewise, read as null. */
+  ib?: string | null;
 }
 
 const time = (date: Date | null): number | null => (date === null ? null : date.getTime());
@@ -75,6 +79,8 @@ export function encodeRedisCacheEntry(entry: RedisCacheEntry): string {
             p: record.rotatedFromId,
             en: record.environment ?? null,
             po: record.policy ?? null,
+            ve: record.version ?? 1,
+            ib: record.issuedById ?? null,
           },
   };
   // ASCII, as RedisBackend stores its records: every hint holds an ellipsis, and a
@@ -124,7 +130,9 @@ function decodeRecord(r: unknown, keyHash: string): ApiKey | undefined {
     !isOptionalTime(w.l) ||
     (w.p !== null && typeof w.p !== 'string') ||
     (w.en !== undefined && w.en !== null && typeof w.en !== 'string') ||
-    (w.po !== undefined && w.po !== null && (typeof w.po !== 'object' || Array.isArray(w.po)))
+    (w.po !== undefined && w.po !== null && (typeof w.po !== 'object' || Array.isArray(w.po))) ||
+    (w.ve !== undefined && (!Number.isSafeInteger(w.ve) || w.ve < 1)) ||
+    (w.ib !== undefined && w.ib !== null && typeof w.ib !== 'string')
   ) {
     return undefined;
   }
@@ -144,6 +152,8 @@ function decodeRecord(r: unknown, keyHash: string): ApiKey | undefined {
     rotatedFromId: w.p,
     environment: w.en ?? null,
     policy: w.po ?? null,
+    version: w.ve ?? 1,
+    issuedById: w.ib ?? null,
   };
 }
 

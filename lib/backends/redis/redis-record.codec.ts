@@ -12,8 +12,11 @@ import { asciiJson } from './ascii-json.js';
  * into `{}`).
  */
 
-/** Fields `update` may change; `id`, `keyHash` and `createdAt` never change. */
-export const MUTABLE_FIELDS = [
+/**
+ * The record fields after `id`, `keyHash` and `createdAt`, in the order of the stored
+ * array as first laid out. Never reorder: stored records depend on it.
+ */
+const ORIGINAL_FIELDS = [
   'name',
   'ownerId',
   'hint',
@@ -27,6 +30,13 @@ export const MUTABLE_FIELDS = [
   'environment',
   'policy',
 ] as const;
+
+/**
+ * Fields appended to the stored array after the owner entry, later than the original
+ * layout. A record written before them is shorter and decodes them as their defaults
+ * (`version` 1, `issuedById` null); the update script fills them in on its next write.
+ */
+const ADDED_FIELDS = ['version', 'issuedById'] as const;
 
 /**
  * Hash field holding the record's member in its owner's sorted set. Stored so scripts
@@ -80,40 +90,44 @@ function encodeField(record: ApiKey, field: Field): string | null {
       return record.environment ?? null;
     case 'policy':
       return record.policy ? JSON.stringify(record.policy) : null;
+    case 'version':
+      return String(record.version ?? 1);
+    case 'issuedById':
+      return record.issuedById ?? null;
     default:
       return String(record[field]);
   }
 }
 
-/** `[field, value, ...]` for the given fields, leaving out those that are null. */
-export function encodeFields(record: ApiKey, fields: readonly Field[]): string[] {
+/**
+ * `[field, value, ...]` for an update's changes (`updatedAt` included), each value
+ * tagged: `s<text>` for a value, `n` for null, so the script can clear a field.
+ */
+export function encodeChanges(changes: Partial<ApiKey>, fields: readonly Field[]): string[] {
   const out: string[] = [];
   for (const field of fields) {
-    const value = encodeField(record, field);
-    if (value !== null) out.push(field, wellFormed(value));
+    const value = encodeField(changes as ApiKey, field);
+    out.push(field, value === null ? 'n' : `s${wellFormed(value)}`);
   }
   return out;
 }
 
 /**
- * Every stored record field, in the order of the stored array (the owner entry is
- * bookkeeping, not part of the record).
+ * Every stored record field of the original layout, in the order of the stored array
+ * (the owner entry is bookkeeping, not part of the record).
  */
-const RECORD_FIELDS = ['id', 'keyHash', 'createdAt', ...MUTABLE_FIELDS] as const;
-/** The stored array's fields: the record's, then its owner entry. */
-export const STORED_FIELDS = [...RECORD_FIELDS, OWNER_ENTRY_FIELD] as const;
+const RECORD_FIELDS = ['id', 'keyHash', 'createdAt', ...ORIGINAL_FIELDS] as const;
+/** The stored array's fields: the original record's, its owner entry, then the added fields. */
+export const STORED_FIELDS = [...RECORD_FIELDS, OWNER_ENTRY_FIELD, ...ADDED_FIELDS] as const;
+/** Length of a record stored before {@link ADDED_FIELDS} existed. */
+const ORIGINAL_LENGTH = RECORD_FIELDS.length + 1;
 
 type StoredField = (typeof STORED_FIELDS)[number];
 /** Each field's position in the stored array, so decoding does not depend on the order. */
 const AT = Object.fromEntries(STORED_FIELDS.map((field, index) => [field, index])) as Record<StoredField, number>;
 
-/**
- * Lua for the scripts: `P.<field>`, the field's (1-based) position in the stored array,
- * and `MUTABLE`, the fields `update` replaces.
- */
-export const LUA_FIELD_POSITIONS =
-  `local P = { ${STORED_FIELDS.map((field, index) => `${field} = ${index + 1}`).join(', ')} }\n` +
-  `local MUTABLE = { ${MUTABLE_FIELDS.map((field) => `'${field}'`).join(', ')} }\n`;
+/** Lua for the scripts: `P.<field>`, the field's (1-based) position in the stored array. */
+export const LUA_FIELD_POSITIONS = `local P = { ${STORED_FIELDS.map((field, index) => `${field} = ${index + 1}`).join(', ')} }\n`;
 
 /** A new record as it is stored, owner entry included. */
 export function encodeStoredRecord(record: ApiKey): string {
@@ -148,7 +162,9 @@ export function decodeStoredRecord(reply: unknown): ApiKey | null {
   if (reply === null || reply === undefined) return null;
   try {
     const values = JSON.parse(String(reply)) as unknown;
-    if (!Array.isArray(values) || values.length !== STORED_FIELDS.length) throw new UnreadableRecordError();
+    if (!Array.isArray(values) || (values.length !== STORED_FIELDS.length && values.length !== ORIGINAL_LENGTH)) {
+      throw new UnreadableRecordError();
+    }
     return decodeValues(values);
   } catch {
     // Not the parser's message: it quotes the text it choked on, a key hash included.
@@ -165,6 +181,12 @@ function date(value: unknown): Date {
   const ms = typeof value === 'string' ? Number(value) : Number.NaN;
   if (!Number.isFinite(ms)) throw new UnreadableRecordError();
   return new Date(ms);
+}
+
+function version(value: unknown): number {
+  const n = typeof value === 'string' ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UnreadableRecordError();
+  return n;
 }
 
 function optionalDate(value: unknown): Date | null {
@@ -196,6 +218,8 @@ const LAST_USED_AT = AT.lastUsedAt;
 const ROTATED_FROM_ID = AT.rotatedFromId;
 const ENVIRONMENT = AT.environment;
 const POLICY = AT.policy;
+const VERSION = AT.version;
+const ISSUED_BY_ID = AT.issuedById;
 
 /** A record from the stored array, in `STORED_FIELDS` order. */
 function decodeValues(values: readonly unknown[]): ApiKey {
@@ -220,5 +244,8 @@ function decodeValues(values: readonly unknown[]): ApiKey {
     rotatedFromId: text(values[ROTATED_FROM_ID]) ?? null,
     environment: text(values[ENVIRONMENT]) ?? null,
     policy: policy === undefined ? null : (JSON.parse(policy) as ApiKey['policy']),
+    // Absent (undefined) in a record stored before versions existed.
+    version: values[VERSION] === undefined ? 1 : version(values[VERSION]),
+    issuedById: text(values[ISSUED_BY_ID]) ?? null,
   };
 }

@@ -1,7 +1,8 @@
 import type { ApiKey } from '../../api-key.interface.js';
-import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError } from '../../api-key.errors.js';
+import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError, VersionConflictError } from '../../api-key.errors.js';
 import { redactedError } from '../../safe-error-message.js';
-import type { ApiKeyBackend, ListByOwnerOptions } from '../backend.interface.js';
+import { changedFields } from '../apply-changes.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, UpdateOptions } from '../backend.interface.js';
 import {
   REDIS_SCHEMA_VERSION,
   resolveRedisBackendOptions,
@@ -11,8 +12,8 @@ import {
 import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { commandClient, isRedisCluster, sendCommandForKey, type RedisClient } from './redis-cluster.client.js';
-import { decodeStoredRecord, encodeFields, encodeStoredRecord, MUTABLE_FIELDS, ownerEntry } from './redis-record.codec.js';
-import { CREATE, DELETE, GET_BY_ID, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
+import { decodeStoredRecord, encodeChanges, encodeStoredRecord, ownerEntry } from './redis-record.codec.js';
+import { CREATE, DELETE, GET_BY_ID, LIST_ISSUED_PAGE, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
 
 export type { RedisBackendOptions } from './redis-backend.options.js';
 export type { RedisCommandClient } from './redis-client.types.js';
@@ -24,7 +25,8 @@ export type { RedisCommandClient } from './redis-client.types.js';
  *   (see `redis-record.codec`), filed under its key hash so verification is one GET;
  * - `id:<id>`: the key hash of the record with that id (management by id);
  * - `owner:<ownerId>`: a sorted set of `<createdAt>:<id>` entries, all scored 0 so
- *   `listByOwner` pages by keyset with `ZRANGEBYLEX`, never with KEYS or SCAN.
+ *   `listByOwner` pages by keyset with `ZRANGEBYLEX`, never with KEYS or SCAN;
+ * - `issuer:<issuerId>`: a set of the ids of the keys that key issued (`listByIssuer`).
  *
  * Every write is one Lua script, so it is atomic across all clients: a duplicate
  * `create` writes nothing, a usage write can never undo a revoke, and `delete` leaves
@@ -86,31 +88,52 @@ export class RedisBackend implements ApiKeyBackend {
 
   async create(apiKey: ApiKey): Promise<ApiKey> {
     const stored = encodeStoredRecord(apiKey);
-    const outcome = await this.script(
-      'create',
-      CREATE,
-      [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId)],
-      [apiKey.keyHash, ownerEntry(apiKey.createdAt, apiKey.id), this.expireAt(apiKey), stored],
-    );
+    const keys = [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId)];
+    if (apiKey.issuedById != null) keys.push(this.issuerKey(apiKey.issuedById));
+    const outcome = await this.script('create', CREATE, keys, [
+      apiKey.keyHash,
+      ownerEntry(apiKey.createdAt, apiKey.id),
+      this.expireAt(apiKey.expiresAt),
+      stored,
+      apiKey.id,
+    ]);
     if (outcome === 'id' || outcome === 'keyHash') throw new DuplicateApiKeyError(outcome);
     return this.decode('create', stored) as ApiKey;
   }
 
-  async update(apiKey: ApiKey): Promise<ApiKey> {
-    const reply = await this.script(
-      'update',
-      UPDATE,
-      [this.idKey(apiKey.id)],
-      [
-        this.base,
-        this.options.expireRecords ? '1' : '0',
-        this.expireAt(apiKey),
-        ...encodeFields(apiKey, MUTABLE_FIELDS),
-      ],
-    );
+  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
+    const fields = changedFields(changes);
+    // The expiry Redis keeps follows `expiresAt`: moved only when the update moves it.
+    const expiry = fields.includes('expiresAt') && this.options.expireRecords ? this.expireAt(changes.expiresAt ?? null) : '-';
+    const expected = options?.expectedVersion;
+    const reply = await this.script('update', UPDATE, [this.idKey(id)], [
+      this.base,
+      expected === undefined ? '' : String(expected),
+      expiry,
+      ...encodeChanges(changes, [...fields, 'updatedAt']),
+    ]);
+    if (Array.isArray(reply) && reply[0] === 'conflict') throw new VersionConflictError(id, expected!, Number(reply[1]));
     const stored = this.decode('update', reply);
-    if (!stored) throw new ApiKeyNotFoundError(apiKey.id);
+    if (!stored) throw new ApiKeyNotFoundError(id);
     return stored;
+  }
+
+  /** Streams the keys `issuerId` issued, a page of `pageSize` ids per round trip. */
+  async *listByIssuer(issuerId: string): AsyncIterable<ApiKey> {
+    let cursor = '0';
+    do {
+      const [next, records] = (await this.script(
+        'listByIssuer',
+        LIST_ISSUED_PAGE,
+        [this.issuerKey(issuerId)],
+        [this.base, cursor, String(this.options.pageSize), issuerId],
+      )) as [unknown, unknown[]];
+      for (const stored of records) {
+        const record = this.decode('listByIssuer', stored);
+        if (record) yield record;
+      }
+      cursor = String(next);
+    } while (cursor !== '0');
   }
 
   async delete(id: string): Promise<void> {
@@ -168,10 +191,14 @@ export class RedisBackend implements ApiKeyBackend {
     return `${this.base}owner:${ownerId}`;
   }
 
+  private issuerKey(issuerId: string): string {
+    return `${this.base}issuer:${issuerId}`;
+  }
+
   /** When Redis should drop the record: '' for never. */
-  private expireAt(apiKey: ApiKey): string {
-    if (!this.options.expireRecords || !apiKey.expiresAt) return '';
-    return String(apiKey.expiresAt.getTime() + this.options.expiredRetentionMs);
+  private expireAt(expiresAt: Date | null): string {
+    if (!this.options.expireRecords || !expiresAt) return '';
+    return String(expiresAt.getTime() + this.options.expiredRetentionMs);
   }
 
   /** A stored record, or `BackendUnavailableError` for a value this version cannot read. */

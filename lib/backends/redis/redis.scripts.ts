@@ -56,9 +56,9 @@ return raw or false
 `);
 
 /**
- * KEYS: id index, record, owner set. ARGV: key hash, owner entry, expire-at ms or '',
- * the stored record. Resolves to 'ok', or the name of the field that already exists,
- * in which case nothing was written.
+ * KEYS: id index, record, owner set, and the issuer's set when the key has an issuer.
+ * ARGV: key hash, owner entry, expire-at ms or '', the stored record, id. Resolves to
+ * 'ok', or the name of the field that already exists, in which case nothing was written.
  */
 export const CREATE = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
@@ -66,6 +66,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 'keyHash' end
 redis.call('SET', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
+if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[5]) end
 if ARGV[3] ~= '' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
@@ -74,47 +75,45 @@ return 'ok'
 `);
 
 /**
- * KEYS: id index. ARGV: key base, '1' when records expire, expire-at ms or '', then the
- * mutable field/value pairs (a null field is absent). Resolves to the stored record,
- * or nil when no record has that id.
+ * KEYS: id index. ARGV: key base, the expected version or '', the expiry to set ('-'
+ * keeps it, '' removes it, else expire-at ms), then the changed field/value pairs
+ * (`s<value>` or `n` for null). Applies only those fields to the record as stored now,
+ * keeps the first `revokedAt`, bumps `version`. Resolves to the stored record, nil
+ * when no record has that id, or `{ 'conflict', <stored version> }` (nothing written).
  */
 export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return false end
 local cur = cjson.decode(raw)
-local nextf = {}
-for i = 1, #cur do nextf[i] = cur[i] end
-for _, f in ipairs(MUTABLE) do nextf[P[f]] = false end
-for i = 4, #ARGV, 2 do nextf[P[ARGV[i]]] = ARGV[i + 1] end
--- Revocation is sticky: a writer holding a stale copy can neither clear nor move it.
-if cur[P.revokedAt] then nextf[P.revokedAt] = cur[P.revokedAt] end
--- lastUsedAt never moves backwards.
-local last = cur[P.lastUsedAt]
-if last and (not nextf[P.lastUsedAt] or tonumber(nextf[P.lastUsedAt]) < tonumber(last)) then
-  nextf[P.lastUsedAt] = last
-end
-local stored = ascii(cjson.encode(nextf))
-redis.call('SET', recordKey, stored, 'KEEPTTL')
-local entry = cur[P.${OWNER_ENTRY_FIELD}]
-if entry and nextf[P.ownerId] ~= cur[P.ownerId] then
-  redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[P.ownerId], entry)
-  redis.call('ZADD', ARGV[1] .. 'owner:' .. nextf[P.ownerId], 0, entry)
-end
-if ARGV[2] == '1' then
-  if ARGV[3] ~= '' then
-    redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-    redis.call('PEXPIREAT', recordKey, ARGV[3])
-  else
-    redis.call('PERSIST', KEYS[1])
-    redis.call('PERSIST', recordKey)
+-- A record stored before versions existed is at version 1 and has no issuer.
+local v = cur[P.version]
+local version = (type(v) == 'string' and tonumber(v)) or 1
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return { 'conflict', tostring(version) } end
+if cur[P.issuedById] == nil then cur[P.issuedById] = false end
+local revoked = cur[P.revokedAt]
+for i = 4, #ARGV, 2 do
+  local f, value = ARGV[i], ARGV[i + 1]
+  -- Revocation is sticky: the first revokedAt stays.
+  if not (f == 'revokedAt' and revoked) then
+    if value == 'n' then cur[P[f]] = false else cur[P[f]] = string.sub(value, 2) end
   end
+end
+cur[P.version] = tostring(version + 1)
+local stored = ascii(cjson.encode(cur))
+redis.call('SET', recordKey, stored, 'KEEPTTL')
+if ARGV[3] == '' then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', recordKey)
+elseif ARGV[3] ~= '-' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+  redis.call('PEXPIREAT', recordKey, ARGV[3])
 end
 return stored
 `);
 
 /**
  * KEYS: id index. ARGV: key base, id. Removes the id index, the record (only if it is
- * this id's) and its owner entry. Resolves to 1, or 0 when there was none.
+ * this id's), its owner entry and its issuer entry. Resolves to 1, or 0 when there was none.
  */
 export const DELETE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_BY_ID}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
@@ -126,6 +125,7 @@ if raw then
     redis.call('DEL', recordKey)
     local entry = cur[P.${OWNER_ENTRY_FIELD}]
     if cur[P.ownerId] and entry then redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[P.ownerId], entry) end
+    if cur[P.issuedById] then redis.call('SREM', ARGV[1] .. 'issuer:' .. cur[P.issuedById], ARGV[2]) end
   end
 end
 return 1
@@ -167,4 +167,26 @@ for _, entry in ipairs(entries) do
   end
 end
 return { entries, records }
+`);
+
+/**
+ * KEYS: issuer set. ARGV: key base, SSCAN cursor, count, issuer id. Resolves to
+ * `{ next cursor, records }`: the stored records of the ids scanned that still name
+ * this issuer. An id whose record is gone (deleted, or expired with `expireRecords`)
+ * is removed on the way.
+ */
+export const LIST_ISSUED_PAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+local page = redis.call('SSCAN', KEYS[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))
+local records = {}
+for _, id in ipairs(page[2]) do
+  local h = redis.call('GET', ARGV[1] .. 'id:' .. id)
+  local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
+  local cur = raw and cjson.decode(raw)
+  if cur and cur[P.id] == id and cur[P.issuedById] == ARGV[4] then
+    records[#records + 1] = raw
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return { page[1], records }
 `);

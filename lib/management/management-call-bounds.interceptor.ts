@@ -1,0 +1,72 @@
+import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Observable, throwError } from 'rxjs';
+import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
+import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
+import { BackendUnavailableError } from '../api-key.errors.js';
+import { ReplyDeadlines } from '../reply-deadlines.js';
+
+/**
+ * Bounds the key-management routes the way `verifyTimeoutMs` and `maxPendingLookups`
+ * bound the guard's lookups, so a store that hangs cannot hold a management request
+ * (and its socket) forever, nor pile them up:
+ *
+ * - a deadline of `verifyTimeoutMs` on the whole handler, every store call it makes
+ *   included: past it the client gets 503 `backend_unavailable` with `Retry-After`.
+ *   A write the store completes later still happens; a 503 on a write means "outcome
+ *   unknown, read the key again".
+ * - at most `maxPendingLookups` management calls pending in this process (counted
+ *   apart from lookups, so a management pile-up never refuses authentication). A call
+ *   counts until the store settles it, not until the deadline answers the client: a
+ *   hung store keeps every call it was given. Beyond the bound the route answers 503
+ *   at once, without asking the store.
+ *
+ * `0` turns either bound off, as it does for lookups. Errors reach the routes'
+ * exception filter, which answers 503 with `Retry-After`.
+ */
+@Injectable()
+export class ManagementCallBounds implements NestInterceptor {
+  private pending = 0;
+  private readonly maxPending: number;
+  private readonly deadlines: ReplyDeadlines | null;
+
+  constructor(@Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions) {
+    const ms = options.verifyTimeoutMs;
+    this.maxPending = options.maxPendingLookups;
+    this.deadlines = ms > 0 ? new ReplyDeadlines(ms, () => new BackendUnavailableError(`The API key backend did not answer within ${ms} ms.`)) : null;
+  }
+
+  /** Management calls started and not yet settled by the store, timed-out ones included. */
+  get pendingCalls(): number {
+    return this.pending;
+  }
+
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (this.maxPending !== 0 && this.pending >= this.maxPending) {
+      const error = new BackendUnavailableError(`${this.maxPending} key-management calls are pending; refusing without asking the backend.`);
+      return throwError(() => error);
+    }
+    this.pending++;
+    return new Observable((subscriber) => {
+      let settled = false;
+      const deadline = this.deadlines?.start((error) => subscriber.error(error));
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        this.pending--;
+        if (deadline !== undefined) this.deadlines!.clear(deadline);
+      };
+      // Not unsubscribed when the deadline answers: the count must follow the store.
+      next.handle().subscribe({
+        next: (value) => subscriber.next(value),
+        error: (error: unknown) => {
+          settle();
+          subscriber.error(error);
+        },
+        complete: () => {
+          settle();
+          subscriber.complete();
+        },
+      });
+    });
+  }
+}
