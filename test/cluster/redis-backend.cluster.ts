@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackendUnavailableError } from 'nestjs-api-auth';
+import { BackendUnavailableError, type ApiKey } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
+import { asciiJson } from '../../lib/backends/redis/ascii-json.js';
+import { encodeStoredRecord, ownerEntry } from '../../lib/backends/redis/redis-record.codec.js';
 import { connectCluster, type TestCluster } from './cluster.fixture.js';
 
 const runner = { describe, it, beforeAll, afterAll };
@@ -15,7 +17,18 @@ runBackendConformance('RedisBackend on a real 3+3 Redis Cluster (hash-tagged nam
     return new RedisBackend(cluster, { namespace: `{test-rb-${randomBytes(6).toString('hex')}}:` });
   },
   destroy: () => void cluster.destroy(),
+  storeLegacyRecord: (backend, record) => storeLegacyRecord(backend.keyPrefix, record),
 });
+
+/** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it (see redis.backend.spec). */
+async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById'>): Promise<void> {
+  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null })) as unknown[];
+  const hashKey = `${prefix}hash:${record.keyHash}`;
+  await cluster.sendCommand(hashKey, false, ['SET', hashKey, asciiJson(JSON.stringify(values.slice(0, -2)))]);
+  await cluster.sendCommand(`${prefix}id:${record.id}`, false, ['SET', `${prefix}id:${record.id}`, record.keyHash]);
+  const ownerKey = `${prefix}owner:${record.ownerId}`;
+  await cluster.sendCommand(ownerKey, false, ['ZADD', ownerKey, '0', ownerEntry(record.createdAt, record.id)]);
+}
 
 describe('RedisBackend given a cluster client', () => {
   it('refuses a namespace without a hash tag, which would spread one record over slots', async () => {
