@@ -5,3 +5,4 @@ export { RedisCacheBackend, type RedisCacheBackendOptions, type RedisCacheInvali
 export { RedisUsageCoordinator, type RedisUsageCoordinatorOptions } from './redis-usage.coordinator.js';
 export { createRedisCachedBackend, RedisCachedBackend, REDIS_CACHED_L1_TTL_MS, type RedisCachedBackendOptions } from './redis-cached.backend.js';
 export { RedisRateLimiter, type RedisRateLimiterOptions } from './redis.rate-limiter.js';
+export { isRedisCluster, type RedisClient, type RedisClusterClient, type RedisClusterNode } from './redis-cluster.client.js';

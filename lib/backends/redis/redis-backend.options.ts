@@ -37,6 +37,25 @@ export interface RedisBackendOptions {
    * Default `5000`.
    */
   commandTimeoutMs?: number;
+  /**
+   * After every management write (create, update, which includes revoke, and delete),
+   * wait until at least `replicas` replicas have acknowledged it (Redis `WAIT`), for at
+   * most `timeoutMs` milliseconds. Redis replicates asynchronously: without this, a
+   * write the primary acknowledged is lost if the primary dies before passing it on,
+   * so a revoked key could work again after a failover. When fewer replicas acknowledge
+   * in time, the write rejects with `BackendUnavailableError` although the primary
+   * applied it (retrying a revoke is harmless). Usage writes never wait. `timeoutMs`
+   * must be below `commandTimeoutMs` (unless that is `0`). Default: no wait.
+   */
+  waitForReplicas?: RedisReplicaWait;
+}
+
+/** How many replicas must acknowledge a management write, and for how long to wait. */
+export interface RedisReplicaWait {
+  /** At least 1. */
+  replicas: number;
+  /** Milliseconds, at least 1. */
+  timeoutMs: number;
 }
 
 /** Options after defaults and validation. */
@@ -46,6 +65,7 @@ export interface ResolvedRedisBackendOptions {
   expireRecords: boolean;
   expiredRetentionMs: number;
   commandTimeoutMs: number;
+  waitForReplicas: RedisReplicaWait | null;
 }
 
 /** Version of the key layout and record encoding; part of every key. */
@@ -65,6 +85,7 @@ const OPTION_NAMES = optionNames<RedisBackendOptions>({
   expireRecords: true,
   expiredRetentionMs: true,
   commandTimeoutMs: true,
+  waitForReplicas: true,
 });
 
 /** Merges options over the defaults, naming any bad or unknown option. */
@@ -77,11 +98,34 @@ export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): R
   if (options.expireRecords !== undefined && typeof options.expireRecords !== 'boolean') {
     throw new Error('RedisBackend: option "expireRecords" must be a boolean.');
   }
+  const commandTimeoutMs = integer('commandTimeoutMs', options.commandTimeoutMs, 5_000, 0, 2_147_483_647);
   return {
     namespace,
     pageSize: integer('pageSize', options.pageSize, 100, 1, 1000),
     expireRecords: options.expireRecords ?? false,
     expiredRetentionMs: integer('expiredRetentionMs', options.expiredRetentionMs, 0, 0, Number.MAX_SAFE_INTEGER),
-    commandTimeoutMs: integer('commandTimeoutMs', options.commandTimeoutMs, 5_000, 0, 2_147_483_647),
+    commandTimeoutMs,
+    waitForReplicas: replicaWait(options.waitForReplicas, commandTimeoutMs),
   };
 }
+
+function replicaWait(value: unknown, commandTimeoutMs: number): RedisReplicaWait | null {
+  if (value === undefined) return null;
+  assertKnownOptions(value, WAIT_NAMES, { of: 'RedisBackend', path: 'waitForReplicas.' });
+  const { replicas, timeoutMs } = value as Partial<RedisReplicaWait>;
+  if (replicas === undefined || timeoutMs === undefined) {
+    throw new Error('RedisBackend: option "waitForReplicas" needs both "replicas" and "timeoutMs".');
+  }
+  const wait = {
+    replicas: integer('waitForReplicas.replicas', replicas, 1, 1, 1000),
+    timeoutMs: integer('waitForReplicas.timeoutMs', timeoutMs, 1, 1, 2_147_483_647),
+  };
+  if (commandTimeoutMs > 0 && wait.timeoutMs >= commandTimeoutMs) {
+    throw new Error(
+      `RedisBackend: option "waitForReplicas.timeoutMs" (${wait.timeoutMs}) must be below "commandTimeoutMs" (${commandTimeoutMs}).`,
+    );
+  }
+  return wait;
+}
+
+const WAIT_NAMES = optionNames<RedisReplicaWait>({ replicas: true, timeoutMs: true });

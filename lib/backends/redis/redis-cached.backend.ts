@@ -4,6 +4,7 @@ import { L1Cache, type L1CacheOptions } from '../../cache/l1-cache.js';
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { RedisCacheBackend } from './redis-cache.backend.js';
 import { REDIS_CACHE_OPTIONS, type RedisCacheBackendOptions } from './redis-cache.options.js';
+import type { RedisClusterClient } from './redis-cluster.client.js';
 import { RedisInvalidationBus, type RedisInvalidationBusOptions, type RedisInvalidationClient } from './redis-invalidation.bus.js';
 
 /**
@@ -18,12 +19,13 @@ export const REDIS_CACHED_L1_TTL_MS = 1_000;
 /** Options of {@link RedisCachedBackend} and {@link createRedisCachedBackend}. */
 export interface RedisCachedBackendOptions extends RedisCacheBackendOptions {
   /**
-   * A node-redis v5 client (`createClient()` from `redis`). Invalidations are published
-   * with it, and the provider subscribes on a duplicate of it that it opens and closes
-   * itself. Never closed by the provider. Create it with `disableOfflineQueue: true`
+   * A node-redis v5 client (`createClient()` from `redis`) or cluster client
+   * (`createCluster()`). Invalidations are published with it, and the provider subscribes
+   * on a connection of its own (a duplicate, or on a cluster one node's) that it opens
+   * and closes itself. Never closed by the provider. Create it with `disableOfflineQueue: true`
    * so that a write made while Redis is away does not wait for it.
    */
-  redis: RedisInvalidationClient;
+  redis: RedisInvalidationClient | RedisClusterClient;
   /**
    * The in-process L1's bounds and TTLs (see `CachedBackend`). Default `ttl` is
    * {@link REDIS_CACHED_L1_TTL_MS} (1 s), not the 10 s of a bare `CachedBackend`: an

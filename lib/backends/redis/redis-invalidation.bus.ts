@@ -5,6 +5,9 @@ import { decodeInvalidation, encodeInvalidation } from '../../cache/invalidation
 import { assertKnownOptions, optionNames } from '../../options/assert-known-options.js';
 import { positiveIntegerOption, redisNamespaceOption } from '../../options/option-values.js';
 import { safeErrorMessage } from '../../safe-error-message.js';
+import { isRedisCluster, publishOnCluster, type RedisClusterClient } from './redis-cluster.client.js';
+import { watchClusterTopology } from './redis-cluster.topology.js';
+import { ClusterInvalidationSubscriber } from './redis-invalidation.cluster-subscriber.js';
 
 /** The subscriber connection the bus opens with `duplicate()`: the node-redis calls it uses. */
 export interface RedisInvalidationSubscriber {
@@ -64,6 +67,11 @@ export const REDIS_INVALIDATION_BUS_OPTION_NAMES = optionNames<RedisInvalidation
  * ready; the bus then calls its `onReconnect` handlers, so every `CachedBackend` on it
  * clears its L1 of whatever it might have missed while disconnected.
  *
+ * On Redis Cluster, pass the `createCluster()` client: the bus publishes with classic
+ * `PUBLISH` (which reaches every node) and subscribes through its own connection to one
+ * node, moving to another node when that one fails and clearing the L1 when it does
+ * (see `ClusterInvalidationSubscriber`).
+ *
  * ```ts
  * const bus = await new RedisInvalidationBus(redis, { namespace: 'billing' }).connect();
  * const backend = new CachedBackend(new MikroOrmBackend(orm), { bus });
@@ -85,10 +93,11 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
   private closed = false;
 
   constructor(
-    /** Publishes invalidations. Never closed by the bus. */
-    private readonly client: RedisInvalidationClient,
+    /** Publishes invalidations: a node-redis client or cluster client. Never closed by the bus. */
+    private readonly client: RedisInvalidationClient | RedisClusterClient,
     options: RedisInvalidationBusOptions = {},
   ) {
+    if (isRedisCluster(client)) watchClusterTopology(client);
     assertKnownOptions(options, REDIS_INVALIDATION_BUS_OPTION_NAMES, { of: 'RedisInvalidationBus' });
     const namespace = redisNamespaceOption('RedisInvalidationBus', options.namespace);
     const timeout = positiveIntegerOption('RedisInvalidationBus', 'publishTimeoutMs', options.publishTimeoutMs, 1_000);
@@ -119,7 +128,8 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
     // First, so that a malformed message is reported as such whether Redis is up or not.
     const payload = encodeInvalidation(message);
     // node-redis queues commands while offline; a key write must not wait for Redis to return.
-    if (!this.client.isReady) throw new BackendUnavailableError('Redis is not connected; the invalidation was not published.');
+    const ready = isRedisCluster(this.client) ? this.client.isOpen : this.client.isReady;
+    if (!ready) throw new BackendUnavailableError('Redis is not connected; the invalidation was not published.');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -129,7 +139,8 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
       timer.unref();
     });
     try {
-      await Promise.race([this.client.publish(this.channel, payload), timeout]);
+      const sent = isRedisCluster(this.client) ? publishOnCluster(this.client, this.channel, payload) : this.client.publish(this.channel, payload);
+      await Promise.race([sent, timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -166,7 +177,9 @@ export class RedisInvalidationBus implements ApiKeyInvalidationBus {
   }
 
   private async open(): Promise<this> {
-    const subscriber = this.client.duplicate({ name: this.connectionName });
+    const subscriber = isRedisCluster(this.client)
+      ? new ClusterInvalidationSubscriber(this.client, this.connectionName)
+      : this.client.duplicate({ name: this.connectionName });
     this.subscriber = subscriber;
     // Without an 'error' listener node-redis would crash the process on a dropped connection.
     subscriber.on('error', (error: Error) => {

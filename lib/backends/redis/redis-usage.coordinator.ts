@@ -4,7 +4,7 @@ import { assertKnownOptions, optionNames } from '../../options/assert-known-opti
 import { positiveIntegerOption, redisNamespaceOption } from '../../options/option-values.js';
 import type { UsageWriteCoordinator } from '../../usage-coordinator.js';
 import { ReplyDeadlines } from '../../reply-deadlines.js';
-import type { RedisCommandClient } from './redis-client.types.js';
+import { commandClient, type RedisClient, type RedisCommandClientWithState } from './redis-cluster.client.js';
 import { RedisScript } from './redis.scripts.js';
 
 /** Options of {@link RedisUsageCoordinator}. */
@@ -63,19 +63,16 @@ export class RedisUsageCoordinator implements UsageWriteCoordinator {
   /** Identifies this instance's claims, so `release` never removes another's. */
   private readonly token = randomBytes(12).toString('base64url');
   private readonly deadlines: ReplyDeadlines;
+  private readonly client: RedisCommandClientWithState;
 
   /**
-   * @param client a node-redis v5 client (`createClient()` from `redis`), or anything
-   *   with its `sendCommand(args)`; when it has `isReady` (node-redis does), claims
-   *   made while it is not connected fail at once instead of waiting in its offline queue.
+   * @param client a node-redis v5 client (`createClient()` from `redis`) or cluster
+   *   client (`createCluster()`), or anything with `sendCommand(args)`; when it has
+   *   `isReady` (node-redis does; for a cluster client, `isOpen`), claims made while it
+   *   is not connected fail at once instead of waiting in its offline queue.
    */
-  constructor(
-    private readonly client: RedisCommandClient & { readonly isReady?: boolean },
-    options: RedisUsageCoordinatorOptions = {},
-  ) {
-    if (typeof client?.sendCommand !== 'function') {
-      throw new Error('nestjs-api-auth: RedisUsageCoordinator needs a node-redis client (or one with its sendCommand(args) method).');
-    }
+  constructor(client: RedisClient & { readonly isReady?: boolean }, options: RedisUsageCoordinatorOptions = {}) {
+    this.client = commandClient(client, 'nestjs-api-auth: RedisUsageCoordinator');
     assertKnownOptions(options, OPTION_NAMES, { of: 'RedisUsageCoordinator' });
     const namespace = redisNamespaceOption('RedisUsageCoordinator', options.namespace);
     const timeout = positiveIntegerOption('RedisUsageCoordinator', 'timeoutMs', options.timeoutMs, 500);

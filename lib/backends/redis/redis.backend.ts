@@ -11,6 +11,7 @@ import {
 } from './redis-backend.options.js';
 import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
+import { commandClient, isRedisCluster, sendCommandForKey, type RedisClient } from './redis-cluster.client.js';
 import { decodeStoredRecord, encodeChanges, encodeStoredRecord, ownerEntry } from './redis-record.codec.js';
 import { CREATE, DELETE, GET_BY_ID, LIST_ISSUED_PAGE, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
 
@@ -33,26 +34,33 @@ export type { RedisCommandClient } from './redis-client.types.js';
  * about half the rate of a GET, and with Redis as the only store every request pays it.
  *
  * The backend never closes the client it was given; close it yourself on shutdown.
- * Runs on a standalone Redis (or a Sentinel-managed primary), not Redis Cluster.
+ * Runs on a standalone Redis (or a Sentinel-managed primary), and on Redis Cluster given
+ * a `createCluster()` client and a hash-tagged namespace (`"{api-auth}:"`): every key is
+ * then in one slot, so one shard holds all keys (failover, not horizontal scale).
  */
 export class RedisBackend implements ApiKeyBackend {
   private readonly options: ResolvedRedisBackendOptions;
   private readonly base: string;
   private readonly deadlines: ReplyDeadlines | undefined;
+  private readonly client: RedisCommandClient;
 
   /**
-   * @param client a connected node-redis v5 client (`createClient()` from `redis`), or
-   *   anything with its `sendCommand(args)`. Create it with `disableOfflineQueue: true`
-   *   so that, while Redis is unreachable, calls fail at once (503) rather than queue.
+   * @param client a connected node-redis v5 client (`createClient()` from `redis`) or
+   *   cluster client (`createCluster()`), or anything with `sendCommand(args)`. Create it
+   *   with `disableOfflineQueue: true` so that, while Redis is unreachable, calls fail at
+   *   once (503) rather than queue.
    */
-  constructor(
-    private readonly client: RedisCommandClient,
-    options?: RedisBackendOptions,
-  ) {
-    if (typeof client?.sendCommand !== 'function') {
-      throw new Error('RedisBackend: the client must be a node-redis client (or have its sendCommand(args) method).');
-    }
+  constructor(client: RedisClient, options?: RedisBackendOptions) {
+    this.client = commandClient(client, 'RedisBackend');
     this.options = resolveRedisBackendOptions(options);
+    if (isRedisCluster(client) && !hasHashTag(this.options.namespace)) {
+      // The scripts of this layout reach several keys of one record: on a cluster they
+      // must all live in one slot, or Redis refuses them (CROSSSLOT) or, worse, runs
+      // them only when the slots happen to share a node.
+      throw new Error(
+        'RedisBackend: on Redis Cluster the option "namespace" must contain a hash tag, e.g. "{api-auth}:", so that every key of this layout is in one slot.',
+      );
+    }
     this.base = `${this.options.namespace}${REDIS_SCHEMA_VERSION}:`;
     const timeout = this.options.commandTimeoutMs;
     this.deadlines = timeout > 0 ? new ReplyDeadlines(timeout) : undefined;
@@ -203,6 +211,20 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   private script<T = unknown>(operation: string, script: RedisScript, keys: string[], args: string[], decode?: (reply: unknown) => T): Promise<T> {
+    const wait = this.options.waitForReplicas;
+    if (wait && REPLICATED_WRITES.has(operation)) {
+      return this.guard(
+        operation,
+        async () => {
+          const reply = await script.run(this.client, keys, args);
+          // On the connection that ran the script (routed by the same first key), so it waits for it.
+          const acknowledged = Number(await sendCommandForKey(this.client, keys[0]!, ['WAIT', String(wait.replicas), String(wait.timeoutMs)]));
+          if (!(acknowledged >= wait.replicas)) throw new ReplicasDidNotAcknowledge(acknowledged, wait);
+          return reply;
+        },
+        decode,
+      );
+    }
     return this.guard(operation, () => script.run(this.client, keys, args), decode);
   }
 
@@ -227,5 +249,22 @@ export class RedisBackend implements ApiKeyBackend {
     }
     const kind = error instanceof Error ? error.constructor.name : typeof error;
     return new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: redactedError(error) });
+  }
+}
+
+/** Whether Redis Cluster hashes `namespace`-prefixed keys by a tag inside it (a non-empty `{...}`). */
+function hasHashTag(namespace: string): boolean {
+  const open = namespace.indexOf('{');
+  const close = open < 0 ? -1 : namespace.indexOf('}', open + 1);
+  return close > open + 1;
+}
+
+/** The writes `waitForReplicas` applies to: every management write, not usage writes. */
+const REPLICATED_WRITES = new Set(['create', 'update', 'delete']);
+
+/** Fewer replicas than `waitForReplicas.replicas` acknowledged a write in time. */
+class ReplicasDidNotAcknowledge extends Error {
+  constructor(acknowledged: number, wait: { replicas: number; timeoutMs: number }) {
+    super(`${acknowledged} of ${wait.replicas} replicas acknowledged the write within ${wait.timeoutMs} ms; a failover now could lose it.`);
   }
 }

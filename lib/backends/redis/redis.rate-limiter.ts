@@ -5,6 +5,7 @@ import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from '../
 import type { RateLimitRule } from '../../policy/api-key-policy.js';
 import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../../reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
+import { commandClient, type RedisClient } from './redis-cluster.client.js';
 import { RedisScript } from './redis.scripts.js';
 
 type Tuple7 = [number, number, number, number, number, number, number];
@@ -133,26 +134,23 @@ return { 0, 0, 0, 0, 0, qRemaining, qReset }
  *
  * Counters of quotas that never refill have no TTL: they are the credits spent, kept
  * for every key that counts against them (deleting a key leaves them, see
- * `RateLimiter.deleteCounters`). The limiter never
- * closes the client; close it yourself on shutdown. Works on Redis Cluster too: the
- * key id is a hash tag, so all counters of one key live in one slot.
+ * `RateLimiter.deleteCounters`). The limiter never closes the client; close it
+ * yourself on shutdown. On Redis Cluster, pass the `createCluster()` client itself:
+ * the key id is a hash tag, so all counters of one key live in one slot and the
+ * script runs on that slot's master.
  */
 export class RedisRateLimiter implements RateLimiter {
   private readonly namespace: string;
   private readonly deadlines: ReplyDeadlines | undefined;
+  private readonly client: RedisCommandClient;
 
   /**
-   * @param client a connected node-redis v5 client, or anything with its
-   *   `sendCommand(args)`. Create it with `disableOfflineQueue: true` so calls fail at
-   *   once while Redis is unreachable.
+   * @param client a connected node-redis v5 client or cluster client (`createCluster()`),
+   *   or anything with `sendCommand(args)`. Create it with `disableOfflineQueue: true` so
+   *   calls fail at once while Redis is unreachable.
    */
-  constructor(
-    private readonly client: RedisCommandClient,
-    options: RedisRateLimiterOptions = {},
-  ) {
-    if (typeof client?.sendCommand !== 'function') {
-      throw new Error('RedisRateLimiter: the client must be a node-redis client (or have its sendCommand(args) method).');
-    }
+  constructor(client: RedisClient, options: RedisRateLimiterOptions = {}) {
+    this.client = commandClient(client, 'RedisRateLimiter');
     assertKnownOptions(options, OPTION_NAMES, { of: 'RedisRateLimiter' });
     const namespace = options.namespace ?? 'api-auth:limits:';
     if (typeof namespace !== 'string' || namespace.length > 200) {

@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackendUnavailableError, type ApiKey } from 'nestjs-api-auth';
+import { RedisBackend } from 'nestjs-api-auth/redis';
+import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
+import { asciiJson } from '../../lib/backends/redis/ascii-json.js';
+import { encodeStoredRecord, ownerEntry } from '../../lib/backends/redis/redis-record.codec.js';
+import { connectCluster, type TestCluster } from './cluster.fixture.js';
+
+const runner = { describe, it, beforeAll, afterAll };
+
+// Single-slot mode: the hash tag puts every key of the namespace in one slot.
+let cluster: TestCluster;
+runBackendConformance('RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace)', runner, {
+  create: async () => {
+    cluster = await connectCluster();
+    return new RedisBackend(cluster, { namespace: `{test-rb-${randomBytes(6).toString('hex')}}:` });
+  },
+  destroy: () => void cluster.destroy(),
+  storeLegacyRecord: (backend, record) => storeLegacyRecord(backend.keyPrefix, record),
+});
+
+/** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it (see redis.backend.spec). */
+async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById'>): Promise<void> {
+  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null })) as unknown[];
+  const hashKey = `${prefix}hash:${record.keyHash}`;
+  await cluster.sendCommand(hashKey, false, ['SET', hashKey, asciiJson(JSON.stringify(values.slice(0, -2)))]);
+  await cluster.sendCommand(`${prefix}id:${record.id}`, false, ['SET', `${prefix}id:${record.id}`, record.keyHash]);
+  const ownerKey = `${prefix}owner:${record.ownerId}`;
+  await cluster.sendCommand(ownerKey, false, ['ZADD', ownerKey, '0', ownerEntry(record.createdAt, record.id)]);
+}
+
+describe('RedisBackend given a cluster client', () => {
+  it('refuses a namespace without a hash tag, which would spread one record over slots', async () => {
+    const client = await connectCluster();
+    try {
+      for (const namespace of ['api-auth:', '{}api-auth:', 'api-auth}{:']) {
+        expect(() => new RedisBackend(client, { namespace })).toThrow(/hash tag/);
+      }
+      expect(() => new RedisBackend(client, { namespace: '{api-auth}:' })).not.toThrow();
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe('RedisBackend option waitForReplicas on a cluster (one replica per master)', () => {
+  it('waits for the slot master\'s replica: one acknowledges, two never can', async () => {
+    const client = await connectCluster();
+    const namespace = `{test-rbw-${randomBytes(6).toString('hex')}}:`;
+    try {
+      const one = new RedisBackend(client, { namespace, waitForReplicas: { replicas: 1, timeoutMs: 2_000 } });
+      const record = makeApiKeyRecord();
+      await one.create(record);
+      await one.delete(record.id);
+      expect(await one.getById(record.id)).toBeNull();
+
+      const two = new RedisBackend(client, { namespace, waitForReplicas: { replicas: 2, timeoutMs: 50 } });
+      const other = makeApiKeyRecord();
+      await expect(two.create(other)).rejects.toBeInstanceOf(BackendUnavailableError);
+      expect((await one.getByHash(other.keyHash))?.id).toBe(other.id);
+    } finally {
+      client.destroy();
+    }
+  });
+});
