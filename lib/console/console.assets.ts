@@ -11,7 +11,14 @@ export interface ConsoleAssets {
   html: ConsoleAsset;
   script: ConsoleAsset;
   style: ConsoleAsset;
+  icon: ConsoleAsset;
 }
+
+// A key, drawn small: without an icon every browser asks for /favicon.ico, which the
+// app answers with a 404 in the operator's console.
+const ICON =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="5" cy="8" r="3.5" fill="none" ' +
+  'stroke="#1f6feb" stroke-width="2"/><path d="M8.5 8H15M12 8v3M14.5 8v2" stroke="#1f6feb" stroke-width="2"/></svg>';
 
 // The assets ship beside this module: lib/console/assets in the sources, and
 // dist/console/assets in the package (the build copies them).
@@ -33,5 +40,6 @@ export function loadConsoleAssets(keyHeader: string): ConsoleAssets {
     },
     script: { contentType: 'text/javascript; charset=utf-8', body: read('console.js') },
     style: { contentType: 'text/css; charset=utf-8', body: read('console.css') },
+    icon: { contentType: 'image/svg+xml', body: ICON },
   };
 }

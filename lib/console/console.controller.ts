@@ -49,6 +49,11 @@ export class ApiAuthConsoleController {
     this.send(response, this.assets.style);
   }
 
+  @Get('icon.svg')
+  icon(@Res() response: unknown): void {
+    this.send(response, this.assets.icon);
+  }
+
   private send(response: unknown, asset: ConsoleAsset, status = 200, location?: string): void {
     const adapter = this.adapterHost.httpAdapter;
     for (const [name, value] of Object.entries(CONSOLE_SECURITY_HEADERS)) adapter.setHeader(response, name, value);

@@ -8,7 +8,7 @@
   const meta = document.querySelector('meta[name="api-auth-key-header"]');
   const KEY_HEADER = meta && meta.content ? meta.content : 'x-api-key';
   // The script sits at <routes.path>/console/console.js; the routes are two levels up.
-  const API_BASE = new URL('..', document.currentScript.src);
+  const API_BASE = new URL('..', document.currentScript.src).href.replace(/\/$/, '');
   const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
   const SEARCH_PAGE_LIMIT = 50;
 
@@ -78,7 +78,7 @@
   /** One call to the management routes with the pasted key. Rejects with a ConsoleError carrying the server's code. */
   async function api(method, path, options = {}) {
     if (apiKey === null) throw new ConsoleError(0, 'no_key', 'Paste a key first.');
-    const url = new URL(path, API_BASE);
+    const url = new URL(path ? `${API_BASE}/${path}` : API_BASE);
     for (const [name, value] of Object.entries(options.query || {})) url.searchParams.set(name, value);
     const headers = { Accept: 'application/json' };
     headers[KEY_HEADER] = apiKey;
