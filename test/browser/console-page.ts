@@ -34,3 +34,33 @@ export async function errorText(page: Page): Promise<string> {
   await box.waitFor({ state: 'visible' });
   return (await box.textContent()) ?? '';
 }
+
+/** The details panel as a map of its terms to their values. */
+export async function detailsOf(page: Page): Promise<Record<string, string>> {
+  await page.locator('#details-section').waitFor({ state: 'visible' });
+  return page.locator('#details').evaluate((list: any) => {
+    const out: Record<string, string> = {};
+    for (const dt of Array.from<any>(list.querySelectorAll('dt'))) out[dt.textContent ?? ''] = dt.nextElementSibling?.textContent ?? '';
+    return out;
+  });
+}
+
+/** The rows of the key list, as their text. */
+export async function listedRows(page: Page): Promise<string[]> {
+  return page.locator('#key-list .key-row').allTextContents();
+}
+
+/** Waits until the status line says `text` (a substring). */
+export async function statusSays(page: Page, text: string): Promise<void> {
+  await page.locator('#status', { hasText: text }).waitFor();
+}
+
+/** What a browser keeps for a site: the key must leave none of it. */
+export async function storedState(page: Page): Promise<{ cookies: number; local: number; session: number }> {
+  const cookies = (await page.context().cookies()).length;
+  const { local, session } = await page.evaluate(() => {
+    const { localStorage, sessionStorage } = globalThis as any;
+    return { local: localStorage.length as number, session: sessionStorage.length as number };
+  });
+  return { cookies, local, session };
+}
