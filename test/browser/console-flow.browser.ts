@@ -3,7 +3,12 @@ import { launchBrowser, type Browser } from './browser.js';
 import { detailsOf, errorText, listedRows, openConsole, statusSays, storedState, useKey } from './console-page.js';
 import { startSample, type Adapter, type RunningSample } from './sample-app.js';
 
-const reports = (base: string, key: string) => fetch(`${base}/reports`, { headers: { 'X-API-Key': key } });
+/** The status of a call to the sample's guarded route with `key`. */
+async function reports(base: string, key: string): Promise<{ status: number }> {
+  const response = await fetch(`${base}/reports`, { headers: { 'X-API-Key': key } });
+  await response.arrayBuffer();
+  return { status: response.status };
+}
 
 describe.each<Adapter>(['express', 'fastify'])('operator console on %s', (adapter) => {
   let browser: Browser;
@@ -14,8 +19,8 @@ describe.each<Adapter>(['express', 'fastify'])('operator console on %s', (adapte
     sample = await startSample(adapter);
   });
   afterAll(async () => {
-    await sample?.close();
     await browser?.close();
+    await sample?.close();
   });
 
   it('issues, lists, pages, searches, edits, rotates, revokes and deletes, keeping the key in memory only', async () => {
