@@ -129,6 +129,7 @@ describe.each<Adapter>(['express', 'fastify'])('console usability on %s', (adapt
     }
     await page.keyboard.press('Enter');
     await page.locator('#details-section').waitFor({ state: 'visible' });
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement.id)).toBe('details-title');
 
     // Open the wide one too: list and details shown, nothing wider than the screen.
     await page.locator('#key-list .key-row', { hasText: 'wide-' }).click();

@@ -48,6 +48,7 @@
     }
     box.textContent = parts.join(': ').replace(/: \(field/, ' (field');
     box.hidden = false;
+    box.scrollIntoView({ block: 'nearest' });
     setStatus('');
   }
 
@@ -216,7 +217,12 @@
       details.className = 'meta';
       details.textContent = `${key.hint} · ${statusOf(key)}${key.expiresAt && !key.revokedAt ? ` ${key.expiresAt}` : ''} · ${key.id}`;
       button.append(name, details);
-      button.addEventListener('click', () => showDetails(key));
+      button.addEventListener('click', () => {
+        clearError();
+        showDetails(key);
+        // Keyboard and screen-reader users land on what they opened.
+        $('details-title').focus();
+      });
       item.append(button);
       list.append(item);
     }
