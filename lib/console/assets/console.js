@@ -16,6 +16,8 @@
   let apiKey = null;
   /** The key shown in the details panel, as the server last sent it. */
   let current = null;
+  /** Id of the key last shown: a new key resets the cascade choice to the server's default. */
+  let shownId = null;
   /** The edit form's values when it was filled, to send only what the operator changed. */
   let editBaseline = null;
   /** Plaintext of a key just issued or rotated, until the operator dismisses it. */
@@ -363,6 +365,8 @@
     $('rotate-name').value = '';
     // The cascade choice exists where the server versions keys (both came in one change).
     $('cascade-field').hidden = !('version' in key);
+    if (key.id !== shownId) $('revoke-cascade').checked = true;
+    shownId = key.id;
     $('details-title').textContent = 'Key details: ';
     const titleName = document.createElement('span');
     titleName.textContent = key.name;
