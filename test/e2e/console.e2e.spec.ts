@@ -101,6 +101,12 @@ describe('the shipped console', () => {
     expect(html).not.toMatch(/<style\b|\sstyle=|\son[a-z]+=|javascript:/i);
   });
 
+  it('gives password managers no password field to save the pasted key from', () => {
+    const html = asset('console.html');
+    expect(html).not.toContain('type="password"');
+    expect(html).toMatch(/<input id="admin-key" class="masked" type="text" autocomplete="off"/);
+  });
+
   it('never builds HTML from strings, evaluates code, or stores anything in the browser', () => {
     const script = asset('console.js');
     expect(script).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|setTimeout\(['"`]/);
