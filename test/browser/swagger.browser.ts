@@ -49,6 +49,33 @@ describe.each<Adapter>(['express', 'fastify'])('Swagger UI with nestjs-api-auth/
     await page.close();
   });
 
+  it('calls a guarded route with the key as a bearer token from the "bearer" scheme', async () => {
+    const page = await browser.context.newPage();
+    page.setDefaultTimeout(15_000);
+    const sent: Array<string | undefined> = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/hello') sent.push(request.headers()['authorization']);
+    });
+    await page.goto(`${sample.base}/docs`);
+    await page.getByRole('button', { name: 'Authorize' }).first().click();
+    const bearer = page.locator('.modal-ux .auth-container', { hasText: 'bearer' });
+    await bearer.locator('input').fill(sample.demoKey);
+    await bearer.getByRole('button', { name: 'Apply credentials' }).click();
+    await bearer.locator('button', { hasText: 'Logout' }).waitFor();
+    await bearer.locator('button', { hasText: 'Close' }).click();
+
+    const operation = page.locator('.opblock', { has: page.locator('.opblock-summary-path', { hasText: /^\/hello$/ }) });
+    await operation.locator('.opblock-summary').click();
+    await operation.getByRole('button', { name: 'Try it out' }).click();
+    await operation.getByRole('button', { name: 'Execute' }).click();
+    const status = operation.locator('.live-responses-table tr.response .response-col_status');
+    await status.waitFor();
+    expect((await status.textContent())?.trim()).toBe('200');
+    expect(await operation.locator('.live-responses-table tr.response .response-col_description').textContent()).toContain('Hello, demo-user!');
+    expect(sent).toEqual([`Bearer ${sample.demoKey}`]);
+    await page.close();
+  });
+
   it('leaves the console out of the API document', async () => {
     const response = await fetch(`${sample.base}/docs-json`);
     const paths = Object.keys(((await response.json()) as { paths: Record<string, unknown> }).paths);
