@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiAuthModule, ApiKeyService, MemoryBackend } from 'nestjs-api-auth';
-import { ADAPTERS, bootApp } from '../fixtures/app.js';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import { ADAPTERS, bootApp, type Adapter } from '../fixtures/app.js';
 
 // The console in a browser is tested in test/browser (npm run test:browser); these
 // checks need no browser: the routes, the headers, the option, the shipped text.
@@ -83,6 +85,36 @@ describe.each(ADAPTERS)('operator console over %s', (adapter) => {
     } else {
       expect(response.status).toBe(404);
     }
+  });
+});
+
+/** An app with a global prefix, which the page's relative URLs must survive. */
+async function bootPrefixed(adapter: Adapter): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [ApiAuthModule.forRoot({ backend: new MemoryBackend(), routes: { console: true } })],
+  }).compile();
+  const app = adapter === 'fastify' ? moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter()) : moduleRef.createNestApplication();
+  app.setGlobalPrefix('v1');
+  await app.init();
+  if (adapter === 'fastify') await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready();
+  return app;
+}
+
+describe.each(ADAPTERS)('operator console under a global prefix over %s', (adapter) => {
+  let app: INestApplication;
+  beforeAll(async () => {
+    app = await bootPrefixed(adapter);
+  });
+  afterAll(() => app?.close());
+
+  it('serves the page and the assets its relative URLs name under the prefix', async () => {
+    const server = app.getHttpServer();
+    expect((await request(server).get('/v1/api-keys/console')).status).toBe(200);
+    // The page at /v1/api-keys/console names "console/console.js": /v1/api-keys/console/console.js.
+    const script = await request(server).get('/v1/api-keys/console/console.js').buffer(true);
+    expect(script.status).toBe(200);
+    expect(script.text).toContain("new URL('..', document.currentScript.src)");
+    expect((await request(server).get('/api-keys/console')).status).toBe(404);
   });
 });
 
