@@ -91,6 +91,36 @@ describe.each<Adapter>(['express', 'fastify'])('console usability on %s', (adapt
     await page.close();
   });
 
+  it('issues once when "Issue key" is pressed again while the first request is under way', async () => {
+    const { base, apiKeys, adminKey } = sample;
+    const { page } = await openConsole(browser.context, base);
+    await useKey(page, adminKey);
+    let posts = 0;
+    let reached!: () => void;
+    let release!: () => void;
+    const firstReached = new Promise<void>((resolve) => (reached = resolve));
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route(`${base}/api-keys`, async (route) => {
+      if (route.request().method() === 'POST') {
+        posts++;
+        reached();
+        await held;
+      }
+      await route.continue();
+    });
+    await page.locator('#issue-owner').fill('double-click');
+    await page.locator('#issue-name').fill('once');
+    await page.locator('#issue-scopes').fill('reports:read');
+    await page.getByRole('button', { name: 'Issue key' }).click();
+    await firstReached;
+    await page.getByRole('button', { name: 'Issue key' }).click();
+    release();
+    await statusSays(page, 'Issued "once" for double-click.');
+    expect(posts).toBe(1);
+    expect((await apiKeys.listPage('double-click', { limit: 10 })).total).toBe(1);
+    await page.close();
+  });
+
   it('names every control, works from the keyboard, and fits 320 px', async () => {
     const { base, apiKeys, adminKey } = sample;
     // A long unbroken name is what pushes a narrow layout sideways.

@@ -63,15 +63,24 @@
     $('status').textContent = text;
   }
 
-  /** Runs one operator action: clears the last error, shows the next one. */
+  /** Whether an action is under way: a second click on "Issue key" must not issue twice. */
+  let busy = false;
+
+  /** Runs one operator action at a time: clears the last error, shows the next one. */
   function action(fn) {
     return async (event) => {
       if (event) event.preventDefault();
+      if (busy) return;
+      busy = true;
+      document.body.setAttribute('aria-busy', 'true');
       clearError();
       try {
         await fn(event);
       } catch (error) {
         showError(error);
+      } finally {
+        busy = false;
+        document.body.removeAttribute('aria-busy');
       }
     };
   }
