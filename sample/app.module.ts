@@ -23,8 +23,9 @@ class SampleBackendModule implements OnApplicationShutdown {
   imports: [
     ApiAuthModule.forRootAsync({
       // Key management over HTTP at /api-keys: keys with "api-keys:admin" manage every
-      // key, keys with "api-keys:self" their own owner's. Never open without a key.
-      routes: { path: 'api-keys' },
+      // key, keys with "api-keys:self" their own owner's. Never open without a key. The
+      // operator console (a page that uses these routes) is at /api-keys/console.
+      routes: { path: 'api-keys', console: true },
       imports: [SampleBackendModule],
       inject: [SAMPLE_BACKEND],
       useFactory: (sample: SampleBackend) => ({

@@ -32,6 +32,14 @@ export interface ApiAuthRoutesOptions {
    * days: an old key that keeps working for longer is a revocation that did not happen.
    */
   maxGracePeriodMs?: number;
+  /**
+   * Serves the operator console, a small browser page for these routes, at
+   * `GET <path>/console`. Default `false`. The page itself is public and holds nothing:
+   * the operator pastes a key, which stays in the page's memory, and every action goes
+   * through the guarded routes above. It is sent with a strict Content-Security-Policy
+   * and may not be framed.
+   */
+  console?: boolean;
 }
 
 /** Routes options after defaults and validation. */
@@ -44,6 +52,8 @@ export interface ResolvedApiAuthRoutesOptions {
   defaultPageSize: number;
   maxPageSize: number;
   maxGracePeriodMs: number;
+  /** Whether `GET <path>/console` serves the operator console; absent means no. */
+  console?: boolean;
 }
 
 /** Injection token of the {@link ResolvedApiAuthRoutesOptions}, provided only when the routes are enabled. */
@@ -61,6 +71,7 @@ const ROUTES_OPTION_NAMES = optionNames<ApiAuthRoutesOptions>({
   defaultPageSize: true,
   maxPageSize: true,
   maxGracePeriodMs: true,
+  console: true,
 });
 
 const SEVEN_DAYS_MS = 7 * 24 * 60 * 60 * 1000;
@@ -147,5 +158,8 @@ export function resolveApiAuthRoutesOptions(
     fail('maxGracePeriodMs', 'must be a non-negative integer of milliseconds', maxGracePeriodMs);
   }
 
-  return { path, adminScope, selfServiceScope, allowedScopes, defaultPageSize, maxPageSize, maxGracePeriodMs };
+  const serveConsole = options.console ?? false;
+  if (typeof serveConsole !== 'boolean') fail('console', 'must be true or false', serveConsole);
+
+  return { path, adminScope, selfServiceScope, allowedScopes, defaultPageSize, maxPageSize, maxGracePeriodMs, console: serveConsole };
 }

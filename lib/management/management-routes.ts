@@ -4,6 +4,7 @@ import {
   resolveApiAuthRoutesOptions,
   type ApiAuthRoutesOptions,
 } from './api-auth-routes.options.js';
+import { createConsoleController } from '../console/console.controller.js';
 import { createApiKeysController } from './api-keys.controller.js';
 
 /**
@@ -17,9 +18,12 @@ export function withManagementRoutes(
 ): DynamicModule {
   const resolved = resolveApiAuthRoutesOptions(routes);
   if (!resolved) return definition;
+  // The console first: on Express the first matching route wins, and `GET <path>/:id`
+  // would otherwise answer `GET <path>/console` with a 401.
+  const consoleController = resolved.console ? [createConsoleController(resolved)] : [];
   return {
     ...definition,
-    controllers: [...(definition.controllers ?? []), createApiKeysController(resolved)],
+    controllers: [...(definition.controllers ?? []), ...consoleController, createApiKeysController(resolved)],
     providers: [...(definition.providers ?? []), { provide: API_AUTH_ROUTES_OPTIONS, useValue: resolved }],
     exports: [...(definition.exports ?? []), API_AUTH_ROUTES_OPTIONS],
   };
