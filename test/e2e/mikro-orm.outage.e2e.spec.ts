@@ -8,6 +8,7 @@ import { ADAPTERS, bootApp } from '../fixtures/app.js';
 import { initOrm } from '../fixtures/mikro-orm.js';
 import { PostgresRelay } from '../fixtures/postgres-relay.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
+import { CapturingLogger } from '../fixtures/log-capture.js';
 
 /** Calls until `accept` holds or `ms` pass; returns every status seen. */
 async function pollUntil(send: () => Promise<{ status: number }>, accept: (status: number) => boolean, ms = 10_000) {
@@ -35,6 +36,10 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
   let orm: MikroORM;
   let app: INestApplication;
   let key: string;
+  // The outage is logged (once per outage, as an error) on purpose here: kept and asserted.
+  let logs: CapturingLogger;
+  const outageLogged = () =>
+    logs.lines.filter((line) => line.startsWith('[error] The API key backend is unavailable; answering 503: PostgreSQL is unavailable'));
 
   @Module({ providers: [{ provide: MikroORM, useFactory: () => orm }], exports: [MikroORM] })
   class OrmModule {}
@@ -59,6 +64,8 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
         }),
       }),
     ]);
+    logs = new CapturingLogger();
+    app.useLogger(logs);
     ({ key } = await app.get(ApiKeyService).issue({ ownerId: `owner-${adapter}`, name: 'outage' }));
   });
   afterAll(async () => {
@@ -84,6 +91,7 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
     await relay.start();
     const seen = await pollUntil(call, (status) => status === 200);
     expect(seen.at(-1)).toBe(200);
+    expect(outageLogged()).toHaveLength(1);
     expect(seen.every((status) => status === 200 || status === 503)).toBe(true);
   });
 
@@ -103,11 +111,15 @@ describe.each(ADAPTERS)('a PostgreSQL outage behind the guard over %s', (adapter
         }),
       }),
     ]);
+    // Booting a testing module resets Nest's logger: capture this app's lines too.
+    late.useLogger(logs);
+    const before = outageLogged().length;
     try {
       const unknownKey = late.get(ApiKeyService).format.generate();
       const callLate = (k: string) => request(late.getHttpServer()).get('/t/me').set('X-API-Key', k);
       const down = await callLate(unknownKey);
       expect(down.status).toBe(503);
+      expect(outageLogged()).toHaveLength(before + 1);
       await relay.start();
       // 401 means PostgreSQL answered "no such key": the table exists now.
       const seen = await pollUntil(() => callLate(unknownKey), (status) => status === 401);
