@@ -1,5 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import ts from 'typescript';
 import type { Snippet } from './extract.js';
 
@@ -37,18 +37,27 @@ const COMPILER_OPTIONS: ts.CompilerOptions = {
 
 const slug = (page: string) => page.replace(/\.md$/, '').replace(/[^\w]+/g, '-');
 
-/** Writes every compiled snippet into `<workspace>/src/<page>/`, one module each. */
+/**
+ * Writes every compiled snippet into `<workspace>/src/`, one module each: a named one
+ * (`file=orm.module.ts`) under its name, so a snippet on any page can import it as
+ * `./orm.module.js`; the others under their page and line.
+ */
 export async function placeSnippets(workspace: string, snippets: Snippet[]): Promise<PlacedSnippet[]> {
   const placed: PlacedSnippet[] = [];
+  const named = new Map<string, Snippet>();
+  await mkdir(join(workspace, 'src'), { recursive: true });
   for (const snippet of snippets) {
     if (snippet.mode === 'partial') continue;
-    const name = snippet.fileName ?? `snippet-${snippet.line}.ts`;
-    const relative = join(slug(snippet.page), name);
-    const source = join(workspace, 'src', relative);
-    await mkdir(dirname(source), { recursive: true });
+    if (snippet.fileName) {
+      const first = named.get(snippet.fileName);
+      if (first) throw new Error(`${snippet.page}:${snippet.line}: file=${snippet.fileName} is already ${first.page}:${first.line}`);
+      named.set(snippet.fileName, snippet);
+    }
+    const name = snippet.fileName ?? `${slug(snippet.page)}-${snippet.line}.ts`;
+    const source = join(workspace, 'src', name);
     // `export {}` makes a snippet without imports a module too, so snippets never share a scope.
     await writeFile(source, `${snippet.code}\n\nexport {};\n`);
-    placed.push({ snippet, source, output: join(workspace, 'out', relative.replace(/\.ts$/, '.js')) });
+    placed.push({ snippet, source, output: join(workspace, 'out', name.replace(/\.ts$/, '.js')) });
   }
   return placed;
 }

@@ -5,8 +5,8 @@
  * before the fence (blank lines allowed) marks it:
  *
  * - `<!-- snippet: partial -->`  a deliberate fragment: not compiled;
- * - `<!-- snippet: file=orm.module.ts -->`  compiled under that name, so later snippets
- *   of the same page can `import ... from './orm.module.js'`;
+ * - `<!-- snippet: file=orm.module.ts -->`  compiled under that name, so snippets of
+ *   any page can `import ... from './orm.module.js'` (each name once in all pages);
  * - `<!-- snippet: run -->`  a complete app: compiled, then started, and the first
  *   `bash`/`sh` block after it run against it, every `# → <text>` line checked;
  * - `run db`  the same, with `DATABASE_URL` set to a fresh, empty PostgreSQL database.
