@@ -19,7 +19,8 @@ async function main(): Promise<number> {
   const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
   const result = await checkDocs(root, await documentationPages(root));
   for (const p of result.problems) console.error(`${p.page}:${p.line}: ${p.message}`);
-  console.log(`docs: ${result.compiled} compiled, ${result.run} run, ${result.failed} failed (${result.partial} marked partial)`);
+  console.log(`${result.partial} snippet(s) marked partial, not compiled`);
+  console.log(`docs: ${result.compiled} compiled, ${result.run} run, ${result.failed} failed`);
   return result.failed === 0 ? 0 : 1;
 }
 
