@@ -311,7 +311,7 @@ describe('L1Cache', () => {
 
       expect(cache.knownSize).toBe(bound);
       const perBound = full - before;
-      // A leaking index would keep 39,000 ids and hashes alive (over 10 MB); allowed
+      // A leaking index would keep 39,000 ids and hashes alive (several MB); allowed
       // here: half a bound's worth, or 2 MB, whichever is larger.
       expect(perBound).toBeGreaterThan(bound * 500);
       expect(after - full).toBeLessThan(Math.max(perBound / 2, 2 * 1024 * 1024));
