@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-sample/', 'dist-bench/', 'node_modules/', 'coverage/', 'bench/results/'] },
+  { ignores: ['dist/', 'dist-sample/', 'dist-bench/', 'dist-scripts/', 'node_modules/', 'coverage/', 'bench/results/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { ApiKeyService } from 'nestjs-api-auth';
 import { AppModule } from './app.module.js';
 
-/** The running sample, for tests that drive it (the README walk-through test does). */
+/** The running sample, for tests that drive it (the docs walk-through test does). */
 export interface SampleApp {
   app: INestApplication;
   base: string;
@@ -45,7 +45,7 @@ Try:
   curl -i -H 'Authorization: Bearer ${key}' ${base}/reports
   curl -s -H 'X-API-Key: ${adminKey}' '${base}/api-keys?ownerId=demo-user'
 
-The key-management walk-through: README.md, "Managing keys over HTTP".
+The key-management walk-through: docs/management.md, "Walk-through with the sample".
 `);
   } else {
     console.log(`nestjs-api-auth sample listening on ${base}`);
@@ -53,7 +53,7 @@ The key-management walk-through: README.md, "Managing keys over HTTP".
   return { app, base };
 }
 
-// Run when started as a program, not when a test imports bootstrap(). `nest start`
-// runs `node dist-sample/main`, without the extension, hence the comparison without it.
+// Run when started as a program, not when a test imports bootstrap(). Compared without
+// the extension, so `node dist-sample/main` and `node dist-sample/main.js` both start it.
 const withoutJs = (path: string) => resolve(path).replace(/\.js$/, '');
 if (process.argv[1] && withoutJs(fileURLToPath(import.meta.url)) === withoutJs(process.argv[1])) void bootstrap();

@@ -163,7 +163,7 @@ describe('GraphQL field resolvers', () => {
 
 describe('the README recipe', () => {
   it('is the code this file runs: the guard and the filter match the fixture verbatim', () => {
-    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    const readme = readFileSync(fileURLToPath(new URL('../../docs/transports.md', import.meta.url)), 'utf8');
     const fixture = readFileSync(fileURLToPath(new URL('../fixtures/graphql.ts', import.meta.url)), 'utf8');
     const pieces = (source: string) => [
       /@Injectable\(\)\nexport class GqlApiKeyGuard[\s\S]*?\n}\n/.exec(source)?.[0],

@@ -7,6 +7,7 @@ import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { RedisBackend, RedisCacheBackend, RedisRateLimiter } from 'nestjs-api-auth/redis';
 import { ApiKeyHealthIndicator } from 'nestjs-api-auth/terminus';
 import { ADAPTERS, type Adapter } from '../fixtures/app.js';
+import { CapturingLogger } from '../fixtures/log-capture.js';
 import { initOrm } from '../fixtures/mikro-orm.js';
 import { createTestDatabase, DATABASE_URL, urlFor, type TestDatabase } from '../fixtures/postgres.js';
 import { bootPolicyApp, call } from '../fixtures/rate-limit.setups.js';
@@ -31,14 +32,24 @@ class HealthController {
   }
 }
 
-/** An app with the health endpoint (and no other routes) over the given key setup. */
-function bootHealthApp(adapter: Adapter, auth: ApiAuthModuleOptions) {
-  return bootPolicyApp(adapter, { prefix: 'hc_', verifyTimeoutMs: 1_000, ...auth }, {
+/**
+ * An app with the health endpoint (and no other routes) over the given key setup. Its
+ * log lines are kept in `logs`: Terminus logs every failed check as an error and the
+ * Redis cache its outage as a warning, which these tests cause on purpose and assert.
+ */
+async function bootHealthApp(adapter: Adapter, auth: ApiAuthModuleOptions) {
+  const logs = new CapturingLogger();
+  const booted = await bootPolicyApp(adapter, { prefix: 'hc_', verifyTimeoutMs: 1_000, ...auth }, {
     imports: [TerminusModule],
     controllers: [HealthController],
     providers: [ApiKeyHealthIndicator],
   });
+  booted.app.useLogger(logs);
+  return { ...booted, logs };
 }
+
+/** The error lines Terminus logged for failed checks. */
+const failedChecks = (logs: CapturingLogger) => logs.lines.filter((line) => line.startsWith('[error] Health Check has failed!'));
 
 /** Statuses of the three indicators, from GET /health, with the HTTP status. */
 async function health(url: string) {
@@ -67,9 +78,10 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
   describe('on the memory setup', () => {
     let app: INestApplication;
     let url: string;
+    let logs: CapturingLogger;
 
     beforeAll(async () => {
-      ({ app, url } = await bootHealthApp(adapter, { backend: new MemoryBackend() }));
+      ({ app, url, logs } = await bootHealthApp(adapter, { backend: new MemoryBackend() }));
     });
     afterAll(async () => {
       await app?.close();
@@ -84,6 +96,7 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
         'api-keys-cache': { status: 'up', caches: 0 },
         'api-keys-rate-limiter': { status: 'up', limiter: 'MemoryRateLimiter' },
       });
+      expect(logs.lines.filter((line) => !line.startsWith('[log]'))).toEqual([]);
     });
   });
 
@@ -96,9 +109,10 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
     }
     let app: INestApplication;
     let url: string;
+    let logs: CapturingLogger;
 
     beforeAll(async () => {
-      ({ app, url } = await bootHealthApp(adapter, { backend: new LeakyBackend() }));
+      ({ app, url, logs } = await bootHealthApp(adapter, { backend: new LeakyBackend() }));
     });
     afterAll(async () => {
       await app?.close();
@@ -111,6 +125,8 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
       const body = JSON.stringify(h.body);
       expect(body).toContain('lookup under [redacted] failed');
       expect(body).not.toContain(hash);
+      expect(failedChecks(logs)).toHaveLength(1);
+      expect(logs.lines.join('\n')).not.toContain(hash);
     });
   });
 
@@ -120,6 +136,7 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
     let proxy: RedisProxy;
     let client: Awaited<ReturnType<typeof connectRedis>>;
     let namespace: string;
+    let logs: CapturingLogger;
 
     beforeAll(async () => {
       proxy = await startRedisProxy();
@@ -129,7 +146,7 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
         socket: { reconnectStrategy: (n: number) => Math.min(50 * 2 ** n, 200) },
       });
       namespace = uniqueNamespace(`health-${adapter}`);
-      ({ app, url } = await bootHealthApp(adapter, {
+      ({ app, url, logs } = await bootHealthApp(adapter, {
         backend: new RedisBackend(client, { namespace }),
         rateLimiter: new RedisRateLimiter(client, { namespace: `${namespace}limits:` }),
       }));
@@ -157,6 +174,8 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
 
       await proxy.start();
       expect(await healthUntil(url, (h) => h.http === 200)).toMatchObject({ http: 200, backend: 'up', limiter: 'up' });
+      expect(failedChecks(logs).length).toBeGreaterThanOrEqual(1);
+      expect(logs.lines.join('\n')).not.toContain(key);
     });
   });
 
@@ -169,6 +188,7 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
     let redisProxy: RedisProxy;
     let cache: TestCache;
     let cacheNamespace: string;
+    let logs: CapturingLogger;
 
     beforeAll(async () => {
       db = await createTestDatabase(`health_${adapter}`);
@@ -183,7 +203,7 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
       cache = await keyvRedisVariant.create(cacheNamespace, redisProxy.url);
       const primary = new MikroOrmBackend(orm, { ensureSchema: true });
       await primary.ensureSchema();
-      ({ app, url } = await bootHealthApp(adapter, {
+      ({ app, url, logs } = await bootHealthApp(adapter, {
         backend: new RedisCacheBackend({ cache: cache.cache, primary, ttl: 60_000, timeoutMs: 200, retryIntervalMs: 100 }),
       }));
     });
@@ -206,6 +226,7 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
       expect(await health(url)).toMatchObject({ http: 503, backend: 'up', cache: 'down', limiter: 'up' });
       await redisProxy.start();
       expect(await healthUntil(url, (h) => h.cache === 'up')).toMatchObject({ http: 200, cache: 'up' });
+      expect(failedChecks(logs).some((line) => line.includes('"api-keys-cache"') && line.includes('"down"'))).toBe(true);
     });
 
     it('reports the store down when PostgreSQL is down', async () => {
@@ -213,6 +234,7 @@ describe.each(ADAPTERS)('the Terminus health indicator over %s', (adapter) => {
       expect(await health(url)).toMatchObject({ http: 503, backend: 'down', cache: 'up' });
       await pgRelay.start();
       expect(await healthUntil(url, (h) => h.backend === 'up')).toMatchObject({ http: 200, backend: 'up' });
+      expect(failedChecks(logs).some((line) => line.includes('PostgreSQL is unavailable'))).toBe(true);
     });
   });
 });

@@ -7,6 +7,7 @@ import { startFullStack, type FullStack } from '../fixtures/full-stack.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 import { PostgresRelay } from '../fixtures/postgres-relay.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
+import { CapturingLogger } from '../fixtures/log-capture.js';
 
 /** The Redis cache's `ttl` here. */
 const TTL_MS = 2_000;
@@ -37,6 +38,8 @@ describe.each(ADAPTERS)('PostgreSQL down behind the full stack (L1 -> Redis cach
   let stack: FullStack;
   let other: FullStack;
   let app: INestApplication;
+  // The outage is logged as errors on purpose here: kept and asserted, not printed.
+  let logs: CapturingLogger;
 
   const call = (key: string) => request(app.getHttpServer()).get('/t/me').set('X-API-Key', key);
 
@@ -56,6 +59,8 @@ describe.each(ADAPTERS)('PostgreSQL down behind the full stack (L1 -> Redis cach
     app = await bootApp(adapter, [
       ApiAuthModule.forRoot({ prefix: 'oc_', backend: stack.backend, verifyTimeoutMs: 1_500, usageIntervalMs: 0 }),
     ]);
+    logs = new CapturingLogger();
+    app.useLogger(logs);
   });
   afterAll(async () => {
     await app?.close();
@@ -161,5 +166,11 @@ describe.each(ADAPTERS)('PostgreSQL down behind the full stack (L1 -> Redis cach
     // And the revocation that failed during the outage can be made now.
     await service.revoke(cached.apiKey.id);
     expect((await call(cached.key)).body.code).toBe('revoked_api_key');
+
+    // Every error logged was the outage, said without a key or a hash.
+    const errors = logs.lines.filter((line) => line.startsWith('[error]'));
+    expect(errors.length).toBeGreaterThan(0);
+    for (const line of errors) expect(line).toMatch(/^\[error\] The API key backend is unavailable; answering 503: PostgreSQL is unavailable/);
+    for (const secret of [cached.key, uncached.key]) expect(logs.lines.join('\n')).not.toContain(secret);
   });
 });

@@ -5,6 +5,7 @@ import { ApiKeyGuard, ApiKeyService, MemoryBackend, type RateLimiter } from 'nes
 import { RedisRateLimiter } from 'nestjs-api-auth/redis';
 import { ADAPTERS } from '../fixtures/app.js';
 import { connectRedis, startRedisProxy, type RedisProxy } from '../fixtures/redis.js';
+import { CapturingLogger } from '../fixtures/log-capture.js';
 import {
   alignToWindowStart,
   bootPolicyApp,
@@ -154,6 +155,7 @@ describe.each(ADAPTERS)('a rate limiter that cannot answer, over %s', (adapter) 
   let client: Awaited<ReturnType<typeof connectRedis>>;
   let proxy: RedisProxy;
   let limiter: RateLimiter;
+  let logs: CapturingLogger;
 
   beforeAll(async () => {
     // A real client, connected, whose Redis then goes away: with the offline queue off,
@@ -163,6 +165,9 @@ describe.each(ADAPTERS)('a rate limiter that cannot answer, over %s', (adapter) 
     limiter = new RedisRateLimiter(client);
     await proxy.stop();
     ({ app, url } = await bootPolicyApp(adapter, { prefix: 'rl_', backend: new MemoryBackend(), rateLimiter: limiter }));
+    // The outage is logged as an error, on purpose here: kept and asserted, not printed.
+    logs = new CapturingLogger();
+    app.useLogger(logs);
     service = app.get(ApiKeyService);
   });
   afterAll(async () => {
@@ -178,5 +183,8 @@ describe.each(ADAPTERS)('a rate limiter that cannot answer, over %s', (adapter) 
     expect(res.body.code).toBe('backend_unavailable');
     expect(res.headers.get('retry-after')).toBe('1');
     expect((await call(url, '/p/ping', free.key)).status).toBe(200);
+    expect(logs.lines.filter((line) => line.startsWith('[error]'))).toEqual([
+      expect.stringMatching(/^\[error\] The rate limiter is unavailable; answering 503 to keys with limits/),
+    ]);
   });
 });

@@ -9,7 +9,7 @@ import { bootstrap } from '../../sample/main.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 
 const run = promisify(execFile);
-const DOC = new URL('../../README.md', import.meta.url);
+const DOC = new URL('../../docs/management.md', import.meta.url);
 
 /** The fenced `sh` blocks of a Markdown fragment, in order. */
 function shellBlocks(markdown: string): string[] {
@@ -24,7 +24,7 @@ function shellBlocks(markdown: string): string[] {
 async function walkthrough(): Promise<{ script: string; expected: string[] }> {
   const doc = await readFile(DOC, 'utf8');
   const section = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(doc)?.[1];
-  if (!section) throw new Error('README.md has no walkthrough section');
+  if (!section) throw new Error('docs/management.md has no walkthrough section');
   const expected: string[] = [];
   const lines = shellBlocks(section)
     .join('\n')

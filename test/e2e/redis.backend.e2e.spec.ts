@@ -6,6 +6,7 @@ import { ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
 import { closedPort, connectRedis, deleteNamespace, scanKeys, uniqueNamespace } from '../fixtures/redis.js';
+import { CapturingLogger } from '../fixtures/log-capture.js';
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -105,6 +106,8 @@ describe.each(ADAPTERS)('RedisBackend unreachable behind ApiKeyGuard over %s', (
   let client: ReturnType<typeof createClient>;
   let app: INestApplication;
   let service: ApiKeyService;
+  // The outage is logged as an error on purpose here: kept and asserted, not printed.
+  let logs: CapturingLogger;
 
   beforeAll(async () => {
     client = createClient({
@@ -115,6 +118,8 @@ describe.each(ADAPTERS)('RedisBackend unreachable behind ApiKeyGuard over %s', (
     client.on('error', () => undefined);
     await client.connect().catch(() => undefined);
     app = await bootApp(adapter, [ApiAuthModule.forRoot({ prefix: 'test_', backend: new RedisBackend(client) })]);
+    logs = new CapturingLogger();
+    app.useLogger(logs);
     service = app.get(ApiKeyService);
   });
   afterAll(() => app?.close());
@@ -123,5 +128,8 @@ describe.each(ADAPTERS)('RedisBackend unreachable behind ApiKeyGuard over %s', (
     const res = await request(app.getHttpServer()).get('/t/me').set('X-API-Key', service.format.generate()).expect(503);
     expect(res.body.code).toBe('backend_unavailable');
     expect(res.headers['retry-after']).toBe('1');
+    expect(logs.lines.filter((line) => line.startsWith('[error]'))).toEqual([
+      expect.stringMatching(/^\[error\] The API key backend is unavailable; answering 503: Redis could not complete getByHash/),
+    ]);
   });
 });

@@ -8,6 +8,7 @@ import { redisCacheKeys } from '../../lib/backends/redis/redis-cache.keys.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { connectRedis, deleteNamespace, scanKeys, uniqueNamespace } from '../fixtures/redis.js';
 import { CACHE_VARIANTS, countingCache, type TestCache } from '../fixtures/redis-cache.fixtures.js';
+import { CapturingLogger } from '../fixtures/log-capture.js';
 
 const NAMESPACE = 'api-auth';
 
@@ -283,7 +284,10 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
 
   it('reports every write to onInvalidate with the id and hash, and survives a throwing hook', async () => {
     const seen: RedisCacheInvalidation[] = [];
+    // Each throw is logged as an error, on purpose here: kept and asserted, not printed.
+    const logger = new CapturingLogger();
     const { backend } = await setup({
+      logger,
       onInvalidate: (invalidation) => {
         seen.push(invalidation);
         throw new Error('hook failure');
@@ -296,5 +300,6 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
     await backend.delete(record.id); // already gone: nothing to invalidate
     expect(seen).toEqual(Array.from({ length: 3 }, () => ({ ids: [record.id], hashes: [record.keyHash] })));
     expect(await backend.getByHash(record.keyHash)).toBeNull();
+    expect(logger.lines).toEqual(Array.from({ length: 3 }, () => '[error] The onInvalidate hook threw Error; ignored. ApiAuth'));
   });
 });

@@ -1,8 +1,9 @@
-import { HttpException, type ExecutionContext } from '@nestjs/common';
+import { ConsoleLogger, HttpException, Logger, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiKeyGuard, ApiKeyService, KeyFormat, MemoryBackend, type ApiKeyFailure } from 'nestjs-api-auth';
 import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { CapturingLogger } from '../fixtures/log-capture.js';
 
 // How a refusal leaves canActivate: a rejected promise by default (no `throw`, which
 // costs V8 a stack walk per refused request), a synchronous throw when a subclass
@@ -112,6 +113,16 @@ describe('ApiKeyGuard refusals', () => {
 });
 
 describe('ApiKeyGuard 503', () => {
+  // Each 503 here logs the outage as an error, on purpose: kept and asserted, not printed.
+  let logs: CapturingLogger;
+  beforeEach(() => {
+    logs = new CapturingLogger();
+    Logger.overrideLogger(logs);
+  });
+  afterEach(() => {
+    Logger.overrideLogger(new ConsoleLogger());
+  });
+
   class LeakyBackend extends MemoryBackend {
     override async getByHash(keyHash: string): Promise<never> {
       const driver = new Error(`driver failed on ${keyHash} for gr_${'A'.repeat(20)}b${'Z'.repeat(28)}9`);
@@ -133,6 +144,7 @@ describe('ApiKeyGuard 503', () => {
     expect(cause.message).toBe('lookup of [redacted] failed');
     expect(cause.cause).toBeUndefined();
     expect(JSON.stringify({ message: cause.message, stack: cause.stack })).not.toMatch(/[0-9a-f]{64}/);
+    expect(logs.lines).toEqual([expect.stringMatching(/^\[error\] The API key backend is unavailable; answering 503: lookup of \[redacted\] failed /)]);
   });
 
   it('hands a subclass the backend error itself in failure.error', async () => {
@@ -148,5 +160,6 @@ describe('ApiKeyGuard 503', () => {
     await (guard.canActivate(httpContext({ 'x-api-key': wellFormedUnknown }).context) as Promise<boolean>).catch(() => undefined);
     expect(seen).toBeInstanceOf(TypeError);
     expect((seen as Error).cause).toBeInstanceOf(Error);
+    expect(logs.lines.join('\n')).not.toMatch(/[0-9a-f]{64}/);
   });
 });

@@ -3,6 +3,14 @@
 import 'reflect-metadata';
 import { CREATE_KEY_USAGE, runCreateKeyCommand } from './create-key.command.js';
 
+const USAGE = `Usage: nestjs-api-auth <command> [options]
+
+Commands:
+  create-key   issue an API key (e.g. the first admin key) through the app's own module
+  help         show this help ("nestjs-api-auth create-key --help" for the command's options)
+
+${CREATE_KEY_USAGE}`;
+
 const [command, ...args] = process.argv.slice(2);
 const io = {
   stdout: (text: string) => void process.stdout.write(text),
@@ -10,9 +18,17 @@ const io = {
   cwd: process.cwd(),
 };
 
+let code: number;
 if (command === 'create-key') {
-  process.exitCode = await runCreateKeyCommand(args, io);
+  code = await runCreateKeyCommand(args, io);
+} else if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+  // Help asked for is an answer, on stdout; help after a mistake goes to stderr.
+  io.stdout(`${USAGE}\n`);
+  code = 0;
 } else {
-  io.stderr(`${command ? `Unknown command "${command}".\n\n` : ''}${CREATE_KEY_USAGE}\n`);
-  process.exitCode = command ? 2 : 0;
+  io.stderr(`Unknown command "${command}".\n\n${USAGE}\n`);
+  code = 2;
 }
+// The user's module may leave handles open (an ORM pool nobody closes, a Redis client):
+// a one-shot command must still end, so that `KEY=$(nestjs-api-auth create-key ...)` returns.
+process.exit(code);
