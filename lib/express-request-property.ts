@@ -12,9 +12,8 @@ const accessorPrototypes = new WeakSet<object>();
  * a `WeakMap`.
  *
  * Why: an Express request already carries about 28 own properties, and giving each one
- * an `apiKey` of its own moves it to a new hidden class as it passes the guard. In the
- * benchmark that store cost about 9 µs of a 160 µs request (16 paired rounds), more
- * than the rest of the key check. Through the accessor the guard's plain
+ * an `apiKey` of its own moves it to a new hidden class as it passes the guard, which
+ * cost more than the rest of the key check (bench/README.md). Through the accessor the guard's plain
  * `request.apiKey = view` changes no request's shape, and reading `request.apiKey`
  * works as before. Fastify requests carry a handful of properties and showed no such
  * cost, so they are left alone.

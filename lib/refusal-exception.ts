@@ -1,28 +1,16 @@
 import { HttpException } from '@nestjs/common';
 
 /**
- * The `HttpException` a refusal is reported with, built without running the `Error`
- * constructor.
+ * The `HttpException` a refusal is reported with, built without V8's `Error`
+ * constructor (which runs in C++ even with no stack trace): a flood of garbage keys is
+ * exactly when a refusal's cost matters (numbers in bench/README.md). Each refusal gets
+ * its own object and body, so an app filter that adds to a body leaks nothing.
  *
- * Why: a refusal is an answer, not a bug, and a flood of garbage keys is exactly when
- * its cost matters. Even without a stack trace (`Error.stackTraceLimit = 0`), V8's
- * `Error` constructor runs in C++: about 300 ns per refusal against 13 for this
- * (Fastify malformed-key flood: 98,600 to 97,600 instructions per request). A
- * prebuilt exception shared by every refusal would be
- * cheaper still, but an app's exception filter that adds to the body (a request id,
- * say) would leak that into other requests' responses; each refusal here has its own
- * object and its own body.
- *
- * What it is: an object with `HttpException.prototype` and the own properties Nest's
- * constructor gives one, in the same order, plus the `stack` V8 writes with no frames
- * (`HttpException: <message>`). Nest's exception handling and `@Catch(HttpException)`
- * filters go by `instanceof`, `getResponse()` and `getStatus()`, which it satisfies.
- * It is not a native error to `util.types.isNativeError`.
- *
- * Those own properties are private to Nest. So at first use the result is compared
- * with what Nest's own constructor builds (status, response, message, name, cause,
- * errorCode, stack and the enumerable keys in order); should a Nest release change
- * them, every refusal is built with the real constructor instead, as before.
+ * It has `HttpException.prototype` and the own properties Nest's constructor gives, in
+ * order, plus a frameless `stack`; it is not a native error to `util.types.isNativeError`.
+ * Those properties are Nest's private ones, so the first refusal is compared with what
+ * Nest's constructor builds (status, response, message, name, cause, errorCode, stack,
+ * keys in order) and, on any difference, every refusal uses the real constructor.
  */
 export function refusalException(body: Record<string, unknown>, status: number, cause: unknown): HttpException {
   return (shapeMatches ??= sameAsNest()) ? assemble(body, status, cause) : construct(body, status, cause);

@@ -30,8 +30,8 @@ export function crc32Update(crc: number, text: string, from: number, to: number)
 
 /**
  * Feeds one byte (an ASCII character code) into a CRC register. Not exported: V8's
- * optimized code reads an exported binding through its module cell at every use, and
- * exported, it made the per-request check below 128 ns per key instead of 116.
+ * optimized code reads an exported binding through its module cell at every use, which
+ * made the per-request check measurably slower (bench/README.md).
  */
 const crc32Byte = (crc: number, byte: number): number => TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
 
@@ -49,7 +49,7 @@ export function checksum(body: string): string {
 
 /**
  * The digit table as a constant of this module, for the same reason: reading digits
- * through an imported helper made the check 130-143 ns per key instead of 117.
+ * through an imported helper made the check slower.
  */
 const DIGITS = base62DigitTable();
 
@@ -58,8 +58,8 @@ const DIGITS = base62DigitTable();
  * `text.charCodeAt(i)`, every call loads the method from the string, and V8 caches
  * that load by the string's representation (flat, concatenated, sliced,
  * internalized...). Header values arrive in several, so the cache went generic and
- * each character cost a lookup: about 6,000 instructions per malformed key on
- * Express. With the method fixed, the optimized code calls the builtin directly.
+ * each character cost a lookup. With the method fixed, the optimized code calls the
+ * builtin directly.
  */
 const charCodeAt = String.prototype.charCodeAt;
 

@@ -38,8 +38,8 @@ interface Compiled {
  * Answers "may this address use the key?" for the `allowedIps` of a key's policy,
  * with node's `BlockList` (which also matches IPv4-mapped IPv6 addresses such as
  * `::ffff:10.0.0.1` against IPv4 rules). Each distinct list is compiled once, and
- * answers are remembered per list and address: `BlockList.check` costs about 2 µs,
- * and a key's calls mostly come from the same few addresses.
+ * answers are remembered per list and address: `BlockList.check` is dear next to a
+ * map lookup, and a key's calls mostly come from the same few addresses.
  */
 export class IpAllowlist {
   /** By array identity first: the L1 cache hands out one frozen record per key, so this is the common hit. */
