@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI: every TypeScript snippet of README.md and docs/ compiled against the built package
 # (and the runnable ones run against PostgreSQL and Redis). Ends with one line:
-# "docs: N compiled, N run, N failed". Run from anywhere; needs the services up.
+# "docs: N passed, N failed (N compiled, N run)". Run from anywhere; needs the services up.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

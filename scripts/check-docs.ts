@@ -1,6 +1,6 @@
 // `node dist-scripts/check-docs.js`: checks every TypeScript snippet of README.md and
 // docs/ against the built package (run `npm run build` first). Prints each problem as
-// `page:line: message`, then `docs: N compiled, N run, N failed`; exits 1 on any failure.
+// `page:line: message`, then `docs: N passed, N failed (N compiled, N run)`, counting each compilation and each run as a check; exits 1 on any failure.
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,8 @@ async function main(): Promise<number> {
   const result = await checkDocs(root, await documentationPages(root));
   for (const p of result.problems) console.error(`${p.page}:${p.line}: ${p.message}`);
   console.log(`${result.partial} snippet(s) marked partial, not compiled`);
-  console.log(`docs: ${result.compiled} compiled, ${result.run} run, ${result.failed} failed`);
+  const checks = result.compiled + result.run;
+  console.log(`docs: ${Math.max(0, checks - result.failed)} passed, ${result.failed} failed (${result.compiled} compiled, ${result.run} run)`);
   return result.failed === 0 ? 0 : 1;
 }
 
