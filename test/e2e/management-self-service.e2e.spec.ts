@@ -276,6 +276,22 @@ class InterleavingBackend extends MemoryBackend {
     }
     return super.getById(id);
   }
+
+  private beforeWrite: { id: string; between: () => Promise<unknown> } | null = null;
+
+  /** Runs `between` once, just before the next store write of `id` (after the route's read). */
+  interleaveBeforeUpdate(id: string, between: () => Promise<unknown>): void {
+    this.beforeWrite = { id, between };
+  }
+
+  override async update(...args: Parameters<MemoryBackend['update']>) {
+    const plan = this.beforeWrite;
+    if (plan !== null && args[0] === plan.id) {
+      this.beforeWrite = null;
+      await plan.between();
+    }
+    return super.update(...args);
+  }
 }
 
 describe.each(ADAPTERS)('a rotation racing an admin change over %s', (adapter) => {
@@ -302,5 +318,31 @@ describe.each(ADAPTERS)('a rotation racing an admin change over %s', (adapter) =
     expect(res.body.key).toBeUndefined();
     // The replacement was minted, then deleted unseen.
     expect(await service.countByOwner('o')).toBe(before);
+  });
+
+  it("never undoes an admin's shorter expiry with a self-service expiry change checked against the older one: 412", async () => {
+    const self = await service.issue({ ownerId: 'p', name: 'self', scopes: [SELF], expiresAt: new Date(Date.now() + 2 * HOUR) });
+    const adminExpiry = new Date(Date.now() + HOUR / 2);
+    // Between the route's read (expiry in 2 h: 1 h is "bringing it forward") and its
+    // write, an admin shortens the key to 30 min.
+    backend.interleaveBeforeUpdate(self.apiKey.id, () => service.update(self.apiKey.id, { expiresAt: adminExpiry }));
+    const res = await request(app.getHttpServer())
+      .patch(`/api-keys/${self.apiKey.id}`)
+      .set('X-API-Key', self.key)
+      .send({ expiresAt: new Date(Date.now() + HOUR).toISOString() });
+    expect(res.status).toBe(412);
+    expect(res.body.code).toBe('version_conflict');
+    expect((await service.get(self.apiKey.id))!.expiresAt).toEqual(adminExpiry);
+  });
+
+  it('a self-service write of other fields is not pinned: the admin change and the write both stand', async () => {
+    const self = await service.issue({ ownerId: 'q', name: 'self', scopes: [SELF], expiresAt: new Date(Date.now() + 2 * HOUR) });
+    const adminExpiry = new Date(Date.now() + HOUR / 2);
+    backend.interleaveBeforeUpdate(self.apiKey.id, () => service.update(self.apiKey.id, { expiresAt: adminExpiry }));
+    const res = await request(app.getHttpServer()).patch(`/api-keys/${self.apiKey.id}`).set('X-API-Key', self.key).send({ name: 'renamed' });
+    expect(res.status).toBe(200);
+    const stored = (await service.get(self.apiKey.id))!;
+    expect(stored.expiresAt).toEqual(adminExpiry);
+    expect(stored.name).toBe('renamed');
   });
 });
