@@ -2,7 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { runBackendConformance } from 'nestjs-api-auth/testing';
-import { initOrm } from '../fixtures/mikro-orm.js';
+import { initOrm, insertLegacyRow } from '../fixtures/mikro-orm.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 
 // The contract, against real PostgreSQL, in a database created and dropped here.
@@ -27,19 +27,13 @@ runBackendConformance('MikroOrmBackend (default table, passed the MikroORM)', ru
     await backend.ensureSchema();
     return backend;
   },
-  // A row written before `version` and `issued_by_id` existed: an insert that names neither.
-  storeLegacyRecord: async (_backend, r) => {
-    await db.query(
-      'insert into api_keys (id, name, owner_id, key_hash, hint, scopes, metadata, created_at, updated_at, expires_at, ' +
-        'revoked_at, last_used_at, rotated_from_id, environment, policy) values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb)',
-      [r.id, r.name, r.ownerId, r.keyHash, r.hint, JSON.stringify(r.scopes), JSON.stringify(r.metadata), r.createdAt, r.updatedAt,
-        r.expiresAt, r.revokedAt, r.lastUsedAt, r.rotatedFromId, r.environment, r.policy ? JSON.stringify(r.policy) : null],
-    );
-  },
+  // A row written before `version` and `issued_by_id` existed.
+  storeLegacyRecord: (_backend, record) => insertLegacyRow(db, record),
 });
 
 // A custom schema and table, given an EntityManager, with pages of 2 rows so every
 // listing in the suite crosses several keyset pages.
 runBackendConformance('MikroOrmBackend (schema "auth", table "keys", pageSize 2, passed an EntityManager)', runner, {
   create: () => new MikroOrmBackend(orm.em, { schema: 'auth', tableName: 'keys', pageSize: 2, ensureSchema: true }),
+  storeLegacyRecord: (_backend, record) => insertLegacyRow(db, record, 'auth.keys'),
 });

@@ -6,7 +6,7 @@ import { RedisCacheBackend } from 'nestjs-api-auth/redis';
 import { runBackendConformance } from 'nestjs-api-auth/testing';
 import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
-import { initOrm } from '../fixtures/mikro-orm.js';
+import { initOrm, insertLegacyRow } from '../fixtures/mikro-orm.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 import { CACHE_VARIANTS, type TestCache } from '../fixtures/redis-cache.fixtures.js';
@@ -48,6 +48,7 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name over MikroOrmBackend
 
   runBackendConformance(`RedisCacheBackend (${variant.name}) over MikroOrmBackend`, { describe, it, beforeAll, afterAll }, {
     create: () => cachedBackend(),
+    storeLegacyRecord: (_backend, record) => insertLegacyRow(db, record),
   });
 
   it('verifies a hot key from Redis and stops it at once when it is revoked in PostgreSQL', async () => {
