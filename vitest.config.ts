@@ -13,10 +13,10 @@ export default defineConfig({
     // Tests import the package by its public name, exactly as a user would.
     alias: [
       { find: /^nestjs-api-auth$/, replacement: lib('index.ts') },
-      { find: /^nestjs-api-auth\/mikro-orm$/, replacement: lib('backends/mikro-orm/index.ts') },
-      { find: /^nestjs-api-auth\/redis$/, replacement: lib('backends/redis/index.ts') },
+      { find: /^nestjs-api-auth\/mikro-orm$/, replacement: lib('mikro-orm/index.ts') },
+      { find: /^nestjs-api-auth\/redis$/, replacement: lib('redis/index.ts') },
       { find: /^nestjs-api-auth\/testing$/, replacement: lib('testing/index.ts') },
-      { find: /^nestjs-api-auth\/swagger$/, replacement: lib('openapi/index.ts') },
+      { find: /^nestjs-api-auth\/swagger$/, replacement: lib('swagger/index.ts') },
       { find: /^nestjs-api-auth\/terminus$/, replacement: lib('terminus/index.ts') },
     ],
   },

@@ -13,7 +13,7 @@ import { resolveApiAuthOptions, type ApiAuthModuleOptions, type ResolvedApiAuthO
 import { ApiKeyGuard } from './api-key.guard.js';
 import { ApiKeyService } from './api-key.service.js';
 import { API_KEY_BACKEND } from './backends/backend.interface.js';
-import { declareExpressRequestProperty } from './express-request-property.js';
+import { declareExpressRequestProperty } from './transport/express-request-property.js';
 
 const providers: Provider[] = [
   {

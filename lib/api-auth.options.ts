@@ -1,12 +1,12 @@
 import type { ApiKeyBackend } from './backends/backend.interface.js';
 import { MemoryBackend } from './backends/memory.backend.js';
-import { environmentPrefix, isEnvironmentName } from './environments/environment.js';
+import { environmentPrefix, isEnvironmentName } from './policy/environment.js';
 import { createEventSink, type ApiKeyEventEmitter, type ApiKeyEventListener, type ApiKeyEventSink } from './events/api-key-event.sink.js';
-import { assertLegacyPrefixes } from './import/legacy-key-format.js';
+import { assertLegacyPrefixes } from './keys/legacy-key-format.js';
 import { assertValidPrefix } from './keys/key-format.js';
-import { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage-coordinator.js';
-import { MemoryRateLimiter } from './limits/memory.rate-limiter.js';
-import type { RateLimiter } from './limits/rate-limiter.interface.js';
+import { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage/usage-coordinator.js';
+import { MemoryRateLimiter } from './policy/memory.rate-limiter.js';
+import type { RateLimiter } from './policy/rate-limiter.interface.js';
 import type { ApiAuthModuleExtras } from './api-auth.module-definition.js';
 import { assertKnownOptions, optionNames } from './options/assert-known-options.js';
 

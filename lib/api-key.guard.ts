@@ -11,17 +11,17 @@ import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import type { ApiKeyView } from './api-key.interface.js';
 import { ApiKeyErrorCode, type AuthenticationFailureCode } from './api-key.errors.js';
 import { ApiKeyService, type AuthenticationResult } from './api-key.service.js';
-import { getAuthCarrier } from './decorators/request-context.js';
-import { attachToExpressRequest } from './express-request-property.js';
+import { getAuthCarrier } from './transport/request-context.js';
+import { attachToExpressRequest } from './transport/express-request-property.js';
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
 import { markGuarded, readRouteAccess } from './decorators/route-access.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
-import type { LimitDecision, RateLimitStatus } from './limits/rate-limiter.interface.js';
-import { clientIp } from './network/client-ip.js';
-import { IpAllowlist } from './network/ip-allowlist.js';
+import type { LimitDecision, RateLimitStatus } from './policy/rate-limiter.interface.js';
+import { clientIp } from './transport/client-ip.js';
+import { IpAllowlist } from './policy/ip-allowlist.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
-import { redactedError, safeErrorMessage } from './safe-error-message.js';
-import { refusalException } from './refusal-exception.js';
+import { redactedError, safeErrorMessage } from './internal/safe-error-message.js';
+import { refusalException } from './transport/refusal-exception.js';
 
 /** What a request carried as a key: a value, nothing, or something that cannot be one. */
 export type ExtractedKey =

@@ -16,20 +16,20 @@ import {
 } from './api-key.errors.js';
 import type { ApiKeyBackend, ApiKeyChanges } from './backends/backend.interface.js';
 import { decodeCursor, encodeCursor } from './backends/cursor.js';
-import { revokeIssuedKeys } from './cascade-revocation.js';
+import { revokeIssuedKeys } from './management/cascade-revocation.js';
 import { hasCachedLookup, type CachedLookup } from './cache/cached-lookup.interface.js';
-import { environmentPrefix } from './environments/environment.js';
+import { environmentPrefix } from './policy/environment.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
-import { LegacyKeyFormat } from './import/legacy-key-format.js';
+import { LegacyKeyFormat } from './keys/legacy-key-format.js';
 import { KeyFormat } from './keys/key-format.js';
 import { KeyHasher, sameKeyHash } from './keys/key-hasher.js';
-import { assertMetadataShape } from './metadata/metadata-shape.js';
+import { assertMetadataShape } from './management/metadata-shape.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
-import { replacementIdFor } from './replacement-id.js';
-import { ReplyDeadlines } from './reply-deadlines.js';
-import { redactedError } from './safe-error-message.js';
-import { UsageRecorder } from './usage-recorder.js';
+import { replacementIdFor } from './internal/replacement-id.js';
+import { ReplyDeadlines } from './internal/reply-deadlines.js';
+import { redactedError } from './internal/safe-error-message.js';
+import { UsageRecorder } from './usage/usage-recorder.js';
 
 /** Input of {@link ApiKeyService.issue}. */
 export interface IssueApiKeyInput {

@@ -59,8 +59,8 @@ export { CurrentApiKey } from './decorators/current-api-key.decorator.js';
 export { InjectApiKeyBackend } from './decorators/inject-api-key-backend.decorator.js';
 export { Public } from './decorators/public.decorator.js';
 export { RequireAnyScope, RequireScopes, type ScopeRequirement } from './decorators/require-scopes.decorator.js';
-export { getVerifiedApiKey } from './decorators/request-context.js';
-export { RequireEnvironment } from './environments/require-environment.decorator.js';
+export { getVerifiedApiKey } from './transport/request-context.js';
+export { RequireEnvironment } from './decorators/require-environment.decorator.js';
 export {
   ApiKeyEventName,
   type ApiKeyAuthenticationDeniedEvent,
@@ -74,8 +74,8 @@ export {
   type ApiKeyUpdatedEvent,
 } from './events/api-key.events.js';
 export type { ApiKeyEventEmitter, ApiKeyEventListener } from './events/api-key-event.sink.js';
-export { ApiKeyCost } from './limits/api-key-cost.decorator.js';
-export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './limits/memory.rate-limiter.js';
+export { ApiKeyCost } from './decorators/api-key-cost.decorator.js';
+export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './policy/memory.rate-limiter.js';
 export type {
   CounterRules,
   LimitDecision,
@@ -83,7 +83,7 @@ export type {
   QuotaStatus,
   RateLimitStatus,
   RateLimiter,
-} from './limits/rate-limiter.interface.js';
+} from './policy/rate-limiter.interface.js';
 export type { ApiKeyPolicy, QuotaRule, RateLimitRule } from './policy/api-key-policy.js';
 export { KeyFormat, KeyHasher, type KeyRejection, type ParsedKey } from './keys/index.js';
 export {
@@ -101,4 +101,4 @@ export type {
 } from './management/api-key.resource.js';
 export type { ManagementErrorBody } from './management/management-exception.filter.js';
 export * from './cache/index.js';
-export { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage-coordinator.js';
+export { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage/usage-coordinator.js';

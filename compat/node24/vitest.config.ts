@@ -33,7 +33,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^nestjs-api-auth$/, replacement: lib('index.ts') },
-      { find: /^nestjs-api-auth\/mikro-orm$/, replacement: lib('backends/mikro-orm/index.ts') },
+      { find: /^nestjs-api-auth\/mikro-orm$/, replacement: lib('mikro-orm/index.ts') },
       { find: /^nestjs-api-auth\/testing$/, replacement: lib('testing/index.ts') },
       { find: /^nestjs-api-auth\/terminus$/, replacement: lib('terminus/index.ts') },
     ],

@@ -6,7 +6,7 @@ import type { CachedLookup } from './cached-lookup.interface.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
 import { invalidationTag } from './invalidation-tag.js';
 import { L1Cache, type CachedApiKey, type L1CacheOptions } from './l1-cache.js';
-import { safeErrorMessage } from '../safe-error-message.js';
+import { safeErrorMessage } from '../internal/safe-error-message.js';
 import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
 
 /** Options of {@link CachedBackend}: the L1's bounds and TTLs, and the bus that keeps a fleet in step. */

@@ -1,5 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { getVerifiedApiKey } from './request-context.js';
+import { getVerifiedApiKey } from '../transport/request-context.js';
 
 /** Injects the verified key's `ownerId` (`undefined` on a `@Public()` route). */
 export const ApiKeyOwner = createParamDecorator(

@@ -1,6 +1,6 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { ApiKeyView } from '../api-key.interface.js';
-import { getVerifiedApiKey } from './request-context.js';
+import { getVerifiedApiKey } from '../transport/request-context.js';
 
 /**
  * Injects the verified key's record (never its hash), or one field of it:

@@ -3,7 +3,7 @@ import { Observable, throwError } from 'rxjs';
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import { BackendUnavailableError } from '../api-key.errors.js';
-import { ReplyDeadlines } from '../reply-deadlines.js';
+import { ReplyDeadlines } from '../internal/reply-deadlines.js';
 
 /**
  * Bounds the key-management routes the way `verifyTimeoutMs` and `maxPendingLookups`

@@ -9,7 +9,7 @@ import {
   BackendUnavailableError,
   VersionConflictError,
 } from '../api-key.errors.js';
-import { safeErrorMessage } from '../safe-error-message.js';
+import { safeErrorMessage } from '../internal/safe-error-message.js';
 
 /** Body of every error the management routes answer with themselves. */
 export interface ManagementErrorBody {

@@ -2,8 +2,8 @@ import type { ApiKeyMetadata } from '../api-key.interface.js';
 import { ApiKeyValidationError } from '../api-key.errors.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { validatePolicy } from '../policy/policy.validation.js';
-import { isEnvironmentName } from '../environments/environment.js';
-import { assertMetadataShape } from '../metadata/metadata-shape.js';
+import { isEnvironmentName } from '../policy/environment.js';
+import { assertMetadataShape } from './metadata-shape.js';
 
 /** Limits the management validators enforce, from the module and routes options. */
 export interface ManagementLimits {

@@ -1,6 +1,6 @@
 import { BlockList } from 'node:net';
-import { counterKeyOf } from '../limits/counter-key.js';
-import { parseIpRule } from '../network/ip-allowlist.js';
+import { counterKeyOf } from '../policy/counter-key.js';
+import { parseIpRule } from '../policy/ip-allowlist.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { hasLimits } from '../policy/policy.validation.js';
 

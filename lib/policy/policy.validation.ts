@@ -1,5 +1,5 @@
 import { ApiKeyValidationError } from '../api-key.errors.js';
-import { parseIpRule } from '../network/ip-allowlist.js';
+import { parseIpRule } from './ip-allowlist.js';
 import type { ApiKeyPolicy, QuotaRule, RateLimitRule } from './api-key-policy.js';
 
 const RULE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;

@@ -6,7 +6,7 @@ type HealthCheckSession = ReturnType<HealthIndicatorService['check']>;
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
-import { safeErrorMessage } from '../safe-error-message.js';
+import { safeErrorMessage } from '../internal/safe-error-message.js';
 
 /** Options of one check. */
 export interface ApiKeyHealthCheckOptions {

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendUnavailableError, type ApiKey } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
-import { asciiJson } from '../../lib/backends/redis/ascii-json.js';
-import { encodeStoredRecord, ownerEntry } from '../../lib/backends/redis/redis-record.codec.js';
+import { asciiJson } from '../../lib/internal/ascii-json.js';
+import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
 import { connectCluster, type TestCluster } from './cluster.fixture.js';
 
 const runner = { describe, it, beforeAll, afterAll };

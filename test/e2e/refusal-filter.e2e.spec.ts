@@ -6,7 +6,7 @@ import { ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
 
 // Refusals are HttpExceptions built without the Error constructor, each with its own
-// body (lib/refusal-exception.ts). An app's own @Catch(HttpException) filter must see
+// body (lib/transport/refusal-exception.ts). An app's own @Catch(HttpException) filter must see
 // them as usual and may add to the body it is given, with nothing carried over to
 // another request's answer.
 

@@ -3,7 +3,7 @@ import { APP_GUARD, Reflector } from '@nestjs/core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiAuthModule, ApiKeyGuard, ApiKeyOwner, ApiKeyService, Public, RequireAnyScope, RequireScopes } from 'nestjs-api-auth';
-import { findApiKeyRoutes } from '../../lib/openapi/guarded-routes.js';
+import { findApiKeyRoutes } from '../../lib/swagger/guarded-routes.js';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
 
 /** A `@Public()` controller whose methods opt back into the guard. */

@@ -4,7 +4,7 @@ import { ApiKeyService, MemoryBackend, type ApiKey } from 'nestjs-api-auth';
 import { RedisCacheBackend, type RedisCacheBackendOptions, type RedisCacheInvalidation } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
 import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
-import { redisCacheKeys } from '../../lib/backends/redis/redis-cache.keys.js';
+import { redisCacheKeys } from '../../lib/redis/redis-cache.keys.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { connectRedis, deleteNamespace, scanKeys, uniqueNamespace } from '../fixtures/redis.js';
 import { CACHE_VARIANTS, countingCache, type TestCache } from '../fixtures/redis-cache.fixtures.js';

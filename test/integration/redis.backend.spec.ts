@@ -11,8 +11,8 @@ import {
   startRedisProxy,
   uniqueNamespace,
 } from '../fixtures/redis.js';
-import { asciiJson } from '../../lib/backends/redis/ascii-json.js';
-import { encodeStoredRecord, ownerEntry } from '../../lib/backends/redis/redis-record.codec.js';
+import { asciiJson } from '../../lib/internal/ascii-json.js';
+import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
 
 /**
  * Writes `record` as a RedisBackend from before `version` and `issuedById` stored it:

@@ -13,7 +13,7 @@ import {
   type RotatedApiKey,
 } from 'nestjs-api-auth';
 import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
-import { replacementIdFor } from '../../lib/replacement-id.js';
+import { replacementIdFor } from '../../lib/internal/replacement-id.js';
 import { InstrumentedBackend } from '../fixtures/instrumented.backend.js';
 import { withLatency } from '../fixtures/race-suite.js';
 import { makeService } from '../fixtures/service.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { attachToExpressRequest, declareExpressRequestProperty, readRequestApiKey } from '../../lib/express-request-property.js';
+import { attachToExpressRequest, declareExpressRequestProperty, readRequestApiKey } from '../../lib/transport/express-request-property.js';
 
 describe('declareExpressRequestProperty', () => {
   it('declares apiKey once on app.request: stores go to each request, not to the prototype', () => {

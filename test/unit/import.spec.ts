@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { LegacyKeyFormat } from '../../lib/import/legacy-key-format.js';
+import { LegacyKeyFormat } from '../../lib/keys/legacy-key-format.js';
 import { ApiKeyValidationError, DuplicateApiKeyError } from 'nestjs-api-auth';
 import { makeService } from '../fixtures/service.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { IpAllowlist, parseIpRule } from '../../lib/network/ip-allowlist.js';
-import { clientIp } from '../../lib/network/client-ip.js';
+import { IpAllowlist, parseIpRule } from '../../lib/policy/ip-allowlist.js';
+import { clientIp } from '../../lib/transport/client-ip.js';
 
 describe('parseIpRule', () => {
   it('reads addresses and CIDR ranges of both families', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiKeyValidationError } from 'nestjs-api-auth';
-import { assertMetadataShape, MAX_METADATA_DEPTH } from '../../lib/metadata/metadata-shape.js';
+import { assertMetadataShape, MAX_METADATA_DEPTH } from '../../lib/management/metadata-shape.js';
 import { makeService } from '../fixtures/service.js';
 
 /** `{ a: { a: ... leaf } }` with `depth` objects. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
-import { decodeRedisCacheEntry, encodeRedisCacheEntry, type RedisCacheEntry } from '../../lib/backends/redis/redis-cache.codec.js';
-import { redisCacheKeys, redisCacheKeysFromId } from '../../lib/backends/redis/redis-cache.keys.js';
+import { decodeRedisCacheEntry, encodeRedisCacheEntry, type RedisCacheEntry } from '../../lib/redis/redis-cache.codec.js';
+import { redisCacheKeys, redisCacheKeysFromId } from '../../lib/redis/redis-cache.keys.js';
 
 describe('Redis cache entry codec', () => {
   const record = makeApiKeyRecord({

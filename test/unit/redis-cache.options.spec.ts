@@ -2,7 +2,7 @@ import { createCache } from 'cache-manager';
 import { describe, expect, it } from 'vitest';
 import { MemoryBackend } from 'nestjs-api-auth';
 import { RedisCacheBackend, type RedisCacheBackendOptions } from 'nestjs-api-auth/redis';
-import { resolveRedisCacheOptions } from '../../lib/backends/redis/redis-cache.options.js';
+import { resolveRedisCacheOptions } from '../../lib/redis/redis-cache.options.js';
 
 describe('RedisCacheBackend options', () => {
   // An in-memory cache-manager cache: enough to construct; behaviour is tested on real Redis.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SingleFlight } from '../../lib/backends/single-flight.js';
+import { SingleFlight } from '../../lib/internal/single-flight.js';
 
 function deferred<T>() {
   let resolve!: (value: T) => void;

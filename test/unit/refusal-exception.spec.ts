@@ -1,7 +1,7 @@
 import { HttpException, IntrinsicException } from '@nestjs/common';
 import { types } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { refusalException, resetRefusalShapeCheck } from '../../lib/refusal-exception.js';
+import { refusalException, resetRefusalShapeCheck } from '../../lib/transport/refusal-exception.js';
 
 // Refusals are built without the Error constructor (see refusal-exception.ts). They must
 // be indistinguishable from Nest's own HttpException to everything Nest and apps use,

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../lib/reply-deadlines.js';
+import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../lib/internal/reply-deadlines.js';
 
 afterEach(() => {
   vi.useRealTimers();

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_USAGE_RECORDER_LIMITS, UsageRecorder } from '../../lib/usage-recorder.js';
+import { DEFAULT_USAGE_RECORDER_LIMITS, UsageRecorder } from '../../lib/usage/usage-recorder.js';
 import { makeService } from '../fixtures/service.js';
 import { SlowUsageBackend } from '../fixtures/slow-usage.backend.js';
 

@@ -1,0 +1,351 @@
+import type { EntityManager, MikroORM } from '@mikro-orm/core';
+import { Logger } from '@nestjs/common';
+import type { ApiKey } from '../api-key.interface.js';
+import { ApiKeyNotFoundError, ApiKeyValidationError, BackendUnavailableError, VersionConflictError } from '../api-key.errors.js';
+import type { ApiKeyBackend, ApiKeyChanges, ApiKeyCursor, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
+import { ApiKeyStatements, changedFields, UPDATABLE_FIELDS } from './api-key.statements.js';
+import { ADDED_COLUMNS, API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
+import {
+  resolveMikroOrmBackendOptions,
+  type MikroOrmBackendOptions,
+  type ResolvedMikroOrmBackendOptions,
+} from './mikro-orm-backend.options.js';
+import { toBackendError } from './postgres-errors.js';
+import { createSqlRunner, type SqlRunner } from './sql-runner.js';
+import { safeErrorMessage } from '../internal/safe-error-message.js';
+
+/** One page of an owner's keys, from {@link MikroOrmBackend.listPageByOwner}. */
+export interface ApiKeyRecordPage {
+  items: ApiKey[];
+  /** Pass as `after` to get the next page; `null` on the last page. */
+  next: ApiKeyCursor | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A row of the `update` statement: the current version (`null`: no such id) and, if written, the record. */
+type UpdateRow = { current_version: number | null } & ({ id: string } & ApiKeyRow | { id: null });
+
+/**
+ * Stores keys in PostgreSQL through your MikroORM instance (6.4+ or 7):
+ * `new MikroOrmBackend(orm)` (or an `EntityManager`). It uses the ORM's connection pool
+ * and never closes it.
+ *
+ * Safe outside a request context (guards, cron jobs, WebSockets, `allowGlobalContext:
+ * false`): it never touches an EntityManager's identity map, unit of work or
+ * transaction, only the driver's connection pool, which every fork shares. Each
+ * operation is one atomic SQL statement with bound parameters: `recordUsage` is one
+ * conditional `UPDATE`, `update` one conditional `UPDATE` that writes only the given
+ * fields and checks the expected version, revocation is sticky inside it, and key
+ * hashes never appear in statement text or in MikroORM's query log. Every statement
+ * runs on the primary (`write`) connection, so a revocation is seen at once even when
+ * the ORM has read replicas, and in its own implicit transaction, never in one the
+ * caller has open.
+ */
+export class MikroOrmBackend implements ApiKeyBackend {
+  /** The resolved options (defaults applied). */
+  readonly options: ResolvedMikroOrmBackendOptions;
+  private readonly runner: SqlRunner;
+  private readonly table: ApiKeyTable;
+  private readonly sql: ApiKeyStatements;
+  /** Settles once the table is known to exist; reset on failure so the next call retries. */
+  private schemaReady: Promise<void> | null = null;
+  private schemaChecked = false;
+  private readonly logger = new Logger('ApiAuth');
+
+  constructor(ormOrEm: MikroORM<any> | EntityManager<any>, options: MikroOrmBackendOptions = {}) {
+    this.options = resolveMikroOrmBackendOptions(options);
+    this.runner = createSqlRunner(ormOrEm);
+    this.table = new ApiKeyTable(this.options.tableName, this.options.schema);
+    this.sql = new ApiKeyStatements(this.table);
+  }
+
+  /**
+   * Nest calls this for the resolved `API_KEY_BACKEND` provider: creates the table when
+   * `ensureSchema` is on. A database that is down at start-up does not stop the app
+   * (the guard answers 503 and the first operation retries); a table of the wrong
+   * shape does, since no retry fixes it.
+   */
+  async onModuleInit(): Promise<void> {
+    if (!this.options.ensureSchema) return;
+    try {
+      await this.ensureSchema();
+    } catch (error) {
+      if (!(error instanceof BackendUnavailableError)) throw error;
+      this.logger.warn(`Could not check the key table at start-up; will retry on first use. ${safeErrorMessage(error)}`);
+    }
+  }
+
+  /**
+   * Creates the table, its constraints and index if missing, then checks every column
+   * the backend needs is there. Idempotent and safe to race: concurrent callers in any
+   * number of processes serialise on a PostgreSQL advisory lock.
+   */
+  async ensureSchema(): Promise<void> {
+    this.schemaReady ??= this.createSchema().then(
+      () => {
+        this.schemaChecked = true;
+      },
+      (error: unknown) => {
+        this.schemaReady = null;
+        throw error;
+      },
+    );
+    return this.schemaReady;
+  }
+
+  async getByHash(keyHash: string): Promise<ApiKey | null> {
+    const { rows } = await this.query<ApiKeyRow>(this.sql.byHash, [keyHash]);
+    return rows[0] ? toApiKey(rows[0]) : null;
+  }
+
+  async getById(id: string): Promise<ApiKey | null> {
+    // Not a UUID cannot be stored, and PostgreSQL would reject the cast.
+    if (!isUuid(id)) return null;
+    const { rows } = await this.query<ApiKeyRow>(this.sql.byId, [id]);
+    return rows[0] ? toApiKey(rows[0]) : null;
+  }
+
+  async create(apiKey: ApiKey): Promise<ApiKey> {
+    requireUuid('id', apiKey.id);
+    if (apiKey.rotatedFromId !== null) requireUuid('rotatedFromId', apiKey.rotatedFromId);
+    const { rows } = await this.query<ApiKeyRow>(this.sql.insert, [
+      apiKey.id,
+      apiKey.name,
+      apiKey.ownerId,
+      apiKey.keyHash,
+      apiKey.hint,
+      JSON.stringify(apiKey.scopes),
+      JSON.stringify(apiKey.metadata),
+      apiKey.createdAt,
+      apiKey.updatedAt,
+      apiKey.expiresAt,
+      apiKey.revokedAt,
+      apiKey.lastUsedAt,
+      apiKey.rotatedFromId,
+      apiKey.environment ?? null,
+      apiKey.policy ? JSON.stringify(apiKey.policy) : null,
+      checkVersion('version', apiKey.version ?? 1),
+      checkIssuer(apiKey.issuedById ?? null),
+    ]);
+    return toApiKey(rows[0]!);
+  }
+
+  async update(id: string, changes: ApiKeyChanges, options: UpdateOptions = {}): Promise<ApiKey> {
+    const expected = options.expectedVersion === undefined ? null : checkVersion('expectedVersion', options.expectedVersion);
+    const fields = changedFields(checkChanges(changes));
+    if (!isUuid(id)) throw new ApiKeyNotFoundError(id);
+    const values: unknown[] = [id];
+    for (const field of fields) values.push(encodeChange(changes, field));
+    values.push(changes.updatedAt, expected, expected);
+    const { rows } = await this.query<UpdateRow>(this.sql.update(fields), values);
+    const row = rows[0];
+    if (!row || row.current_version === null) throw new ApiKeyNotFoundError(id);
+    if (row.id === null) {
+      // Without an expected version nothing but a missing row stops the write.
+      if (expected === null) throw new ApiKeyNotFoundError(id);
+      throw new VersionConflictError(id, expected, row.current_version);
+    }
+    return toApiKey(row);
+  }
+
+  async delete(id: string): Promise<void> {
+    if (!isUuid(id)) return;
+    await this.query(this.sql.delete, [id]);
+  }
+
+  async recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean> {
+    if (!isUuid(id)) return false;
+    const { rowCount } = await this.query(this.sql.recordUsage, [usedAt, id, staleBefore]);
+    return rowCount > 0;
+  }
+
+  /**
+   * Streams the keys `issuerId` minted, `pageSize` rows per query, in id order (keyset
+   * pagination on the `(issued_by_id, id)` index). Used by cascading revocation.
+   */
+  async *listByIssuer(issuerId: string): AsyncIterable<ApiKey> {
+    let after: string | null = null;
+    for (;;) {
+      const size = this.options.pageSize;
+      const { rows }: { rows: ApiKeyRow[] } =
+        after === null
+          ? await this.query<ApiKeyRow>(this.sql.firstIssuedPage, [issuerId, size])
+          : await this.query<ApiKeyRow>(this.sql.issuedPageAfter, [issuerId, after, size]);
+      for (const row of rows) yield toApiKey(row);
+      if (rows.length < size) return;
+      after = rows.at(-1)!.id;
+    }
+  }
+
+  async countByOwner(ownerId: string): Promise<number> {
+    const { rows } = await this.query<{ count: number }>(this.sql.countByOwner, [ownerId]);
+    return rows[0]?.count ?? 0;
+  }
+
+  /**
+   * Streams the owner's keys oldest first, `pageSize` rows per query, resuming each
+   * page after the last (`created_at`, `id`) seen: keyset pagination on the
+   * `(owner_id, created_at, id)` index, so the millionth key costs what the first does.
+   */
+  async *listByOwner(ownerId: string, options: ListByOwnerOptions = {}): AsyncIterable<ApiKey> {
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+    let after = options.after;
+    while (remaining > 0) {
+      const size = Math.min(this.options.pageSize, remaining);
+      const page = await this.listPageByOwner(ownerId, { after, limit: size });
+      for (const record of page.items) yield record;
+      remaining -= page.items.length;
+      if (!page.next || page.items.length < size) return;
+      after = page.next;
+    }
+  }
+
+  /**
+   * One page of an owner's keys, oldest first, for application code that pages
+   * without HTTP (an admin screen, an export job). `next` is `null` when no key
+   * follows; otherwise pass it as `after`. `limit` defaults to `pageSize`.
+   */
+  async listPageByOwner(ownerId: string, options: ListByOwnerOptions = {}): Promise<ApiKeyRecordPage> {
+    const limit = options.limit ?? this.options.pageSize;
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new ApiKeyValidationError('limit', 'must be a non-negative integer');
+    }
+    if (limit === 0) return { items: [], next: null };
+    const after = options.after;
+    // One row more than asked tells whether another page exists without a count.
+    const { rows } = after
+      ? await this.query<ApiKeyRow>(this.sql.pageAfter, [ownerId, checkCursor(after).createdAt, after.id, limit + 1])
+      : await this.query<ApiKeyRow>(this.sql.firstPage, [ownerId, limit + 1]);
+    const items = rows.slice(0, limit).map(toApiKey);
+    const last = items.at(-1);
+    return { items, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+  }
+
+  private async createSchema(): Promise<void> {
+    const ddl = this.table.createStatements();
+    let missing: string[] = [];
+    try {
+      await this.runner.transaction(async (run) => {
+        // Serialises concurrent start-ups: `create ... if not exists` alone can still
+        // collide on PostgreSQL's catalog when two sessions create the same table.
+        await run('select pg_advisory_xact_lock(hashtext(?))', [`nestjs-api-auth:${this.table.qualifiedName}`]);
+        if (ddl.schema) await run(ddl.schema);
+        await run(ddl.table);
+        const columns = await run<{ column_name: string }>(
+          'select column_name from information_schema.columns where table_schema = coalesce(?, current_schema()) and table_name = ?',
+          [this.table.schema ?? null, this.table.tableName],
+        );
+        const present = new Set(columns.map((row) => row.column_name));
+        missing = API_KEY_COLUMNS.filter((column) => !present.has(column));
+        // A key table of an earlier release lacks only columns added since; add them
+        // (nullable or defaulted, so existing rows stay valid). Any other gap is not our table.
+        if (missing.length > 0 && missing.every((column) => column in ADDED_COLUMNS)) {
+          await run(ddl.addColumns(missing));
+          missing = [];
+        }
+        if (missing.length === 0) for (const index of ddl.indexes) await run(index);
+      });
+    } catch (error) {
+      throw toBackendError(error, [], this.table);
+    }
+    if (missing.length > 0) {
+      // A table of that name exists but is not ours (or an older shape): say so plainly.
+      throw new Error(
+        `nestjs-api-auth: table ${this.table.qualifiedName} exists but lacks column(s) ${missing.join(', ')}. ` +
+          'Migrate it to the shape of ApiKeyEntity or choose another tableName.',
+      );
+    }
+  }
+
+  private async query<R = unknown>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
+    if (this.options.ensureSchema && !this.schemaChecked) await this.ensureSchema();
+    try {
+      return await this.runner.query<R>(sql, bindings);
+    } catch (error) {
+      throw toBackendError(error, bindings, this.table);
+    }
+  }
+}
+
+function toApiKey(row: ApiKeyRow): ApiKey {
+  return {
+    id: row.id,
+    name: row.name,
+    ownerId: row.owner_id,
+    keyHash: row.key_hash,
+    hint: row.hint,
+    scopes: row.scopes,
+    metadata: row.metadata,
+    createdAt: new Date(row.created_at_ms),
+    updatedAt: new Date(row.updated_at_ms),
+    expiresAt: toDate(row.expires_at_ms),
+    revokedAt: toDate(row.revoked_at_ms),
+    lastUsedAt: toDate(row.last_used_at_ms),
+    rotatedFromId: row.rotated_from_id,
+    environment: row.environment,
+    policy: row.policy as ApiKey['policy'],
+    version: row.version,
+    issuedById: row.issued_by_id,
+  };
+}
+
+function toDate(epochMs: number | null): Date | null {
+  return epochMs === null ? null : new Date(epochMs);
+}
+
+function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value);
+}
+
+function requireUuid(field: string, value: unknown): void {
+  if (!isUuid(value)) throw new ApiKeyValidationError(field, 'must be a UUID');
+}
+
+function checkCursor(after: ApiKeyCursor): ApiKeyCursor {
+  if (!(after.createdAt instanceof Date) || Number.isNaN(after.createdAt.getTime())) {
+    throw new ApiKeyValidationError('after', 'createdAt must be a valid Date');
+  }
+  if (!isUuid(after.id)) throw new ApiKeyValidationError('after', 'id must be a UUID');
+  return after;
+}
+
+function checkVersion(field: string, value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > 2_147_483_647) {
+    throw new ApiKeyValidationError(field, 'must be a positive integer');
+  }
+  return value as number;
+}
+
+function checkIssuer(value: unknown): string | null {
+  if (value !== null && (typeof value !== 'string' || value.length === 0 || value.length > 64)) {
+    throw new ApiKeyValidationError('issuedById', 'must be null or a string of 1 to 64 characters');
+  }
+  return value;
+}
+
+/** Rejects changes to fields `update` may not write, rather than dropping them silently. */
+function checkChanges(changes: ApiKeyChanges): ApiKeyChanges {
+  if (changes === null || typeof changes !== 'object') throw new ApiKeyValidationError('changes', 'must be an object');
+  for (const field of Object.keys(changes)) {
+    if (field !== 'updatedAt' && !(UPDATABLE_FIELDS as readonly string[]).includes(field)) {
+      throw new ApiKeyValidationError(field, 'cannot be changed after the key is created');
+    }
+  }
+  if (!(changes.updatedAt instanceof Date) || Number.isNaN(changes.updatedAt.getTime())) {
+    throw new ApiKeyValidationError('updatedAt', 'must be a valid Date');
+  }
+  return changes;
+}
+
+function encodeChange(changes: ApiKeyChanges, field: (typeof UPDATABLE_FIELDS)[number]): unknown {
+  switch (field) {
+    case 'scopes':
+    case 'metadata':
+      return JSON.stringify(changes[field]);
+    case 'policy':
+      return changes.policy ? JSON.stringify(changes.policy) : null;
+    default:
+      return changes[field];
+  }
+}

@@ -1,0 +1,131 @@
+import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
+
+/** Options of `new RedisBackend(client, options)`. */
+export interface RedisBackendOptions {
+  /**
+   * Prefix of every Redis key the backend writes, so it can share a database with
+   * other data (and tests can use their own). The schema version follows it: keys look
+   * like `api-auth:v2:id:<id>`, so a layout never misreads another's data.
+   * Default `"api-auth:"`.
+   */
+  namespace?: string;
+  /**
+   * Records fetched per round trip while `listByOwner` streams an owner's keys:
+   * memory use is bounded by this, not by the number of keys. 1-1000, default `100`.
+   */
+  pageSize?: number;
+  /**
+   * Also let Redis delete a record (and its id index entry) once its `expiresAt`
+   * has passed, plus `expiredRetentionMs`. Verification rejects expired keys either
+   * way; this only reclaims memory. The expiry follows `expiresAt` exactly and
+   * nothing else moves it: a usage write or any other update keeps it, so Redis never
+   * keeps a key alive longer than its record says. An expired record's entry in its
+   * owner's list is removed when the list is next read, so `countByOwner` may count it
+   * until then. Default `false`.
+   */
+  expireRecords?: boolean;
+  /**
+   * With `expireRecords`, how long (milliseconds) an expired record is kept before
+   * Redis removes it, e.g. to show "expired" in a dashboard for a while. Default `0`.
+   */
+  expiredRetentionMs?: number;
+  /**
+   * Longest wait for one Redis reply, in milliseconds,
+   * after which the call fails with `BackendUnavailableError` instead of hanging while
+   * Redis is stuck or unreachable. The command itself is not withdrawn: a client that
+   * queues commands while disconnected may still run it later. `0` waits forever.
+   * Default `5000`.
+   */
+  commandTimeoutMs?: number;
+  /**
+   * After every management write (create, update, which includes revoke, and delete),
+   * wait until at least `replicas` replicas have acknowledged it (Redis `WAIT`), for at
+   * most `timeoutMs` milliseconds. Redis replicates asynchronously: without this, a
+   * write the primary acknowledged is lost if the primary dies before passing it on,
+   * so a revoked key could work again after a failover. When fewer replicas acknowledge
+   * in time, the write rejects with `BackendUnavailableError` although the primary
+   * applied it (retrying a revoke is harmless). Usage writes never wait. `timeoutMs`
+   * must be below `commandTimeoutMs` (unless that is `0`). Default: no wait.
+   */
+  waitForReplicas?: RedisReplicaWait;
+}
+
+/** How many replicas must acknowledge a management write, and for how long to wait. */
+export interface RedisReplicaWait {
+  /** At least 1. */
+  replicas: number;
+  /** Milliseconds, at least 1. */
+  timeoutMs: number;
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedRedisBackendOptions {
+  namespace: string;
+  pageSize: number;
+  expireRecords: boolean;
+  expiredRetentionMs: number;
+  commandTimeoutMs: number;
+  waitForReplicas: RedisReplicaWait | null;
+}
+
+/** Version of the key layout and record encoding; part of every key. */
+export const REDIS_SCHEMA_VERSION = 'v2';
+
+function integer(option: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(`RedisBackend: option "${option}" must be an integer from ${min} to ${max} (got ${String(value)}).`);
+  }
+  return value;
+}
+
+const OPTION_NAMES = optionNames<RedisBackendOptions>({
+  namespace: true,
+  pageSize: true,
+  expireRecords: true,
+  expiredRetentionMs: true,
+  commandTimeoutMs: true,
+  waitForReplicas: true,
+});
+
+/** Merges options over the defaults, naming any bad or unknown option. */
+export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): ResolvedRedisBackendOptions {
+  assertKnownOptions(options, OPTION_NAMES, { of: 'RedisBackend' });
+  const namespace = options.namespace ?? 'api-auth:';
+  if (typeof namespace !== 'string' || namespace.length > 200) {
+    throw new Error('RedisBackend: option "namespace" must be a string of at most 200 characters.');
+  }
+  if (options.expireRecords !== undefined && typeof options.expireRecords !== 'boolean') {
+    throw new Error('RedisBackend: option "expireRecords" must be a boolean.');
+  }
+  const commandTimeoutMs = integer('commandTimeoutMs', options.commandTimeoutMs, 5_000, 0, 2_147_483_647);
+  return {
+    namespace,
+    pageSize: integer('pageSize', options.pageSize, 100, 1, 1000),
+    expireRecords: options.expireRecords ?? false,
+    expiredRetentionMs: integer('expiredRetentionMs', options.expiredRetentionMs, 0, 0, Number.MAX_SAFE_INTEGER),
+    commandTimeoutMs,
+    waitForReplicas: replicaWait(options.waitForReplicas, commandTimeoutMs),
+  };
+}
+
+function replicaWait(value: unknown, commandTimeoutMs: number): RedisReplicaWait | null {
+  if (value === undefined) return null;
+  assertKnownOptions(value, WAIT_NAMES, { of: 'RedisBackend', path: 'waitForReplicas.' });
+  const { replicas, timeoutMs } = value as Partial<RedisReplicaWait>;
+  if (replicas === undefined || timeoutMs === undefined) {
+    throw new Error('RedisBackend: option "waitForReplicas" needs both "replicas" and "timeoutMs".');
+  }
+  const wait = {
+    replicas: integer('waitForReplicas.replicas', replicas, 1, 1, 1000),
+    timeoutMs: integer('waitForReplicas.timeoutMs', timeoutMs, 1, 1, 2_147_483_647),
+  };
+  if (commandTimeoutMs > 0 && wait.timeoutMs >= commandTimeoutMs) {
+    throw new Error(
+      `RedisBackend: option "waitForReplicas.timeoutMs" (${wait.timeoutMs}) must be below "commandTimeoutMs" (${commandTimeoutMs}).`,
+    );
+  }
+  return wait;
+}
+
+const WAIT_NAMES = optionNames<RedisReplicaWait>({ replicas: true, timeoutMs: true });

@@ -1,0 +1,310 @@
+import { Logger, type LoggerService } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
+import { SingleFlight } from '../internal/single-flight.js';
+import { RedisCacheCircuit, RedisCacheFailure } from './redis-cache.circuit.js';
+import { decodeRedisCacheEntry, encodeRedisCacheEntry } from './redis-cache.codec.js';
+import { redisCacheKeys, redisCacheKeysFromId, redisCacheProbeKey, type RedisCacheKeys } from './redis-cache.keys.js';
+import {
+  resolveRedisCacheOptions,
+  type RedisCacheBackendOptions,
+  type RedisCacheInvalidation,
+  type RedisCacheManager,
+  type ResolvedRedisCacheOptions,
+} from './redis-cache.options.js';
+
+export type { RedisCacheBackendOptions, RedisCacheInvalidation, RedisCacheManager } from './redis-cache.options.js';
+
+/**
+ * How much longer a generation lives than any entry. Generations must outlast every
+ * entry filled under an older one, including one whose write reached Redis late, and
+ * the margin also absorbs clock skew between instances.
+ */
+const GENERATION_MARGIN_MS = 60_000;
+const PROBE_TTL_MS = 10_000;
+
+/** Marks a read that must not fill the cache: the cache is down, or its generation unreadable. */
+const BYPASS = Symbol('bypass');
+type Generation = string | null | typeof BYPASS;
+
+/**
+ * A cache-manager cache (Redis) in front of any backend, for the verification hot
+ * path: `getByHash` reads the cache and falls back to the primary, which it then
+ * fills, remembering unknown keys for `negativeTtl` and sharing one primary read
+ * among concurrent misses. Every other read, and every write, goes to the primary.
+ *
+ * ```ts
+ * const cache = createCache({ stores: [new Keyv({ store: new KeyvRedis(process.env.REDIS_URL) })] });
+ * const backend = new RedisCacheBackend({ cache, primary: new MikroOrmBackend(orm), ttl: 5 * 60_000 });
+ * ```
+ *
+ * Consistency: writes (`create`, `update`, which includes revoke and rotate, and
+ * `delete`) reach the primary first, then replace the key's generation in Redis, which
+ * voids its cached entry for every instance sharing that Redis before the write
+ * resolves. Each entry records the generation it was read under, so a fill that raced
+ * a write and lands after it is ignored rather than resurrecting the old record.
+ *
+ * Outages: a failing or slow cache (see `timeoutMs`) makes requests go to the primary,
+ * which decides alone: nothing it rejects is accepted. Invalidations that could not
+ * reach Redis are replayed when it is back. The README (Redis outages) states the limits.
+ */
+export class RedisCacheBackend implements ApiKeyBackend {
+  /** The store of record. */
+  readonly primary: ApiKeyBackend;
+  /** Present only when the primary has it, so callers keep their "optional method" path. */
+  readonly countByOwner?: (ownerId: string) => Promise<number>;
+  /** Present only when the primary has it; always from the primary. */
+  readonly listByIssuer?: (issuerId: string) => AsyncIterable<ApiKey>;
+  private readonly cache: RedisCacheManager;
+  private readonly settings: ResolvedRedisCacheOptions;
+  private readonly logger: LoggerService;
+  private readonly onInvalidate: ((invalidation: RedisCacheInvalidation) => void) | undefined;
+  private readonly circuit: RedisCacheCircuit;
+  private readonly flights = new SingleFlight<ApiKey | null>();
+  private readonly probeKey: string;
+  private readonly generationTtl: number;
+
+  constructor(options: RedisCacheBackendOptions) {
+    this.settings = resolveRedisCacheOptions(options);
+    this.cache = options.cache;
+    this.primary = options.primary;
+    this.logger = options.logger ?? new Logger('ApiAuth');
+    this.onInvalidate = options.onInvalidate;
+    this.generationTtl = Math.max(this.settings.ttl, this.settings.negativeTtl) + GENERATION_MARGIN_MS;
+    this.probeKey = redisCacheProbeKey(this.settings.namespace, randomBytes(9).toString('base64url'));
+    const primary = options.primary;
+    if (typeof primary.countByOwner === 'function') this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
+    if (typeof primary.listByIssuer === 'function') this.listByIssuer = (issuerId) => primary.listByIssuer!(issuerId);
+    if ((this.cache.stores?.length ?? 1) > 1) {
+      // A per-process store in the list would keep entries that other instances' writes cannot reach.
+      this.logger.warn(
+        'RedisCacheBackend was given a cache with several stores; give it one shared store (Redis) so that writes on one instance invalidate every other.',
+        'ApiAuth',
+      );
+    }
+    this.circuit = new RedisCacheCircuit({
+      cache: this.cache,
+      timeoutMs: this.settings.timeoutMs,
+      retryIntervalMs: this.settings.retryIntervalMs,
+      logger: this.logger,
+      probe: () => this.probe(),
+      replay: (id) => this.bumpGeneration(redisCacheKeysFromId(this.settings.namespace, id)),
+    });
+  }
+
+  /** Whether lookups currently use the cache (`false` during a Redis outage). For health checks. */
+  get cacheAvailable(): boolean {
+    return this.circuit.isUp;
+  }
+
+  async getByHash(keyHash: string): Promise<ApiKey | null> {
+    const keys = redisCacheKeys(this.settings.namespace, keyHash);
+    if (!this.circuit.isUp) return this.load(keyHash, keys, BYPASS);
+    let values: unknown[];
+    try {
+      values = await this.circuit.run(() => this.cache.mget([keys.entry, keys.generation]));
+    } catch {
+      return this.load(keyHash, keys, BYPASS);
+    }
+    const [rawEntry, rawGeneration] = values;
+    const generation: Generation =
+      rawGeneration === undefined || rawGeneration === null ? null : typeof rawGeneration === 'string' ? rawGeneration : BYPASS;
+    if (generation === BYPASS) return this.load(keyHash, keys, BYPASS);
+    const entry = decodeRedisCacheEntry(rawEntry, keyHash);
+    if (
+      entry !== undefined &&
+      entry.generation === generation &&
+      entry.filledAt >= this.circuit.notBefore &&
+      Date.now() < entry.validUntil
+    ) {
+      // Decoded just now, so the caller owns this object.
+      return entry.record;
+    }
+    return this.load(keyHash, keys, generation);
+  }
+
+  async getById(id: string): Promise<ApiKey | null> {
+    // Not the hot path, and management screens want it fresh.
+    const record = await this.primary.getById(id);
+    if (record !== null && record.revokedAt !== null) await this.voidStaleEntry(record);
+    return record;
+  }
+
+  async create(apiKey: ApiKey): Promise<ApiKey> {
+    const created = await this.primary.create(apiKey);
+    // Clears a negative entry left by someone trying this hash before it existed.
+    await this.invalidate(created.keyHash, created.id);
+    return created;
+  }
+
+  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
+    const updated = await this.primary.update(id, changes, options);
+    await this.invalidate(updated.keyHash, updated.id);
+    return updated;
+  }
+
+  async delete(id: string): Promise<void> {
+    // The cache is addressed by hash, which only the record knows.
+    const current = await this.primary.getById(id);
+    await this.primary.delete(id);
+    if (current) await this.invalidate(current.keyHash, id);
+  }
+
+  listByOwner(ownerId: string, options?: ListByOwnerOptions): AsyncIterable<ApiKey> {
+    return this.primary.listByOwner(ownerId, options);
+  }
+
+  recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean> {
+    // No invalidation: that would empty the cache once per usage interval. Cached
+    // `lastUsedAt` lags by up to `ttl` instead.
+    return this.primary.recordUsage(id, usedAt, staleBefore);
+  }
+
+  /**
+   * Voids the cached answer for a key hash on every instance sharing this Redis. Writes
+   * through this backend do it themselves; call it after changing the primary behind
+   * the library's back. Resolves even when Redis is down: the invalidation is then
+   * replayed when it is back.
+   */
+  async invalidate(keyHash: string, id?: string): Promise<void> {
+    const keys = redisCacheKeys(this.settings.namespace, keyHash);
+    // Later lookups must not join a primary read that started before this write.
+    this.flights.forget(keys.id);
+    this.notify({ ids: id === undefined ? [] : [id], hashes: [keyHash] });
+    if (!this.circuit.isUp) {
+      this.circuit.markPending(keys.id);
+      return;
+    }
+    try {
+      await this.bumpGeneration(keys);
+    } catch (error) {
+      // This instance stops reading the cache until the invalidation has been replayed.
+      this.circuit.trip(error);
+      this.circuit.markPending(keys.id);
+    }
+  }
+
+  /**
+   * Resolves when the cache works: writes a probe value and reads it back. Rejects
+   * while lookups bypass the cache (the circuit is open) or when the probe fails,
+   * which also opens the circuit. For health checks (`ApiKeyHealthIndicator`); it
+   * never touches the primary.
+   */
+  async checkHealth(): Promise<void> {
+    if (!this.circuit.isUp) throw new RedisCacheFailure('The Redis cache is unavailable; lookups go to the primary store.');
+    await this.probe();
+  }
+
+  /** Stops listening to the cache's events and probing it. Closes neither the cache nor the primary. */
+  async dispose(): Promise<void> {
+    this.circuit.detach();
+    await this.circuit.settled();
+  }
+
+  /** Nest calls this on the resolved `API_KEY_BACKEND` at shutdown: see {@link dispose}. */
+  async onModuleDestroy(): Promise<void> {
+    await this.dispose();
+  }
+
+  /** Reads the primary (once for all concurrent callers with the same view) and fills the cache. */
+  private async load(keyHash: string, keys: RedisCacheKeys, generation: Generation): Promise<ApiKey | null> {
+    const token = generation === BYPASS ? 'bypass' : generation === null ? 'none' : `g:${generation}`;
+    const record = await this.flights.run(keys.id, token, async () => {
+      const readAt = Date.now();
+      const found = await this.primary.getByHash(keyHash);
+      if (generation !== BYPASS && this.circuit.isUp) await this.fill(keys, generation, found, readAt);
+      return found;
+    });
+    // Callers share the flight's record; each gets its own copy.
+    return record === null ? null : cloneApiKey(record);
+  }
+
+  private async fill(keys: RedisCacheKeys, generation: string | null, record: ApiKey | null, readAt: number): Promise<void> {
+    const validUntil = readAt + this.lifetimeOf(record, readAt);
+    // Counted from now, not from the read, so Redis drops the entry at `validUntil` too.
+    const remaining = validUntil - Date.now();
+    if (remaining <= 0) return;
+    const value = encodeRedisCacheEntry({ generation, filledAt: readAt, validUntil, record });
+    try {
+      await this.circuit.run(() => this.cache.set(keys.entry, value, remaining));
+    } catch {
+      // The circuit has opened; the answer from the primary stands.
+    }
+  }
+
+  /** How long an answer may be cached: never past the key's expiry. */
+  private lifetimeOf(record: ApiKey | null, now: number): number {
+    const { ttl, negativeTtl } = this.settings;
+    if (record === null) return negativeTtl;
+    // Revocation is permanent, so a revoked record cannot go stale by staying revoked.
+    if (record.revokedAt !== null || record.expiresAt === null) return ttl;
+    const left = record.expiresAt.getTime() - now;
+    // An expired key is as good as unknown: cache the refusal briefly.
+    return left <= 0 ? negativeTtl : Math.min(ttl, left);
+  }
+
+  /**
+   * Replaces the key's generation (voiding any entry, including one still on its way
+   * to Redis) and deletes the entry. Verified by reading the generation back, because
+   * cache-manager resolves writes that the store failed.
+   */
+  private async bumpGeneration(keys: RedisCacheKeys): Promise<void> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      // Read after the primary write: a generation set from now on, ours or a concurrent
+      // writer's, postdates that write, and so voids every entry that could miss it.
+      // Requiring our own value back instead took concurrent writes to one key (two
+      // instances updating it) for a lost write, and so for an outage.
+      const [before] = await this.circuit.run(() => this.cache.mget([keys.generation]), 'write');
+      const generation = randomBytes(12).toString('base64url');
+      await this.circuit.run(
+        () => Promise.all([this.cache.set(keys.generation, generation, this.generationTtl), this.cache.del(keys.entry)]),
+        'write',
+      );
+      const [stored] = await this.circuit.run(() => this.cache.mget([keys.generation]), 'write');
+      if (stored === generation || (typeof stored === 'string' && stored !== before)) return;
+    }
+    const failure = new RedisCacheFailure('The Redis cache did not keep an invalidation.');
+    this.circuit.trip(failure);
+    throw failure;
+  }
+
+  /**
+   * Invalidates the entry of a key the primary shows revoked when the entry still
+   * shows it valid. The instance that revoked it invalidates only after its primary
+   * write, so in between, a revoke on this instance finds the key already revoked,
+   * writes nothing, and would resolve while this instance's next lookup could still
+   * be answered from the old entry. One cache read when the entry is right.
+   */
+  private async voidStaleEntry(record: ApiKey): Promise<void> {
+    if (!this.circuit.isUp) return;
+    const keys = redisCacheKeys(this.settings.namespace, record.keyHash);
+    let raw: unknown;
+    try {
+      [raw] = await this.circuit.run(() => this.cache.mget([keys.entry]));
+    } catch {
+      // The circuit has opened: lookups go to the primary until entries from before are ignored.
+      return;
+    }
+    const entry = decodeRedisCacheEntry(raw, record.keyHash);
+    if (entry?.record != null && entry.record.revokedAt === null) await this.invalidate(record.keyHash, record.id);
+  }
+
+  /** Writes and reads back a value; resolves only when the cache works both ways. */
+  private async probe(): Promise<void> {
+    const token = randomBytes(9).toString('base64url');
+    await this.circuit.run(() => this.cache.set(this.probeKey, token, PROBE_TTL_MS), 'write');
+    const [stored] = await this.circuit.run(() => this.cache.mget([this.probeKey]), 'write');
+    if (stored !== token) throw new RedisCacheFailure('The Redis cache did not return what was written.');
+  }
+
+  private notify(invalidation: RedisCacheInvalidation): void {
+    if (!this.onInvalidate) return;
+    try {
+      this.onInvalidate(invalidation);
+    } catch (error) {
+      // The name only: the hook's message could quote the hash it was given.
+      this.logger.error(`The onInvalidate hook threw ${(error as Error)?.name ?? 'an error'}; ignored.`, 'ApiAuth');
+    }
+  }
+}

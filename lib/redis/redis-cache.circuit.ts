@@ -1,0 +1,221 @@
+import type { LoggerService } from '@nestjs/common';
+import type { RedisCacheManager } from './redis-cache.options.js';
+import { safeErrorMessage } from '../internal/safe-error-message.js';
+
+/** Most invalidations kept for replay; beyond that the oldest outage writes are only bounded by `ttl`. */
+const MAX_PENDING = 100_000;
+/** A cache still silent after this many `timeoutMs` is down. */
+export const DOWN_AFTER_TIMEOUTS = 3;
+/** Invalidations replayed at once after an outage. */
+const REPLAY_BATCH = 64;
+
+/** A cache operation failed, timed out, or the store reported an error while it ran. */
+export class RedisCacheFailure extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RedisCacheFailure';
+  }
+}
+
+/** What the circuit needs from its owner. */
+export interface RedisCacheCircuitOptions {
+  cache: RedisCacheManager;
+  timeoutMs: number;
+  retryIntervalMs: number;
+  logger: LoggerService;
+  /** Resolves when the cache can be written and read back again. */
+  probe: () => Promise<void>;
+  /** Re-sends the invalidation of one cache id; rejects when it could not. */
+  replay: (id: string) => Promise<void>;
+}
+
+/**
+ * Decides whether the Redis cache may be used, and remembers what must be fixed when
+ * it comes back.
+ *
+ * cache-manager and Keyv swallow most store errors (a failed read looks like a miss,
+ * a failed write resolves), so a failure is detected three ways: an operation
+ * rejects, it stays unanswered for several `timeoutMs`, or the cache or one of its
+ * Keyv stores emits an error while it runs. Any of them opens the circuit: requests then skip the cache
+ * and go to the primary, and a probe every `retryIntervalMs` checks whether Redis
+ * is back.
+ *
+ * Writes made while the circuit is open could not invalidate their entries, so their
+ * cache ids are kept and replayed before the circuit closes. Entries filled before the
+ * recovery are ignored by this instance afterwards ({@link notBefore}): one of them
+ * may predate a write whose invalidation never reached Redis. The warning is logged
+ * once per outage and the recovery once.
+ */
+export class RedisCacheCircuit {
+  /**
+   * Entries filled before this instant (ms) are treated as misses. Set on every
+   * recovery.
+   */
+  notBefore = 0;
+  private down = false;
+  private downSince = 0;
+  private probing: Promise<void> | null = null;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private detached = false;
+  /** Store errors seen so far; an operation during which it moves has failed. */
+  private errors = 0;
+  /** Cache ids whose invalidation must be replayed, with a version so a replay never drops a newer mark. */
+  private readonly pending = new Map<string, number>();
+  private pendingVersion = 0;
+  private droppedInvalidations = 0;
+  private readonly onStoreError = () => {
+    this.errors++;
+  };
+  private readonly onCacheEvent = (event: unknown) => {
+    if (event !== null && typeof event === 'object' && (event as { error?: unknown }).error !== undefined) this.errors++;
+  };
+
+  constructor(private readonly options: RedisCacheCircuitOptions) {
+    const { cache } = options;
+    for (const event of ['get', 'mget', 'set', 'del'] as const) cache.on?.(event, this.onCacheEvent);
+    for (const store of cache.stores ?? []) store.on?.('error', this.onStoreError);
+  }
+
+  /** Whether requests may use the cache now. */
+  get isUp(): boolean {
+    return !this.down;
+  }
+
+  /** Invalidations waiting for Redis to come back. */
+  get pendingInvalidations(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Runs one cache operation. A `lookup` waits `timeoutMs`, then rejects so the caller
+   * can answer from the primary; a `write` (an invalidation, a probe) waits up to
+   * {@link DOWN_AFTER_TIMEOUTS} times longer, since giving up on it costs more.
+   *
+   * The circuit opens when the operation fails, when the store reports an error while
+   * it runs, or when it is still unanswered after that longer wait. A lookup that is
+   * merely late does not open it: under a burst the event loop itself can delay a
+   * reply past `timeoutMs`, and sending every request to the primary then would turn
+   * a slow moment into a database overload.
+   */
+  run<T>(operation: () => Promise<T>, kind: 'lookup' | 'write' = 'lookup'): Promise<T> {
+    const errorsBefore = this.errors;
+    const downAfter = this.options.timeoutMs * DOWN_AFTER_TIMEOUTS;
+    const outcome = operation().then((value) => {
+      if (this.errors !== errorsBefore) throw new RedisCacheFailure('The Redis cache store reported an error.');
+      return value;
+    });
+    // The watchdog outlives the caller's wait: an operation nobody waits for any more
+    // still tells whether Redis answers at all.
+    const watchdog = setTimeout(
+      () => this.trip(new RedisCacheFailure(`The Redis cache did not answer within ${downAfter} ms.`)),
+      downAfter,
+    );
+    watchdog.unref();
+    outcome.then(
+      () => clearTimeout(watchdog),
+      (error: unknown) => {
+        clearTimeout(watchdog);
+        this.trip(error);
+      },
+    );
+    const wait = kind === 'write' ? downAfter : this.options.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RedisCacheFailure(`The Redis cache did not answer within ${wait} ms.`)), wait);
+      timer.unref();
+    });
+    return Promise.race([outcome, timeout])
+      .catch((error: unknown) => {
+        throw error instanceof RedisCacheFailure ? error : new RedisCacheFailure('The Redis cache failed.', { cause: error });
+      })
+      .finally(() => clearTimeout(timer));
+  }
+
+  /** Opens the circuit. Logs only when it was closed, so an outage costs one warning. */
+  trip(reason: unknown): void {
+    if (this.down) return;
+    this.down = true;
+    this.downSince = Date.now();
+    // A timer rather than request traffic drives the probes, so an instance that went
+    // idle after a write during the outage still replays its invalidations.
+    if (this.detached) return;
+    this.probeTimer = setInterval(() => this.probe(), this.options.retryIntervalMs);
+    this.probeTimer.unref();
+    this.options.logger.warn(
+      `The Redis cache is unavailable (${describe(reason)}); answering from the primary store until it is back.`,
+      'ApiAuth',
+    );
+  }
+
+  /** Remembers that the entries of cache id `id` must be invalidated once Redis answers. */
+  markPending(id: string): void {
+    if (!this.pending.has(id) && this.pending.size >= MAX_PENDING) {
+      this.droppedInvalidations++;
+      return;
+    }
+    this.pending.set(id, ++this.pendingVersion);
+  }
+
+  /** While the circuit is open, starts a probe unless one is running. Never waits for it. */
+  probe(): void {
+    if (!this.down || this.probing) return;
+    const probing = this.recover().catch(() => {
+      // Still down; the next probe is due after retryIntervalMs.
+    });
+    this.probing = probing.finally(() => {
+      this.probing = null;
+    });
+  }
+
+  /** Resolves when the probe in progress (if any) has finished. For tests and shutdown. */
+  async settled(): Promise<void> {
+    await this.probing;
+  }
+
+  /** Stops listening to the cache and probing. Closes nothing. */
+  detach(): void {
+    this.detached = true;
+    clearInterval(this.probeTimer);
+    const { cache } = this.options;
+    for (const event of ['get', 'mget', 'set', 'del'] as const) cache.off?.(event, this.onCacheEvent);
+    for (const store of cache.stores ?? []) store.off?.('error', this.onStoreError);
+  }
+
+  private async recover(): Promise<void> {
+    await this.options.probe();
+    let replayed = 0;
+    while (this.pending.size > 0) {
+      const batch = [...this.pending].slice(0, REPLAY_BATCH);
+      await Promise.all(
+        batch.map(async ([id, version]) => {
+          await this.options.replay(id);
+          if (this.pending.get(id) === version) this.pending.delete(id);
+          replayed++;
+        }),
+      );
+    }
+    // Synchronous from the last emptiness check on: no write can slip in between.
+    this.down = false;
+    clearInterval(this.probeTimer);
+    this.notBefore = Date.now();
+    const seconds = ((this.notBefore - this.downSince) / 1000).toFixed(1);
+    this.options.logger.log(
+      `The Redis cache is back after ${seconds} s; ${replayed} pending invalidation(s) replayed.`,
+      'ApiAuth',
+    );
+    if (this.droppedInvalidations > 0) {
+      this.options.logger.warn(
+        `${this.droppedInvalidations} invalidation(s) made during the outage exceeded the replay limit; ` +
+          'other instances may serve those keys from the cache for up to ttl.',
+        'ApiAuth',
+      );
+      this.droppedInvalidations = 0;
+    }
+  }
+}
+
+/** A one-line reason for a log, with anything shaped like a key hash removed. */
+function describe(reason: unknown): string {
+  const error = reason instanceof RedisCacheFailure && reason.cause !== undefined ? reason.cause : reason;
+  return safeErrorMessage(error);
+}

@@ -1,0 +1,270 @@
+import type { ApiKey } from '../api-key.interface.js';
+import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
+import { redactedError } from '../internal/safe-error-message.js';
+import { changedFields } from '../backends/apply-changes.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
+import {
+  REDIS_SCHEMA_VERSION,
+  resolveRedisBackendOptions,
+  type RedisBackendOptions,
+  type ResolvedRedisBackendOptions,
+} from './redis-backend.options.js';
+import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../internal/reply-deadlines.js';
+import type { RedisCommandClient } from './redis-client.types.js';
+import { commandClient, isRedisCluster, sendCommandForKey, type RedisClient } from './redis-cluster.client.js';
+import { decodeStoredRecord, encodeChanges, encodeStoredRecord, ownerEntry } from './redis-record.codec.js';
+import { CREATE, DELETE, GET_BY_ID, LIST_ISSUED_PAGE, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
+
+export type { RedisBackendOptions } from './redis-backend.options.js';
+export type { RedisCommandClient } from './redis-client.types.js';
+
+/**
+ * Redis as the only key store. Layout, under `<namespace>v2:`:
+ *
+ * - `hash:<keyHash>`: the record, a STRING holding a JSON array of its fields' values
+ *   (see `redis-record.codec`), filed under its key hash so verification is one GET;
+ * - `id:<id>`: the key hash of the record with that id (management by id);
+ * - `owner:<ownerId>`: a sorted set of `<createdAt>:<id>` entries, all scored 0 so
+ *   `listByOwner` pages by keyset with `ZRANGEBYLEX`, never with KEYS or SCAN;
+ * - `issuer:<issuerId>`: a set of the ids of the keys that key issued (`listByIssuer`).
+ *
+ * Every write is one Lua script, so it is atomic across all clients: a duplicate
+ * `create` writes nothing, a usage write can never undo a revoke, and `delete` leaves
+ * no index entry behind. Verification is one GET, no script: Redis runs a script at
+ * about half the rate of a GET, and with Redis as the only store every request pays it.
+ *
+ * The backend never closes the client it was given; close it yourself on shutdown.
+ * Runs on a standalone Redis (or a Sentinel-managed primary), and on Redis Cluster given
+ * a `createCluster()` client and a hash-tagged namespace (`"{api-auth}:"`): every key is
+ * then in one slot, so one shard holds all keys (failover, not horizontal scale).
+ */
+export class RedisBackend implements ApiKeyBackend {
+  private readonly options: ResolvedRedisBackendOptions;
+  private readonly base: string;
+  private readonly deadlines: ReplyDeadlines | undefined;
+  private readonly client: RedisCommandClient;
+
+  /**
+   * @param client a connected node-redis v5 client (`createClient()` from `redis`) or
+   *   cluster client (`createCluster()`), or anything with `sendCommand(args)`. Create it
+   *   with `disableOfflineQueue: true` so that, while Redis is unreachable, calls fail at
+   *   once (503) rather than queue.
+   */
+  constructor(client: RedisClient, options?: RedisBackendOptions) {
+    this.client = commandClient(client, 'RedisBackend');
+    this.options = resolveRedisBackendOptions(options);
+    if (isRedisCluster(client) && !hasHashTag(this.options.namespace)) {
+      // The scripts of this layout reach several keys of one record: on a cluster they
+      // must all live in one slot, or Redis refuses them (CROSSSLOT) or, worse, runs
+      // them only when the slots happen to share a node.
+      throw new Error(
+        'RedisBackend: on Redis Cluster the option "namespace" must contain a hash tag, e.g. "{api-auth}:", so that every key of this layout is in one slot.',
+      );
+    }
+    this.base = `${this.options.namespace}${REDIS_SCHEMA_VERSION}:`;
+    const timeout = this.options.commandTimeoutMs;
+    this.deadlines = timeout > 0 ? new ReplyDeadlines(timeout) : undefined;
+  }
+
+  /** The prefix of every Redis key this backend writes, schema version included. */
+  get keyPrefix(): string {
+    return this.base;
+  }
+
+  getByHash(keyHash: string): Promise<ApiKey | null> {
+    return this.command('getByHash', ['GET', this.recordKey(keyHash)], (reply) => {
+      const record = this.decode('getByHash', reply);
+      // Guards against a value left by a foreign writer: never answer with another key.
+      return record && record.keyHash === keyHash ? record : null;
+    });
+  }
+
+  getById(id: string): Promise<ApiKey | null> {
+    return this.script('getById', GET_BY_ID, [this.idKey(id)], [this.base], (reply) => {
+      const record = this.decode('getById', reply);
+      return record && record.id === id ? record : null;
+    });
+  }
+
+  async create(apiKey: ApiKey): Promise<ApiKey> {
+    const stored = encodeStoredRecord(apiKey);
+    const keys = [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId)];
+    if (apiKey.issuedById != null) keys.push(this.issuerKey(apiKey.issuedById));
+    const outcome = await this.script('create', CREATE, keys, [
+      apiKey.keyHash,
+      ownerEntry(apiKey.createdAt, apiKey.id),
+      this.expireAt(apiKey.expiresAt),
+      stored,
+      apiKey.id,
+    ]);
+    if (outcome === 'id' || outcome === 'keyHash') throw new DuplicateApiKeyError(outcome);
+    return this.decode('create', stored) as ApiKey;
+  }
+
+  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
+    const fields = changedFields(changes);
+    // The expiry Redis keeps follows `expiresAt`: moved only when the update moves it.
+    const expiry = fields.includes('expiresAt') && this.options.expireRecords ? this.expireAt(changes.expiresAt ?? null) : '-';
+    const expected = options?.expectedVersion;
+    const reply = await this.script('update', UPDATE, [this.idKey(id)], [
+      this.base,
+      expected === undefined ? '' : String(expected),
+      expiry,
+      ...encodeChanges(changes, [...fields, 'updatedAt']),
+    ]);
+    if (Array.isArray(reply) && reply[0] === 'conflict') throw new VersionConflictError(id, expected!, Number(reply[1]));
+    const stored = this.decode('update', reply);
+    if (!stored) throw new ApiKeyNotFoundError(id);
+    return stored;
+  }
+
+  /** Streams the keys `issuerId` issued, a page of `pageSize` ids per round trip. */
+  async *listByIssuer(issuerId: string): AsyncIterable<ApiKey> {
+    let cursor = '0';
+    do {
+      const [next, records] = (await this.script(
+        'listByIssuer',
+        LIST_ISSUED_PAGE,
+        [this.issuerKey(issuerId)],
+        [this.base, cursor, String(this.options.pageSize), issuerId],
+      )) as [unknown, unknown[]];
+      for (const stored of records) {
+        const record = this.decode('listByIssuer', stored);
+        if (record) yield record;
+      }
+      cursor = String(next);
+    } while (cursor !== '0');
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.script('delete', DELETE, [this.idKey(id)], [this.base, id]);
+  }
+
+  async *listByOwner(ownerId: string, options: ListByOwnerOptions = {}): AsyncIterable<ApiKey> {
+    const { limit, after } = options;
+    let bound = after ? `(${ownerEntry(after.createdAt, after.id)}` : '-';
+    let yielded = 0;
+    while (limit === undefined || yielded < limit) {
+      const want = limit === undefined ? this.options.pageSize : Math.min(this.options.pageSize, limit - yielded);
+      const reply = (await this.script(
+        'listByOwner',
+        LIST_PAGE,
+        [this.ownerKey(ownerId)],
+        [this.base, bound, String(want), ownerId],
+      )) as [unknown[], unknown[]];
+      const [entries, records] = reply;
+      for (const stored of records) {
+        const record = this.decode('listByOwner', stored);
+        if (record) {
+          yielded++;
+          yield record;
+        }
+      }
+      if (entries.length < want) return;
+      bound = `(${String(entries[entries.length - 1])}`;
+    }
+  }
+
+  async countByOwner(ownerId: string): Promise<number> {
+    return Number(await this.command('countByOwner', ['ZCARD', this.ownerKey(ownerId)]));
+  }
+
+  async recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean> {
+    const wrote = await this.script(
+      'recordUsage',
+      RECORD_USAGE,
+      [this.idKey(id)],
+      [this.base, String(usedAt.getTime()), String(staleBefore.getTime())],
+    );
+    return Number(wrote) === 1;
+  }
+
+  private recordKey(keyHash: string): string {
+    return `${this.base}hash:${keyHash}`;
+  }
+
+  private idKey(id: string): string {
+    return `${this.base}id:${id}`;
+  }
+
+  private ownerKey(ownerId: string): string {
+    return `${this.base}owner:${ownerId}`;
+  }
+
+  private issuerKey(issuerId: string): string {
+    return `${this.base}issuer:${issuerId}`;
+  }
+
+  /** When Redis should drop the record: '' for never. */
+  private expireAt(expiresAt: Date | null): string {
+    if (!this.options.expireRecords || !expiresAt) return '';
+    return String(expiresAt.getTime() + this.options.expiredRetentionMs);
+  }
+
+  /** A stored record, or `BackendUnavailableError` for a value this version cannot read. */
+  private decode(operation: string, reply: unknown): ApiKey | null {
+    try {
+      return decodeStoredRecord(reply);
+    } catch (error) {
+      throw new BackendUnavailableError(`Redis answered ${operation} with ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private script<T = unknown>(operation: string, script: RedisScript, keys: string[], args: string[], decode?: (reply: unknown) => T): Promise<T> {
+    const wait = this.options.waitForReplicas;
+    if (wait && REPLICATED_WRITES.has(operation)) {
+      return this.guard(
+        operation,
+        async () => {
+          const reply = await script.run(this.client, keys, args);
+          // On the connection that ran the script (routed by the same first key), so it waits for it.
+          const acknowledged = Number(await sendCommandForKey(this.client, keys[0]!, ['WAIT', String(wait.replicas), String(wait.timeoutMs)]));
+          if (!(acknowledged >= wait.replicas)) throw new ReplicasDidNotAcknowledge(acknowledged, wait);
+          return reply;
+        },
+        decode,
+      );
+    }
+    return this.guard(operation, () => script.run(this.client, keys, args), decode);
+  }
+
+  private command<T = unknown>(operation: string, args: string[], decode?: (reply: unknown) => T): Promise<T> {
+    return this.guard(operation, () => this.client.sendCommand(args), decode);
+  }
+
+  /** One client call with the backend's deadline and error mapping (see `callWithin`). */
+  private guard<T>(operation: string, run: () => Promise<unknown>, decode?: (reply: unknown) => T): Promise<T> {
+    return callWithin(run, this.deadlines, (error) => this.unavailable(operation, error), decode);
+  }
+
+  /**
+   * Only the error's class name goes into the message, and only a redacted copy of it
+   * into `cause`: a reply's text can echo command arguments, and those include key
+   * hashes.
+   */
+  private unavailable(operation: string, error: unknown): BackendUnavailableError {
+    if (error instanceof ReplyDeadlineExceeded) {
+      // A write that timed out may still have been applied, all or nothing (scripts are atomic).
+      return new BackendUnavailableError(`Redis did not answer ${operation} within ${error.ms} ms.`, { cause: error });
+    }
+    const kind = error instanceof Error ? error.constructor.name : typeof error;
+    return new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: redactedError(error) });
+  }
+}
+
+/** Whether Redis Cluster hashes `namespace`-prefixed keys by a tag inside it (a non-empty `{...}`). */
+function hasHashTag(namespace: string): boolean {
+  const open = namespace.indexOf('{');
+  const close = open < 0 ? -1 : namespace.indexOf('}', open + 1);
+  return close > open + 1;
+}
+
+/** The writes `waitForReplicas` applies to: every management write, not usage writes. */
+const REPLICATED_WRITES = new Set(['create', 'update', 'delete']);
+
+/** Fewer replicas than `waitForReplicas.replicas` acknowledged a write in time. */
+class ReplicasDidNotAcknowledge extends Error {
+  constructor(acknowledged: number, wait: { replicas: number; timeoutMs: number }) {
+    super(`${acknowledged} of ${wait.replicas} replicas acknowledged the write within ${wait.timeoutMs} ms; a failover now could lose it.`);
+  }
+}

@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import type { RedisCommandClient } from './redis-client.types.js';
+import { LUA_ASCII_JSON } from '../internal/ascii-json.js';
+import { LUA_FIELD_POSITIONS, OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
+
+/**
+ * A Lua script run with EVALSHA, falling back to EVAL (which also caches it) when the
+ * server answers NOSCRIPT, as it does after a restart, a failover or SCRIPT FLUSH.
+ * Every write of `RedisBackend` is one script, so Redis runs it atomically: no other
+ * command, from any client, interleaves with it.
+ */
+export class RedisScript {
+  readonly sha: string;
+
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: RedisCommandClient, keys: string[], args: string[]): Promise<unknown> {
+    const tail = [String(keys.length), ...keys, ...args];
+    try {
+      return await client.sendCommand(['EVALSHA', this.sha, ...tail]);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      return client.sendCommand(['EVAL', this.source, ...tail]);
+    }
+  }
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
+
+// Key layout (see RedisBackend): `<base>hash:<keyHash>` STRING, the record as a JSON
+// array (see redis-record.codec); `<base>id:<id>` -> key hash; `<base>owner:<ownerId>`
+// ZSET of owner entries. Scripts get `<base>` to reach the keys they only learn from
+// what they read. `P.<field>` is a field's position in the stored array.
+
+/**
+ * Lua: `byId(idKey, base)`, the record key the id index names and the stored record
+ * there (nil, nil without an index entry; the key and nil when the record is gone).
+ */
+const LUA_BY_ID = `
+local function byId(idKey, base)
+  local h = redis.call('GET', idKey)
+  if not h then return nil, nil end
+  local recordKey = base .. 'hash:' .. h
+  return recordKey, redis.call('GET', recordKey)
+end
+`;
+
+/** KEYS: id index. ARGV: key base. Resolves to the stored record, or nil. */
+export const GET_BY_ID = new RedisScript(`${LUA_BY_ID}
+local _, raw = byId(KEYS[1], ARGV[1])
+return raw or false
+`);
+
+/**
+ * KEYS: id index, record, owner set, and the issuer's set when the key has an issuer.
+ * ARGV: key hash, owner entry, expire-at ms or '', the stored record, id. Resolves to
+ * 'ok', or the name of the field that already exists, in which case nothing was written.
+ */
+export const CREATE = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'keyHash' end
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
+if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[5]) end
+if ARGV[3] ~= '' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+end
+return 'ok'
+`);
+
+/**
+ * KEYS: id index. ARGV: key base, the expected version or '', the expiry to set ('-'
+ * keeps it, '' removes it, else expire-at ms), then the changed field/value pairs
+ * (`s<value>` or `n` for null). Applies only those fields to the record as stored now,
+ * keeps the first `revokedAt`, bumps `version`. Resolves to the stored record, nil
+ * when no record has that id, or `{ 'conflict', <stored version> }` (nothing written).
+ */
+export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}
+local recordKey, raw = byId(KEYS[1], ARGV[1])
+if not raw then return false end
+local cur = cjson.decode(raw)
+-- A record stored before versions existed is at version 1 and has no issuer.
+local v = cur[P.version]
+local version = (type(v) == 'string' and tonumber(v)) or 1
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return { 'conflict', tostring(version) } end
+if cur[P.issuedById] == nil then cur[P.issuedById] = false end
+local revoked = cur[P.revokedAt]
+for i = 4, #ARGV, 2 do
+  local f, value = ARGV[i], ARGV[i + 1]
+  -- Revocation is sticky: the first revokedAt stays.
+  if not (f == 'revokedAt' and revoked) then
+    if value == 'n' then cur[P[f]] = false else cur[P[f]] = string.sub(value, 2) end
+  end
+end
+cur[P.version] = tostring(version + 1)
+local stored = ascii(cjson.encode(cur))
+redis.call('SET', recordKey, stored, 'KEEPTTL')
+if ARGV[3] == '' then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', recordKey)
+elseif ARGV[3] ~= '-' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+  redis.call('PEXPIREAT', recordKey, ARGV[3])
+end
+return stored
+`);
+
+/**
+ * KEYS: id index. ARGV: key base, id. Removes the id index, the record (only if it is
+ * this id's), its owner entry and its issuer entry. Resolves to 1, or 0 when there was none.
+ */
+export const DELETE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_BY_ID}
+local recordKey, raw = byId(KEYS[1], ARGV[1])
+if not recordKey then return 0 end
+redis.call('DEL', KEYS[1])
+if raw then
+  local cur = cjson.decode(raw)
+  if cur[P.id] == ARGV[2] then
+    redis.call('DEL', recordKey)
+    local entry = cur[P.${OWNER_ENTRY_FIELD}]
+    if cur[P.ownerId] and entry then redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[P.ownerId], entry) end
+    if cur[P.issuedById] then redis.call('SREM', ARGV[1] .. 'issuer:' .. cur[P.issuedById], ARGV[2]) end
+  end
+end
+return 1
+`);
+
+/**
+ * KEYS: id index. ARGV: key base, used-at ms, stale-before ms. Writes lastUsedAt alone,
+ * and only when it is missing or older than stale-before; never creates a deleted
+ * record again, never changes its expiry. Resolves to 1 when it wrote.
+ */
+export const RECORD_USAGE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}
+local recordKey, raw = byId(KEYS[1], ARGV[1])
+if not raw then return 0 end
+local cur = cjson.decode(raw)
+local last = cur[P.lastUsedAt]
+if last and tonumber(last) >= tonumber(ARGV[3]) then return 0 end
+cur[P.lastUsedAt] = ARGV[2]
+redis.call('SET', recordKey, ascii(cjson.encode(cur)), 'KEEPTTL')
+return 1
+`);
+
+/**
+ * KEYS: owner set. ARGV: key base, exclusive lower bound ('-' or '(<entry>'), page
+ * size, owner id. Resolves to `{ entries, records }`: the entries examined, in order,
+ * and the stored records of those that still exist under this owner. An entry whose
+ * record is gone (expired with `expireRecords`) is removed on the way.
+ */
+export const LIST_PAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+local entries = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
+local records = {}
+for _, entry in ipairs(entries) do
+  local h = redis.call('GET', ARGV[1] .. 'id:' .. string.sub(entry, ${TIME_WIDTH + 2}))
+  local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
+  local cur = raw and cjson.decode(raw)
+  if cur and cur[P.ownerId] == ARGV[4] and cur[P.${OWNER_ENTRY_FIELD}] == entry then
+    records[#records + 1] = raw
+  else
+    redis.call('ZREM', KEYS[1], entry)
+  end
+end
+return { entries, records }
+`);
+
+/**
+ * KEYS: issuer set. ARGV: key base, SSCAN cursor, count, issuer id. Resolves to
+ * `{ next cursor, records }`: the stored records of the ids scanned that still name
+ * this issuer. An id whose record is gone (deleted, or expired with `expireRecords`)
+ * is removed on the way.
+ */
+export const LIST_ISSUED_PAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+local page = redis.call('SSCAN', KEYS[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))
+local records = {}
+for _, id in ipairs(page[2]) do
+  local h = redis.call('GET', ARGV[1] .. 'id:' .. id)
+  local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
+  local cur = raw and cjson.decode(raw)
+  if cur and cur[P.id] == id and cur[P.issuedById] == ARGV[4] then
+    records[#records + 1] = raw
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return { page[1], records }
+`);
