@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { API_AUTH_OPTIONS } from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
-import { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from './api-key.interface.js';
+import { toApiKeyView, type ApiKey, type ApiKeyView } from './api-key.interface.js';
 import {
   ApiKeyAlreadyRotatedError,
   ApiKeyErrorCode,
@@ -12,203 +12,76 @@ import {
   BackendUnavailableError,
   DuplicateApiKeyError,
   VersionConflictError,
-  type AuthenticationFailureCode,
 } from './api-key.errors.js';
-import type { ApiKeyBackend, ApiKeyChanges } from './backends/backend.interface.js';
+import type { ApiKeyChanges } from './backends/backend.interface.js';
 import { decodeCursor, encodeCursor } from './backends/cursor.js';
-import { revokeIssuedKeys } from './management/cascade-revocation.js';
-import { hasCachedLookup, type CachedLookup } from './cache/cached-lookup.interface.js';
-import { environmentPrefix } from './policy/environment.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
-import { LegacyKeyFormat } from './keys/legacy-key-format.js';
-import { KeyFormat } from './keys/key-format.js';
-import { KeyHasher, sameKeyHash } from './keys/key-hasher.js';
-import { assertMetadataShape } from './management/metadata-shape.js';
+import { replacementIdFor } from './internal/replacement-id.js';
+import { redactedError } from './internal/safe-error-message.js';
+import type { KeyFormat } from './keys/key-format.js';
+import { sameKeyHash } from './keys/key-hasher.js';
+import { revokeIssuedKeys } from './management/cascade-revocation.js';
+import {
+  assertKnownFields,
+  HASH_PATTERN,
+  HINT_PATTERN,
+  IMPORT_FIELDS,
+  IMPORT_SOURCE_FIELDS,
+  ISSUE_FIELDS,
+  requireIdShape,
+  REVOKE_OPTION_FIELDS,
+  shownId,
+  validateEnvironment,
+  validateExpiry,
+  validateIssuedById,
+  validateMetadata,
+  validateName,
+  validateNewKey,
+  validatePast,
+  validateScopes,
+  validateUpdateOptions,
+} from './management/key-input.validation.js';
+import type {
+  ApiKeyPage,
+  ImportApiKeyInput,
+  ImportApiKeySource,
+  IssueApiKeyInput,
+  IssuedApiKey,
+  RevokeApiKeyOptions,
+  RotateApiKeyOptions,
+  RotatedApiKey,
+  UpdateApiKeyInput,
+  UpdateApiKeyOptions,
+} from './management/key-inputs.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from './policy/policy.validation.js';
-import { replacementIdFor } from './internal/replacement-id.js';
-import { ReplyDeadlines } from './internal/reply-deadlines.js';
-import { redactedError } from './internal/safe-error-message.js';
-import { UsageRecorder } from './usage/usage-recorder.js';
+import { backendTimedOut, KeyVerifier, LEGACY, type AuthenticationResult } from './verification/key-verifier.js';
 
-/** Input of {@link ApiKeyService.issue}. */
-export interface IssueApiKeyInput {
-  /** Who the key acts for. 1-255 characters. */
-  ownerId: string;
-  /** A label for humans. 1-200 characters. */
-  name: string;
-  /** Scopes granted; duplicates are dropped. Default none. */
-  scopes?: string[];
-  /** When the key stops working; must be in the future. Default never. */
-  expiresAt?: Date | string | null;
-  /** JSON-serialisable application data, bounded by `maxMetadataBytes`. */
-  metadata?: ApiKeyMetadata;
-  /**
-   * The environment to mint the key in; one of `acceptEnvironments`. Default: the
-   * module's `environment`.
-   */
-  environment?: string;
-  /** Rate limits, quota and allowed addresses. Default none. */
-  policy?: ApiKeyPolicy | null;
-  /**
-   * The key that mints this one (the management routes pass the caller's), so that
-   * revoking it with `cascade` revokes this one too. Default `null`.
-   */
-  issuedById?: string | null;
-}
-
-/**
- * The key being imported by {@link ApiKeyService.import}: its plaintext (hashed here,
- * never stored), or the lowercase hex SHA-256 the other system stored, with an
- * optional display hint.
- */
-export type ImportApiKeySource = { key: string } | { keyHash: string; hint?: string };
-
-/** Input of {@link ApiKeyService.import}: what `issue` takes, plus the original creation time. */
-export interface ImportApiKeyInput extends IssueApiKeyInput {
-  /** When the other system created the key; must not be in the future. Default now. */
-  createdAt?: Date | string;
-}
-
-/** Options of {@link ApiKeyService.update}. */
-export interface UpdateApiKeyOptions {
-  /**
-   * Write only if the key is still at this `version` (what an earlier read returned);
-   * otherwise reject with `VersionConflictError` and write nothing.
-   */
-  expectedVersion?: number;
-}
-
-/** Options of {@link ApiKeyService.revoke}. */
-export interface RevokeApiKeyOptions {
-  /**
-   * Also revoke every key this one issued (`issuedById`), transitively. Default
-   * `false` here; the management routes default to `true`.
-   */
-  cascade?: boolean;
-  /**
-   * Revoke only if the key is still at this `version`; otherwise reject with
-   * `VersionConflictError`. The cascade is not pinned: issued keys are revoked as they are.
-   */
-  expectedVersion?: number;
-}
-
-/** Fields {@link ApiKeyService.update} may change. */
-export interface UpdateApiKeyInput {
-  name?: string;
-  scopes?: string[];
-  metadata?: ApiKeyMetadata;
-  /** A future instant, or `null` to remove the expiry. */
-  expiresAt?: Date | string | null;
-  /** A new policy, or `null` to remove it. Replaces the whole policy. */
-  policy?: ApiKeyPolicy | null;
-}
-
-/** Options of {@link ApiKeyService.rotate}. */
-export interface RotateApiKeyOptions {
-  /**
-   * How long the old key keeps working, in milliseconds, so clients can switch over
-   * without downtime. `0` ends it at once. It never extends the old key's own expiry.
-   */
-  gracePeriodMs?: number;
-  /** Name of the new key. Default: the old key's name. */
-  name?: string;
-  /**
-   * The key doing the rotation, recorded as the replacement's `issuedById` (the
-   * management routes pass the caller's). Default: the old key's `issuedById`, so a
-   * cascade from its issuer still reaches the replacement.
-   */
-  issuedById?: string | null;
-}
-
-/** A newly minted key: `key` is the plaintext, shown once and stored nowhere. */
-export interface IssuedApiKey {
-  key: string;
-  apiKey: ApiKeyView;
-}
-
-/** Result of {@link ApiKeyService.rotate}. */
-export interface RotatedApiKey extends IssuedApiKey {
-  /** The old key's record, with its new `expiresAt`. */
-  previous: ApiKeyView;
-}
-
-/** One page of an owner's keys. */
-export interface ApiKeyPage {
-  items: ApiKeyView[];
-  /** Pass back as `cursor` for the next page; `null` on the last page. */
-  nextCursor: string | null;
-  /** Total number of the owner's keys. */
-  total: number;
-}
-
-/** Outcome of {@link ApiKeyService.authenticate}: the key, or why it was refused. */
-export type AuthenticationResult =
-  | { ok: true; apiKey: ApiKeyView }
-  | { ok: false; code: AuthenticationFailureCode }
-  | { ok: false; code: typeof ApiKeyErrorCode.BackendUnavailable; error: unknown };
-
-const INVALID = { ok: false, code: ApiKeyErrorCode.InvalidApiKey } as const;
-const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
-const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
-
-function backendTimedOut(ms: number): BackendUnavailableError {
-  return new BackendUnavailableError(`The API key backend did not answer within ${ms} ms.`);
-}
+export type {
+  ApiKeyPage,
+  ImportApiKeyInput,
+  ImportApiKeySource,
+  IssueApiKeyInput,
+  IssuedApiKey,
+  RevokeApiKeyOptions,
+  RotateApiKeyOptions,
+  RotatedApiKey,
+  UpdateApiKeyInput,
+  UpdateApiKeyOptions,
+} from './management/key-inputs.js';
+export type { AuthenticationResult } from './verification/key-verifier.js';
 
 /** Longest wait for the usage flush at shutdown when `verifyTimeoutMs` is 0. */
 const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
 
-/** `environmentOf` result for a key of a `legacyKeyPrefixes` prefix. */
-const LEGACY = Symbol('legacy');
-/** What a key's prefix says about its environment: a name, none, or a legacy import. */
-type KeyEnvironment = string | null | typeof LEGACY;
-
-const SCOPE_PATTERN = /^[\x21-\x7e]{1,128}$/;
-const HASH_PATTERN = /^[0-9a-f]{64}$/;
-const HINT_PATTERN = /^[^\x00-\x1f\x7f]{1,64}$/;
 /** Most attempts of a write that retries on a version conflict (another writer moved the key). */
 const MAX_CONFLICT_RETRIES = 10;
 
-/** Fields each input accepts; anything else is refused, never silently dropped. */
-const ISSUE_FIELDS = ['ownerId', 'name', 'scopes', 'expiresAt', 'metadata', 'environment', 'policy', 'issuedById'];
-const IMPORT_FIELDS = [...ISSUE_FIELDS, 'createdAt'];
-const IMPORT_SOURCE_FIELDS = ['key', 'keyHash', 'hint'];
-const UPDATE_OPTION_FIELDS = ['expectedVersion'];
-const REVOKE_OPTION_FIELDS = ['cascade', 'expectedVersion'];
-
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Issues, verifies and manages API keys over the configured backend. */
 @Injectable()
-export class ApiKeyService implements OnApplicationShutdown {
-  /** The key format new keys are minted in (prefix, length, checksum): the module's `environment`. */
-  readonly format: KeyFormat;
-  /** Every accepted format, with its environment; the minting one first. */
-  private readonly formats: ReadonlyArray<{ format: KeyFormat; environment: string | null }>;
-  private readonly legacy: LegacyKeyFormat;
-  private readonly hasher: KeyHasher;
-  private readonly backend: ApiKeyBackend;
-  private readonly usage: UsageRecorder;
-  /** The backend's synchronous L1 lookup, when it has one (`CachedBackend`). */
-  private readonly cached: CachedLookup | null;
-  /** Backend lookups started and not yet settled, timed-out ones included (see `maxPendingLookups`). */
-  private pendingLookups = 0;
-  /** `verifyTimeoutMs` for lookups: one timer for all of them, not one each; `null` when 0. */
-  private readonly lookupDeadlines: ReplyDeadlines | null;
-
-  constructor(@Inject(API_AUTH_OPTIONS) private readonly options: ResolvedApiAuthOptions) {
-    this.formats = options.environments.map((environment) => ({
-      format: new KeyFormat(environmentPrefix(options.prefix, environment)),
-      environment,
-    }));
-    this.format = this.formats[0]!.format;
-    this.legacy = new LegacyKeyFormat(options.legacyKeyPrefixes);
-    this.hasher = new KeyHasher(options.pepper);
-    this.backend = options.backend;
-    this.usage = new UsageRecorder(options.backend, options.usageIntervalMs, options.trackUsage, options.usageCoordinator);
-    this.cached = hasCachedLookup(options.backend) ? options.backend : null;
-    this.lookupDeadlines = options.verifyTimeoutMs > 0 ? new ReplyDeadlines(options.verifyTimeoutMs, backendTimedOut) : null;
+export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown {
+  constructor(@Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions) {
+    super(options);
   }
 
   /** Mints a key for `input.ownerId`. The plaintext is in the result and nowhere else. */
@@ -216,7 +89,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
     assertKnownFields(input, ISSUE_FIELDS);
     const now = new Date();
-    const fields = this.validateNewKey(input, now);
+    const fields = validateNewKey(input, now, this.options);
     await this.assertRoomFor(fields.ownerId);
     const issued = await this.mint({ ...fields, rotatedFromId: null }, now);
     this.emit(() => ({ type: ApiKeyEventName.Issued, apiKey: { ...issued.apiKey }, at: now }));
@@ -251,7 +124,7 @@ export class ApiKeyService implements OnApplicationShutdown {
         );
       }
       if (found === LEGACY) {
-        environment = this.validateEnvironment(input.environment);
+        environment = validateEnvironment(input.environment, this.options);
         hint = this.legacy.hint(key);
       } else {
         if (input.environment !== undefined && input.environment !== found) {
@@ -275,10 +148,10 @@ export class ApiKeyService implements OnApplicationShutdown {
       }
       keyHash = hash;
       hint = source.hint ?? '(imported)';
-      environment = this.validateEnvironment(input.environment);
+      environment = validateEnvironment(input.environment, this.options);
     }
-    const createdAt = input.createdAt === undefined ? now : this.validatePast('createdAt', input.createdAt, now);
-    const fields = this.validateNewKey({ ...input, environment: undefined }, now);
+    const createdAt = input.createdAt === undefined ? now : validatePast('createdAt', input.createdAt, now);
+    const fields = validateNewKey({ ...input, environment: undefined }, now, this.options);
     const record: ApiKey = {
       id: randomUUID(),
       keyHash,
@@ -320,93 +193,6 @@ export class ApiKeyService implements OnApplicationShutdown {
    */
   async authenticate(key: string): Promise<AuthenticationResult> {
     return this.check(key);
-  }
-
-  /**
-   * `authenticate` without a promise when it can be: synchronous when the answer is
-   * offline (a malformed key) or in memory (an L1 or `MemoryBackend` hit), a promise
-   * only when the backend must be asked. The guard uses it so a cached key costs no
-   * promise and no microtask hops.
-   */
-  check(key: string): AuthenticationResult | Promise<AuthenticationResult> {
-    // Offline checks first: malformed input never costs a hash or a lookup.
-    const environment = this.environmentOf(key);
-    if (environment === undefined) return INVALID;
-    const keyHash = this.hasher.hash(key);
-    // A warm L1 answers synchronously: no timeout race, no timer, no copy of the record.
-    const hit = this.peek(keyHash);
-    if (hit === null) return INVALID;
-    // The cached view is frozen and shared by every hit.
-    if (hit !== undefined) return this.judge(hit.record, environment, hit.view);
-    return this.lookupAndJudge(keyHash, environment);
-  }
-
-  /**
-   * Asks the backend, within `verifyTimeoutMs`. One promise, settled by whichever comes
-   * first, the backend or the deadline: no async frame, no race, no timer per lookup.
-   */
-  private lookupAndJudge(keyHash: string, environment: KeyEnvironment): AuthenticationResult | Promise<AuthenticationResult> {
-    const max = this.options.maxPendingLookups;
-    if (max !== 0 && this.pendingLookups >= max) {
-      // The store is not keeping up; another lookup would only add to what it holds.
-      const error = new BackendUnavailableError(`${max} API key lookups are pending; refusing without asking the backend.`);
-      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
-    }
-    let lookup: Promise<ApiKey | null>;
-    try {
-      lookup = this.backend.getByHash(keyHash);
-    } catch (error) {
-      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
-    }
-    // A lookup counts until the backend settles it: the deadline answers the client, but
-    // a hung store still holds the lookup.
-    this.pendingLookups++;
-    const deadlines = this.lookupDeadlines;
-    return new Promise<AuthenticationResult>((resolve, reject) => {
-      let late = false;
-      const deadline = deadlines?.start((error) => {
-        late = true;
-        resolve({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
-      });
-      lookup.then(
-        (record) => {
-          this.pendingLookups--;
-          // Already answered 503: a late record must not count as a use of the key.
-          if (late) return;
-          if (deadline !== undefined) deadlines!.clear(deadline);
-          try {
-            resolve(this.judgeLookup(record, keyHash, environment));
-          } catch (error) {
-            reject(error);
-          }
-        },
-        (error: unknown) => {
-          this.pendingLookups--;
-          if (deadline !== undefined) deadlines!.clear(deadline);
-          resolve({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
-        },
-      );
-    });
-  }
-
-  private judgeLookup(record: Readonly<ApiKey> | null, keyHash: string, environment: KeyEnvironment): AuthenticationResult {
-    // A backend that returns the wrong record must not let anyone in. (The L1 files a
-    // record only under its own hash, so a hit needs no such check.)
-    if (!record || !sameKeyHash(record.keyHash, keyHash)) return INVALID;
-    return this.judge(record, environment, undefined);
-  }
-
-  private judge(record: Readonly<ApiKey>, environment: KeyEnvironment, view: ApiKeyView | undefined): AuthenticationResult {
-    // The prefix named the environment; a record of another one (copied between
-    // deployments' stores, say) is not this key's.
-    if (environment === LEGACY ? !this.options.environments.includes(record.environment ?? null) : (record.environment ?? null) !== environment) {
-      return INVALID;
-    }
-    if (record.revokedAt !== null) return REVOKED;
-    const now = Date.now();
-    if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
-    this.usage.record(record.id, record.lastUsedAt, now);
-    return { ok: true, apiKey: view ?? toApiKeyView(record as ApiKey) };
   }
 
   /** The record with this id (without its hash), or `null`. */
@@ -470,14 +256,14 @@ export class ApiKeyService implements OnApplicationShutdown {
     assertKnownFields(changes, UPDATABLE);
     const given = UPDATABLE.filter((field) => changes[field] !== undefined);
     if (given.length === 0) throw new ApiKeyValidationError('changes', `must set at least one of ${UPDATABLE.join(', ')}`);
-    const expectedVersion = this.validateUpdateOptions(options);
+    const expectedVersion = validateUpdateOptions(options);
     requireIdShape(id);
     const now = new Date();
     const write: ApiKeyChanges = { updatedAt: now };
-    if (changes.name !== undefined) write.name = this.validateName(changes.name);
-    if (changes.scopes !== undefined) write.scopes = this.validateScopes(changes.scopes);
-    if (changes.metadata !== undefined) write.metadata = this.validateMetadata(changes.metadata);
-    if (changes.expiresAt !== undefined) write.expiresAt = this.validateExpiry(changes.expiresAt, now);
+    if (changes.name !== undefined) write.name = validateName(changes.name);
+    if (changes.scopes !== undefined) write.scopes = validateScopes(changes.scopes, this.options.maxScopes);
+    if (changes.metadata !== undefined) write.metadata = validateMetadata(changes.metadata, this.options.maxMetadataBytes);
+    if (changes.expiresAt !== undefined) write.expiresAt = validateExpiry(changes.expiresAt, now);
     const policy = changes.policy === undefined ? undefined : validatePolicy(changes.policy);
     let updated: ApiKey;
     if (policy === undefined || policy === null || policy.counterKey !== undefined || !hasLimits(policy)) {
@@ -512,7 +298,7 @@ export class ApiKeyService implements OnApplicationShutdown {
     if (options.cascade !== undefined && typeof options.cascade !== 'boolean') {
       throw new ApiKeyValidationError('cascade', 'must be a boolean');
     }
-    const expectedVersion = this.validateUpdateOptions({ expectedVersion: options.expectedVersion });
+    const expectedVersion = validateUpdateOptions({ expectedVersion: options.expectedVersion });
     const record = await this.require(id);
     if (expectedVersion !== undefined && expectedVersion !== (record.version ?? 1)) {
       throw new VersionConflictError(shownId(record.id), expectedVersion, record.version ?? 1);
@@ -601,16 +387,6 @@ export class ApiKeyService implements OnApplicationShutdown {
     return error;
   }
 
-  private validateUpdateOptions(options: UpdateApiKeyOptions): number | undefined {
-    if (options == null || typeof options !== 'object') throw new ApiKeyValidationError('options', 'must be an object');
-    assertKnownFields(options, UPDATE_OPTION_FIELDS);
-    const expected = options.expectedVersion;
-    if (expected !== undefined && (!Number.isSafeInteger(expected) || expected < 1)) {
-      throw new ApiKeyValidationError('expectedVersion', 'must be a positive integer');
-    }
-    return expected;
-  }
-
   /**
    * Removes the record entirely. Idempotent. The key's rate-limit and quota counters
    * stay where they are (see `RateLimiter.deleteCounters` for why): windowed counters
@@ -660,7 +436,7 @@ export class ApiKeyService implements OnApplicationShutdown {
       issued = await this.mint(
         {
           ownerId: old.ownerId,
-          name: options.name === undefined ? old.name : this.validateName(options.name),
+          name: options.name === undefined ? old.name : validateName(options.name),
           scopes: old.scopes,
           metadata: old.metadata,
           expiresAt: old.expiresAt,
@@ -787,19 +563,6 @@ export class ApiKeyService implements OnApplicationShutdown {
     return record;
   }
 
-  /**
-   * The environment named by the key's prefix (`null` without environments), `LEGACY`
-   * for an imported key of a legacy prefix, or `undefined` when the key is none of
-   * these. Offline: no hash, no lookup.
-   */
-  private environmentOf(key: string): string | null | typeof LEGACY | undefined {
-    const formats = this.formats;
-    for (let i = 0; i < formats.length; i++) {
-      if (formats[i]!.format.matches(key)) return formats[i]!.environment;
-    }
-    return typeof key === 'string' && this.legacy.matches(key) ? LEGACY : undefined;
-  }
-
   private formatFor(environment: string | null): KeyFormat {
     return (this.formats.find((f) => f.environment === environment) ?? this.formats[0]!).format;
   }
@@ -808,45 +571,6 @@ export class ApiKeyService implements OnApplicationShutdown {
   private emit(build: () => Parameters<NonNullable<ResolvedApiAuthOptions['emitEvent']>>[0]): void {
     const sink = this.options.emitEvent;
     if (sink !== null) sink(build());
-  }
-
-  /** The validated fields of a key about to be minted or imported. */
-  private validateNewKey(input: IssueApiKeyInput, now: Date) {
-    return {
-      ownerId: this.validateOwnerId(input.ownerId),
-      name: this.validateName(input.name),
-      scopes: this.validateScopes(input.scopes ?? []),
-      metadata: this.validateMetadata(input.metadata ?? {}),
-      expiresAt: this.validateExpiry(input.expiresAt ?? null, now),
-      environment: this.validateEnvironment(input.environment),
-      policy: validatePolicy(input.policy),
-      issuedById: validateIssuedById(input.issuedById ?? null),
-    };
-  }
-
-  private validateEnvironment(environment: unknown): string | null {
-    if (environment === undefined) return this.options.environment;
-    if (typeof environment !== 'string' || !this.options.environments.includes(environment)) {
-      throw new ApiKeyValidationError('environment', 'must be one of the environments this deployment accepts');
-    }
-    return environment;
-  }
-
-  private validatePast(field: string, value: unknown, now: Date): Date {
-    const date = value instanceof Date ? new Date(value) : typeof value === 'string' ? new Date(value) : null;
-    if (!date || Number.isNaN(date.getTime())) throw new ApiKeyValidationError(field, 'must be a Date or an ISO 8601 string');
-    if (date > now) throw new ApiKeyValidationError(field, 'must not be in the future');
-    return date;
-  }
-
-  /** The L1's answer, or `undefined` (ask the backend) when there is no L1 or it failed. */
-  private peek(keyHash: string) {
-    if (this.cached === null) return undefined;
-    try {
-      return this.cached.peekByHash(keyHash);
-    } catch {
-      return undefined;
-    }
   }
 
   /** For the rare waits (a delete's counters, the shutdown flush); lookups use `lookupDeadlines`. */
@@ -858,68 +582,6 @@ export class ApiKeyService implements OnApplicationShutdown {
       timer.unref();
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-  }
-
-  private validateOwnerId(ownerId: unknown): string {
-    if (typeof ownerId !== 'string' || ownerId.trim().length === 0) {
-      throw new ApiKeyValidationError('ownerId', 'must be a non-empty string');
-    }
-    if (ownerId.length > 255) throw new ApiKeyValidationError('ownerId', 'must be at most 255 characters');
-    return ownerId;
-  }
-
-  private validateName(name: unknown): string {
-    if (typeof name !== 'string' || name.trim().length === 0) {
-      throw new ApiKeyValidationError('name', 'must be a non-empty string');
-    }
-    if (name.length > 200) throw new ApiKeyValidationError('name', 'must be at most 200 characters');
-    return name;
-  }
-
-  private validateScopes(scopes: unknown): string[] {
-    if (!Array.isArray(scopes)) throw new ApiKeyValidationError('scopes', 'must be an array of strings');
-    if (scopes.length > this.options.maxScopes) {
-      throw new ApiKeyValidationError('scopes', `must hold at most ${this.options.maxScopes} scopes`);
-    }
-    for (const scope of scopes) {
-      if (typeof scope !== 'string' || !SCOPE_PATTERN.test(scope)) {
-        throw new ApiKeyValidationError('scopes', 'each scope must be 1-128 printable ASCII characters without spaces');
-      }
-    }
-    return [...new Set(scopes as string[])];
-  }
-
-  private validateMetadata(metadata: unknown): ApiKeyMetadata {
-    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
-      throw new ApiKeyValidationError('metadata', 'must be a plain object');
-    }
-    assertMetadataShape(metadata, this.options.maxMetadataBytes);
-    let json: string;
-    try {
-      json = JSON.stringify(metadata);
-    } catch {
-      throw new ApiKeyValidationError('metadata', 'must be JSON-serialisable');
-    }
-    // `toJSON` decides what is stored (a Date becomes a string, or nothing at all), so
-    // the serialised form, not the input, must be a plain object.
-    if (typeof json !== 'string' || !json.startsWith('{')) {
-      throw new ApiKeyValidationError('metadata', 'must be a plain object');
-    }
-    if (Buffer.byteLength(json, 'utf8') > this.options.maxMetadataBytes) {
-      throw new ApiKeyValidationError('metadata', `must be at most ${this.options.maxMetadataBytes} bytes as JSON`);
-    }
-    // The JSON round trip drops functions and undefined, exactly what a store would keep.
-    return JSON.parse(json) as ApiKeyMetadata;
-  }
-
-  private validateExpiry(value: unknown, now: Date): Date | null {
-    if (value === null) return null;
-    const date = value instanceof Date ? new Date(value) : typeof value === 'string' ? new Date(value) : null;
-    if (!date || Number.isNaN(date.getTime())) {
-      throw new ApiKeyValidationError('expiresAt', 'must be a Date or an ISO 8601 string');
-    }
-    if (date <= now) throw new ApiKeyValidationError('expiresAt', 'must be in the future');
-    return date;
   }
 }
 
@@ -933,33 +595,4 @@ const UPDATABLE = ['name', 'scopes', 'metadata', 'expiresAt', 'policy'] as const
 function keepCounterKey(next: ApiKeyPolicy | null, current: ApiKeyPolicy | null): ApiKeyPolicy | null {
   if (next === null || next.counterKey !== undefined || current?.counterKey === undefined || !hasLimits(next)) return next;
   return { ...next, counterKey: current.counterKey };
-}
-
-/** Refuses an id no store could hold, before any store call; the error shows only a minted-shaped id. */
-function requireIdShape(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ApiKeyNotFoundError(shownId(id));
-}
-
-/** `issuedById` as given: `null`, or a key id (1-64 characters). */
-function validateIssuedById(value: unknown): string | null {
-  if (value === null) return null;
-  if (typeof value !== 'string' || value.length === 0 || value.length > 64) {
-    throw new ApiKeyValidationError('issuedById', 'must be a key id (1-64 characters) or null');
-  }
-  return value;
-}
-
-/**
- * Refuses any own field of `input` not in `allowed`, naming it: a misspelt or foreign
- * field (`expiresIn`, `scope`) silently dropped would mint a key unlike the one asked for.
- */
-function assertKnownFields(input: object, allowed: readonly string[]): void {
-  for (const field of Object.keys(input)) {
-    if (!allowed.includes(field)) throw new ApiKeyValidationError(field, 'is not a known field');
-  }
-}
-
-/** `id` as errors may show it: only ids shaped like the ones this service mints. */
-function shownId(id: unknown): string {
-  return typeof id === 'string' && UUID_PATTERN.test(id) ? id : '(redacted)';
 }

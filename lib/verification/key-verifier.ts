@@ -1,0 +1,177 @@
+import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
+import { toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
+import { ApiKeyErrorCode, BackendUnavailableError, type AuthenticationFailureCode } from '../api-key.errors.js';
+import type { ApiKeyBackend } from '../backends/backend.interface.js';
+import { hasCachedLookup, type CachedLookup } from '../cache/cached-lookup.interface.js';
+import { ReplyDeadlines } from '../internal/reply-deadlines.js';
+import { KeyFormat } from '../keys/key-format.js';
+import { KeyHasher, sameKeyHash } from '../keys/key-hasher.js';
+import { LegacyKeyFormat } from '../keys/legacy-key-format.js';
+import { environmentPrefix } from '../policy/environment.js';
+import { UsageRecorder } from '../usage/usage-recorder.js';
+
+/** Outcome of {@link ApiKeyService.authenticate}: the key, or why it was refused. */
+export type AuthenticationResult =
+  | { ok: true; apiKey: ApiKeyView }
+  | { ok: false; code: AuthenticationFailureCode }
+  | { ok: false; code: typeof ApiKeyErrorCode.BackendUnavailable; error: unknown };
+
+const INVALID = { ok: false, code: ApiKeyErrorCode.InvalidApiKey } as const;
+const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
+const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
+
+/** The error a lookup or a bounded wait ends with when the backend does not answer in `ms`. */
+export function backendTimedOut(ms: number): BackendUnavailableError {
+  return new BackendUnavailableError(`The API key backend did not answer within ${ms} ms.`);
+}
+
+/** `environmentOf` result for a key of a `legacyKeyPrefixes` prefix. */
+export const LEGACY = Symbol('legacy');
+/** What a key's prefix says about its environment: a name, none, or a legacy import. */
+export type KeyEnvironment = string | null | typeof LEGACY;
+
+/**
+ * The verification hot path: format check, hash, L1 peek, bounded backend lookup and
+ * verdict. `ApiKeyService` extends it rather than holding one, so the guard's call to
+ * `check` reaches this code with no extra call per request.
+ */
+export abstract class KeyVerifier {
+  /** The key format new keys are minted in (prefix, length, checksum): the module's `environment`. */
+  readonly format: KeyFormat;
+  /** Every accepted format, with its environment; the minting one first. */
+  protected readonly formats: ReadonlyArray<{ format: KeyFormat; environment: string | null }>;
+  protected readonly legacy: LegacyKeyFormat;
+  protected readonly hasher: KeyHasher;
+  protected readonly backend: ApiKeyBackend;
+  protected readonly usage: UsageRecorder;
+  /** The backend's synchronous L1 lookup, when it has one (`CachedBackend`). */
+  private readonly cached: CachedLookup | null;
+  /** Backend lookups started and not yet settled, timed-out ones included (see `maxPendingLookups`). */
+  private pendingLookups = 0;
+  /** `verifyTimeoutMs` for lookups: one timer for all of them, not one each; `null` when 0. */
+  private readonly lookupDeadlines: ReplyDeadlines | null;
+
+  protected constructor(protected readonly options: ResolvedApiAuthOptions) {
+    this.formats = options.environments.map((environment) => ({
+      format: new KeyFormat(environmentPrefix(options.prefix, environment)),
+      environment,
+    }));
+    this.format = this.formats[0]!.format;
+    this.legacy = new LegacyKeyFormat(options.legacyKeyPrefixes);
+    this.hasher = new KeyHasher(options.pepper);
+    this.backend = options.backend;
+    this.usage = new UsageRecorder(options.backend, options.usageIntervalMs, options.trackUsage, options.usageCoordinator);
+    this.cached = hasCachedLookup(options.backend) ? options.backend : null;
+    this.lookupDeadlines = options.verifyTimeoutMs > 0 ? new ReplyDeadlines(options.verifyTimeoutMs, backendTimedOut) : null;
+  }
+
+  /**
+   * `authenticate` without a promise when it can be: synchronous when the answer is
+   * offline (a malformed key) or in memory (an L1 or `MemoryBackend` hit), a promise
+   * only when the backend must be asked. The guard uses it so a cached key costs no
+   * promise and no microtask hops.
+   */
+  check(key: string): AuthenticationResult | Promise<AuthenticationResult> {
+    // Offline checks first: malformed input never costs a hash or a lookup.
+    const environment = this.environmentOf(key);
+    if (environment === undefined) return INVALID;
+    const keyHash = this.hasher.hash(key);
+    // A warm L1 answers synchronously: no timeout race, no timer, no copy of the record.
+    const hit = this.peek(keyHash);
+    if (hit === null) return INVALID;
+    // The cached view is frozen and shared by every hit.
+    if (hit !== undefined) return this.judge(hit.record, environment, hit.view);
+    return this.lookupAndJudge(keyHash, environment);
+  }
+
+  /**
+   * Asks the backend, within `verifyTimeoutMs`. One promise, settled by whichever comes
+   * first, the backend or the deadline: no async frame, no race, no timer per lookup.
+   */
+  private lookupAndJudge(keyHash: string, environment: KeyEnvironment): AuthenticationResult | Promise<AuthenticationResult> {
+    const max = this.options.maxPendingLookups;
+    if (max !== 0 && this.pendingLookups >= max) {
+      // The store is not keeping up; another lookup would only add to what it holds.
+      const error = new BackendUnavailableError(`${max} API key lookups are pending; refusing without asking the backend.`);
+      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+    }
+    let lookup: Promise<ApiKey | null>;
+    try {
+      lookup = this.backend.getByHash(keyHash);
+    } catch (error) {
+      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+    }
+    // A lookup counts until the backend settles it: the deadline answers the client, but
+    // a hung store still holds the lookup.
+    this.pendingLookups++;
+    const deadlines = this.lookupDeadlines;
+    return new Promise<AuthenticationResult>((resolve, reject) => {
+      let late = false;
+      const deadline = deadlines?.start((error) => {
+        late = true;
+        resolve({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
+      });
+      lookup.then(
+        (record) => {
+          this.pendingLookups--;
+          // Already answered 503: a late record must not count as a use of the key.
+          if (late) return;
+          if (deadline !== undefined) deadlines!.clear(deadline);
+          try {
+            resolve(this.judgeLookup(record, keyHash, environment));
+          } catch (error) {
+            reject(error);
+          }
+        },
+        (error: unknown) => {
+          this.pendingLookups--;
+          if (deadline !== undefined) deadlines!.clear(deadline);
+          resolve({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
+        },
+      );
+    });
+  }
+
+  private judgeLookup(record: Readonly<ApiKey> | null, keyHash: string, environment: KeyEnvironment): AuthenticationResult {
+    // A backend that returns the wrong record must not let anyone in. (The L1 files a
+    // record only under its own hash, so a hit needs no such check.)
+    if (!record || !sameKeyHash(record.keyHash, keyHash)) return INVALID;
+    return this.judge(record, environment, undefined);
+  }
+
+  private judge(record: Readonly<ApiKey>, environment: KeyEnvironment, view: ApiKeyView | undefined): AuthenticationResult {
+    // The prefix named the environment; a record of another one (copied between
+    // deployments' stores, say) is not this key's.
+    if (environment === LEGACY ? !this.options.environments.includes(record.environment ?? null) : (record.environment ?? null) !== environment) {
+      return INVALID;
+    }
+    if (record.revokedAt !== null) return REVOKED;
+    const now = Date.now();
+    if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
+    this.usage.record(record.id, record.lastUsedAt, now);
+    return { ok: true, apiKey: view ?? toApiKeyView(record as ApiKey) };
+  }
+
+  /**
+   * The environment named by the key's prefix (`null` without environments), `LEGACY`
+   * for an imported key of a legacy prefix, or `undefined` when the key is none of
+   * these. Offline: no hash, no lookup.
+   */
+  protected environmentOf(key: string): string | null | typeof LEGACY | undefined {
+    const formats = this.formats;
+    for (let i = 0; i < formats.length; i++) {
+      if (formats[i]!.format.matches(key)) return formats[i]!.environment;
+    }
+    return typeof key === 'string' && this.legacy.matches(key) ? LEGACY : undefined;
+  }
+
+  /** The L1's answer, or `undefined` (ask the backend) when there is no L1 or it failed. */
+  private peek(keyHash: string) {
+    if (this.cached === null) return undefined;
+    try {
+      return this.cached.peekByHash(keyHash);
+    } catch {
+      return undefined;
+    }
+  }
+}
