@@ -22,24 +22,16 @@ import { IpAllowlist } from './policy/ip-allowlist.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
 import { redactedError, safeErrorMessage } from './internal/safe-error-message.js';
 import { refusalException } from './transport/refusal-exception.js';
+import {
+  extractKey as extractKeyFrom,
+  MISSING,
+  type ExtractedKey,
+  type Headers,
+} from './transport/key-extraction.js';
+import { refusalBody, rejected, setHttpResponseHeader, type ApiKeyFailure } from './transport/refusal.js';
 
-/** What a request carried as a key: a value, nothing, or something that cannot be one. */
-export type ExtractedKey =
-  | { kind: 'key'; value: string }
-  | { kind: 'missing' }
-  | { kind: 'malformed'; reason: 'conflicting' | 'multiple' | 'empty_bearer' };
-
-/** Why the guard refused a call. */
-export type ApiKeyFailure =
-  | { status: 401; code: AuthenticationFailureCode }
-  | { status: 403; code: typeof ApiKeyErrorCode.InsufficientScope; requirement: ScopeRequirement }
-  | { status: 403; code: typeof ApiKeyErrorCode.IpNotAllowed }
-  | { status: 403; code: typeof ApiKeyErrorCode.EnvironmentNotAllowed; environments: readonly string[] }
-  | { status: 429; code: typeof ApiKeyErrorCode.RateLimited; rateLimit: RateLimitStatus; retryAfterMs: number }
-  | { status: 429; code: typeof ApiKeyErrorCode.QuotaExhausted; retryAfterMs: number | null }
-  | { status: 503; code: typeof ApiKeyErrorCode.BackendUnavailable; error?: unknown };
-
-type Headers = Record<string, string | string[] | undefined>;
+export type { ApiKeyFailure } from './transport/refusal.js';
+export type { ExtractedKey } from './transport/key-extraction.js';
 
 interface RouteRules {
   isPublic: boolean;
@@ -48,28 +40,6 @@ interface RouteRules {
   /** Quota credits a call spends (`@ApiKeyCost()`), default 1. */
   cost: number;
 }
-
-const MISSING: ExtractedKey = { kind: 'missing' };
-
-const MESSAGES: Record<ApiKeyFailure['code'], string> = {
-  missing_api_key: 'An API key is required.',
-  invalid_api_key: 'The API key is not valid.',
-  expired_api_key: 'The API key has expired.',
-  revoked_api_key: 'The API key has been revoked.',
-  insufficient_scope: 'The API key lacks a scope this operation requires.',
-  backend_unavailable: 'API key verification is temporarily unavailable. Retry later.',
-  ip_not_allowed: 'The API key may not be used from this address.',
-  environment_not_allowed: "This operation is not available to the API key's environment.",
-  rate_limited: 'The API key has exceeded its rate limit. Retry later.',
-  quota_exhausted: 'The API key has no usage credits left.',
-};
-
-const ERROR_NAMES: Record<ApiKeyFailure['status'], string> = {
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  429: 'Too Many Requests',
-  503: 'Service Unavailable',
-};
 
 /** Requests already charged to a key's limits, so a guard registered twice counts a request once. */
 const charged = new WeakSet<object>();
@@ -287,46 +257,8 @@ export class ApiKeyGuard implements CanActivate {
    * who is calling.
    */
   protected extractKey(request: Record<string, unknown>): ExtractedKey {
-    const headers = this.getHeaders(request) ?? {};
-    let found: string | undefined;
-
-    const raw = headers[this.options.header];
-    if (raw !== undefined) {
-      if (Array.isArray(raw)) {
-        if (raw.length > 1) return { kind: 'malformed', reason: 'multiple' };
-        found = nonEmpty(raw[0]);
-      } else {
-        found = nonEmpty(raw);
-      }
-    }
-
-    if (this.options.bearer) {
-      const authorization = headers.authorization;
-      if (typeof authorization === 'string' && authorization.length >= 6) {
-        // The scheme is case-insensitive (RFC 9110 §11.1); other schemes are not ours.
-        if (authorization.slice(0, 6).toLowerCase() === 'bearer' && (authorization.length === 6 || authorization[6] === ' ')) {
-          // Node keeps only the first of several Authorization headers, so a second one
-          // is invisible in `headers`; a proxy that honours the last would disagree.
-          if (countRawHeader(request, 'authorization') > 1) return { kind: 'malformed', reason: 'multiple' };
-          const token = nonEmpty(authorization.slice(7));
-          if (token === undefined) return { kind: 'malformed', reason: 'empty_bearer' };
-          if (found !== undefined && found !== token) return { kind: 'malformed', reason: 'conflicting' };
-          found = token;
-        }
-      }
-    }
-
-    if (this.options.queryParam !== false) {
-      const value = this.getQuery(request)?.[this.options.queryParam];
-      if (Array.isArray(value)) return { kind: 'malformed', reason: 'multiple' };
-      const token = typeof value === 'string' ? nonEmpty(value) : undefined;
-      if (token !== undefined) {
-        if (found !== undefined && found !== token) return { kind: 'malformed', reason: 'conflicting' };
-        found = token;
-      }
-    }
-
-    return found === undefined ? MISSING : { kind: 'key', value: found };
+    const queryParam = this.options.queryParam;
+    return extractKeyFrom(request, this.getHeaders(request) ?? {}, queryParam === false ? undefined : this.getQuery(request), this.options);
   }
 
   /** Whether the key satisfies the route's requirement. */
@@ -387,34 +319,12 @@ export class ApiKeyGuard implements CanActivate {
    * override (WebSocket, GraphQL) reports exactly what HTTP clients get.
    */
   protected failureBody(failure: ApiKeyFailure): Record<string, unknown> {
-    const body: Record<string, unknown> = {
-      statusCode: failure.status,
-      error: ERROR_NAMES[failure.status],
-      code: failure.code,
-      message: MESSAGES[failure.code],
-    };
-    if (failure.code === 'insufficient_scope') {
-      // Name what the route needs, never what the key holds.
-      body.requiredScopes = [...failure.requirement.scopes];
-      body.scopeMatch = failure.requirement.match;
-    } else if (failure.code === 'environment_not_allowed') {
-      body.requiredEnvironments = [...failure.environments];
-    } else if (failure.status === 429 && failure.retryAfterMs !== null) {
-      body.retryAfterSeconds = Math.max(1, Math.ceil(failure.retryAfterMs / 1000));
-    }
-    return body;
+    return refusalBody(failure);
   }
 
   /** Sets a header on the HTTP response (Express or Fastify); a no-op for other transports. */
   protected setResponseHeader(context: ExecutionContext, name: string, value: string): void {
-    if (context.getType<string>() !== 'http') return;
-    // HTTP arguments are `[request, response, next]` (see getAuthCarrier).
-    const response = context.getArgByIndex<{
-      setHeader?: (n: string, v: string) => void;
-      header?: (n: string, v: string) => void;
-    } | undefined>(1);
-    if (typeof response?.header === 'function') response.header(name, value);
-    else if (typeof response?.setHeader === 'function') response.setHeader(name, value);
+    setHttpResponseHeader(context, name, value);
   }
 
   private challenge(): string {
@@ -464,53 +374,3 @@ export class ApiKeyGuard implements CanActivate {
     return rules;
   }
 }
-
-/**
- * How many times a header appears in the raw request (Express: `rawHeaders`, Fastify:
- * `raw.rawHeaders`); 1 when the transport does not expose raw headers.
- */
-function countRawHeader(request: Record<string, unknown>, name: string): number {
-  const carrier = request as { rawHeaders?: unknown; raw?: { rawHeaders?: unknown } };
-  const raw = carrier.rawHeaders ?? carrier.raw?.rawHeaders;
-  if (!Array.isArray(raw)) return 1;
-  let count = 0;
-  // rawHeaders alternates names and values.
-  for (let i = 0; i < raw.length; i += 2) {
-    const header = raw[i];
-    if (typeof header === 'string' && header.length === name.length && header.toLowerCase() === name) count++;
-  }
-  return count;
-}
-
-/**
- * The trimmed value, or `undefined` when nothing is left. Node's HTTP headers are
- * always strings, but other carriers (a WebSocket client, a GraphQL context) may hold
- * anything, and a non-string must be refused, not crash the guard with a 500.
- */
-function nonEmpty(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const trimmed = value.trim();
-  return trimmed.length === 0 ? undefined : trimmed;
-}
-
-/**
- * A promise rejected with `reason` that Node does not track as possibly unhandled.
- * `Promise.reject()` makes a promise that rejects before anyone listens, so V8 calls
- * into Node twice (rejected without a handler; handler added later, when Nest awaits
- * it), and Node books and unbooks it as a candidate `unhandledRejection`, a visible
- * share of a Fastify refusal (bench/README.md). Here a no-op handler is
- * attached before the rejection, so neither call happens. Nest always awaits the
- * guard's promise, which still sees the rejection; only a caller that drops it would
- * lose the report, and a refusal nobody reads has nothing left to report.
- */
-function rejected(reason: unknown): Promise<never> {
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<never>((_, settle) => {
-    reject = settle;
-  });
-  promise.then(undefined, ignoreRejection);
-  reject(reason);
-  return promise;
-}
-
-function ignoreRejection(): void {}
