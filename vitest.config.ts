@@ -15,6 +15,7 @@ export default defineConfig({
       { find: /^nestjs-api-auth$/, replacement: lib('index.ts') },
       { find: /^nestjs-api-auth\/mikro-orm$/, replacement: lib('mikro-orm/index.ts') },
       { find: /^nestjs-api-auth\/redis$/, replacement: lib('redis/index.ts') },
+      { find: /^nestjs-api-auth\/backend$/, replacement: lib('backends/index.ts') },
       { find: /^nestjs-api-auth\/testing$/, replacement: lib('testing/index.ts') },
       { find: /^nestjs-api-auth\/swagger$/, replacement: lib('swagger/index.ts') },
       { find: /^nestjs-api-auth\/terminus$/, replacement: lib('terminus/index.ts') },

@@ -1,12 +1,6 @@
 import { Reflector } from '@nestjs/core';
-import {
-  ApiKeyGuard,
-  ApiKeyService,
-  MemoryBackend,
-  resolveApiAuthOptions,
-  type ApiAuthModuleOptions,
-  type ApiKeyBackend,
-} from 'nestjs-api-auth';
+import { ApiKeyGuard, ApiKeyService, MemoryBackend, type ApiAuthModuleOptions, type ApiKeyBackend } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import type { CallCounts } from './counting.js';
 
 /** One guarded route of the benchmark app and what it needs. */

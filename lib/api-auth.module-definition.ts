@@ -1,25 +1,9 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import { API_AUTH_OPTION_NAMES, type ApiAuthModuleOptions } from './api-auth.options.js';
-import type { ApiAuthRoutesOptions } from './management/api-auth-routes.options.js';
+import { API_AUTH_OPTION_NAMES, type ApiAuthModuleExtras, type ApiAuthModuleOptions } from './api-auth.options.js';
 import { withManagementRoutes } from './management/management-routes.js';
 import { assertKnownOptions, optionNames } from './options/assert-known-options.js';
 
-/** Options that shape the module itself and so cannot come from an async factory. */
-export interface ApiAuthModuleExtras {
-  /**
-   * Register the module globally so `ApiKeyGuard` and `ApiKeyService` resolve in
-   * every module without importing it again. Default `true`: authentication is an
-   * application-wide concern.
-   */
-  isGlobal?: boolean;
-  /**
-   * Serve the key-management routes (`POST /api-keys`, `GET /api-keys`, ...): `true`
-   * for the defaults, or options (path, admin and self-service scopes, allowed
-   * scopes). Default `false`. The routes always require a verified key holding the
-   * admin or the self-service scope; no setting leaves them open.
-   */
-  routes?: ApiAuthRoutesOptions | boolean;
-}
+export type { ApiAuthModuleExtras } from './api-auth.options.js';
 
 export const {
   ConfigurableModuleClass: ApiAuthConfigurableModule,

@@ -7,8 +7,26 @@ import { assertValidPrefix } from './keys/key-format.js';
 import { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage/usage-coordinator.js';
 import { MemoryRateLimiter } from './policy/memory.rate-limiter.js';
 import type { RateLimiter } from './policy/rate-limiter.interface.js';
-import type { ApiAuthModuleExtras } from './api-auth.module-definition.js';
+import type { ApiAuthRoutesOptions } from './management/api-auth-routes.options.js';
 import { assertKnownOptions, optionNames } from './options/assert-known-options.js';
+
+
+/** Options that shape the module itself and so cannot come from an async factory. */
+export interface ApiAuthModuleExtras {
+  /**
+   * Register the module globally so `ApiKeyGuard` and `ApiKeyService` resolve in
+   * every module without importing it again. Default `true`: authentication is an
+   * application-wide concern.
+   */
+  isGlobal?: boolean;
+  /**
+   * Serve the key-management routes (`POST /api-keys`, `GET /api-keys`, ...): `true`
+   * for the defaults, or options (path, admin and self-service scopes, allowed
+   * scopes). Default `false`. The routes always require a verified key holding the
+   * admin or the self-service scope; no setting leaves them open.
+   */
+  routes?: ApiAuthRoutesOptions | boolean;
+}
 
 /** Options of `ApiAuthModule.forRoot()` / the factory of `forRootAsync()`. */
 export interface ApiAuthModuleOptions {

@@ -1,13 +1,7 @@
 // The root entry: importing it must never load MikroORM, Redis or cache-manager.
 export { ApiAuthModule } from './api-auth.module.js';
 export type { ApiAuthModuleExtras } from './api-auth.module-definition.js';
-export { API_AUTH_MODULE_OPTIONS } from './api-auth.module-definition.js';
-export {
-  type ApiAuthModuleOptions,
-  type ResolvedApiAuthOptions,
-  DEFAULT_PREFIX,
-  resolveApiAuthOptions,
-} from './api-auth.options.js';
+export { type ApiAuthModuleOptions, type ResolvedApiAuthOptions, DEFAULT_PREFIX } from './api-auth.options.js';
 export {
   API_AUTH_OPTIONS,
   API_KEY_COST_KEY,
@@ -52,7 +46,6 @@ export {
   type ListByOwnerOptions,
   type UpdateOptions,
 } from './backends/backend.interface.js';
-export { applyChanges, CHANGEABLE_FIELDS, type ChangeableField } from './backends/apply-changes.js';
 export { MemoryBackend } from './backends/memory.backend.js';
 export { ApiKeyOwner } from './decorators/api-key-owner.decorator.js';
 export { CurrentApiKey } from './decorators/current-api-key.decorator.js';
@@ -100,5 +93,7 @@ export type {
   RotatedApiKeyResource,
 } from './management/api-key.resource.js';
 export type { ManagementErrorBody } from './management/management-exception.filter.js';
-export * from './cache/index.js';
+export { CachedBackend, withL1Cache, type CacheInvalidation, type CachedBackendOptions } from './cache/cached.backend.js';
+export type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './cache/invalidation-bus.interface.js';
+export { LocalInvalidationBus } from './cache/local-invalidation.bus.js';
 export { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage/usage-coordinator.js';

@@ -1,28 +1,7 @@
-import type { RedisCommandClient } from './redis-client.types.js';
+import type { RedisClusterClient, RedisCommandClient } from './redis-client.types.js';
+
+export type { RedisClusterClient, RedisClusterNode } from './redis-client.types.js';
 import { watchClusterTopology } from './redis-cluster.topology.js';
-
-/** One node of a {@link RedisClusterClient}'s topology, as node-redis v5 lists it. */
-export interface RedisClusterNode {
-  readonly host: string;
-  readonly port: number;
-  /** node-redis's connection to that node, once it has one. */
-  readonly client?: unknown;
-}
-
-/**
- * A node-redis v5 cluster client (`createCluster()` from `redis`): the members the
- * library uses. Pass it wherever a Redis client is taken; it is detected, no wrapper
- * needed.
- */
-export interface RedisClusterClient {
-  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
-  readonly isOpen: boolean;
-  readonly masters: readonly RedisClusterNode[];
-  readonly replicas: readonly RedisClusterNode[];
-  nodeClient(node: RedisClusterNode): unknown;
-  publish(channel: string, message: string): Promise<unknown>;
-  on(event: string, listener: (...args: any[]) => void): unknown;
-}
 
 /** Every Redis part of the library takes either: a standalone client or a cluster client. */
 export type RedisClient = RedisCommandClient | RedisClusterClient;

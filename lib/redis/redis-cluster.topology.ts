@@ -1,4 +1,4 @@
-import type { RedisClusterClient, RedisClusterNode } from './redis-cluster.client.js';
+import type { RedisClusterClient, RedisClusterNode } from './redis-client.types.js';
 
 /**
  * Topology rediscovery for node-redis v5 cluster clients whose master died for good.

@@ -8,16 +8,9 @@ import { safeErrorMessage } from '../internal/safe-error-message.js';
 import { isRedisCluster, publishOnCluster, type RedisClusterClient } from './redis-cluster.client.js';
 import { watchClusterTopology } from './redis-cluster.topology.js';
 import { ClusterInvalidationSubscriber } from './redis-invalidation.cluster-subscriber.js';
+import type { RedisInvalidationSubscriber } from './redis-client.types.js';
 
-/** The subscriber connection the bus opens with `duplicate()`: the node-redis calls it uses. */
-export interface RedisInvalidationSubscriber {
-  readonly isOpen: boolean;
-  connect(): Promise<unknown>;
-  subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>;
-  close(): Promise<unknown>;
-  destroy(): unknown;
-  on(event: string, listener: (...args: any[]) => void): unknown;
-}
+export type { RedisInvalidationSubscriber } from './redis-client.types.js';
 
 /** The node-redis (v5) client the bus publishes with; `createClient()` from `redis` fits. */
 export interface RedisInvalidationClient {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { RedisClusterClient, RedisClusterNode } from './redis-cluster.client.js';
-import type { RedisInvalidationSubscriber } from './redis-invalidation.bus.js';
+import type { RedisClusterClient, RedisClusterNode } from './redis-client.types.js';
+import type { RedisInvalidationSubscriber } from './redis-client.types.js';
 
 /** The node-redis client calls the roaming subscriber makes on its per-node connection. */
 interface NodeConnection {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeyService, CachedBackend, MemoryBackend, resolveApiAuthOptions, type ApiKeyInvalidation } from 'nestjs-api-auth';
+import { ApiKeyService, CachedBackend, MemoryBackend, type ApiKeyInvalidation } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { RedisInvalidationBus } from 'nestjs-api-auth/redis';
 import { CapturingLogger } from '../fixtures/log-capture.js';
 import { waitFor } from '../fixtures/wait-for.js';

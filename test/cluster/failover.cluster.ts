@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeyService, resolveApiAuthOptions } from 'nestjs-api-auth';
+import { ApiKeyService } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { RedisBackend, RedisRateLimiter } from 'nestjs-api-auth/redis';
 import { waitFor } from '../fixtures/wait-for.js';
 import { CLUSTER_PORTS, connectCluster, connectNode, killNode, masterPortOf, restoreNode, type TestCluster } from './cluster.fixture.js';

@@ -156,7 +156,8 @@ describe('the sample\'s cached backend (API_AUTH_BACKEND=cached) is the cached p
 
   it('two sample instances: a revoke on one is refused by the other within a second; close() ends what it opened', async () => {
     const { createCachedBackend } = await import('../../sample/backends/cached.backend.js');
-    const { ApiKeyService: Service, resolveApiAuthOptions } = await import('nestjs-api-auth');
+    const { ApiKeyService: Service } = await import('nestjs-api-auth');
+    const { resolveApiAuthOptions } = await import('nestjs-api-auth/testing');
     const one = await createCachedBackend();
     const two = await createCachedBackend();
     try {

@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeyService, resolveApiAuthOptions, type ApiKeyBackend } from 'nestjs-api-auth';
+import { ApiKeyService, type ApiKeyBackend } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { ADAPTERS } from '../fixtures/app.js';
 import { bootPolicyApp, call, makeSetup, SETUP_NAMES, type Setup } from '../fixtures/rate-limit.setups.js';
 

@@ -1,7 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiAuthModule, ApiKeyService, BackendUnavailableError, resolveApiAuthOptions } from 'nestjs-api-auth';
+import { ApiAuthModule, ApiKeyService, BackendUnavailableError } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
 import { startFullStack, type FullStack } from '../fixtures/full-stack.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';

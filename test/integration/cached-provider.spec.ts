@@ -5,7 +5,8 @@ import { Keyv } from 'keyv';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ApiKeyService, CachedBackend, MemoryBackend, resolveApiAuthOptions } from 'nestjs-api-auth';
+import { ApiKeyService, CachedBackend, MemoryBackend } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import {
   createRedisCachedBackend,
   REDIS_CACHED_L1_TTL_MS,

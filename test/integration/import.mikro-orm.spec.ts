@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeyService, resolveApiAuthOptions } from 'nestjs-api-auth';
+import { ApiKeyService } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { initOrm } from '../fixtures/mikro-orm.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';

@@ -2,14 +2,8 @@ import { ConsoleLogger, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { createClient, type RedisClientType } from 'redis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  ApiKeyService,
-  BackendUnavailableError,
-  CachedBackend,
-  MemoryBackend,
-  resolveApiAuthOptions,
-  type ApiKeyInvalidation,
-} from 'nestjs-api-auth';
+import { ApiKeyService, BackendUnavailableError, CachedBackend, MemoryBackend, type ApiKeyInvalidation } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { RedisInvalidationBus } from 'nestjs-api-auth/redis';
 import { CapturingLogger } from '../fixtures/log-capture.js';
 import { expectUpdatesAndDeletesPropagate } from '../fixtures/propagation.js';

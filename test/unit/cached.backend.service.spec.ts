@@ -1,12 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  ApiKeyService,
-  CachedBackend,
-  MemoryBackend,
-  resolveApiAuthOptions,
-  type ApiKey,
-  type ApiKeyBackend,
-} from 'nestjs-api-auth';
+import { ApiKeyService, CachedBackend, MemoryBackend, type ApiKey, type ApiKeyBackend } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 
 class CountingBackend extends MemoryBackend {
   reads = 0;

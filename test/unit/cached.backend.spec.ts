@@ -2,7 +2,6 @@ import { Logger } from '@nestjs/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   CachedBackend,
-  invalidationTag,
   LocalInvalidationBus,
   MemoryBackend,
   withL1Cache,
@@ -11,6 +10,7 @@ import {
   type ApiKeyInvalidation,
   type ApiKeyInvalidationBus,
 } from 'nestjs-api-auth';
+import { invalidationTag } from 'nestjs-api-auth/backend';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 
 /** A MemoryBackend that counts lookups by hash and can hold them until released. */

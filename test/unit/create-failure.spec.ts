@@ -4,10 +4,10 @@ import {
   ApiKeyService,
   BackendUnavailableError,
   MemoryBackend,
-  resolveApiAuthOptions,
   type ApiKey,
   type ApiKeyBackend,
 } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 
 /**
  * A store whose `create` can fail after writing (a reply lost to a timeout or a

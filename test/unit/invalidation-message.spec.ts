@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeInvalidation, encodeInvalidation, INVALIDATION_TAG_COUNT, invalidationTag, type ApiKeyInvalidation } from 'nestjs-api-auth';
+import { type ApiKeyInvalidation } from 'nestjs-api-auth';
+import { decodeInvalidation, encodeInvalidation, INVALIDATION_TAG_COUNT, invalidationTag } from 'nestjs-api-auth/backend';
 
 const sha256 = (value: string | Buffer) => createHash('sha256').update(value).digest('hex');
 const randomHash = () => sha256(randomBytes(32));

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { invalidationTag, L1Cache } from 'nestjs-api-auth';
+import { invalidationTag, L1Cache } from 'nestjs-api-auth/backend';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 
 /** A clock the test moves by hand. */

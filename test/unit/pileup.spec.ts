@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ApiKeyService, CachedBackend, resolveApiAuthOptions, type ApiAuthModuleOptions, type AuthenticationResult } from 'nestjs-api-auth';
+import { ApiKeyService, CachedBackend, type ApiAuthModuleOptions, type AuthenticationResult } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { exposeGc, retainedHeap, SlowBackend } from '../fixtures/slow-backend.js';
 
 function serviceOver(backend: SlowBackend | CachedBackend, options: Partial<ApiAuthModuleOptions> = {}): ApiKeyService {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ApiKeyValidationError, resolveApiAuthOptions, type ApiKeyPolicy } from 'nestjs-api-auth';
+import { ApiKeyValidationError, type ApiKeyPolicy } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { makeService } from '../fixtures/service.js';
 
 /** The field a policy is refused on, or `null` when it is accepted. */

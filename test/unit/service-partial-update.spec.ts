@@ -4,10 +4,10 @@ import {
   ApiKeyValidationError,
   MemoryBackend,
   VersionConflictError,
-  resolveApiAuthOptions,
   type ApiKeyBackend,
   type ApiKeyEvent,
 } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { withLatency } from '../fixtures/race-suite.js';
 
 function serviceOver(backend: ApiKeyBackend, events: ApiKeyEvent[] = []): ApiKeyService {

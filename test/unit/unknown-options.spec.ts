@@ -2,7 +2,8 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { createCache } from 'cache-manager';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ApiAuthModule, CachedBackend, L1Cache, MemoryBackend, MemoryRateLimiter, withL1Cache } from 'nestjs-api-auth';
+import { ApiAuthModule, CachedBackend, MemoryBackend, MemoryRateLimiter, withL1Cache } from 'nestjs-api-auth';
+import { L1Cache } from 'nestjs-api-auth/backend';
 import { ApiKeyEntity, createApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import {
   createRedisCachedBackend,

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { NoopUsageWriteCoordinator, resolveApiAuthOptions, type UsageWriteCoordinator } from 'nestjs-api-auth';
+import { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from 'nestjs-api-auth';
+import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { InstrumentedBackend } from '../fixtures/instrumented.backend.js';
 import { makeService } from '../fixtures/service.js';
 
