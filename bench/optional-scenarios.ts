@@ -5,7 +5,7 @@ import { createKeyv } from '@keyv/redis';
 import { createCache } from 'cache-manager';
 import pg from 'pg';
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
-import { createRedisCachedBackend, RedisBackend } from 'nestjs-api-auth/redis';
+import { createRedisTwoTierBackend, RedisBackend } from 'nestjs-api-auth/redis';
 import { countCalls } from './counting.js';
 import { guardFor, type GuardedScenario } from './scenarios.js';
 import { openBenchServices, REDIS_URL, type BenchServices } from './services.js';
@@ -53,7 +53,7 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
   // with pub/sub invalidation, exactly as an application builds it.
   const cachedPrimary = countCalls(postgres);
   const cache = createCache({ stores: [createKeyv(REDIS_URL, { namespace: `${namespace}-cache` })] });
-  const cached = await createRedisCachedBackend({ redis, cache, primary: cachedPrimary.backend, ttl: 300_000, namespace: `${namespace}:cache` });
+  const cached = await createRedisTwoTierBackend({ redis, cache, primary: cachedPrimary.backend, ttl: 300_000, namespace: `${namespace}:cache` });
 
   const floorPool = new pg.Pool({ connectionString: services.databaseUrl, min: 2, max: 10 });
 

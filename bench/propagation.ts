@@ -25,7 +25,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ApiAuthModule, ApiKeyGuard, ApiKeyService, CachedBackend, type ApiKeyBackend } from 'nestjs-api-auth';
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
-import { createRedisCachedBackend, REDIS_CACHED_L1_TTL_MS, RedisCacheBackend } from 'nestjs-api-auth/redis';
+import { createRedisTwoTierBackend, REDIS_CACHED_L1_TTL_MS, RedisCacheBackend } from 'nestjs-api-auth/redis';
 import { createClient } from 'redis';
 import { REDIS_URL, openBenchServices } from './services.js';
 
@@ -58,7 +58,7 @@ async function runInstance(): Promise<void> {
   const ttl = 5 * 60_000;
   const backend: ApiKeyBackend =
     mode === 'bus'
-      ? await createRedisCachedBackend({ redis, cache, primary, ttl, namespace })
+      ? await createRedisTwoTierBackend({ redis, cache, primary, ttl, namespace })
       : new CachedBackend(new RedisCacheBackend({ cache, primary, ttl, namespace }), { ttl: REDIS_CACHED_L1_TTL_MS });
 
   @Controller()

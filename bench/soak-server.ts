@@ -17,7 +17,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { createCache } from 'cache-manager';
 import { ApiAuthModule, ApiKeyGuard, ApiKeyService, CurrentApiKey } from 'nestjs-api-auth';
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
-import { createRedisCachedBackend, RedisUsageCoordinator } from 'nestjs-api-auth/redis';
+import { createRedisTwoTierBackend, RedisUsageCoordinator } from 'nestjs-api-auth/redis';
 import { createClient } from 'redis';
 import { SOAK_PREFIX, type SoakReply, type SoakRequest } from './soak-protocol.js';
 
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   await redis.connect();
   // Keyv's namespace must not start with the backend's namespace followed by ':'.
   const cache = createCache({ stores: [createKeyv(REDIS_URL, { namespace: `${namespace}-cache` })] });
-  const backend = await createRedisCachedBackend({ redis, cache, primary, ttl: 5 * 60_000, namespace });
+  const backend = await createRedisTwoTierBackend({ redis, cache, primary, ttl: 5 * 60_000, namespace });
 
   @Controller()
   class SoakController {

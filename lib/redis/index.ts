@@ -3,6 +3,14 @@ export { RedisInvalidationBus, type RedisInvalidationBusOptions, type RedisInval
 export { RedisBackend, type RedisBackendOptions, type RedisCommandClient } from './redis.backend.js';
 export { RedisCacheBackend, type RedisCacheBackendOptions, type RedisCacheInvalidation, type RedisCacheManager } from './redis-cache.backend.js';
 export { RedisUsageCoordinator, type RedisUsageCoordinatorOptions } from './redis-usage.coordinator.js';
-export { createRedisCachedBackend, RedisCachedBackend, REDIS_CACHED_L1_TTL_MS, type RedisCachedBackendOptions } from './redis-cached.backend.js';
+export {
+  createRedisCachedBackend,
+  createRedisTwoTierBackend,
+  RedisCachedBackend,
+  RedisTwoTierBackend,
+  REDIS_CACHED_L1_TTL_MS,
+  type RedisCachedBackendOptions,
+  type RedisTwoTierBackendOptions,
+} from './redis-two-tier.backend.js';
 export { RedisRateLimiter, type RedisRateLimiterOptions } from './redis.rate-limiter.js';
 export { isRedisCluster, type RedisClient, type RedisClusterClient, type RedisClusterNode } from './redis-cluster.client.js';

@@ -1,7 +1,7 @@
 import KeyvRedis from '@keyv/redis';
 import { createCache } from 'cache-manager';
 import { Keyv } from 'keyv';
-import { createRedisCachedBackend } from 'nestjs-api-auth/redis';
+import { createRedisTwoTierBackend } from 'nestjs-api-auth/redis';
 import { createClient } from 'redis';
 import type { SampleBackend } from '../sample-backend.js';
 import { createPostgresBackend } from './postgres.backend.js';
@@ -36,7 +36,7 @@ export async function createCachedBackend(): Promise<SampleBackend> {
   redis.on('error', () => undefined); // the backend logs outages once; node-redis would throw without a listener
   void redis.connect().catch(() => undefined); // reconnects on its own; the sample starts without Redis too
 
-  const backend = await createRedisCachedBackend({
+  const backend = await createRedisTwoTierBackend({
     redis,
     cache,
     primary: postgres.backend,

@@ -6,7 +6,7 @@ import { Keyv } from 'keyv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyService, MemoryBackend } from 'nestjs-api-auth';
 import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
-import { createRedisCachedBackend, type RedisCachedBackend } from 'nestjs-api-auth/redis';
+import { createRedisTwoTierBackend, type RedisTwoTierBackend } from 'nestjs-api-auth/redis';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { expectUpdatesAndDeletesPropagate } from '../fixtures/propagation.js';
 import { connectCluster, connectNode, masterPorts, type TestCluster } from './cluster.fixture.js';
@@ -28,7 +28,7 @@ const VARIANTS: { name: string; cache(cluster: TestCluster, namespace: string): 
 /** One instance: a cluster client for the cache and the bus, the cached provider, a service. */
 interface Instance {
   cluster: TestCluster;
-  backend: RedisCachedBackend;
+  backend: RedisTwoTierBackend;
   service: ApiKeyService;
 }
 
@@ -45,7 +45,7 @@ for (const variant of VARIANTS) {
       // already starts with `<namespace>:` as it is, its `getMany` prefixes it again, so
       // with equal names every multi-key read missed here.
       const cache = variant.cache(cluster, `${namespace}-kv`);
-      const backend = await createRedisCachedBackend({ redis: cluster, cache, primary, ttl: 60_000, namespace });
+      const backend = await createRedisTwoTierBackend({ redis: cluster, cache, primary, ttl: 60_000, namespace });
       const service = new ApiKeyService(resolveApiAuthOptions({ prefix: 'ccp_', trackUsage: false, backend }));
       return { cluster, backend, service };
     }

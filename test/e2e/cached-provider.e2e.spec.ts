@@ -8,7 +8,7 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY_BACKEND, ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
-import { createRedisCachedBackend, RedisCachedBackend } from 'nestjs-api-auth/redis';
+import { createRedisTwoTierBackend, RedisTwoTierBackend } from 'nestjs-api-auth/redis';
 import { bootApp, type Adapter } from '../fixtures/app.js';
 import { initOrm } from '../fixtures/mikro-orm.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
@@ -58,7 +58,7 @@ function appModules(databaseUrl: string, namespace: string) {
       ],
       inject: [MikroORM, REDIS, CACHE_MANAGER],
       useFactory: async (orm: MikroORM, redis: Redis, cache: Cache) => ({
-        backend: await createRedisCachedBackend({ redis, cache, primary: new MikroOrmBackend(orm), ttl: 5 * 60_000, namespace }),
+        backend: await createRedisTwoTierBackend({ redis, cache, primary: new MikroOrmBackend(orm), ttl: 5 * 60_000, namespace }),
         prefix: 'cpe_',
       }),
     }),
@@ -95,7 +95,7 @@ describe('two Nest apps (express + fastify) on the cached provider over PostgreS
 
   it('a key revoked on one instance gets 401 from the other within a second', async () => {
     const [a, b] = apps as [INestApplication, INestApplication];
-    expect(a.get(API_KEY_BACKEND)).toBeInstanceOf(RedisCachedBackend);
+    expect(a.get(API_KEY_BACKEND)).toBeInstanceOf(RedisTwoTierBackend);
     const { key, apiKey } = await a.get(ApiKeyService).issue({ ownerId: 'owner-1', name: 'n' });
     for (let i = 0; i < 3; i++) {
       const res = await request(b.getHttpServer()).get('/t/me').set('X-API-Key', key).expect(200);
@@ -161,7 +161,7 @@ describe('the sample\'s cached backend (API_AUTH_BACKEND=cached) is the cached p
     const one = await createCachedBackend();
     const two = await createCachedBackend();
     try {
-      expect(one.backend).toBeInstanceOf(RedisCachedBackend);
+      expect(one.backend).toBeInstanceOf(RedisTwoTierBackend);
       const a = new Service(resolveApiAuthOptions({ backend: one.backend, prefix: 'smp_', trackUsage: false }));
       const b = new Service(resolveApiAuthOptions({ backend: two.backend, prefix: 'smp_', trackUsage: false }));
       const { key, apiKey } = await a.issue({ ownerId: 'o', name: 'n' });

@@ -8,11 +8,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { ApiKeyService, CachedBackend, MemoryBackend } from 'nestjs-api-auth';
 import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import {
-  createRedisCachedBackend,
+  createRedisTwoTierBackend,
   REDIS_CACHED_L1_TTL_MS,
   RedisCacheBackend,
-  RedisCachedBackend,
-  type RedisCachedBackendOptions,
+  RedisTwoTierBackend,
+  type RedisTwoTierBackendOptions,
 } from 'nestjs-api-auth/redis';
 import { startCachedInstance, type CachedInstance } from '../fixtures/cached-instance.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
@@ -76,7 +76,7 @@ async function subscriberCount(admin: Client, connectionName: string): Promise<n
   return list.split('\n').filter((line) => line.includes(` name=${connectionName} `)).length;
 }
 
-describe('the cached provider (createRedisCachedBackend): L1 + Redis cache + store, with pub/sub', () => {
+describe('the cached provider (createRedisTwoTierBackend): L1 + Redis cache + store, with pub/sub', () => {
   const namespace = uniqueNamespace('cached-provider').slice(0, -1);
   const store = new CountingBackend(new MemoryBackend()); // stands in for the shared database
   let admin: Client;
@@ -201,7 +201,7 @@ describe('the cached provider (createRedisCachedBackend): L1 + Redis cache + sto
     const local = new MemoryBackend();
 
     const started = performance.now();
-    const backend = await createRedisCachedBackend({ redis, cache, primary: local, ttl: 60_000, namespace, connectTimeoutMs: 200 });
+    const backend = await createRedisTwoTierBackend({ redis, cache, primary: local, ttl: 60_000, namespace, connectTimeoutMs: 200 });
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(warn.mock.calls.some(([m]) => String(m).includes('invalidation subscription is not up yet'))).toBe(true);
 
@@ -220,14 +220,14 @@ describe('the cached provider (createRedisCachedBackend): L1 + Redis cache + sto
 
   it('checks its options before opening anything', async () => {
     const cache = createCache();
-    expect(() => new RedisCachedBackend({ cache, primary: store, ttl: 1_000 } as unknown as RedisCachedBackendOptions)).toThrow(
+    expect(() => new RedisTwoTierBackend({ cache, primary: store, ttl: 1_000 } as unknown as RedisTwoTierBackendOptions)).toThrow(
       /"redis" must be a node-redis client/,
     );
-    expect(() => new RedisCachedBackend({ redis: admin, cache, primary: store, ttl: 1_000, connectTimeoutMs: -1 })).toThrow(
+    expect(() => new RedisTwoTierBackend({ redis: admin, cache, primary: store, ttl: 1_000, connectTimeoutMs: -1 })).toThrow(
       /"connectTimeoutMs"/,
     );
-    expect(() => new RedisCachedBackend({ redis: admin, cache, primary: store, ttl: 0 })).toThrow(/"ttl"/);
-    expect(() => new RedisCachedBackend({ redis: admin, cache, primary: store, ttl: 1_000, l1: { maxEntries: 0 } })).toThrow(
+    expect(() => new RedisTwoTierBackend({ redis: admin, cache, primary: store, ttl: 0 })).toThrow(/"ttl"/);
+    expect(() => new RedisTwoTierBackend({ redis: admin, cache, primary: store, ttl: 1_000, l1: { maxEntries: 0 } })).toThrow(
       /"maxEntries"/,
     );
   });

@@ -6,7 +6,7 @@ import { ApiAuthModule, CachedBackend, MemoryBackend, MemoryRateLimiter, withL1C
 import { L1Cache } from 'nestjs-api-auth/backend';
 import { ApiKeyEntity, createApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import {
-  createRedisCachedBackend,
+  createRedisTwoTierBackend,
   RedisBackend,
   RedisCacheBackend,
   RedisInvalidationBus,
@@ -181,10 +181,10 @@ describe('backend and component options', () => {
     ['createApiKeyEntity', () => createApiKeyEntity({ tablename: 'keys' } as never), 'unknown createApiKeyEntity option "tablename" (did you mean "tableName"?)'],
     ['RedisBackend', () => new RedisBackend(redis, { namespce: 'x:' } as never), 'unknown RedisBackend option "namespce" (did you mean "namespace"?)'],
     ['RedisCacheBackend', () => new RedisCacheBackend({ ...cacheOptions(), negativeTTL: 1_000 } as never), 'unknown RedisCacheBackend option "negativeTTL" (did you mean "negativeTtl"?)'],
-    ['createRedisCachedBackend', () => createRedisCachedBackend({ ...cacheOptions(), redis, connectTimeout: 10 } as never), 'unknown RedisCachedBackend option "connectTimeout" (did you mean "connectTimeoutMs"?)'],
-    ['createRedisCachedBackend l1', () => createRedisCachedBackend({ ...cacheOptions(), redis, l1: { maxEntires: 10 } } as never), 'unknown L1 cache option "maxEntires" (did you mean "maxEntries"?)'],
-    ['createRedisCachedBackend bus', () => createRedisCachedBackend({ ...cacheOptions(), redis, bus: { publishTimeout: 10 } } as never), 'unknown RedisCachedBackend option "bus.publishTimeout" (did you mean "bus.publishTimeoutMs"?)'],
-    ['createRedisCachedBackend bus.namespace', () => createRedisCachedBackend({ ...cacheOptions(), redis, bus: { namespace: 'x' } } as never), 'RedisCachedBackend option "bus.namespace" is not used: the channel takes the top-level "namespace"'],
+    ['createRedisTwoTierBackend', () => createRedisTwoTierBackend({ ...cacheOptions(), redis, connectTimeout: 10 } as never), 'unknown RedisTwoTierBackend option "connectTimeout" (did you mean "connectTimeoutMs"?)'],
+    ['createRedisTwoTierBackend l1', () => createRedisTwoTierBackend({ ...cacheOptions(), redis, l1: { maxEntires: 10 } } as never), 'unknown L1 cache option "maxEntires" (did you mean "maxEntries"?)'],
+    ['createRedisTwoTierBackend bus', () => createRedisTwoTierBackend({ ...cacheOptions(), redis, bus: { publishTimeout: 10 } } as never), 'unknown RedisTwoTierBackend option "bus.publishTimeout" (did you mean "bus.publishTimeoutMs"?)'],
+    ['createRedisTwoTierBackend bus.namespace', () => createRedisTwoTierBackend({ ...cacheOptions(), redis, bus: { namespace: 'x' } } as never), 'RedisTwoTierBackend option "bus.namespace" is not used: the channel takes the top-level "namespace"'],
     ['RedisInvalidationBus', () => new RedisInvalidationBus(redis, { publishTimeout: 10 } as never), 'unknown RedisInvalidationBus option "publishTimeout" (did you mean "publishTimeoutMs"?)'],
     ['RedisUsageCoordinator', () => new RedisUsageCoordinator(redis, { timeout: 10 } as never), 'unknown RedisUsageCoordinator option "timeout" (did you mean "timeoutMs"?)'],
     ['RedisRateLimiter', () => new RedisRateLimiter(redis, { commandTimeout: 10 } as never), 'unknown RedisRateLimiter option "commandTimeout" (did you mean "commandTimeoutMs"?)'],

@@ -16,8 +16,8 @@ import { RedisInvalidationBus, type RedisInvalidationBusOptions, type RedisInval
  */
 export const REDIS_CACHED_L1_TTL_MS = 1_000;
 
-/** Options of {@link RedisCachedBackend} and {@link createRedisCachedBackend}. */
-export interface RedisCachedBackendOptions extends RedisCacheBackendOptions {
+/** Options of {@link RedisTwoTierBackend} and {@link createRedisTwoTierBackend}. */
+export interface RedisTwoTierBackendOptions extends RedisCacheBackendOptions {
   /**
    * A node-redis v5 client (`createClient()` from `redis`) or cluster client
    * (`createCluster()`). Invalidations are published with it, and the provider subscribes
@@ -38,7 +38,7 @@ export interface RedisCachedBackendOptions extends RedisCacheBackendOptions {
    */
   bus?: Omit<RedisInvalidationBusOptions, 'namespace'>;
   /**
-   * How long {@link createRedisCachedBackend} waits for the subscription before it
+   * How long {@link createRedisTwoTierBackend} waits for the subscription before it
    * resolves anyway, in milliseconds. A Redis that is down at start-up must not stop
    * the app: lookups then fall back to the database, and the subscription comes up
    * when Redis does. Default `2000`.
@@ -46,7 +46,7 @@ export interface RedisCachedBackendOptions extends RedisCacheBackendOptions {
   connectTimeoutMs?: number;
 }
 
-const OPTION_NAMES = optionNames<RedisCachedBackendOptions>({
+const OPTION_NAMES = optionNames<RedisTwoTierBackendOptions>({
   ...REDIS_CACHE_OPTIONS,
   redis: true,
   l1: true,
@@ -54,13 +54,13 @@ const OPTION_NAMES = optionNames<RedisCachedBackendOptions>({
   connectTimeoutMs: true,
 });
 
-const BUS_OPTION_NAMES = optionNames<NonNullable<RedisCachedBackendOptions['bus']>>({ publishTimeoutMs: true, connectionName: true });
+const BUS_OPTION_NAMES = optionNames<NonNullable<RedisTwoTierBackendOptions['bus']>>({ publishTimeoutMs: true, connectionName: true });
 
 /**
  * The cached provider: an in-process L1 (`CachedBackend`) over a shared Redis cache
  * (`RedisCacheBackend`, the L2) over your store, with a `RedisInvalidationBus` that
  * carries every key write to every instance's L1. Build it with
- * {@link createRedisCachedBackend}, which also waits for the subscription.
+ * {@link createRedisTwoTierBackend}, which also waits for the subscription.
  *
  * A warm key costs no Redis command at all; a revoke, update, rotation or deletion on
  * any instance reaches every other instance in milliseconds, and within the L1 `ttl`
@@ -70,7 +70,7 @@ const BUS_OPTION_NAMES = optionNames<NonNullable<RedisCachedBackendOptions['bus'
  * `onModuleDestroy` when it is the module's backend) ends it and stops the L2's
  * probes, and leaves the Redis client, the cache and the primary open.
  */
-export class RedisCachedBackend extends CachedBackend {
+export class RedisTwoTierBackend extends CachedBackend {
   /** The shared Redis cache between the L1 and the primary. */
   readonly redisCache: RedisCacheBackend;
   /** The invalidation bus this provider opened, and closes. */
@@ -79,26 +79,26 @@ export class RedisCachedBackend extends CachedBackend {
   private readonly log = new Logger('ApiAuth');
   private closing: Promise<void> | undefined;
 
-  constructor(options: RedisCachedBackendOptions) {
-    if (options == null || typeof options !== 'object') throw new Error('nestjs-api-auth: RedisCachedBackend needs an options object.');
+  constructor(options: RedisTwoTierBackendOptions) {
+    if (options == null || typeof options !== 'object') throw new Error('nestjs-api-auth: RedisTwoTierBackend needs an options object.');
     // Checked here as a whole: the cache's own check would not know "redis", "l1", "bus".
-    assertKnownOptions(options, OPTION_NAMES, { of: 'RedisCachedBackend' });
+    assertKnownOptions(options, OPTION_NAMES, { of: 'RedisTwoTierBackend' });
     const { redis, l1, bus: busOptions, connectTimeoutMs, ...cacheOptions } = options;
     if (busOptions !== undefined) {
       assertKnownOptions(busOptions, BUS_OPTION_NAMES, {
-        of: 'RedisCachedBackend',
+        of: 'RedisTwoTierBackend',
         path: 'bus.',
         misplaced: { namespace: 'is not used: the channel takes the top-level "namespace", the same as the cache keys.' },
       });
     }
     for (const method of ['publish', 'duplicate'] as const) {
       if (typeof (redis as unknown as Record<string, unknown> | undefined)?.[method] !== 'function') {
-        throw new Error(`nestjs-api-auth: RedisCachedBackend option "redis" must be a node-redis client (missing "${method}").`);
+        throw new Error(`nestjs-api-auth: RedisTwoTierBackend option "redis" must be a node-redis client (missing "${method}").`);
       }
     }
     const timeout = connectTimeoutMs ?? 2_000;
     if (!Number.isSafeInteger(timeout) || timeout < 0) {
-      throw new Error(`nestjs-api-auth: RedisCachedBackend option "connectTimeoutMs" must be a non-negative integer (got ${String(timeout)}).`);
+      throw new Error(`nestjs-api-auth: RedisTwoTierBackend option "connectTimeoutMs" must be a non-negative integer (got ${String(timeout)}).`);
     }
     const l1Options: L1CacheOptions = { ttl: REDIS_CACHED_L1_TTL_MS, ...l1 };
     // Checked before the Redis cache starts listening to the cache's events, so a bad
@@ -158,9 +158,18 @@ export class RedisCachedBackend extends CachedBackend {
  * first request on:
  *
  * ```ts
- * const backend = await createRedisCachedBackend({ redis, cache, primary: new MikroOrmBackend(orm), ttl: 5 * 60_000 });
+ * const backend = await createRedisTwoTierBackend({ redis, cache, primary: new MikroOrmBackend(orm), ttl: 5 * 60_000 });
  * ```
  */
-export function createRedisCachedBackend(options: RedisCachedBackendOptions): Promise<RedisCachedBackend> {
-  return new RedisCachedBackend(options).connect();
+export function createRedisTwoTierBackend(options: RedisTwoTierBackendOptions): Promise<RedisTwoTierBackend> {
+  return new RedisTwoTierBackend(options).connect();
 }
+
+/** @deprecated Renamed {@link RedisTwoTierBackend}: `RedisCachedBackend` read as `RedisCacheBackend`, the L2 alone. */
+export const RedisCachedBackend = RedisTwoTierBackend;
+/** @deprecated Renamed {@link RedisTwoTierBackend}. */
+export type RedisCachedBackend = RedisTwoTierBackend;
+/** @deprecated Renamed {@link RedisTwoTierBackendOptions}. */
+export type RedisCachedBackendOptions = RedisTwoTierBackendOptions;
+/** @deprecated Renamed {@link createRedisTwoTierBackend}. */
+export const createRedisCachedBackend = createRedisTwoTierBackend;
