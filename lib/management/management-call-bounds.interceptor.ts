@@ -6,22 +6,11 @@ import { BackendUnavailableError } from '../api-key.errors.js';
 import { ReplyDeadlines } from '../internal/reply-deadlines.js';
 
 /**
- * Bounds the key-management routes the way `verifyTimeoutMs` and `maxPendingLookups`
- * bound the guard's lookups, so a store that hangs cannot hold a management request
- * (and its socket) forever, nor pile them up:
- *
- * - a deadline of `verifyTimeoutMs` on the whole handler, every store call it makes
- *   included: past it the client gets 503 `backend_unavailable` with `Retry-After`.
- *   A write the store completes later still happens; a 503 on a write means "outcome
- *   unknown, read the key again".
- * - at most `maxPendingLookups` management calls pending in this process (counted
- *   apart from lookups, so a management pile-up never refuses authentication). A call
- *   counts until the store settles it, not until the deadline answers the client: a
- *   hung store keeps every call it was given. Beyond the bound the route answers 503
- *   at once, without asking the store.
- *
- * `0` turns either bound off, as it does for lookups. Errors reach the routes'
- * exception filter, which answers 503 with `Retry-After`.
+ * Bounds the key-management routes as `verifyTimeoutMs` and `maxPendingLookups` bound
+ * the guard's lookups: a deadline on the whole handler (then 503 `backend_unavailable`
+ * with `Retry-After`; a write may still land, so a 503 means "outcome unknown") and at
+ * most `maxPendingLookups` calls pending, counted apart from lookups and until the store
+ * settles them; `0` turns either off. The policy: docs/management.md, "Who may do what".
  */
 @Injectable()
 export class ManagementCallBounds implements NestInterceptor {

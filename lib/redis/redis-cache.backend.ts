@@ -29,25 +29,15 @@ const BYPASS = Symbol('bypass');
 type Generation = string | null | typeof BYPASS;
 
 /**
- * A cache-manager cache (Redis) in front of any backend, for the verification hot
- * path: `getByHash` reads the cache and falls back to the primary, which it then
- * fills, remembering unknown keys for `negativeTtl` and sharing one primary read
- * among concurrent misses. Every other read, and every write, goes to the primary.
+ * A cache-manager cache (Redis) in front of any backend for `getByHash`, filled from
+ * the primary with unknown keys remembered for `negativeTtl` and one primary read per
+ * burst of misses; every other call goes to the primary. Writes void the key's cached
+ * entry before they resolve, and an outage sends requests to the primary, which alone
+ * decides: docs/redis-cache.md, "Consistency" and "Redis outages".
  *
  * ```ts
- * const cache = createCache({ stores: [new Keyv({ store: new KeyvRedis(process.env.REDIS_URL) })] });
  * const backend = new RedisCacheBackend({ cache, primary: new MikroOrmBackend(orm), ttl: 5 * 60_000 });
  * ```
- *
- * Consistency: writes (`create`, `update`, which includes revoke and rotate, and
- * `delete`) reach the primary first, then replace the key's generation in Redis, which
- * voids its cached entry for every instance sharing that Redis before the write
- * resolves. Each entry records the generation it was read under, so a fill that raced
- * a write and lands after it is ignored rather than resurrecting the old record.
- *
- * Outages: a failing or slow cache (see `timeoutMs`) makes requests go to the primary,
- * which decides alone: nothing it rejects is accepted. Invalidations that could not
- * reach Redis are replayed when it is back. The README (Redis outages) states the limits.
  */
 export class RedisCacheBackend implements ApiKeyBackend {
   /** The store of record. */

@@ -1,22 +1,11 @@
 import type { RedisClusterClient, RedisClusterNode } from './redis-client.types.js';
 
 /**
- * Topology rediscovery for node-redis v5 cluster clients whose master died for good.
- *
- * node-redis re-reads the topology only when a node answers `MOVED`/`ASK`. A master
- * that is dead never answers, so after its replica is promoted the client keeps
- * sending that shard's commands to the dead address ("The client is offline") until
- * something else triggers a rediscovery (redis/node-redis#2806). node-redis 5.12 has no
- * public way to ask for one; redis/node-redis#3223 (merged upstream) adds the cluster
- * option `topologyRefreshOnReconnectionAttemptStrategy`, which makes this watchdog
- * redundant but harmless.
- *
- * The watchdog asks for a rediscovery each time a node connection starts reconnecting,
- * through the client's internal `_slots.rediscover(startWith)`, feature-detected: when
- * it is missing (another client version), the watchdog does nothing. At most one
- * rediscovery runs at a time per cluster client; node-redis emits `node-reconnecting`
- * on every retry, so a rediscovery that ran before the failover is repeated by the next
- * retry.
+ * Topology rediscovery for node-redis v5 cluster clients whose master died for good:
+ * node-redis re-reads the topology only on `MOVED`/`ASK`, which a dead master never
+ * sends (redis/node-redis#2806), so on every `node-reconnecting` this asks the client's
+ * internal `_slots.rediscover()`, feature-detected, one at a time. Why and until when:
+ * docs/redis-cluster.md, "Failover".
  */
 export function watchClusterTopology(cluster: RedisClusterClient): boolean {
   if (watched.has(cluster)) return watched.get(cluster)!;

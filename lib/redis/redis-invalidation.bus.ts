@@ -48,22 +48,11 @@ export const REDIS_INVALIDATION_BUS_OPTION_NAMES = optionNames<RedisInvalidation
 });
 
 /**
- * Redis pub/sub transport for L1 invalidations. Publishes with the client you pass
- * and subscribes on a duplicate of it, which the bus owns: `close()` ends the duplicate
- * and leaves your client open.
- *
- * A message names keys by id and by 12-bit invalidation tag (`encodeInvalidation`),
- * never by hash: a client allowed to `SUBSCRIBE` or `MONITOR` learns which key ids
- * changed, and nothing that would confirm a guessed key.
- *
- * node-redis reconnects the subscriber on its own and resubscribes before it reports
- * ready; the bus then calls its `onReconnect` handlers, so every `CachedBackend` on it
- * clears its L1 of whatever it might have missed while disconnected.
- *
- * On Redis Cluster, pass the `createCluster()` client: the bus publishes with classic
- * `PUBLISH` (which reaches every node) and subscribes through its own connection to one
- * node, moving to another node when that one fails and clearing the L1 when it does
- * (see `ClusterInvalidationSubscriber`).
+ * Redis pub/sub transport for L1 invalidations: publishes with your client, subscribes
+ * on a duplicate the bus owns (`close()` ends only that), names keys by id and 12-bit
+ * tag, never by hash, and clears every L1 on it after a reconnect; on Cluster it takes
+ * the `createCluster()` client. What a message carries and why: docs/caching.md, "What
+ * the bus carries"; Cluster: docs/redis-cluster.md.
  *
  * ```ts
  * const bus = await new RedisInvalidationBus(redis, { namespace: 'billing' }).connect();

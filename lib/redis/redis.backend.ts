@@ -19,24 +19,11 @@ export type { RedisBackendOptions } from './redis-backend.options.js';
 export type { RedisCommandClient } from './redis-client.types.js';
 
 /**
- * Redis as the only key store. Layout, under `<namespace>v2:`:
- *
- * - `hash:<keyHash>`: the record, a STRING holding a JSON array of its fields' values
- *   (see `redis-record.codec`), filed under its key hash so verification is one GET;
- * - `id:<id>`: the key hash of the record with that id (management by id);
- * - `owner:<ownerId>`: a sorted set of `<createdAt>:<id>` entries, all scored 0 so
- *   `listByOwner` pages by keyset with `ZRANGEBYLEX`, never with KEYS or SCAN;
- * - `issuer:<issuerId>`: a set of the ids of the keys that key issued (`listByIssuer`).
- *
- * Every write is one Lua script, so it is atomic across all clients: a duplicate
- * `create` writes nothing, a usage write can never undo a revoke, and `delete` leaves
- * no index entry behind. Verification is one GET, no script: Redis runs a script at
- * about half the rate of a GET, and with Redis as the only store every request pays it.
- *
- * The backend never closes the client it was given; close it yourself on shutdown.
- * Runs on a standalone Redis (or a Sentinel-managed primary), and on Redis Cluster given
- * a `createCluster()` client and a hash-tagged namespace (`"{api-auth}:"`): every key is
- * then in one slot, so one shard holds all keys (failover, not horizontal scale).
+ * Redis as the only key store: the record under its key hash (verification is one GET,
+ * no script), indexes by id, owner and issuer, and every write one Lua script, atomic
+ * across clients. It never closes the client it was given, and runs on a standalone
+ * Redis, a Sentinel-managed primary, or a Cluster with a hash-tagged namespace. The
+ * layout and its guarantees: docs/redis.md, "How keys are stored" and "Guarantees".
  */
 export class RedisBackend implements ApiKeyBackend {
   private readonly options: ResolvedRedisBackendOptions;

@@ -117,27 +117,15 @@ return { 0, 0, 0, 0, 0, qRemaining, qReset }
 `);
 
 /**
- * Per-key rate limits and quotas counted in Redis, for a fleet: every instance given
- * a client of the same Redis shares the counters, atomically (one Lua script per
- * request, one round trip). Pass it as the module's `rateLimiter`:
+ * Per-key rate limits and quotas counted in Redis and shared, atomically, by every
+ * instance given a client of the same Redis (one Lua script, one round trip per
+ * request); pass it as the module's `rateLimiter`. It never closes the client, and on
+ * Redis Cluster takes the `createCluster()` client. Why a sliding window counter, and
+ * how spent quota credits are kept: docs/limits.md, "Rate limits" and "Quotas".
  *
  * ```ts
  * ApiAuthModule.forRoot({ backend, rateLimiter: new RedisRateLimiter(redisClient) })
  * ```
- *
- * Why a sliding window counter rather than a token bucket or a log: it keeps two
- * integers per limit (a log keeps one entry per request, so a 10,000/hour limit costs
- * 10,000 entries per key), its answers are exact for a burst within one window, and it
- * lacks the fixed window's flaw of letting twice the limit through across a boundary.
- * A token bucket refills continuously, so "5 per second" would let a sixth request
- * through 200 ms into a burst, which is not what users reading the limit expect.
- *
- * Counters of quotas that never refill have no TTL: they are the credits spent, kept
- * for every key that counts against them (deleting a key leaves them, see
- * `RateLimiter.deleteCounters`). The limiter never closes the client; close it
- * yourself on shutdown. On Redis Cluster, pass the `createCluster()` client itself:
- * the key id is a hash tag, so all counters of one key live in one slot and the
- * script runs on that slot's master.
  */
 export class RedisRateLimiter implements RateLimiter {
   private readonly namespace: string;

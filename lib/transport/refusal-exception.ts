@@ -1,16 +1,12 @@
 import { HttpException } from '@nestjs/common';
 
 /**
- * The `HttpException` a refusal is reported with, built without V8's `Error`
- * constructor (which runs in C++ even with no stack trace): a flood of garbage keys is
- * exactly when a refusal's cost matters (numbers in bench/README.md). Each refusal gets
- * its own object and body, so an app filter that adds to a body leaks nothing.
- *
- * It has `HttpException.prototype` and the own properties Nest's constructor gives, in
- * order, plus a frameless `stack`; it is not a native error to `util.types.isNativeError`.
- * Those properties are Nest's private ones, so the first refusal is compared with what
- * Nest's constructor builds (status, response, message, name, cause, errorCode, stack,
- * keys in order) and, on any difference, every refusal uses the real constructor.
+ * The `HttpException` a refusal is reported with, assembled without V8's `Error`
+ * constructor (costly on a flood of garbage keys): `HttpException.prototype`, Nest's own
+ * properties in order and a frameless `stack`. The first refusal is compared with what
+ * Nest builds, and any difference switches every refusal to the real constructor. Each
+ * refusal has its own object and body (a filter adding to one leaks nothing); it is not
+ * a native error to `util.types.isNativeError`. Why: bench/README.md, "Refusals".
  */
 export function refusalException(body: Record<string, unknown>, status: number, cause: unknown): HttpException {
   return (shapeMatches ??= sameAsNest()) ? assemble(body, status, cause) : construct(body, status, cause);
