@@ -95,8 +95,8 @@ export class MikroOrmBackend implements ApiKeyBackend {
   }
 
   async getByHash(keyHash: string): Promise<ApiKey | null> {
-    const { rows } = await this.query<ApiKeyRow>(this.sql.byHash, [keyHash]);
-    return rows[0] ? toApiKey(rows[0]) : null;
+    const { rows } = await this.query<Omit<ApiKeyRow, 'key_hash'>>(this.sql.byHash, [keyHash]);
+    return rows[0] ? recordOf(rows[0], keyHash) : null;
   }
 
   async getById(id: string): Promise<ApiKey | null> {
@@ -269,11 +269,16 @@ export class MikroOrmBackend implements ApiKeyBackend {
 }
 
 function toApiKey(row: ApiKeyRow): ApiKey {
+  return recordOf(row, row.key_hash);
+}
+
+/** The record of a row read without its `key_hash` column (looked up by that hash). */
+function recordOf(row: Omit<ApiKeyRow, 'key_hash'>, keyHash: string): ApiKey {
   return {
     id: row.id,
     name: row.name,
     ownerId: row.owner_id,
-    keyHash: row.key_hash,
+    keyHash,
     hint: row.hint,
     scopes: row.scopes,
     metadata: row.metadata,
