@@ -94,9 +94,10 @@ export class MikroOrmBackend implements ApiKeyBackend {
     return this.schemaReady;
   }
 
-  async getByHash(keyHash: string): Promise<ApiKey | null> {
-    const { rows } = await this.query<Omit<ApiKeyRow, 'key_hash'>>(this.sql.byHash, [keyHash]);
-    return rows[0] ? recordOf(rows[0], keyHash) : null;
+  getByHash(keyHash: string): Promise<ApiKey | null> {
+    return this.query<Omit<ApiKeyRow, 'key_hash'>>(this.sql.byHash, [keyHash]).then(({ rows }) =>
+      rows[0] ? recordOf(rows[0], keyHash) : null,
+    );
   }
 
   async getById(id: string): Promise<ApiKey | null> {
@@ -258,13 +259,16 @@ export class MikroOrmBackend implements ApiKeyBackend {
     }
   }
 
-  private async query<R = unknown>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
-    if (this.options.ensureSchema && !this.schemaChecked) await this.ensureSchema();
-    try {
-      return await this.runner.query<R>(sql, bindings);
-    } catch (error) {
+  private query<R = unknown>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
+    if (this.options.ensureSchema && !this.schemaChecked) return this.ensureSchema().then(() => this.run<R>(sql, bindings));
+    return this.run<R>(sql, bindings);
+  }
+
+  /** Chained rather than awaited: each async layer on the lookup path costs a few promise jobs. */
+  private run<R>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
+    return this.runner.query<R>(sql, bindings).then(undefined, (error: unknown) => {
       throw toBackendError(error, bindings, this.table);
-    }
+    });
   }
 }
 
