@@ -36,7 +36,8 @@ export class ApiKeyStatements {
     const t = table.qualifiedName;
     const select = `select ${table.selectList} from ${t}`;
     const order = 'order by "created_at", "id" limit ?';
-    this.byHash = `${select} where "key_hash" = ?`;
+    // The hash is the caller's own argument: not read back.
+    this.byHash = `select ${table.selectListOf(null, ['key_hash'])} from ${t} where key_hash=?`;
     this.byId = `${select} where "id" = ?::uuid`;
     this.insert =
       `insert into ${t} (${API_KEY_COLUMNS.map((c) => `"${c}"`).join(', ')}) values ` +

@@ -94,9 +94,10 @@ export class MikroOrmBackend implements ApiKeyBackend {
     return this.schemaReady;
   }
 
-  async getByHash(keyHash: string): Promise<ApiKey | null> {
-    const { rows } = await this.query<ApiKeyRow>(this.sql.byHash, [keyHash]);
-    return rows[0] ? toApiKey(rows[0]) : null;
+  getByHash(keyHash: string): Promise<ApiKey | null> {
+    return this.query<Omit<ApiKeyRow, 'key_hash'>>(this.sql.byHash, [keyHash]).then(({ rows }) =>
+      rows[0] ? recordOf(rows[0], keyHash) : null,
+    );
   }
 
   async getById(id: string): Promise<ApiKey | null> {
@@ -258,22 +259,30 @@ export class MikroOrmBackend implements ApiKeyBackend {
     }
   }
 
-  private async query<R = unknown>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
-    if (this.options.ensureSchema && !this.schemaChecked) await this.ensureSchema();
-    try {
-      return await this.runner.query<R>(sql, bindings);
-    } catch (error) {
+  private query<R = unknown>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
+    if (this.options.ensureSchema && !this.schemaChecked) return this.ensureSchema().then(() => this.run<R>(sql, bindings));
+    return this.run<R>(sql, bindings);
+  }
+
+  /** Chained rather than awaited: each async layer on the lookup path costs a few promise jobs. */
+  private run<R>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
+    return this.runner.query<R>(sql, bindings).then(undefined, (error: unknown) => {
       throw toBackendError(error, bindings, this.table);
-    }
+    });
   }
 }
 
 function toApiKey(row: ApiKeyRow): ApiKey {
+  return recordOf(row, row.key_hash);
+}
+
+/** The record of a row read without its `key_hash` column (looked up by that hash). */
+function recordOf(row: Omit<ApiKeyRow, 'key_hash'>, keyHash: string): ApiKey {
   return {
     id: row.id,
     name: row.name,
     ownerId: row.owner_id,
-    keyHash: row.key_hash,
+    keyHash,
     hint: row.hint,
     scopes: row.scopes,
     metadata: row.metadata,

@@ -15,12 +15,13 @@ export interface SqlResult<R> {
  *   protocol), so no value (a key hash above all) is ever part of the statement text,
  *   PostgreSQL's logs or MikroORM's query log. MikroORM 7 hands out its `pg` pool
  *   (`connection.getNativeClient()`); MikroORM 6 its knex instance (`connection.getKnex()`,
- *   of which only the public `raw(sql, bindings)` is used). Neither major's
+ *   of which only the public `raw(sql)` and `options()` are used). Neither major's
  *   `connection.execute` would do: both inline the values into the text before sending it.
  * - `transaction` runs DDL through `connection.transactional` and `connection.execute`,
  *   the same calls on both majors; its values are only table and schema names.
  *
- * Statements are written once with `?` placeholders; the `pg` path numbers them.
+ * Statements are written once with `?` placeholders; both paths send them numbered
+ * (`$1, $2, ...`), each text numbered once.
  */
 export interface SqlRunner {
   /** Runs one statement (`?` placeholders) with bound values, outside any ORM transaction. */
@@ -48,7 +49,12 @@ interface PgPool {
 }
 
 interface KnexLike {
-  raw(sql: string, bindings: readonly unknown[]): PromiseLike<{ rows: unknown[]; rowCount: number | null }>;
+  raw(sql: string): KnexRaw;
+}
+
+interface KnexRaw {
+  /** Mixes driver options into the `pg` query config knex sends (knex's documented `options()`). */
+  options(options: { values: unknown[] }): PromiseLike<{ rows: unknown[]; rowCount: number | null }>;
 }
 
 /**
@@ -74,17 +80,7 @@ export function createSqlRunner(ormOrEm: MikroORM<any> | EntityManager<any>): Sq
   const transaction: SqlRunner['transaction'] = (fn) =>
     connection.transactional((trx) => fn((sql, values = []) => connection.execute(sql, values, 'all', trx) as Promise<any[]>));
   if (typeof connection.getNativeClient === 'function') return new PoolRunner(connection, transaction);
-  if (typeof connection.getKnex === 'function') {
-    const getKnex = connection.getKnex.bind(connection);
-    return {
-      // Looked up each time: `orm.connect()` after `orm.close()` replaces the instance.
-      query: async (sql, values) => {
-        const result = await getKnex().raw(sql, values);
-        return { rows: result.rows as never[], rowCount: result.rowCount ?? 0 };
-      },
-      transaction,
-    };
-  }
+  if (typeof connection.getKnex === 'function') return new KnexRunner(connection.getKnex.bind(connection), transaction);
   throw new Error('nestjs-api-auth: MikroOrmBackend needs MikroORM 6.4+ or 7 with @mikro-orm/postgresql.');
 }
 
@@ -100,7 +96,7 @@ class PoolRunner implements SqlRunner {
 
   async query<R>(sql: string, values: readonly unknown[]): Promise<SqlResult<R>> {
     const pool = this.pool && !this.pool.ending ? this.pool : await this.resolvePool();
-    const result = await pool.query({ text: this.number(sql), values: values as unknown[] });
+    const result = await pool.query({ text: numbered(this.numbered, sql), values: values as unknown[] });
     return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
   }
 
@@ -114,18 +110,44 @@ class PoolRunner implements SqlRunner {
     this.pool = await this.connection.getNativeClient!();
     return this.pool;
   }
+}
 
-  /** `?` to `$1, $2, ...`; the backend's statements hold no other `?`. Memoised per text. */
-  private number(sql: string): string {
-    let text = this.numbered.get(sql);
-    if (text === undefined) {
-      let n = 0;
-      text = sql.replace(/\?/g, () => `$${++n}`);
-      // Bounded: update statements vary only by which of six fields they set.
-      if (this.numbered.size < 256) this.numbered.set(sql, text);
-    }
-    return text;
+/**
+ * MikroORM 6: statements go through the knex instance the ORM owns, as text already
+ * numbered, with the values handed to `pg` as its query config's `values` through
+ * knex's `options()`. Knex then has no placeholder to rewrite and no bindings to
+ * format, where `raw(sql, bindings)` makes a regular-expression pass over the whole
+ * statement text on every call. The values are still bound by the server; and since
+ * knex never holds them as bindings, its own error messages (which inline bindings
+ * into the text) cannot carry them either.
+ */
+class KnexRunner implements SqlRunner {
+  private readonly numbered = new Map<string, string>();
+
+  constructor(
+    /** Called each time: `orm.connect()` after `orm.close()` replaces the instance. */
+    private readonly getKnex: () => KnexLike,
+    readonly transaction: SqlRunner['transaction'],
+  ) {}
+
+  async query<R>(sql: string, values: readonly unknown[]): Promise<SqlResult<R>> {
+    const result = await this.getKnex()
+      .raw(numbered(this.numbered, sql))
+      .options({ values: values as unknown[] });
+    return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
   }
+}
+
+/** `?` to `$1, $2, ...`; the backend's statements hold no other `?`. Memoised in `cache` per text. */
+function numbered(cache: Map<string, string>, sql: string): string {
+  let text = cache.get(sql);
+  if (text === undefined) {
+    let n = 0;
+    text = sql.replace(/\?/g, () => `$${++n}`);
+    // Bounded: update statements vary only by which of six fields they set.
+    if (cache.size < 256) cache.set(sql, text);
+  }
+  return text;
 }
 
 function platformName(platform: object): string[] {

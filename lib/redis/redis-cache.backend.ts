@@ -70,7 +70,6 @@ export class RedisCacheBackend implements ApiKeyBackend {
       // A per-process store in the list would keep entries that other instances' writes cannot reach.
       this.logger.warn(
         'RedisCacheBackend was given a cache with several stores; give it one shared store (Redis) so that writes on one instance invalidate every other.',
-        'ApiAuth',
       );
     }
     this.circuit = new RedisCacheCircuit({
@@ -294,7 +293,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
       this.onInvalidate(invalidation);
     } catch (error) {
       // The name only: the hook's message could quote the hash it was given.
-      this.logger.error(`The onInvalidate hook threw ${(error as Error)?.name ?? 'an error'}; ignored.`, 'ApiAuth');
+      this.logger.error(`The onInvalidate hook threw ${(error as Error)?.name ?? 'an error'}; ignored.`);
     }
   }
 }

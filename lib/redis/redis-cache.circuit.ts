@@ -143,7 +143,6 @@ export class RedisCacheCircuit {
     this.probeTimer.unref();
     this.options.logger.warn(
       `The Redis cache is unavailable (${describe(reason)}); answering from the primary store until it is back.`,
-      'ApiAuth',
     );
   }
 
@@ -201,13 +200,11 @@ export class RedisCacheCircuit {
     const seconds = ((this.notBefore - this.downSince) / 1000).toFixed(1);
     this.options.logger.log(
       `The Redis cache is back after ${seconds} s; ${replayed} pending invalidation(s) replayed.`,
-      'ApiAuth',
     );
     if (this.droppedInvalidations > 0) {
       this.options.logger.warn(
         `${this.droppedInvalidations} invalidation(s) made during the outage exceeded the replay limit; ` +
           'other instances may serve those keys from the cache for up to ttl.',
-        'ApiAuth',
       );
       this.droppedInvalidations = 0;
     }

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, type Browser } from './browser.js';
+import { describe, expect, it } from 'vitest';
+import { useBrowserAndSample } from './browser-and-sample.js';
 import { detailsOf, errorText, listedRows, openConsole, statusSays, storedState, useKey } from './console-page.js';
-import { startSample, type Adapter, type RunningSample } from './sample-app.js';
+import type { Adapter } from './sample-app.js';
 
 /** The status of a call to the sample's guarded route with `key`. */
 async function reports(base: string, key: string): Promise<{ status: number }> {
@@ -11,22 +11,12 @@ async function reports(base: string, key: string): Promise<{ status: number }> {
 }
 
 describe.each<Adapter>(['express', 'fastify'])('operator console on %s', (adapter) => {
-  let browser: Browser;
-  let sample: RunningSample;
-
-  beforeAll(async () => {
-    browser = await launchBrowser();
-    sample = await startSample(adapter);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await sample?.close();
-  });
+  const env = useBrowserAndSample(adapter);
 
   it('issues, lists, pages, searches, edits, rotates, revokes and deletes, keeping the key in memory only', async () => {
-    const { base, apiKeys, adminKey } = sample;
-    await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
-    const { page, messages, requests } = await openConsole(browser.context, base);
+    const { base, apiKeys, adminKey } = env.sample;
+    await env.browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    const { page, messages, requests } = await openConsole(env.browser.context, base);
 
     await useKey(page, adminKey);
     expect(await page.getByLabel('Admin key').inputValue()).toBe('');
@@ -144,15 +134,15 @@ describe.each<Adapter>(['express', 'fastify'])('operator console on %s', (adapte
     expect(await storedState(page)).toEqual({ cookies: 0, local: 0, session: 0 });
     for (const secret of [adminKey, issued, replacement]) {
       expect(requests.filter((url) => url.includes(secret))).toEqual([]);
-      expect(sample.logger.lines.filter((line) => line.includes(secret))).toEqual([]);
+      expect(env.sample.logger.lines.filter((line) => line.includes(secret))).toEqual([]);
     }
     expect(messages).toEqual([]);
     await page.close();
   });
 
   it('shows the server refusals by their code', async () => {
-    const { base, apiKeys } = sample;
-    const { page, messages } = await openConsole(browser.context, base);
+    const { base, apiKeys } = env.sample;
+    const { page, messages } = await openConsole(env.browser.context, base);
 
     await useKey(page, 'demo_not-a-key');
     expect(await errorText(page)).toMatch(/^401 [a-z_]+: /);

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, type Browser } from './browser.js';
+import { describe, expect, it } from 'vitest';
+import { useBrowserAndSample } from './browser-and-sample.js';
 import { detailsOf, listedRows, openConsole, statusSays, useKey } from './console-page.js';
-import { startSample, type Adapter, type RunningSample } from './sample-app.js';
+import type { Adapter } from './sample-app.js';
 
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
@@ -28,17 +28,7 @@ const countInjected = (page: import('playwright-core').Page) =>
   });
 
 describe.each<Adapter>(['express', 'fastify'])('console safety on %s', (adapter) => {
-  let browser: Browser;
-  let sample: RunningSample;
-
-  beforeAll(async () => {
-    browser = await launchBrowser();
-    sample = await startSample(adapter);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await sample?.close();
-  });
+  const env = useBrowserAndSample(adapter);
 
   it('sends the page and its assets with a strict CSP, no framing, no caching, without a key', async () => {
     for (const [path, type] of [
@@ -47,7 +37,7 @@ describe.each<Adapter>(['express', 'fastify'])('console safety on %s', (adapter)
       ['/api-keys/console/console.css', 'text/css'],
       ['/api-keys/console/icon.svg', 'image/svg+xml'],
     ] as const) {
-      const response = await fetch(sample.base + path);
+      const response = await fetch(env.sample.base + path);
       expect(response.status, path).toBe(200);
       expect((await response.text()).length, path).toBeGreaterThan(0);
       expect(response.headers.get('content-type'), path).toContain(type);
@@ -60,9 +50,9 @@ describe.each<Adapter>(['express', 'fastify'])('console safety on %s', (adapter)
   });
 
   it('cannot be framed by another page', async () => {
-    const page = await browser.context.newPage();
+    const page = await env.browser.context.newPage();
     const refused = page.waitForEvent('console', (message) => /frame-ancestors|X-Frame-Options/.test(message.text()));
-    await page.setContent(`<iframe title="console" src="${sample.base}/api-keys/console"></iframe>`);
+    await page.setContent(`<iframe title="console" src="${env.sample.base}/api-keys/console"></iframe>`);
     expect((await refused).text()).toContain("frame-ancestors 'none'");
     const frame = page.frames().find((candidate) => candidate !== page.mainFrame())!;
     expect(await frame.locator('#admin-key').count()).toBe(0);
@@ -70,7 +60,7 @@ describe.each<Adapter>(['express', 'fastify'])('console safety on %s', (adapter)
   });
 
   it('refuses inline script: the CSP is in force in the browser', async () => {
-    const { page, messages } = await openConsole(browser.context, sample.base);
+    const { page, messages } = await openConsole(env.browser.context, env.sample.base);
     const refused = page.waitForEvent('console', (message) => message.text().includes('Content Security Policy'));
     await page.evaluate(() => {
       const doc = (globalThis as any).document;
@@ -85,12 +75,12 @@ describe.each<Adapter>(['express', 'fastify'])('console safety on %s', (adapter)
   });
 
   it('shows hostile names, owners, scopes and metadata as text', async () => {
-    const { apiKeys, adminKey, base } = sample;
+    const { apiKeys, adminKey, base } = env.sample;
     const owner = '<b>hostile</b>';
     for (const name of HOSTILE_NAMES) {
       await apiKeys.issue({ ownerId: owner, name, scopes: [HOSTILE_SCOPE], metadata: { note: name } });
     }
-    const { page, messages } = await openConsole(browser.context, base);
+    const { page, messages } = await openConsole(env.browser.context, base);
     await useKey(page, adminKey);
     await page.getByLabel('Owner', { exact: true }).fill(owner);
     await page.getByRole('button', { name: 'List keys' }).click();

@@ -1,8 +1,8 @@
 import type { Page, Route } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, type Browser } from './browser.js';
+import { describe, expect, it } from 'vitest';
+import { useBrowserAndSample } from './browser-and-sample.js';
 import { detailsOf, errorText, openConsole, statusSays, useKey } from './console-page.js';
-import { startSample, type Adapter, type RunningSample } from './sample-app.js';
+import type { Adapter } from './sample-app.js';
 
 interface Sent {
   method: string;
@@ -43,26 +43,16 @@ async function routeVersioned(page: Page, base: string, versioned: boolean): Pro
 }
 
 describe.each<Adapter>(['express', 'fastify'])('console usability on %s', (adapter) => {
-  let browser: Browser;
-  let sample: RunningSample;
-
-  beforeAll(async () => {
-    browser = await launchBrowser();
-    sample = await startSample(adapter);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await sample?.close();
-  });
+  const env = useBrowserAndSample(adapter);
 
   it.each([
     ['with', true],
     ['without', false],
   ])('a server %s key versions: If-Match and the cascade choice exactly when keys carry a version', async (_, versioned) => {
-    const { base, apiKeys, adminKey } = sample;
+    const { base, apiKeys, adminKey } = env.sample;
     const owner = `versions-${versioned}`;
     await apiKeys.issue({ ownerId: owner, name: 'target', scopes: ['reports:read'] });
-    const { page } = await openConsole(browser.context, base);
+    const { page } = await openConsole(env.browser.context, base);
     const sent = await routeVersioned(page, base, versioned);
     await useKey(page, adminKey);
     await page.getByLabel('Owner', { exact: true }).fill(owner);
@@ -92,8 +82,8 @@ describe.each<Adapter>(['express', 'fastify'])('console usability on %s', (adapt
   });
 
   it('issues once when "Issue key" is pressed again while the first request is under way', async () => {
-    const { base, apiKeys, adminKey } = sample;
-    const { page } = await openConsole(browser.context, base);
+    const { base, apiKeys, adminKey } = env.sample;
+    const { page } = await openConsole(env.browser.context, base);
     await useKey(page, adminKey);
     let posts = 0;
     let reached!: () => void;
@@ -122,10 +112,10 @@ describe.each<Adapter>(['express', 'fastify'])('console usability on %s', (adapt
   });
 
   it('names every control, works from the keyboard, and fits 320 px', async () => {
-    const { base, apiKeys, adminKey } = sample;
+    const { base, apiKeys, adminKey } = env.sample;
     // A long unbroken name is what pushes a narrow layout sideways.
     await apiKeys.issue({ ownerId: 'ops', name: `wide-${'x'.repeat(190)}`, scopes: ['reports:read'] });
-    const { page, messages } = await openConsole(browser.context, base);
+    const { page, messages } = await openConsole(env.browser.context, base);
     await page.setViewportSize({ width: 320, height: 800 });
 
     const unnamed = await page.evaluate(() => {
