@@ -10,7 +10,8 @@ import { API_AUTH_OPTIONS, API_KEY_COST_KEY, API_KEY_REQUEST_PROPERTY } from './
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import type { ApiKeyView } from './api-key.interface.js';
 import { ApiKeyErrorCode, type AuthenticationFailureCode } from './api-key.errors.js';
-import { ApiKeyService, type AuthenticationResult } from './api-key.service.js';
+import { ApiKeyService } from './api-key.service.js';
+import type { AuthenticationResult } from './verification/key-verifier.js';
 import { getAuthCarrier } from './transport/request-context.js';
 import { attachToExpressRequest } from './transport/express-request-property.js';
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';

@@ -20,20 +20,6 @@ import type {
 } from './management/key-inputs.js';
 import { KeyVerifier, type AuthenticationResult } from './verification/key-verifier.js';
 
-export type {
-  ApiKeyPage,
-  ImportApiKeyInput,
-  ImportApiKeySource,
-  IssueApiKeyInput,
-  IssuedApiKey,
-  RevokeApiKeyOptions,
-  RotateApiKeyOptions,
-  RotatedApiKey,
-  UpdateApiKeyInput,
-  UpdateApiKeyOptions,
-} from './management/key-inputs.js';
-export type { AuthenticationResult } from './verification/key-verifier.js';
-
 /** Longest wait for the usage flush at shutdown when `verifyTimeoutMs` is 0. */
 const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
 

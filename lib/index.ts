@@ -11,20 +11,20 @@ export {
   REQUIRED_SCOPES_KEY,
 } from './api-auth.constants.js';
 export { ApiKeyGuard, type ApiKeyFailure, type ExtractedKey } from './api-key.guard.js';
-export {
-  ApiKeyService,
-  type ApiKeyPage,
-  type AuthenticationResult,
-  type ImportApiKeyInput,
-  type ImportApiKeySource,
-  type IssueApiKeyInput,
-  type IssuedApiKey,
-  type RevokeApiKeyOptions,
-  type RotateApiKeyOptions,
-  type RotatedApiKey,
-  type UpdateApiKeyInput,
-  type UpdateApiKeyOptions,
-} from './api-key.service.js';
+export { ApiKeyService } from './api-key.service.js';
+export type { AuthenticationResult } from './verification/key-verifier.js';
+export type {
+  ApiKeyPage,
+  ImportApiKeyInput,
+  ImportApiKeySource,
+  IssueApiKeyInput,
+  IssuedApiKey,
+  RevokeApiKeyOptions,
+  RotateApiKeyOptions,
+  RotatedApiKey,
+  UpdateApiKeyInput,
+  UpdateApiKeyOptions,
+} from './management/key-inputs.js';
 export { toApiKeyView, type ApiKey, type ApiKeyMetadata, type ApiKeyView } from './api-key.interface.js';
 export {
   ApiKeyAlreadyRotatedError,
