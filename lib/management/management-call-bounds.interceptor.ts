@@ -4,6 +4,7 @@ import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import { BackendUnavailableError } from '../api-key.errors.js';
 import { ReplyDeadlines } from '../internal/reply-deadlines.js';
+import { backendTimedOut } from '../verification/key-verifier.js';
 
 /**
  * Bounds the key-management routes as `verifyTimeoutMs` and `maxPendingLookups` bound
@@ -21,7 +22,7 @@ export class ManagementCallBounds implements NestInterceptor {
   constructor(@Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions) {
     const ms = options.verifyTimeoutMs;
     this.maxPending = options.maxPendingLookups;
-    this.deadlines = ms > 0 ? new ReplyDeadlines(ms, () => new BackendUnavailableError(`The API key backend did not answer within ${ms} ms.`)) : null;
+    this.deadlines = ms > 0 ? new ReplyDeadlines(ms, backendTimedOut) : null;
   }
 
   /** Management calls started and not yet settled by the store, timed-out ones included. */
