@@ -12,6 +12,7 @@ import {
 } from 'nestjs-api-auth';
 import { invalidationTag } from 'nestjs-api-auth/backend';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
+import { requiredMethodsOf } from '../fixtures/required-methods.js';
 
 /** A MemoryBackend that counts lookups by hash and can hold them until released. */
 class CountingBackend extends MemoryBackend {
@@ -179,7 +180,7 @@ describe('CachedBackend', () => {
     const listed: string[] = [];
     for await (const r of backend.listByOwner(record.ownerId)) listed.push(r.id);
     expect(listed).toEqual([record.id]);
-    const bare: ApiKeyBackend = { ...primaryMethods(primary) };
+    const bare: ApiKeyBackend = { ...requiredMethodsOf(primary) };
     expect(new CachedBackend(bare).countByOwner).toBeUndefined();
   });
 });
@@ -334,14 +335,3 @@ describe('CachedBackend over an invalidation bus', () => {
   });
 });
 
-function primaryMethods(backend: MemoryBackend): ApiKeyBackend {
-  return {
-    getByHash: (h) => backend.getByHash(h),
-    getById: (id) => backend.getById(id),
-    create: (r) => backend.create(r),
-    update: (id, changes, options) => backend.update(id, changes, options),
-    delete: (id) => backend.delete(id),
-    listByOwner: (o, opts) => backend.listByOwner(o, opts),
-    recordUsage: (id, at, stale) => backend.recordUsage(id, at, stale),
-  };
-}

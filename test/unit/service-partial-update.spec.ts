@@ -9,23 +9,12 @@ import {
 } from 'nestjs-api-auth';
 import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { withLatency } from '../fixtures/race-suite.js';
+import { requiredMethodsOf } from '../fixtures/required-methods.js';
 
 function serviceOver(backend: ApiKeyBackend, events: ApiKeyEvent[] = []): ApiKeyService {
   return new ApiKeyService(resolveApiAuthOptions({ backend, prefix: 'pu_', onEvent: (e) => events.push(e) }));
 }
 
-/** `backend` without the optional `listByIssuer`, as a custom store written before it existed. */
-function withoutListByIssuer(backend: MemoryBackend): ApiKeyBackend {
-  return {
-    getByHash: (h) => backend.getByHash(h),
-    getById: (id) => backend.getById(id),
-    create: (r) => backend.create(r),
-    update: (id, changes, options) => backend.update(id, changes, options),
-    delete: (id) => backend.delete(id),
-    listByOwner: (owner, options) => backend.listByOwner(owner, options),
-    recordUsage: (id, at, stale) => backend.recordUsage(id, at, stale),
-  };
-}
 
 const rejectsField = async (promise: Promise<unknown>, field: string) => {
   const error = await promise.then(
@@ -127,7 +116,7 @@ describe('ApiKeyService writes are partial and atomic', () => {
 
   it('cascades through the owner\'s keys on a backend without listByIssuer', async () => {
     const events: ApiKeyEvent[] = [];
-    const service = serviceOver(withoutListByIssuer(new MemoryBackend()), events);
+    const service = serviceOver(requiredMethodsOf(new MemoryBackend()), events);
     const root = await service.issue({ ownerId: 'o', name: 'root' });
     const child = await service.issue({ ownerId: 'o', name: 'child', issuedById: root.apiKey.id });
     const grandchild = await service.issue({ ownerId: 'o', name: 'grandchild', issuedById: child.apiKey.id });
