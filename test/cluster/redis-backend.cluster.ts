@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendUnavailableError, type ApiKey } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
-import { asciiJson } from '../../lib/internal/ascii-json.js';
-import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { encodeV1Record } from '../fixtures/redis-record-v1.js';
 import { connectCluster, type TestCluster } from './cluster.fixture.js';
 
 const runner = { describe, it, beforeAll, afterAll };
@@ -22,9 +22,8 @@ runBackendConformance('RedisBackend on a real 3+3 Redis Cluster (hash-tagged nam
 
 /** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it (see redis.backend.spec). */
 async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById'>): Promise<void> {
-  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null })) as unknown[];
   const hashKey = `${prefix}hash:${record.keyHash}`;
-  await cluster.sendCommand(hashKey, false, ['SET', hashKey, asciiJson(JSON.stringify(values.slice(0, -2)))]);
+  await cluster.sendCommand(hashKey, false, ['SET', hashKey, encodeV1Record({ ...record, version: 1, issuedById: null }, { beforeVersions: true })]);
   await cluster.sendCommand(`${prefix}id:${record.id}`, false, ['SET', `${prefix}id:${record.id}`, record.keyHash]);
   const ownerKey = `${prefix}owner:${record.ownerId}`;
   await cluster.sendCommand(ownerKey, false, ['ZADD', ownerKey, '0', ownerEntry(record.createdAt, record.id)]);

@@ -11,16 +11,13 @@ import {
   startRedisProxy,
   uniqueNamespace,
 } from '../fixtures/redis.js';
-import { asciiJson } from '../../lib/internal/ascii-json.js';
-import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { encodeV1Record } from '../fixtures/redis-record-v1.js';
 
-/**
- * Writes `record` as a RedisBackend from before `version` and `issuedById` stored it:
- * the stored array without its last two values.
- */
+/** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it. */
 async function storeLegacyRecord(client: Client, prefix: string, record: Omit<ApiKey, 'version' | 'issuedById'>): Promise<void> {
-  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null })) as unknown[];
-  await client.sendCommand(['SET', `${prefix}hash:${record.keyHash}`, asciiJson(JSON.stringify(values.slice(0, -2)))]);
+  const stored = encodeV1Record({ ...record, version: 1, issuedById: null }, { beforeVersions: true });
+  await client.sendCommand(['SET', `${prefix}hash:${record.keyHash}`, stored]);
   await client.sendCommand(['SET', `${prefix}id:${record.id}`, record.keyHash]);
   await client.sendCommand(['ZADD', `${prefix}owner:${record.ownerId}`, '0', ownerEntry(record.createdAt, record.id)]);
 }

@@ -1,0 +1,57 @@
+/**
+ * The stored array of `RedisBackend`'s record encoding 2: `[2, <the values of
+ * RECORD_LAYOUT, in order>]`, JSON, kept ASCII. The leading 2 tells it from encoding 1
+ * (`redis-record.v1.ts`), whose array starts with the id.
+ *
+ * What each kind is stored as:
+ * - `text`, `text?`: a JSON string (`text?`: or `null`);
+ * - `date`, `date?`: epoch milliseconds as a JSON number (`date?`: or `null`). The
+ *   scripts write numbers back digit for digit (`%.0f`), never through `cjson`'s
+ *   14-digit rounding;
+ * - `list`: a JSON array of strings (`scopes`), read without a second parse;
+ * - `json`, `json?`: the value's JSON text as a JSON string (`metadata`, `policy`), so
+ *   the scripts never decode it (`cjson` would reorder keys and round numbers);
+ * - `version`: a JSON number;
+ * - `entry`: the owner-set member (see `ownerEntry`), bookkeeping for the scripts.
+ *
+ * The fields the guard reads come first. Never reorder or remove an entry: stored
+ * records depend on the positions. A new field is one line appended at the end;
+ * records written before it are shorter and read it as `null`.
+ */
+export const RECORD_LAYOUT = [
+  ['id', 'text'],
+  ['keyHash', 'text'],
+  ['ownerId', 'text'],
+  ['scopes', 'list'],
+  ['expiresAt', 'date?'],
+  ['revokedAt', 'date?'],
+  ['lastUsedAt', 'date?'],
+  ['environment', 'text?'],
+  ['policy', 'json?'],
+  ['version', 'version'],
+  ['name', 'text'],
+  ['hint', 'text'],
+  ['metadata', 'json'],
+  ['createdAt', 'date'],
+  ['updatedAt', 'date'],
+  ['rotatedFromId', 'text?'],
+  ['issuedById', 'text?'],
+  ['ownerEntry', 'entry'],
+] as const;
+
+/** The first value of an encoding-2 array. */
+export const RECORD_ENCODING = 2;
+
+/** A field of the stored array. */
+export type StoredField = (typeof RECORD_LAYOUT)[number][0];
+/** How a field's value is stored. */
+export type FieldKind = (typeof RECORD_LAYOUT)[number][1];
+
+/** Each field's index in the stored array (0-based; index 0 holds the encoding). */
+export const AT = Object.fromEntries(RECORD_LAYOUT.map(([field], index) => [field, index + 1])) as Record<StoredField, number>;
+
+/** Each field's kind. */
+export const KIND = Object.fromEntries(RECORD_LAYOUT) as Record<StoredField, FieldKind>;
+
+/** Length of an encoding-2 array with every field of this version. */
+export const RECORD_LENGTH = RECORD_LAYOUT.length + 1;
