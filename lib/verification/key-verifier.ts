@@ -1,5 +1,5 @@
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
-import { toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
+import { ownedApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
 import { ApiKeyErrorCode, BackendUnavailableError, type AuthenticationFailureCode } from '../api-key.errors.js';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
 import { hasCachedLookup, type CachedLookup } from '../cache/cached-lookup.interface.js';
@@ -149,7 +149,8 @@ export abstract class KeyVerifier {
     const now = Date.now();
     if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
     this.usage.record(record.id, record.lastUsedAt, now);
-    return { ok: true, apiKey: view ?? toApiKeyView(record as ApiKey) };
+    // Without a cached view, the record is the backend's answer: a copy by contract.
+    return { ok: true, apiKey: view ?? ownedApiKeyView(record as ApiKey) };
   }
 
   /**
