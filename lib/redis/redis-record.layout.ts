@@ -15,8 +15,10 @@
  * - `entry`: the owner-set member (see `ownerEntry`), bookkeeping for the scripts.
  *
  * The fields the guard reads come first. Never reorder or remove an entry: stored
- * records depend on the positions. A new field is one line appended at the end;
- * records written before it are shorter and read it as `null`.
+ * records depend on the positions. A new field is one line appended at the end (a
+ * nullable date: `['disabledAt', 'date?']`): the encoder, update changes and the
+ * scripts follow from it, and records written before it are shorter and read it as
+ * `null`. TypeScript then asks for its line in `decodeV2` (and a `null` in `decodeV1`).
  */
 export const RECORD_LAYOUT = [
   ['id', 'text'],
