@@ -54,7 +54,7 @@ function appModules(databaseUrl: string, namespace: string) {
     ApiAuthModule.forRootAsync({
       imports: [
         InfraModule,
-        CacheModule.registerAsync({ useFactory: () => ({ stores: [new KeyvRedis(REDIS_URL)], namespace }) }),
+        CacheModule.registerAsync({ useFactory: () => ({ stores: [new KeyvRedis(REDIS_URL)], namespace: `${namespace}-cache` }) }),
       ],
       inject: [MikroORM, REDIS, CACHE_MANAGER],
       useFactory: async (orm: MikroORM, redis: Redis, cache: Cache) => ({

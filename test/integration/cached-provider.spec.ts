@@ -197,7 +197,7 @@ describe('the cached provider (createRedisTwoTierBackend): L1 + Redis cache + st
     redis.on('error', () => undefined);
     const cacheStore = new KeyvRedis({ url: deadUrl, socket: { reconnectStrategy: () => 200 } });
     cacheStore.on('error', () => undefined);
-    const cache = createCache({ stores: [new Keyv({ store: cacheStore, namespace })] });
+    const cache = createCache({ stores: [new Keyv({ store: cacheStore, namespace: `${namespace}-cache` })] });
     const local = new MemoryBackend();
 
     const started = performance.now();
