@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError, type ApiKey } from 'nestjs-api-auth';
 import { RedisBackend, type RedisCommandClient } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
-import { track } from '../fixtures/settled.js';
+import { settlesWithoutTimers, track } from '../fixtures/settled.js';
 import {
   closedPort,
   connectRedis,
@@ -411,13 +411,15 @@ describe('RedisBackend when Redis is unavailable', () => {
     ['recordUsage', () => backend.recordUsage(record.id, new Date(), new Date())],
   ];
 
-  async function expectUnavailable(run: () => Promise<unknown>, name: string) {
-    const error = await run().then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(error, name).toBeInstanceOf(BackendUnavailableError);
-    expect((error as Error).message, name).not.toContain(record.keyHash);
+  /**
+   * Under fake timers: the call rejects with BackendUnavailableError, naming no hash,
+   * while the fake clock stands still, so it waited for no deadline (or anything else).
+   */
+  async function expectFailsFast(run: () => Promise<unknown>, name: string) {
+    const call = track(run());
+    expect(await settlesWithoutTimers(call), `${name} settled without a timer`).toBe(true);
+    expect(call.error, name).toBeInstanceOf(BackendUnavailableError);
+    expect((call.error as Error).message, name).not.toContain(record.keyHash);
   }
 
   it('fails fast with BackendUnavailableError when pointed at a closed port', async () => {
@@ -431,9 +433,13 @@ describe('RedisBackend when Redis is unavailable', () => {
     client.on('error', () => undefined);
     await expect(client.connect()).rejects.toThrow();
     const backend = new RedisBackend(client);
-    const started = Date.now();
-    for (const [name, run] of operations(backend)) await expectUnavailable(run, name);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // The 5 s commandTimeoutMs is on the fake clock: failing fast means failing before it moves.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      for (const [name, run] of operations(backend)) await expectFailsFast(run, name);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('fails fast while the connection is down, and works again when Redis is back', async () => {
@@ -453,12 +459,17 @@ describe('RedisBackend when Redis is unavailable', () => {
       await backend.create(stored);
 
       await proxy.stop();
-      const started = Date.now();
-      for (const [name, run] of operations(backend)) await expectUnavailable(run, name);
-      await expectUnavailable(() => backend.getByHash(stored.keyHash), 'getByHash of a stored key');
-      expect(Date.now() - started).toBeLessThan(1_000);
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      try {
+        for (const [name, run] of operations(backend)) await expectFailsFast(run, name);
+        await expectFailsFast(() => backend.getByHash(stored.keyHash), 'getByHash of a stored key');
+        await proxy.start();
+        // The client's reconnect timer was set on the fake clock: let it fire.
+        vi.runOnlyPendingTimers();
+      } finally {
+        vi.useRealTimers();
+      }
 
-      await proxy.start();
       await expect.poll(() => backend.getByHash(stored.keyHash).then((r) => r?.id, () => 'down'), {
         timeout: 5_000,
         interval: 50,
