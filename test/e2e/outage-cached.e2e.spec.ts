@@ -8,7 +8,7 @@ import { startFullStack, type FullStack } from '../fixtures/full-stack.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 import { PostgresRelay } from '../fixtures/postgres-relay.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
-import { CapturingLogger } from '../fixtures/log-capture.js';
+import { captureConsoleLines, CapturingLogger, DRIVER_CONNECTION_ERROR } from '../fixtures/log-capture.js';
 
 /** The Redis cache's `ttl` here. */
 const TTL_MS = 2_000;
@@ -41,6 +41,9 @@ describe.each(ADAPTERS)('PostgreSQL down behind the full stack (L1 -> Redis cach
   let app: INestApplication;
   // The outage is logged as errors on purpose here: kept and asserted, not printed.
   let logs: CapturingLogger;
+  // And the driver prints its cut connections: kept and asserted too. Until afterAll,
+  // since a cut connection may be handed out after the test's last check.
+  let driverLines: ReturnType<typeof captureConsoleLines> | undefined;
 
   const call = (key: string) => request(app.getHttpServer()).get('/t/me').set('X-API-Key', key);
 
@@ -67,6 +70,7 @@ describe.each(ADAPTERS)('PostgreSQL down behind the full stack (L1 -> Redis cach
     await app?.close();
     await stack?.close();
     await other?.close();
+    driverLines?.restore();
     await relay?.stop();
   });
 
@@ -93,6 +97,7 @@ describe.each(ADAPTERS)('PostgreSQL down behind the full stack (L1 -> Redis cach
     await call(cached.key).expect(200);
     const filledAt = Date.now();
 
+    driverLines = captureConsoleLines(DRIVER_CONNECTION_ERROR);
     await relay.stop();
 
     // Right after: the cache answers for what it holds, the rest is 503, never 401 or 200.
@@ -173,5 +178,6 @@ describe.each(ADAPTERS)('PostgreSQL down behind the full stack (L1 -> Redis cach
     expect(errors.length).toBeGreaterThan(0);
     for (const line of errors) expect(line).toMatch(/^\[error\] The API key backend is unavailable; answering 503: PostgreSQL is unavailable/);
     for (const secret of [cached.key, uncached.key]) expect(logs.lines.join('\n')).not.toContain(secret);
+    expect(driverLines.lines.length).toBeGreaterThan(0);
   });
 });
