@@ -166,7 +166,13 @@ describe('the cached provider (createRedisTwoTierBackend): L1 + Redis cache + st
     const proxy = await CountingProxy.start();
     const four = await startInstance(namespace, store, { redisUrl: proxy.url, cacheUrl: proxy.url });
     try {
+      // Four hears the creation first: a read that overlapped its arrival would not be
+      // cached, and the next one would go to Redis again.
+      let heard = 0;
+      const stopListening = four.backend.invalidationBus.subscribe(() => heard++);
       const { key } = await one.service.issue({ ownerId: 'o', name: 'warm' });
+      await pollUntil(() => heard > 0, 'four hearing the creation');
+      stopListening();
       const before = proxy.sent;
       expect((await four.service.authenticate(key)).ok).toBe(true); // L1 miss: read through Redis
       const cold = proxy.sent - before;
