@@ -1,10 +1,12 @@
-import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { ApiKey } from '../api-key.interface.js';
-import { ApiKeyNotFoundError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
+import { listAndUsageCases } from './conformance/lists-and-usage.cases.js';
+import { recordCases } from './conformance/records.cases.js';
+import { updateCases } from './conformance/updates.cases.js';
 
-type TestFn = (name: string, fn: (context?: unknown) => Promise<void> | void, timeout?: number) => unknown;
+export { makeApiKeyRecord } from './conformance/record-fixtures.js';
+
+export type TestFn = (name: string, fn: (context?: unknown) => Promise<void> | void, timeout?: number) => unknown;
 type HookFn = (fn: () => Promise<void> | void, timeout?: number) => unknown;
 
 /** The test runner's functions; Vitest, Jest and `node:test` all fit. */
@@ -13,6 +15,11 @@ export interface ConformanceRunner {
   it: TestFn;
   beforeAll: HookFn;
   afterAll: HookFn;
+}
+
+/** The backend under test, set once the suite's `beforeAll` has built it. */
+export interface ConformanceSuite<B extends ApiKeyBackend> {
+  backend: B;
 }
 
 /** How to build the backend under test. */
@@ -33,52 +40,6 @@ export interface BackendConformanceOptions<B extends ApiKeyBackend = ApiKeyBacke
   storeLegacyRecord?: (backend: B, record: Omit<ApiKey, 'version' | 'issuedById'>) => Promise<void>;
 }
 
-/** A valid record with random id, hash and owner; override any field. */
-export function makeApiKeyRecord(overrides: Partial<ApiKey> = {}): ApiKey {
-  const now = new Date(Math.floor(Date.now() / 1000) * 1000 + 123);
-  return {
-    id: randomUUID(),
-    name: 'conformance key',
-    ownerId: `owner-${randomUUID()}`,
-    keyHash: createHash('sha256').update(randomBytes(32)).digest('hex'),
-    hint: 'sk_…AbCd',
-    scopes: ['read', 'write:things'],
-    metadata: { plan: 'pro', nested: { n: 1, list: [1, 'two', null] }, text: 'ünïcødé ✓' },
-    createdAt: now,
-    updatedAt: now,
-    expiresAt: null,
-    revokedAt: null,
-    lastUsedAt: null,
-    rotatedFromId: null,
-    environment: null,
-    policy: null,
-    version: 1,
-    issuedById: null,
-    ...overrides,
-  };
-}
-
-/**
- * Marks a case that does not apply to this backend as skipped where the runner can
- * (Vitest's test context has `skip`); elsewhere it simply passes.
- */
-function skipped(context: unknown): void {
-  const skip = (context as { skip?: (note?: string) => void } | undefined)?.skip;
-  if (typeof skip === 'function') skip('not implemented by this backend');
-}
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
-}
-
-function assertSameRecord(actual: ApiKey | null, expected: ApiKey): void {
-  assert.ok(actual, `record ${expected.id} should exist`);
-  assert.deepEqual({ ...actual }, { ...expected });
-  for (const field of ['createdAt', 'updatedAt'] as const) assert.ok(actual[field] instanceof Date, `${field} is a Date`);
-}
-
 /**
  * Registers the backend contract's tests with your runner. Every backend shipped with
  * the library passes it; run it against your own:
@@ -95,332 +56,18 @@ export function runBackendConformance<B extends ApiKeyBackend>(
   options: BackendConformanceOptions<B>,
 ): void {
   const { describe, it, beforeAll, afterAll } = runner;
-  const concurrency = options.concurrency ?? 50;
-  let backend: B;
+  const suite = {} as ConformanceSuite<B>;
 
   describe(`${name} keeps the ApiKeyBackend contract`, () => {
     beforeAll(async () => {
-      backend = await options.create();
+      suite.backend = await options.create();
     });
     afterAll(async () => {
-      if (backend && options.destroy) await options.destroy(backend);
+      if (suite.backend && options.destroy) await options.destroy(suite.backend);
     });
-
-    it('creates a record and reads it back by id and by hash, every field intact', async () => {
-      const record = makeApiKeyRecord({
-        expiresAt: new Date(Date.now() + 86_400_000),
-        lastUsedAt: new Date(Date.now() - 5_000),
-        rotatedFromId: randomUUID(),
-      });
-      const created = await backend.create(record);
-      assertSameRecord(created, record);
-      assertSameRecord(await backend.getById(record.id), record);
-      assertSameRecord(await backend.getByHash(record.keyHash), record);
-    });
-
-    it('keeps empty scopes, empty metadata and null dates as they are', async () => {
-      const record = makeApiKeyRecord({ scopes: [], metadata: {} });
-      await backend.create(record);
-      assertSameRecord(await backend.getById(record.id), record);
-    });
-
-    it('stores environment and policy (JSON), updates the policy, and clears it back to null', async () => {
-      const policy = {
-        rateLimits: [{ name: 'burst', limit: 5, windowMs: 1_000 }],
-        quota: { limit: 1_000, refillIntervalMs: 86_400_000 },
-        allowedIps: ['203.0.113.7', '10.0.0.0/8', '2001:db8::/32'],
-        counterKey: randomUUID(),
-      };
-      const record = makeApiKeyRecord({ environment: 'live', policy });
-      assertSameRecord(await backend.create(record), record);
-      assertSameRecord(await backend.getById(record.id), record);
-      assertSameRecord(await backend.getByHash(record.keyHash), record);
-
-      const updatedAt = new Date(record.updatedAt.getTime() + 1_000);
-      const changed: ApiKey = { ...record, policy: { quota: { limit: 3 } }, updatedAt, version: 2 };
-      assertSameRecord(await backend.update(record.id, { policy: { quota: { limit: 3 } }, updatedAt }), changed);
-      assertSameRecord(await backend.getByHash(record.keyHash), changed);
-
-      const cleared: ApiKey = { ...changed, policy: null, version: 3 };
-      assertSameRecord(await backend.update(record.id, { policy: null, updatedAt }), cleared);
-      assertSameRecord(await backend.getById(record.id), cleared);
-    });
-
-    it('defaults environment and policy to null', async () => {
-      const record = makeApiKeyRecord();
-      await backend.create(record);
-      const read = await backend.getByHash(record.keyHash);
-      assert.equal(read?.environment, null);
-      assert.equal(read?.policy, null);
-    });
-
-    it('answers null for an unknown id or hash', async () => {
-      assert.equal(await backend.getById(randomUUID()), null);
-      assert.equal(await backend.getByHash(makeApiKeyRecord().keyHash), null);
-    });
-
-    it('rejects a duplicate id or hash with DuplicateApiKeyError and keeps the original', async () => {
-      const original = makeApiKeyRecord();
-      await backend.create(original);
-      await assert.rejects(backend.create(makeApiKeyRecord({ id: original.id })), (error: unknown) => {
-        assert.ok(error instanceof DuplicateApiKeyError, `expected DuplicateApiKeyError, got ${String(error)}`);
-        assert.equal(error.field, 'id');
-        return true;
-      });
-      await assert.rejects(backend.create(makeApiKeyRecord({ keyHash: original.keyHash })), (error: unknown) => {
-        assert.ok(error instanceof DuplicateApiKeyError, `expected DuplicateApiKeyError, got ${String(error)}`);
-        assert.equal(error.field, 'keyHash');
-        assert.ok(!error.message.includes(original.keyHash), 'the message must not contain the hash');
-        return true;
-      });
-      assertSameRecord(await backend.getById(original.id), original);
-    });
-
-    it('returns copies: mutating inputs or results changes nothing stored', async () => {
-      const record = makeApiKeyRecord();
-      const created = await backend.create(record);
-      record.scopes.push('mutated-input');
-      (record.metadata as { plan: string }).plan = 'mutated';
-      created.scopes.push('mutated-output');
-      const read = await backend.getById(record.id);
-      assert.ok(read);
-      assert.deepEqual(read.scopes, ['read', 'write:things']);
-      assert.equal(read.metadata.plan, 'pro');
-      read.name = 'changed locally';
-      assert.equal((await backend.getByHash(record.keyHash))?.name, 'conformance key');
-    });
-
-    it('stores version and issuedById as given at create', async () => {
-      const issuer = makeApiKeyRecord();
-      const record = makeApiKeyRecord({ ownerId: issuer.ownerId, issuedById: issuer.id, version: 1 });
-      assertSameRecord(await backend.create(record), record);
-      assertSameRecord(await backend.getById(record.id), record);
-      assertSameRecord(await backend.getByHash(record.keyHash), record);
-    });
-
-    it('updates only the given fields, bumps version by 1 and answers the stored record', async () => {
-      const record = makeApiKeyRecord({ expiresAt: new Date(Date.now() + 86_400_000), policy: { quota: { limit: 9 } } });
-      await backend.create(record);
-      const expiresAt = new Date(Date.now() + 3_600_000);
-      const updatedAt = new Date(record.updatedAt.getTime() + 1_000);
-      const changes = { name: 'renamed', scopes: ['admin'], metadata: { tier: 2 }, expiresAt, updatedAt };
-      const expected: ApiKey = { ...record, ...changes, version: 2 };
-      assertSameRecord(await backend.update(record.id, changes), expected);
-      assertSameRecord(await backend.getById(record.id), expected);
-      assertSameRecord(await backend.getByHash(record.keyHash), expected);
-
-      // Clearing to null, and leaving out (or passing undefined for) the rest.
-      const later = new Date(updatedAt.getTime() + 1_000);
-      const cleared: ApiKey = { ...expected, expiresAt: null, updatedAt: later, version: 3 };
-      assertSameRecord(await backend.update(record.id, { expiresAt: null, name: undefined, updatedAt: later }), cleared);
-      assertSameRecord(await backend.getByHash(record.keyHash), cleared);
-    });
-
-    it('keeps fields it was not given as another writer left them', async () => {
-      const record = makeApiKeyRecord({ metadata: { n: 0 } });
-      await backend.create(record);
-      const t = record.updatedAt;
-      await backend.update(record.id, { scopes: ['fewer'], policy: { quota: { limit: 1 } }, updatedAt: t });
-      // A writer that read the record before the first update, changing only metadata.
-      const after = await backend.update(record.id, { metadata: { n: 1 }, updatedAt: t });
-      assert.deepEqual(after.scopes, ['fewer']);
-      assert.deepEqual(after.policy, { quota: { limit: 1 } });
-      assert.deepEqual(after.metadata, { n: 1 });
-      assert.equal(after.version, 3);
-    });
-
-    it('does not bump version on recordUsage', async () => {
-      const record = makeApiKeyRecord();
-      await backend.create(record);
-      const now = new Date();
-      assert.equal(await backend.recordUsage(record.id, now, now), true);
-      assert.equal((await backend.getById(record.id))?.version, 1);
-      assert.equal((await backend.update(record.id, { name: 'n', updatedAt: now })).version, 2);
-    });
-
-    it('with expectedVersion, writes only at that version; a conflict writes nothing', async () => {
-      const record = makeApiKeyRecord();
-      await backend.create(record);
-      const t = record.updatedAt;
-      const first = await backend.update(record.id, { name: 'first', updatedAt: t }, { expectedVersion: 1 });
-      assert.equal(first.version, 2);
-      await assert.rejects(backend.update(record.id, { name: 'stale', revokedAt: new Date(), updatedAt: new Date() }, { expectedVersion: 1 }), (error: unknown) => {
-        assert.ok(error instanceof VersionConflictError, `expected VersionConflictError, got ${String(error)}`);
-        assert.equal(error.expectedVersion, 1);
-        assert.equal(error.actualVersion, 2);
-        return true;
-      });
-      assertSameRecord(await backend.getById(record.id), first);
-      assertSameRecord(await backend.getByHash(record.keyHash), first);
-      assert.equal((await backend.update(record.id, { name: 'second', updatedAt: t }, { expectedVersion: 2 })).version, 3);
-    });
-
-    it('of racing writers pinned to one version, exactly one wins', async () => {
-      const record = makeApiKeyRecord();
-      await backend.create(record);
-      const results = await Promise.allSettled(
-        Array.from({ length: 10 }, (_, i) => backend.update(record.id, { name: `writer ${i}`, updatedAt: new Date() }, { expectedVersion: 1 })),
-      );
-      const won = results.filter((r) => r.status === 'fulfilled');
-      assert.equal(won.length, 1);
-      for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof VersionConflictError, String(r.reason));
-      const stored = await backend.getById(record.id);
-      assert.equal(stored?.version, 2);
-      assert.equal(stored?.name, (won[0] as PromiseFulfilledResult<ApiKey>).value.name);
-    });
-
-    it('rejects an update of a missing id with ApiKeyNotFoundError', async () => {
-      await assert.rejects(backend.update(randomUUID(), { name: 'x', updatedAt: new Date() }), ApiKeyNotFoundError);
-      await assert.rejects(backend.update(randomUUID(), { name: 'x', updatedAt: new Date() }, { expectedVersion: 1 }), ApiKeyNotFoundError);
-    });
-
-    it('keeps the first revokedAt: a later revokedAt is ignored, the rest of the update applies', async () => {
-      const record = makeApiKeyRecord();
-      await backend.create(record);
-      const revokedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
-      const revoked = await backend.update(record.id, { revokedAt, updatedAt: revokedAt });
-      assert.deepEqual(revoked.revokedAt, revokedAt);
-      const again = await backend.update(record.id, { name: 'later writer', revokedAt: new Date(revokedAt.getTime() + 5_000), updatedAt: revokedAt });
-      assert.deepEqual(again.revokedAt, revokedAt);
-      assert.equal(again.name, 'later writer');
-      assert.equal(again.version, 3);
-      assert.deepEqual((await backend.getByHash(record.keyHash))?.revokedAt, revokedAt);
-    });
-
-    it('keeps both of concurrent updates of different fields, every time', async () => {
-      const pairs = options.updatePairs ?? 200;
-      const record = makeApiKeyRecord({ metadata: { n: -1 } });
-      await backend.create(record);
-      const lost: string[] = [];
-      for (let i = 0; i < pairs; i++) {
-        const t = new Date();
-        const scopes = [`scope-${i}`];
-        const [, b] = await Promise.all([
-          backend.update(record.id, { metadata: { n: i }, updatedAt: t }),
-          backend.update(record.id, { scopes, policy: { quota: { limit: i + 1 } }, expiresAt: new Date(t.getTime() + 3_600_000 + i), updatedAt: t }),
-        ]);
-        const stored = await backend.getById(record.id);
-        if (stored?.metadata.n !== i || stored.scopes[0] !== scopes[0] || stored.policy?.quota?.limit !== i + 1) lost.push(`pair ${i}`);
-        assert.ok(b.version >= 2 * i + 2);
-      }
-      assert.deepEqual(lost, [], 'no update may undo another');
-      assert.equal((await backend.getById(record.id))?.version, 1 + 2 * pairs);
-    });
-
-    it('deletes the record and its index entries; deleting again or a missing id resolves', async () => {
-      const record = makeApiKeyRecord();
-      await backend.create(record);
-      await backend.delete(record.id);
-      assert.equal(await backend.getById(record.id), null);
-      assert.equal(await backend.getByHash(record.keyHash), null);
-      assert.deepEqual(await collect(backend.listByOwner(record.ownerId)), []);
-      await backend.delete(record.id);
-      await backend.delete(randomUUID());
-      // The hash is free again: a new record may use it.
-      await backend.create(makeApiKeyRecord({ keyHash: record.keyHash }));
-    });
-
-    it('lists an owner\'s records by createdAt then id, resumes after a cursor, honours limit', async () => {
-      const ownerId = `owner-${randomUUID()}`;
-      const base = Math.floor(Date.now() / 1000) * 1000;
-      const records = Array.from({ length: 7 }, (_, i) =>
-        makeApiKeyRecord({ ownerId, createdAt: new Date(base + (i % 3) * 1000), updatedAt: new Date(base) }),
-      );
-      for (const record of records) await backend.create(record);
-      await backend.create(makeApiKeyRecord()); // another owner
-      const expected = [...records].sort(
-        (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
-      );
-      const all = await collect(backend.listByOwner(ownerId));
-      assert.deepEqual(all.map((r) => r.id), expected.map((r) => r.id));
-      const firstThree = await collect(backend.listByOwner(ownerId, { limit: 3 }));
-      assert.deepEqual(firstThree.map((r) => r.id), expected.slice(0, 3).map((r) => r.id));
-      const rest = await collect(backend.listByOwner(ownerId, { after: firstThree[2]! }));
-      assert.deepEqual(rest.map((r) => r.id), expected.slice(3).map((r) => r.id));
-      assert.deepEqual(await collect(backend.listByOwner(`owner-${randomUUID()}`)), []);
-      if (backend.countByOwner) assert.equal(await backend.countByOwner(ownerId), 7);
-    });
-
-    it('lists the records a key issued (listByIssuer, when implemented), and forgets deleted ones', async (context?: unknown) => {
-      if (!backend.listByIssuer) return skipped(context);
-      const issuer = makeApiKeyRecord();
-      await backend.create(issuer);
-      const issued = Array.from({ length: 5 }, () => makeApiKeyRecord({ ownerId: issuer.ownerId, issuedById: issuer.id }));
-      for (const record of issued) await backend.create(record);
-      await backend.create(makeApiKeyRecord({ ownerId: issuer.ownerId }));
-      await backend.create(makeApiKeyRecord({ issuedById: randomUUID() }));
-      const ids = (records: ApiKey[]) => records.map((r) => r.id).sort();
-      const listed = await collect(backend.listByIssuer(issuer.id));
-      assert.deepEqual(ids(listed), ids(issued));
-      for (const record of listed) assertSameRecord(record, issued.find((r) => r.id === record.id)!);
-      await backend.delete(issued[0]!.id);
-      assert.deepEqual(ids(await collect(backend.listByIssuer(issuer.id))), ids(issued.slice(1)));
-      assert.deepEqual(await collect(backend.listByIssuer(randomUUID())), []);
-    });
-
-    it('records usage only when lastUsedAt is null or older than staleBefore, touching nothing else', async () => {
-      const record = makeApiKeyRecord();
-      await backend.create(record);
-      const t0 = new Date(Math.floor(Date.now() / 1000) * 1000);
-      assert.equal(await backend.recordUsage(record.id, t0, new Date(t0.getTime() - 60_000)), true);
-      assert.deepEqual((await backend.getById(record.id))?.lastUsedAt, t0);
-      const t1 = new Date(t0.getTime() + 10_000);
-      assert.equal(await backend.recordUsage(record.id, t1, new Date(t1.getTime() - 60_000)), false);
-      assert.deepEqual((await backend.getById(record.id))?.lastUsedAt, t0);
-      const t2 = new Date(t0.getTime() + 61_000);
-      assert.equal(await backend.recordUsage(record.id, t2, new Date(t2.getTime() - 60_000)), true);
-      const after = await backend.getById(record.id);
-      assertSameRecord(after, { ...record, lastUsedAt: t2 });
-      assert.equal(await backend.recordUsage(randomUUID(), t2, t2), false);
-    });
-
-    it('keeps a revocation when usage writes race it', async () => {
-      const record = makeApiKeyRecord();
-      await backend.create(record);
-      const revokedAt = new Date();
-      const usage = Array.from({ length: concurrency }, (_, i) => {
-        const at = new Date(Date.now() + i);
-        return backend.recordUsage(record.id, at, at);
-      });
-      await Promise.all([...usage, backend.update(record.id, { revokedAt, updatedAt: revokedAt })]);
-      const after = await backend.getByHash(record.keyHash);
-      assert.ok(after?.revokedAt, 'the key must stay revoked');
-    });
-
-    it('reads a record stored before versions existed as version 1 without issuer, and updates it', async (context?: unknown) => {
-      if (!options.storeLegacyRecord) return skipped(context);
-      const { version: _version, issuedById: _issuedById, ...legacy } = makeApiKeyRecord();
-      await options.storeLegacyRecord(backend, legacy);
-      const expected: ApiKey = { ...legacy, version: 1, issuedById: null };
-      assertSameRecord(await backend.getById(legacy.id), expected);
-      assertSameRecord(await backend.getByHash(legacy.keyHash), expected);
-      assert.deepEqual((await collect(backend.listByOwner(legacy.ownerId))).map((r) => r.version), [1]);
-      await assert.rejects(backend.update(legacy.id, { name: 'x', updatedAt: legacy.updatedAt }, { expectedVersion: 2 }), VersionConflictError);
-      const updated = await backend.update(legacy.id, { name: 'renamed', updatedAt: legacy.updatedAt }, { expectedVersion: 1 });
-      assertSameRecord(updated, { ...expected, name: 'renamed', version: 2 });
-      assertSameRecord(await backend.getByHash(legacy.keyHash), { ...expected, name: 'renamed', version: 2 });
-    });
-
-    it('stores concurrent creates of distinct records, and exactly one of racing duplicates', async () => {
-      const ownerId = `owner-${randomUUID()}`;
-      const records = Array.from({ length: concurrency }, () => makeApiKeyRecord({ ownerId }));
-      await Promise.all(records.map((r) => backend.create(r)));
-      const listed = await collect(backend.listByOwner(ownerId));
-      assert.equal(listed.length, concurrency);
-      assert.equal(new Set(listed.map((r) => r.id)).size, concurrency);
-
-      const contested = makeApiKeyRecord();
-      const results = await Promise.allSettled(
-        Array.from({ length: 10 }, () => backend.create({ ...contested, keyHash: makeApiKeyRecord().keyHash })),
-      );
-      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
-      for (const r of results) {
-        if (r.status === 'rejected') {
-          assert.ok(r.reason instanceof DuplicateApiKeyError, String(r.reason));
-          // `rotate` tells a lost race from a hash collision by this field.
-          assert.equal(r.reason.field, 'id');
-        }
-      }
-    });
+    // Each contract area in its own file under conformance/; a capability adds its own.
+    recordCases(it, suite, options);
+    updateCases(it, suite, options);
+    listAndUsageCases(it, suite, options);
   });
 }
