@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { DuplicateApiKeyError, VersionConflictError } from '../../api-key.errors.js';
 import type { ApiKey } from '../../api-key.interface.js';
 import type { ApiKeyBackend } from '../../backends/backend.interface.js';
-import type { BackendConformanceOptions, ConformanceSuite, TestFn } from '../backend-conformance.js';
+import type { BackendConformanceOptions, ConformanceSuite, TestFn } from './conformance-options.js';
 import { assertSameRecord, collect, makeApiKeyRecord, skipped } from './record-fixtures.js';
 
 /** Delete, listing by owner and issuer, usage writes, legacy records, concurrent creates. */

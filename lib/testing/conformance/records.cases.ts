@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { DuplicateApiKeyError } from '../../api-key.errors.js';
 import type { ApiKey } from '../../api-key.interface.js';
 import type { ApiKeyBackend } from '../../backends/backend.interface.js';
-import type { BackendConformanceOptions, ConformanceSuite, TestFn } from '../backend-conformance.js';
+import type { BackendConformanceOptions, ConformanceSuite, TestFn } from './conformance-options.js';
 import { assertSameRecord, makeApiKeyRecord } from './record-fixtures.js';
 
 /** Create and read: every field intact, copies, duplicates refused. */
