@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError, type LimitRequest } from 'nestjs-api-auth';
 import { RedisRateLimiter } from 'nestjs-api-auth/redis';
-import { alignToWindowStart } from '../fixtures/rate-limit.setups.js';
+import { inOneWindow } from '../fixtures/rate-limit.setups.js';
 import { track } from '../fixtures/settled.js';
 import { connectRedis, deleteNamespace, scanKeys, startRedisProxy, uniqueNamespace } from '../fixtures/redis.js';
 
@@ -30,8 +30,11 @@ describe('RedisRateLimiter on a real Redis', () => {
 
   it('allows exactly `limit` of 100 concurrent requests from two instances, remaining counted down once each', async () => {
     const request: LimitRequest = { rateLimits: [{ name: 's', limit: 10, windowMs: 2_000 }], quota: undefined, cost: 1 };
-    await alignToWindowStart(2_000);
-    const decisions = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? one : two).consume('burst', request)));
+    let round = 0;
+    const decisions = await inOneWindow(2_000, () => {
+      const id = `burst-${round++}`;
+      return Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? one : two).consume(id, request)));
+    });
     const allowed = decisions.filter((d) => d.allowed);
     expect(allowed).toHaveLength(10);
     expect(allowed.map((d) => (d.allowed ? d.rateLimit!.remaining : -1)).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
