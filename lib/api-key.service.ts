@@ -6,6 +6,8 @@ import { ApiKeyErrorCode, ApiKeyValidationError, BackendUnavailableError } from 
 import { decodeCursor, encodeCursor } from './backends/cursor.js';
 import { redactedError } from './internal/safe-error-message.js';
 import { KeyOperations } from './management/key-operations.js';
+import { setKeyDisabled, type SetKeyStatusOptions } from './management/key-status.js';
+import { listAllPage, type ApiKeyListAllPage, type ListAllPageOptions } from './management/list-all.js';
 import type {
   ApiKeyPage,
   ImportApiKeyInput,
@@ -174,6 +176,33 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
    */
   rotate(id: string, options: RotateApiKeyOptions = {}): Promise<RotatedApiKey> {
     return this.operations.rotate(id, options);
+  }
+
+  /**
+   * Switches the key off without revoking it: from the write on it is refused with
+   * `disabled_api_key`, on every instance as a revoke is (the caches drop it on the
+   * update). Disabling a disabled key writes and emits nothing; a revoked key throws
+   * `ApiKeyRevokedError`. With `expectedVersion`, writes only at that version.
+   */
+  disable(id: string, options: SetKeyStatusOptions = {}): Promise<ApiKeyView> {
+    return setKeyDisabled({ options: this.options, require: (key) => this.operations.require(key) }, id, true, options);
+  }
+
+  /**
+   * Switches a disabled key back on. Enabling an enabled key writes and emits nothing;
+   * a revoked key throws `ApiKeyRevokedError` (revocation stays final).
+   */
+  enable(id: string, options: SetKeyStatusOptions = {}): Promise<ApiKeyView> {
+    return setKeyDisabled({ options: this.options, require: (key) => this.operations.require(key) }, id, false, options);
+  }
+
+  /**
+   * One page of every owner's keys, newest first, filtered by owner, environment and
+   * status, with an opaque cursor for the next. Needs the backend's optional `listAll`
+   * (every shipped backend has it); throws `ListAllUnsupportedError` otherwise.
+   */
+  listAllPage(options: ListAllPageOptions = {}): Promise<ApiKeyListAllPage> {
+    return listAllPage(this.backend, options);
   }
 
   /** Writes pending `lastUsedAt` updates now. Called on shutdown; useful in tests. */

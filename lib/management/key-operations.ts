@@ -155,6 +155,7 @@ export class KeyOperations {
       revokedAt: null,
       lastUsedAt: null,
       version: 1,
+      disabledAt: null,
     };
     await this.assertRoomFor(record.ownerId);
     const stored = await this.backend.create(record);
@@ -389,6 +390,7 @@ export class KeyOperations {
         revokedAt: null,
         lastUsedAt: null,
         version: 1,
+        disabledAt: null,
       };
       try {
         const stored = await this.backend.create(record);
