@@ -3,6 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
+import { registerStatusConformance } from './status-conformance.js';
 
 type TestFn = (name: string, fn: (context?: unknown) => Promise<void> | void, timeout?: number) => unknown;
 type HookFn = (fn: () => Promise<void> | void, timeout?: number) => unknown;
@@ -26,11 +27,11 @@ export interface BackendConformanceOptions<B extends ApiKeyBackend = ApiKeyBacke
   /** Interleaved pairs of updates of different fields in the lost-update test. Default 200. */
   updatePairs?: number;
   /**
-   * Stores `record` the way a store written before `version` and `issuedById` existed
-   * holds it (without those fields). When given, the suite checks such a record reads
-   * as version 1 with no issuer, and updates from there.
+   * Stores `record` the way a store written before `version`, `issuedById` and
+   * `disabledAt` existed holds it (without those fields). When given, the suite checks
+   * such a record reads as version 1 with no issuer, enabled, and updates from there.
    */
-  storeLegacyRecord?: (backend: B, record: Omit<ApiKey, 'version' | 'issuedById'>) => Promise<void>;
+  storeLegacyRecord?: (backend: B, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>) => Promise<void>;
 }
 
 /** A valid record with random id, hash and owner; override any field. */
@@ -390,9 +391,9 @@ export function runBackendConformance<B extends ApiKeyBackend>(
 
     it('reads a record stored before versions existed as version 1 without issuer, and updates it', async (context?: unknown) => {
       if (!options.storeLegacyRecord) return skipped(context);
-      const { version: _version, issuedById: _issuedById, ...legacy } = makeApiKeyRecord();
+      const { version: _version, issuedById: _issuedById, disabledAt: _disabledAt, ...legacy } = makeApiKeyRecord();
       await options.storeLegacyRecord(backend, legacy);
-      const expected: ApiKey = { ...legacy, version: 1, issuedById: null };
+      const expected: ApiKey = { ...legacy, version: 1, issuedById: null, disabledAt: null };
       assertSameRecord(await backend.getById(legacy.id), expected);
       assertSameRecord(await backend.getByHash(legacy.keyHash), expected);
       assert.deepEqual((await collect(backend.listByOwner(legacy.ownerId))).map((r) => r.version), [1]);
@@ -401,6 +402,8 @@ export function runBackendConformance<B extends ApiKeyBackend>(
       assertSameRecord(updated, { ...expected, name: 'renamed', version: 2 });
       assertSameRecord(await backend.getByHash(legacy.keyHash), { ...expected, name: 'renamed', version: 2 });
     });
+
+    registerStatusConformance({ describe, it }, () => backend, makeApiKeyRecord);
 
     it('stores concurrent creates of distinct records, and exactly one of racing duplicates', async () => {
       const ownerId = `owner-${randomUUID()}`;
