@@ -31,12 +31,14 @@ import { hasLimits } from '../policy/policy.validation.js';
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import {
   toApiKeyResource,
+  type ApiKeyListAllPageResource,
   type ApiKeyPageResource,
   type ApiKeyResource,
   type IssuedApiKeyResource,
   type RotatedApiKeyResource,
 } from './api-key.resource.js';
 import { EntityTagInterceptor } from './entity-tag.interceptor.js';
+import { splitListAllQuery } from './list-all.validation.js';
 import { expectedVersionFromIfMatch } from './if-match.js';
 import { ManagementCallBounds } from './management-call-bounds.interceptor.js';
 import { ManagementExceptionFilter, type ManagementErrorBody } from './management-exception.filter.js';
@@ -67,6 +69,10 @@ interface Caller {
   expiresAt: Date | null;
   /** Holds the admin scope: every owner's keys, any scope. */
   admin: boolean;
+  /** May read every owner's keys: holds the admin or the read scope. */
+  readsAll: boolean;
+  /** May write: holds the admin or the self-service scope (a read-only key does not). */
+  writes: boolean;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -74,6 +80,18 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 function forbidden(code: string, message: string): ForbiddenException {
   const body: ManagementErrorBody = { statusCode: 403, error: 'Forbidden', code, message };
   return new ForbiddenException(body);
+}
+
+/** The 403 of a key that holds none of `scopes` (the `null` ones are off). */
+function insufficientScope(scopes: ReadonlyArray<string | null>): ForbiddenException {
+  return new ForbiddenException({
+    statusCode: 403,
+    error: 'Forbidden',
+    code: 'insufficient_scope',
+    message: 'The API key lacks a scope this operation requires.',
+    requiredScopes: scopes.filter((s): s is string => s !== null),
+    scopeMatch: 'any',
+  });
 }
 
 /** Throws the 403 of a self-service rule (lib/management/self-service.rules.ts) that refused. */
@@ -84,7 +102,7 @@ function refuse(refusal: SelfServiceRefusal | null): void {
 /**
  * The key-management routes. Never registered as is: `ApiAuthModule` registers a
  * subclass per configured path (see {@link createApiKeysController}) that also
- * demands the admin or self-service scope.
+ * demands the admin, self-service or read scope.
  *
  * The guard sits on this base class, so no subclass and no configuration can serve
  * these routes without a verified key; each handler checks again what the key may
@@ -116,7 +134,7 @@ export class ApiKeysController {
   @HttpCode(201)
   @Header('Cache-Control', 'no-store')
   async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = this.writer(apiKey);
     const request = parseIssueRequest(body, this.limits);
     const ownerId = request.ownerId ?? caller.ownerId;
     if (!caller.admin && ownerId !== caller.ownerId) {
@@ -143,10 +161,20 @@ export class ApiKeysController {
   /** One page of an owner's keys (the caller's own by default), with the owner's total. */
   @Get()
   @Header('Cache-Control', 'no-store')
-  async list(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Query() query: unknown): Promise<ApiKeyPageResource> {
+  async list(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Query() query: unknown,
+  ): Promise<ApiKeyPageResource | ApiKeyListAllPageResource> {
     const caller = this.caller(apiKey);
-    const { ownerId = caller.ownerId, cursor, limit } = parseListQuery(query, this.limits);
-    if (!caller.admin && ownerId !== caller.ownerId) {
+    const across = splitListAllQuery(query);
+    if (across.all) {
+      const { ownerId, cursor, limit } = parseListQuery(across.rest, this.limits);
+      if (!caller.readsAll) throw forbidden('forbidden_owner', 'Only an admin or read-only operator key can list keys across owners.');
+      const page = await this.apiKeys.listAllPage({ ownerId, cursor, limit, environment: across.environment, status: across.status });
+      return { items: page.items.map(toApiKeyResource), nextCursor: page.nextCursor };
+    }
+    const { ownerId = caller.ownerId, cursor, limit } = parseListQuery(across.rest, this.limits);
+    if (!caller.readsAll && ownerId !== caller.ownerId) {
       throw forbidden('forbidden_owner', 'A self-service key can only list the keys of its own owner.');
     }
     const page = await this.apiKeys.listPage(ownerId, { cursor, limit });
@@ -156,7 +184,7 @@ export class ApiKeysController {
   @Get(':id')
   @Header('Cache-Control', 'no-store')
   async get(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<ApiKeyResource> {
-    return toApiKeyResource(await this.load(this.caller(apiKey), id));
+    return toApiKeyResource(await this.load(this.caller(apiKey), id, 'read'));
   }
 
   /** Changes name, scopes, metadata, expiry or (admin only) policy. */
@@ -168,7 +196,7 @@ export class ApiKeysController {
     @Body() body: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = this.writer(apiKey);
     const changes = parseUpdateRequest(body, this.limits);
     const target = await this.load(caller, id);
     if (!caller.admin) {
@@ -201,7 +229,7 @@ export class ApiKeysController {
     @Query() query: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = this.writer(apiKey);
     parseEmptyRequest(body);
     const { cascade } = parseRevokeQuery(query);
     const target = await this.load(caller, id);
@@ -219,7 +247,7 @@ export class ApiKeysController {
     @Param('id') id: string,
     @Body() body: unknown,
   ): Promise<RotatedApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = this.writer(apiKey);
     const options = parseRotateRequest(body, this.limits);
     const target = await this.load(caller, id);
     // The replacement carries the old key's scopes, environment, policy (on its counters)
@@ -244,10 +272,68 @@ export class ApiKeysController {
   @HttpCode(204)
   @Header('Cache-Control', 'no-store')
   async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
-    const caller = this.caller(apiKey);
+    const caller = this.writer(apiKey);
     const target = await this.load(caller, id);
     if (!caller.admin) refuse(refusalForScopes(caller, target));
     await this.apiKeys.delete(target.id);
+  }
+
+  /**
+   * Switches the key off (401 `disabled_api_key` from then on) without revoking it.
+   * Disabling a disabled key changes nothing; a revoked key answers 409 `key_revoked`.
+   */
+  @Post(':id/disable')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  disable(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
+  ): Promise<ApiKeyResource> {
+    return this.setDisabled(apiKey, id, body, ifMatch, true);
+  }
+
+  /** Switches a disabled key back on. A revoked key answers 409 `key_revoked`: revocation is final. */
+  @Post(':id/enable')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  enable(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
+  ): Promise<ApiKeyResource> {
+    return this.setDisabled(apiKey, id, body, ifMatch, false);
+  }
+
+  /** Disable and enable: allowed to a self-service key on exactly the keys it could revoke. */
+  private async setDisabled(
+    apiKey: ApiKeyView | undefined,
+    id: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    disabled: boolean,
+  ): Promise<ApiKeyResource> {
+    const caller = this.writer(apiKey);
+    parseEmptyRequest(body);
+    const target = await this.load(caller, id);
+    if (!caller.admin) refuse(refusalForScopes(caller, target));
+    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version);
+    const written = disabled
+      ? await this.apiKeys.disable(target.id, { expectedVersion })
+      : await this.apiKeys.enable(target.id, { expectedVersion });
+    return toApiKeyResource(written);
+  }
+
+  /** {@link caller} for a write: a read-only key answers 403 `insufficient_scope`. */
+  private writer(apiKey: ApiKeyView | undefined): Caller {
+    const caller = this.caller(apiKey);
+    if (!caller.writes) {
+      const { adminScope, selfServiceScope } = this.routes;
+      throw insufficientScope([adminScope, selfServiceScope]);
+    }
+    return caller;
   }
 
   private caller(apiKey: ApiKeyView | undefined): Caller {
@@ -261,17 +347,11 @@ export class ApiKeysController {
       });
     }
     const { adminScope, selfServiceScope } = this.routes;
+    const readScope = this.routes.readScope ?? null;
     const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
-    if (!admin && (selfServiceScope === null || !apiKey.scopes.includes(selfServiceScope))) {
-      throw new ForbiddenException({
-        statusCode: 403,
-        error: 'Forbidden',
-        code: 'insufficient_scope',
-        message: 'The API key lacks a scope this operation requires.',
-        requiredScopes: [adminScope, selfServiceScope].filter((s): s is string => s !== null),
-        scopeMatch: 'any',
-      });
-    }
+    const selfService = selfServiceScope !== null && apiKey.scopes.includes(selfServiceScope);
+    const reader = readScope !== null && apiKey.scopes.includes(readScope);
+    if (!admin && !selfService && !reader) throw insufficientScope([adminScope, selfServiceScope, readScope]);
     return {
       id: apiKey.id,
       ownerId: apiKey.ownerId,
@@ -280,14 +360,20 @@ export class ApiKeysController {
       policy: apiKey.policy ?? null,
       expiresAt: apiKey.expiresAt,
       admin,
+      readsAll: admin || reader,
+      writes: admin || selfService,
     };
   }
 
-  /** The key, if the caller may see it; another owner's key is "not found" to a self-service caller. */
-  private async load(caller: Caller, id: string): Promise<ApiKeyView> {
+  /**
+   * The key, if the caller may see it (`read`) or manage it (`write`, the default);
+   * another owner's key is "not found" to a self-service caller.
+   */
+  private async load(caller: Caller, id: string, access: 'read' | 'write' = 'write'): Promise<ApiKeyView> {
     if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ApiKeyNotFoundError('');
     const found = await this.apiKeys.get(id);
-    if (!found || (!caller.admin && found.ownerId !== caller.ownerId)) throw new ApiKeyNotFoundError(id);
+    const everyOwner = access === 'read' ? caller.readsAll : caller.admin;
+    if (!found || (!everyOwner && found.ownerId !== caller.ownerId)) throw new ApiKeyNotFoundError(id);
     return found;
   }
 
@@ -317,14 +403,14 @@ function inheritedPolicy(caller: Caller): ApiKeyPolicy | null {
 
 /**
  * The controller class registered for one configuration: `ApiKeysController` at
- * `routes.path`, admitting keys with the admin or the self-service scope.
+ * `routes.path`, admitting keys with the admin, the self-service or the read scope.
  */
 export function createApiKeysController(routes: ResolvedApiAuthRoutesOptions): Type<ApiKeysController> {
   class ConfiguredApiKeysController extends ApiKeysController {}
   // Swagger derives operation ids from the class name: keep them stable.
   Object.defineProperty(ConfiguredApiKeysController, 'name', { value: 'ApiKeysController' });
   Controller(routes.path)(ConfiguredApiKeysController);
-  const scopes = [routes.adminScope, routes.selfServiceScope].filter((s): s is string => s !== null);
+  const scopes = [routes.adminScope, routes.selfServiceScope, routes.readScope ?? null].filter((s): s is string => s !== null);
   RequireAnyScope(...scopes)(ConfiguredApiKeysController);
   return ConfiguredApiKeysController;
 }

@@ -210,7 +210,7 @@ function secure(operation: OperationObject & Json, marker: Marker, requirements:
   const content = { 'application/json': { schema: error } };
   const responses = (operation.responses ??= {});
   responses['401'] ??= {
-    description: 'No API key, or a malformed, unknown, expired or revoked one (see `code`).',
+    description: 'No API key, or a malformed, unknown, expired, revoked or disabled one (see `code`).',
     headers: { 'WWW-Authenticate': { schema: { type: 'string' } } },
     content,
   };

@@ -17,6 +17,7 @@ export const MANAGEMENT_SCHEMAS = {
   issued: 'IssuedApiKey',
   rotated: 'RotatedApiKey',
   page: 'ApiKeyPage',
+  allPage: 'ApiKeyListAllPage',
   error: 'ApiKeyErrorResponse',
   limitError: 'ApiKeyLimitErrorResponse',
   validationError: 'ApiKeyValidationErrorResponse',
@@ -122,6 +123,7 @@ export function managementSchemas(
       required: [
         'id', 'name', 'ownerId', 'hint', 'scopes', 'metadata', 'createdAt', 'updatedAt',
         'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy', 'version', 'issuedById',
+        'disabledAt',
       ],
       properties: {
         id: { type: 'string', format: 'uuid' },
@@ -148,6 +150,10 @@ export function managementSchemas(
         },
         issuedById: nullable(
           { type: 'string', description: 'The key that issued this one through these routes; revoking it (cascade) revokes this one.' },
+          oas31,
+        ),
+        disabledAt: nullable(
+          { ...dateTime, description: 'When the key was disabled (`POST /{id}/disable`); `null` while enabled. Not final, unlike `revokedAt`.' },
           oas31,
         ),
       },
@@ -241,6 +247,16 @@ export function managementSchemas(
         total: { type: 'integer', minimum: 0, description: "Number of the owner's keys." },
       },
     },
+    [MANAGEMENT_SCHEMAS.allPage]: {
+      type: 'object',
+      description: 'A page of the listing across owners (`all=true`), newest first. No total.',
+      additionalProperties: false,
+      required: ['items', 'nextCursor'],
+      properties: {
+        items: { type: 'array', items: ref(MANAGEMENT_SCHEMAS.apiKey) },
+        nextCursor: nullable({ type: 'string', description: 'Pass as `cursor` (with the same filters) for the next page; `null` on the last.' }, oas31),
+      },
+    },
     [MANAGEMENT_SCHEMAS.error]: {
       type: 'object',
       required: ['statusCode', 'error', 'code', 'message'],
@@ -250,10 +266,10 @@ export function managementSchemas(
         code: {
           type: 'string',
           description:
-            'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, ' +
+            'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, disabled_api_key, ' +
             'insufficient_scope, ip_not_allowed, environment_not_allowed, rate_limited, quota_exhausted, ' +
             'backend_unavailable, not_found, already_rotated, version_conflict, forbidden_owner, scope_escalation, forbidden_policy, ' +
-            'forbidden_environment.',
+            'forbidden_environment, key_revoked, list_all_unsupported.',
         },
         message: { type: 'string' },
         replacementId: { type: 'string', description: 'On already_rotated: the key that replaced this one.' },
@@ -365,10 +381,40 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
       };
     case 'list':
       return {
-        summary: "List an owner's API keys",
-        description: "Oldest first, a page at a time, with the owner's total. Self-service keys see their own owner only.",
+        summary: "List an owner's API keys, or every owner's",
+        description:
+          "Oldest first, a page at a time, with the owner's total. Self-service keys see their own owner only. " +
+          'With `all=true` (admin and read-only keys only): every owner\'s keys, newest first, filtered by `ownerId`, ' +
+          '`environment` and `status`, without a total; 501 `list_all_unsupported` when the key store cannot list across owners.',
         parameters: [
-          { name: 'ownerId', in: 'query', required: false, schema: { type: 'string' }, description: "Default: the caller's owner." },
+          {
+            name: 'all',
+            in: 'query',
+            required: false,
+            schema: { type: 'boolean', default: false },
+            description: "List every owner's keys, newest first (admin or read scope).",
+          },
+          {
+            name: 'environment',
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: 'With `all=true`: only keys of this environment.',
+          },
+          {
+            name: 'status',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['active', 'expired', 'revoked', 'disabled'] },
+            description: 'With `all=true`: only keys in this state now (revoked over disabled over expired).',
+          },
+          {
+            name: 'ownerId',
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: "Default: the caller's owner; with `all=true`, a filter (default: every owner).",
+          },
           { name: 'cursor', in: 'query', required: false, schema: { type: 'string' }, description: '`nextCursor` of the previous page.' },
           {
             name: 'limit',
@@ -377,7 +423,15 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
             schema: { type: 'integer', minimum: 1, maximum: routes.maxPageSize, default: routes.defaultPageSize },
           },
         ],
-        responses: { 200: response('One page of keys.', ref(MANAGEMENT_SCHEMAS.page), noStore), 400: badRequest, 403: forbiddenOwner },
+        responses: {
+          200: response('One page of keys.', { oneOf: [ref(MANAGEMENT_SCHEMAS.page), ref(MANAGEMENT_SCHEMAS.allPage)] }, noStore),
+          400: badRequest,
+          403: forbiddenOwner,
+          501: response(
+            'list_all_unsupported: `all=true`, and the key store does not implement `listAll`.',
+            ref(MANAGEMENT_SCHEMAS.error),
+          ),
+        },
       };
     case 'get':
       return {
@@ -420,6 +474,9 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
         ],
         responses: { 200: response('The revoked record.', resource, withETag), 400: badRequest, 404: notFound, 412: versionConflict },
       };
+    case 'disable':
+    case 'enable':
+      return statusOperation(route);
     case 'rotate':
       return {
         summary: 'Rotate an API key',
@@ -447,4 +504,27 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
     default:
       return undefined;
   }
+}
+
+const keyRevoked = response('key_revoked: the key is revoked; revocation is final, so it cannot be enabled or disabled.', ref(MANAGEMENT_SCHEMAS.error));
+
+/** `POST /{id}/disable` and `POST /{id}/enable`. */
+function statusOperation(route: 'disable' | 'enable'): Json {
+  const disable = route === 'disable';
+  return {
+    summary: disable ? 'Disable an API key' : 'Enable an API key',
+    description: disable
+      ? 'Switches the key off without revoking it: from now on, on every instance, it is refused with 401 ' +
+        '`disabled_api_key`. Enable it again with `POST /{id}/enable`. Disabling a disabled key changes nothing.'
+      : 'Switches a disabled key back on. Enabling an enabled key changes nothing.',
+    parameters: [idParameter, ifMatchParameter],
+    responses: {
+      200: response(disable ? 'The disabled record.' : 'The enabled record.', ref(MANAGEMENT_SCHEMAS.apiKey), withETag),
+      400: badRequest,
+      403: forbiddenOwner,
+      404: notFound,
+      409: keyRevoked,
+      412: versionConflict,
+    },
+  };
 }
