@@ -2,7 +2,6 @@ import {
   Body,
   Controller,
   Delete,
-  ForbiddenException,
   Get,
   Header,
   Headers,
@@ -12,7 +11,6 @@ import {
   Patch,
   Post,
   Query,
-  UnauthorizedException,
   UseFilters,
   UseGuards,
   UseInterceptors,
@@ -26,8 +24,6 @@ import { ApiKeyGuard } from '../api-key.guard.js';
 import { ApiKeyService } from '../api-key.service.js';
 import { CurrentApiKey } from '../decorators/current-api-key.decorator.js';
 import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
-import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
-import { hasLimits } from '../policy/policy.validation.js';
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import {
   toApiKeyResource,
@@ -38,10 +34,20 @@ import {
   type RotatedApiKeyResource,
 } from './api-key.resource.js';
 import { EntityTagInterceptor } from './entity-tag.interceptor.js';
-import { splitListAllQuery } from './list-all.validation.js';
 import { expectedVersionFromIfMatch } from './if-match.js';
 import { ManagementCallBounds } from './management-call-bounds.interceptor.js';
-import { ManagementExceptionFilter, type ManagementErrorBody } from './management-exception.filter.js';
+import { ManagementExceptionFilter } from './management-exception.filter.js';
+import {
+  assertGrantable,
+  assertPolicyUntouched,
+  callerOf,
+  forbidden,
+  inheritedPolicy,
+  refuse,
+  writerOf,
+  type Caller,
+} from './management-caller.js';
+import { splitListAllQuery } from './list-all.validation.js';
 import {
   parseEmptyRequest,
   parseIssueRequest,
@@ -56,48 +62,9 @@ import {
   refusalForExpiryChange,
   refusalForScopes,
   refusalForResult,
-  type SelfServiceRefusal,
 } from './self-service.rules.js';
 
-/** What the calling key may do here. */
-interface Caller {
-  id: string;
-  ownerId: string;
-  scopes: readonly string[];
-  environment: string | null;
-  policy: ApiKeyPolicy | null;
-  expiresAt: Date | null;
-  /** Holds the admin scope: every owner's keys, any scope. */
-  admin: boolean;
-  /** May read every owner's keys: holds the admin or the read scope. */
-  readsAll: boolean;
-  /** May write: holds the admin or the self-service scope (a read-only key does not). */
-  writes: boolean;
-}
-
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-function forbidden(code: string, message: string): ForbiddenException {
-  const body: ManagementErrorBody = { statusCode: 403, error: 'Forbidden', code, message };
-  return new ForbiddenException(body);
-}
-
-/** The 403 of a key that holds none of `scopes` (the `null` ones are off). */
-function insufficientScope(scopes: ReadonlyArray<string | null>): ForbiddenException {
-  return new ForbiddenException({
-    statusCode: 403,
-    error: 'Forbidden',
-    code: 'insufficient_scope',
-    message: 'The API key lacks a scope this operation requires.',
-    requiredScopes: scopes.filter((s): s is string => s !== null),
-    scopeMatch: 'any',
-  });
-}
-
-/** Throws the 403 of a self-service rule (lib/management/self-service.rules.ts) that refused. */
-function refuse(refusal: SelfServiceRefusal | null): void {
-  if (refusal !== null) throw forbidden(refusal.code, refusal.message);
-}
 
 /**
  * The key-management routes. Never registered as is: `ApiAuthModule` registers a
@@ -134,15 +101,15 @@ export class ApiKeysController {
   @HttpCode(201)
   @Header('Cache-Control', 'no-store')
   async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
-    const caller = this.writer(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     const request = parseIssueRequest(body, this.limits);
     const ownerId = request.ownerId ?? caller.ownerId;
     if (!caller.admin && ownerId !== caller.ownerId) {
       throw forbidden('forbidden_owner', 'A self-service key can only issue keys for its own owner.');
     }
-    this.assertGrantable(caller, request.scopes);
+    assertGrantable(caller, request.scopes);
     if (!caller.admin) {
-      this.assertPolicyUntouched(caller, request.policy);
+      assertPolicyUntouched(caller, request.policy);
       if (request.environment !== undefined && request.environment !== caller.environment) {
         throw forbidden('forbidden_environment', 'A self-service key can only issue keys in its own environment.');
       }
@@ -165,7 +132,7 @@ export class ApiKeysController {
     @CurrentApiKey() apiKey: ApiKeyView | undefined,
     @Query() query: unknown,
   ): Promise<ApiKeyPageResource | ApiKeyListAllPageResource> {
-    const caller = this.caller(apiKey);
+    const caller = callerOf(apiKey, this.routes);
     const across = splitListAllQuery(query);
     if (across.all) {
       const { ownerId, cursor, limit } = parseListQuery(across.rest, this.limits);
@@ -184,7 +151,7 @@ export class ApiKeysController {
   @Get(':id')
   @Header('Cache-Control', 'no-store')
   async get(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<ApiKeyResource> {
-    return toApiKeyResource(await this.load(this.caller(apiKey), id, 'read'));
+    return toApiKeyResource(await this.load(callerOf(apiKey, this.routes), id, 'read'));
   }
 
   /** Changes name, scopes, metadata, expiry or (admin only) policy. */
@@ -196,14 +163,14 @@ export class ApiKeysController {
     @Body() body: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = this.writer(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     const changes = parseUpdateRequest(body, this.limits);
     const target = await this.load(caller, id);
     if (!caller.admin) {
       // Managing a key more capable than the caller is escalation too, a rename included.
-      this.assertGrantable(caller, target.scopes);
-      if (changes.scopes) this.assertGrantable(caller, changes.scopes);
-      this.assertPolicyUntouched(caller, changes.policy);
+      assertGrantable(caller, target.scopes);
+      if (changes.scopes) assertGrantable(caller, changes.scopes);
+      assertPolicyUntouched(caller, changes.policy);
       if (changes.expiresAt !== undefined) refuse(refusalForExpiryChange(target.expiresAt, changes.expiresAt));
       refuse(refusalForResult(caller, { ...target, ...changes }));
     }
@@ -229,7 +196,7 @@ export class ApiKeysController {
     @Query() query: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = this.writer(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     parseEmptyRequest(body);
     const { cascade } = parseRevokeQuery(query);
     const target = await this.load(caller, id);
@@ -247,7 +214,7 @@ export class ApiKeysController {
     @Param('id') id: string,
     @Body() body: unknown,
   ): Promise<RotatedApiKeyResource> {
-    const caller = this.writer(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     const options = parseRotateRequest(body, this.limits);
     const target = await this.load(caller, id);
     // The replacement carries the old key's scopes, environment, policy (on its counters)
@@ -272,7 +239,7 @@ export class ApiKeysController {
   @HttpCode(204)
   @Header('Cache-Control', 'no-store')
   async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
-    const caller = this.writer(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     const target = await this.load(caller, id);
     if (!caller.admin) refuse(refusalForScopes(caller, target));
     await this.apiKeys.delete(target.id);
@@ -315,7 +282,7 @@ export class ApiKeysController {
     ifMatch: string | undefined,
     disabled: boolean,
   ): Promise<ApiKeyResource> {
-    const caller = this.writer(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     parseEmptyRequest(body);
     const target = await this.load(caller, id);
     if (!caller.admin) refuse(refusalForScopes(caller, target));
@@ -324,45 +291,6 @@ export class ApiKeysController {
       ? await this.apiKeys.disable(target.id, { expectedVersion })
       : await this.apiKeys.enable(target.id, { expectedVersion });
     return toApiKeyResource(written);
-  }
-
-  /** {@link caller} for a write: a read-only key answers 403 `insufficient_scope`. */
-  private writer(apiKey: ApiKeyView | undefined): Caller {
-    const caller = this.caller(apiKey);
-    if (!caller.writes) {
-      const { adminScope, selfServiceScope } = this.routes;
-      throw insufficientScope([adminScope, selfServiceScope]);
-    }
-    return caller;
-  }
-
-  private caller(apiKey: ApiKeyView | undefined): Caller {
-    // The guard has run; this only holds if someone wired the controller without it.
-    if (!apiKey) {
-      throw new UnauthorizedException({
-        statusCode: 401,
-        error: 'Unauthorized',
-        code: 'missing_api_key',
-        message: 'An API key is required.',
-      });
-    }
-    const { adminScope, selfServiceScope } = this.routes;
-    const readScope = this.routes.readScope ?? null;
-    const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
-    const selfService = selfServiceScope !== null && apiKey.scopes.includes(selfServiceScope);
-    const reader = readScope !== null && apiKey.scopes.includes(readScope);
-    if (!admin && !selfService && !reader) throw insufficientScope([adminScope, selfServiceScope, readScope]);
-    return {
-      id: apiKey.id,
-      ownerId: apiKey.ownerId,
-      scopes: apiKey.scopes,
-      environment: apiKey.environment ?? null,
-      policy: apiKey.policy ?? null,
-      expiresAt: apiKey.expiresAt,
-      admin,
-      readsAll: admin || reader,
-      writes: admin || selfService,
-    };
   }
 
   /**
@@ -377,28 +305,6 @@ export class ApiKeysController {
     return found;
   }
 
-  private assertGrantable(caller: Caller, scopes: readonly string[]): void {
-    if (!caller.admin) refuse(refusalForScopes(caller, { scopes }));
-  }
-
-  /**
-   * Policies are the admin's to set: limits exist to bound what a customer's keys may
-   * do, so a self-service caller that could write them could also lift them.
-   */
-  private assertPolicyUntouched(caller: Caller, policy: ApiKeyPolicy | null | undefined): void {
-    if (caller.admin || policy === undefined) return;
-    throw forbidden('forbidden_policy', 'Only an admin key can set or change a key policy.');
-  }
-}
-
-/**
- * The caller's policy for a key it issues: the same allowlist, and the same limits on
- * the same counters (the caller's counter key, else its id), so N keys share one budget.
- */
-function inheritedPolicy(caller: Caller): ApiKeyPolicy | null {
-  if (!caller.policy) return null;
-  const { counterKey, ...rules } = caller.policy;
-  return hasLimits(rules) ? { ...rules, counterKey: counterKey ?? caller.id } : rules;
 }
 
 /**

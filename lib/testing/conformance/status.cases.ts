@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { ApiKey } from '../api-key.interface.js';
-import type { ApiKeyBackend, ListAllOptions } from '../backends/backend.interface.js';
-import { compareNewestFirst } from '../backends/key-status.js';
-
-type Runner = {
-  describe: (name: string, fn: () => void) => unknown;
-  it: (name: string, fn: (context?: unknown) => Promise<void> | void) => unknown;
-};
+import type { ApiKey } from '../../api-key.interface.js';
+import type { ApiKeyBackend, ListAllOptions } from '../../backends/backend.interface.js';
+import { compareNewestFirst } from '../../backends/key-status.js';
+import type { ConformanceSuite, TestFn } from './conformance-options.js';
+import { makeApiKeyRecord } from './record-fixtures.js';
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -25,15 +22,14 @@ const ids = (records: ApiKey[]) => records.map((r) => r.id);
 
 /**
  * The contract's cases for `disabledAt` (every backend) and the optional `listAll`
- * (skipped where the backend lacks it). Registered inside the main conformance
- * `describe`, on its backend.
+ * (skipped where the backend lacks it), in `describe` blocks of their own.
  */
-export function registerStatusConformance(
-  runner: Runner,
-  backendOf: () => ApiKeyBackend,
-  makeApiKeyRecord: (overrides?: Partial<ApiKey>) => ApiKey,
+export function statusCases<B extends ApiKeyBackend>(
+  describe: (name: string, fn: () => void) => unknown,
+  it: TestFn,
+  suite: ConformanceSuite<B>,
 ): void {
-  const { describe, it } = runner;
+  const backendOf = () => suite.backend;
 
   describe('disabledAt', () => {
     it('stores disabledAt at create and reads it back by id, by hash and in listings', async () => {
