@@ -1,7 +1,15 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiAuthModule, ApiKeyService, MemoryBackend, type ApiKeyEvent } from 'nestjs-api-auth';
+import {
+  API_KEY_BACKEND,
+  ApiAuthModule,
+  ApiKeyService,
+  MemoryBackend,
+  type ApiKeyBackend,
+  type ApiKeyEvent,
+  type ApiKeyView,
+} from 'nestjs-api-auth';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
 import { requiredMethodsOf } from '../fixtures/required-methods.js';
 import { STORE_SETUPS } from '../fixtures/store.setups.js';
@@ -112,17 +120,21 @@ describe.each(STORE_SETUPS)('key status and listing on $name', (setup) => {
 
     it('lists every owner\'s keys newest first for admin and read-only keys, paged, filtered by owner, environment and status', async () => {
       const tenants = [`all-${adapter}-1`, `all-${adapter}-2`];
-      const mine: string[] = [];
+      const issued: ApiKeyView[] = [];
       for (let i = 0; i < 5; i++) {
-        const issued = await service.issue({ ownerId: tenants[i % 2]!, name: `k${i}`, environment: i === 4 ? 'test' : 'live' });
-        mine.push(issued.apiKey.id);
-        // Distinct creation instants, so "newest first" is the reverse of issue order.
-        await new Promise((resolve) => setTimeout(resolve, 2));
+        issued.push((await service.issue({ ownerId: tenants[i % 2]!, name: `k${i}`, environment: i === 4 ? 'test' : 'live' })).apiKey);
       }
+      const mine = issued.map((k) => k.id);
+      /** `ids` in the listing's order: createdAt, then id, both descending (keys minted in one millisecond tie). */
+      const newestFirst = (ids: string[]) =>
+        issued
+          .filter((k) => ids.includes(k.id))
+          .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1))
+          .map((k) => k.id);
       await service.disable(mine[1]!);
       await service.revoke(mine[2]!);
-      await service.update(mine[3]!, { expiresAt: new Date(Date.now() + 1) });
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      // Expired in the past, written to the store directly: the service only accepts future expiries.
+      await app.get<ApiKeyBackend>(API_KEY_BACKEND).update(mine[3]!, { expiresAt: new Date(Date.now() - 60_000), updatedAt: new Date() });
 
       for (const caller of [admin, reader]) {
         const seen: string[] = [];
@@ -141,7 +153,7 @@ describe.each(STORE_SETUPS)('key status and listing on $name', (setup) => {
           pages++;
         } while (cursor !== null);
         expect(pages).toBeGreaterThan(2);
-        expect(seen.filter((id) => mine.includes(id))).toEqual([...mine].reverse());
+        expect(seen.filter((id) => mine.includes(id))).toEqual(newestFirst(mine));
         expect(new Set(seen).size).toBe(seen.length);
       }
       const listed = async (query: Record<string, string>) => {
@@ -149,12 +161,12 @@ describe.each(STORE_SETUPS)('key status and listing on $name', (setup) => {
         expect(res.status, res.text).toBe(200);
         return res.body.items.map((k: { id: string }) => k.id).filter((id: string) => mine.includes(id));
       };
-      expect(await listed({ ownerId: tenants[0]! })).toEqual([mine[4], mine[2], mine[0]]);
+      expect(await listed({ ownerId: tenants[0]! })).toEqual(newestFirst([mine[4]!, mine[2]!, mine[0]!]));
       expect(await listed({ environment: 'test' })).toEqual([mine[4]]);
       expect(await listed({ status: 'disabled' })).toEqual([mine[1]]);
       expect(await listed({ status: 'revoked' })).toEqual([mine[2]]);
       expect(await listed({ status: 'expired' })).toEqual([mine[3]]);
-      expect(await listed({ status: 'active', ownerId: tenants[0]! })).toEqual([mine[4], mine[0]]);
+      expect(await listed({ status: 'active', ownerId: tenants[0]! })).toEqual(newestFirst([mine[4]!, mine[0]!]));
 
       const bad = await http().get('/api-keys').query({ all: 'true', status: 'gone' }).set('X-API-Key', admin);
       expect(bad.status).toBe(400);
