@@ -53,6 +53,15 @@ export interface ApiAuthModuleOptions {
   /** Also accept `Authorization: Bearer <key>` (scheme matched case-insensitively). Default `true`. */
   bearer?: boolean;
   /**
+   * The `Authorization` schemes that carry a key, matched case-insensitively: with
+   * `['Bearer', 'Api-Key']`, `Authorization: Bearer <key>` and `Authorization: Api-Key
+   * <key>` (djangorestframework-api-key's form) both work. `[]` reads no
+   * `Authorization` header, as `bearer: false` does. Scheme names are HTTP tokens,
+   * at most 32 characters, each listed once. Default `['Bearer']`; with `bearer: false`,
+   * `[]`. Giving both `bearer: false` and a non-empty `schemes` is refused at start-up.
+   */
+  schemes?: string[];
+  /**
    * Name of a query-string parameter to accept the key from, or `false`. Default
    * `false`: URLs end up in proxy and access logs, so keys in them leak.
    */
@@ -151,7 +160,10 @@ export interface ResolvedApiAuthOptions {
   prefix: string;
   pepper: string | Buffer | null;
   header: string;
+  /** Whether `Bearer` is among the `schemes`. */
   bearer: boolean;
+  /** The accepted `Authorization` schemes, lower-cased; empty when none. */
+  schemes: string[];
   queryParam: string | false;
   trackUsage: boolean;
   usageIntervalMs: number;
@@ -183,6 +195,7 @@ export const API_AUTH_OPTION_NAMES = optionNames<ApiAuthModuleOptions>({
   pepper: true,
   header: true,
   bearer: true,
+  schemes: true,
   queryParam: true,
   trackUsage: true,
   usageIntervalMs: true,
@@ -233,6 +246,30 @@ function positiveInteger(option: string, value: unknown, fallback: number): numb
   return n;
 }
 
+/** An HTTP token (RFC 9110 §5.6.2), as an `Authorization` scheme name must be. */
+const SCHEME_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/;
+
+/** The `schemes` option, lower-cased, reconciled with `bearer` (which it generalises). */
+function resolveSchemes(schemes: unknown, bearer: unknown): string[] {
+  if (schemes === undefined) return bearer === false ? [] : ['bearer'];
+  if (!Array.isArray(schemes)) fail('schemes', 'must be an array of Authorization scheme names', schemes);
+  const lower: string[] = [];
+  for (const scheme of schemes) {
+    if (typeof scheme !== 'string' || !SCHEME_NAME.test(scheme)) {
+      fail('schemes', 'must hold scheme names of 1-32 letters, digits or "!#$%&\'*+.^_`|~-"', scheme);
+    }
+    if (lower.includes(scheme.toLowerCase())) fail('schemes', 'must list each scheme once (names are case-insensitive)', scheme);
+    lower.push(scheme.toLowerCase());
+  }
+  if (bearer === false && lower.length > 0) {
+    fail('schemes', 'cannot be given with "bearer: false"; list the schemes you want, or [] for none', schemes.join(','));
+  }
+  if (bearer === true && !lower.includes('bearer')) {
+    fail('schemes', 'must include "Bearer" when "bearer" is true; leave "bearer" out', schemes.join(','));
+  }
+  return lower;
+}
+
 /** Merges user options over the defaults and validates them, naming any bad option. Runs once at start-up. */
 export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined | null): ResolvedApiAuthOptions {
   if (options == null || typeof options !== 'object') {
@@ -247,6 +284,8 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
   if (header.toLowerCase() === 'authorization') {
     fail('header', 'must not be "authorization"; use the "bearer" option for Authorization: Bearer', header);
   }
+
+  const schemes = resolveSchemes(options.schemes, options.bearer);
 
   const queryParam = options.queryParam ?? false;
   if (queryParam !== false && (typeof queryParam !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(queryParam))) {
@@ -313,7 +352,8 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     prefix,
     pepper,
     header: header.toLowerCase(),
-    bearer: options.bearer ?? true,
+    bearer: schemes.includes('bearer'),
+    schemes,
     queryParam,
     trackUsage: options.trackUsage ?? true,
     usageIntervalMs: nonNegativeInteger('usageIntervalMs', options.usageIntervalMs, 60_000),
