@@ -19,6 +19,10 @@ import type {
   UpdateApiKeyOptions,
 } from './management/key-inputs.js';
 import { KeyVerifier, type AuthenticationResult } from './verification/key-verifier.js';
+import { consumeKey, type ConsumeOptions, type ConsumeOutcome } from './verification/key-consumption.js';
+import { changeQuota, readUsage, validateQuotaChange, type ApiKeyUsage, type QuotaBalance } from './policy/quota-balance.js';
+import type { QuotaChange } from './policy/rate-limiter.interface.js';
+import { ApiKeyEventName } from './events/api-key.events.js';
 
 /** Longest wait for the usage flush at shutdown when `verifyTimeoutMs` is 0. */
 const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
@@ -59,7 +63,8 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
 
   /**
    * The key's record when `key` is a valid, unexpired, unrevoked key; otherwise
-   * `null`. Throws `BackendUnavailableError` when the store cannot answer, so `null`
+   * `null`. It applies no policy: no IP allowlist, no rate limit, no quota is checked
+   * or counted. Code outside HTTP that must enforce them calls {@link consume}. Throws `BackendUnavailableError` when the store cannot answer, so `null`
    * always means "not a valid key".
    */
   async verify(key: string): Promise<ApiKeyView | null> {
@@ -174,6 +179,49 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
    */
   rotate(id: string, options: RotateApiKeyOptions = {}): Promise<RotatedApiKey> {
     return this.operations.rotate(id, options);
+  }
+
+  /**
+   * The same decision `ApiKeyGuard` makes for a route, for code outside HTTP (a queue
+   * worker, a custom transport): the key's own verdict, then the key's IP allowlist
+   * against `options.ip`, the environment and scopes asked for, and its rate limits
+   * and quota, charging `options.cost` credits (default 1). Unlike {@link verify},
+   * which only says whether the key is valid and applies no policy, this counts the
+   * call. Resolves to `{ ok: true, apiKey, rateLimit, quota }`, or `{ ok: false, code,
+   * status, ... }` with the guard's code and status for the same refusal; it never
+   * rejects for a refusal, nor when the backend or the limiter is down (`503
+   * backend_unavailable`). Throws `ApiKeyValidationError` only for invalid `options`.
+   */
+  consume(key: string, options: ConsumeOptions = {}): Promise<ConsumeOutcome> {
+    return consumeKey(key, options, (k) => this.check(k), this.options.rateLimiter, this.options.emitEvent);
+  }
+
+  /**
+   * The key's quota balance (and when it refills) and where each of its rate limits
+   * stands, read from the `rateLimiter` without counting a call. Throws
+   * `ApiKeyNotFoundError` for an unknown id, and `RateLimiterCapabilityError` when a
+   * custom limiter has no `peek`.
+   */
+  async getUsage(id: string): Promise<ApiKeyUsage> {
+    return readUsage(this.options.rateLimiter, await this.operations.require(id));
+  }
+
+  /**
+   * Sets (`{ set: n }`) or tops up (`{ add: n }`, negative to take away) the key's quota
+   * balance, atomically in the limiter, and emits `api-key.quota-changed`. The change
+   * holds until the quota's next refill, which restores `limit`; keys on the same
+   * counters (a rotated key and its replacement) share the balance. Throws
+   * `ApiKeyValidationError` for a bad change or a key without a quota.
+   */
+  async adjustQuota(id: string, change: QuotaChange): Promise<QuotaBalance> {
+    const valid = validateQuotaChange(change);
+    const record = await this.operations.require(id);
+    const balance = await changeQuota(this.options.rateLimiter, toApiKeyView(record), valid);
+    const sink = this.options.emitEvent;
+    if (sink !== null) {
+      sink({ type: ApiKeyEventName.QuotaChanged, apiKeyId: record.id, ownerId: record.ownerId, change: valid, remaining: balance.remaining, at: new Date() });
+    }
+    return balance;
   }
 
   /** Writes pending `lastUsedAt` updates now. Called on shutdown; useful in tests. */

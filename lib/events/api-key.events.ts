@@ -12,6 +12,7 @@ export const ApiKeyEventName = {
   Revoked: 'api-key.revoked',
   Deleted: 'api-key.deleted',
   AuthenticationDenied: 'api-key.authentication-denied',
+  QuotaChanged: 'api-key.quota-changed',
 } as const;
 
 export type ApiKeyEventName = (typeof ApiKeyEventName)[keyof typeof ApiKeyEventName];
@@ -84,6 +85,18 @@ export interface ApiKeyAuthenticationDeniedEvent {
   at: Date;
 }
 
+/** `adjustQuota` set or topped up a key's quota balance (shared by every key on the same counters). */
+export interface ApiKeyQuotaChangedEvent {
+  type: typeof ApiKeyEventName.QuotaChanged;
+  apiKeyId: string;
+  ownerId: string;
+  /** What was asked: `{ set: n }` or `{ add: n }`. */
+  change: { set: number } | { add: number };
+  /** The balance after the change. */
+  remaining: number;
+  at: Date;
+}
+
 /** Every event, discriminated by `type`. */
 export type ApiKeyEvent =
   | ApiKeyIssuedEvent
@@ -92,7 +105,8 @@ export type ApiKeyEvent =
   | ApiKeyRotatedEvent
   | ApiKeyRevokedEvent
   | ApiKeyDeletedEvent
-  | ApiKeyAuthenticationDeniedEvent;
+  | ApiKeyAuthenticationDeniedEvent
+  | ApiKeyQuotaChangedEvent;
 
 /** Event name to payload, for typed listeners. */
 export type ApiKeyEventMap = { [E in ApiKeyEvent as E['type']]: E };

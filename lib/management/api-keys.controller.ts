@@ -28,6 +28,10 @@ import { CurrentApiKey } from '../decorators/current-api-key.decorator.js';
 import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { hasLimits } from '../policy/policy.validation.js';
+import { grantsScope } from '../scopes/scope-patterns.js';
+import { validateQuotaChange } from '../policy/quota-balance.js';
+import type { RateLimiter } from '../policy/rate-limiter.interface.js';
+import { notSupported, quotaBalanceOf, toQuotaBalanceResource } from './quota-balance.resource.js';
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import {
   toApiKeyResource,
@@ -95,12 +99,14 @@ function refuse(refusal: SelfServiceRefusal | null): void {
 @UseInterceptors(ManagementCallBounds, EntityTagInterceptor)
 export class ApiKeysController {
   private readonly limits: ManagementLimits;
+  private readonly rateLimiter: RateLimiter;
 
   constructor(
     @Inject(ApiKeyService) private readonly apiKeys: ApiKeyService,
     @Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions,
     @Inject(API_AUTH_ROUTES_OPTIONS) private readonly routes: ResolvedApiAuthRoutesOptions,
   ) {
+    this.rateLimiter = options.rateLimiter;
     this.limits = {
       maxScopes: options.maxScopes,
       maxMetadataBytes: options.maxMetadataBytes,
@@ -153,10 +159,40 @@ export class ApiKeysController {
     return { items: page.items.map(toApiKeyResource), nextCursor: page.nextCursor, total: page.total };
   }
 
+  /** The key, with its quota's balance read now from the rate limiter (`quota`). */
   @Get(':id')
   @Header('Cache-Control', 'no-store')
   async get(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<ApiKeyResource> {
-    return toApiKeyResource(await this.load(this.caller(apiKey), id));
+    const found = await this.load(this.caller(apiKey), id);
+    const quota = await quotaBalanceOf(this.rateLimiter, found);
+    return quota === undefined ? toApiKeyResource(found) : { ...toApiKeyResource(found), quota };
+  }
+
+  /**
+   * Sets (`{ "set": n }`) or tops up (`{ "add": n }`) the key's quota balance, in one
+   * atomic limiter step. Admin only: a self-service key could otherwise refill itself.
+   */
+  @Post(':id/quota')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  async quota(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string, @Body() body: unknown): Promise<ApiKeyResource> {
+    const caller = this.caller(apiKey);
+    if (!caller.admin) {
+      throw new ForbiddenException({
+        statusCode: 403,
+        error: 'Forbidden',
+        code: 'insufficient_scope',
+        message: 'Only an admin key can change a quota balance.',
+        requiredScopes: [this.routes.adminScope].filter((s): s is string => s !== null),
+        scopeMatch: 'all',
+      });
+    }
+    const change = validateQuotaChange(body);
+    const target = await this.load(caller, id);
+    const balance = await this.apiKeys.adjustQuota(target.id, change).catch((error: unknown) => {
+      throw notSupported(error);
+    });
+    return { ...toApiKeyResource(target), quota: toQuotaBalanceResource(balance) };
   }
 
   /** Changes name, scopes, metadata, expiry or (admin only) policy. */
@@ -261,8 +297,9 @@ export class ApiKeysController {
       });
     }
     const { adminScope, selfServiceScope } = this.routes;
-    const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
-    if (!admin && (selfServiceScope === null || !apiKey.scopes.includes(selfServiceScope))) {
+    // As the guard reads scopes: a held pattern (`api-keys:*`) grants the scopes under it.
+    const admin = adminScope !== null && grantsScope(apiKey.scopes, adminScope);
+    if (!admin && (selfServiceScope === null || !grantsScope(apiKey.scopes, selfServiceScope))) {
       throw new ForbiddenException({
         statusCode: 403,
         error: 'Forbidden',
