@@ -193,8 +193,9 @@ function withMarkers<T>(routes: ApiKeyRoute[], scan: () => T): T {
 }
 
 /**
- * `RateLimit-*` as the guard sends them (`setRateLimitHeaders`): only for keys with
- * rate limits, so optional, which is what an OpenAPI header is unless `required`.
+ * `RateLimit-*` and `X-Quota-*` as the guard sends them (`setRateLimitHeaders`,
+ * `setQuotaHeaders`): only for keys with rate limits or a quota, so optional, which is
+ * what an OpenAPI header is unless `required`.
  */
 const RATE_LIMIT_HEADERS: Json = {
   'RateLimit-Limit': {
