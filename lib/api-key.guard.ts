@@ -154,7 +154,7 @@ export class ApiKeyGuard implements CanActivate {
   /**
    * Counts the call against the key's rate limits and quota, once per request even
    * when the guard runs twice (global and per controller), and sets the `RateLimit-*`
-   * headers. A limiter that cannot answer means 503: it must not let a key past
+   * and `X-Quota-*` headers. A limiter that cannot answer means 503: it must not let a key past
    * its limits, nor be taken for a bad key.
    */
   protected async enforceLimits(

@@ -80,7 +80,8 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
 
   /**
    * Verification with the reason for a refusal; what the guard calls. Never throws:
-   * a backend failure or timeout comes back as `backend_unavailable`.
+   * a backend failure or timeout comes back as `backend_unavailable`. Like `verify`,
+   * it applies no policy; see {@link consume}.
    */
   async authenticate(key: string): Promise<AuthenticationResult> {
     return this.check(key);
