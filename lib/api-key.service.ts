@@ -20,9 +20,9 @@ import type {
 } from './management/key-inputs.js';
 import { KeyVerifier, type AuthenticationResult } from './verification/key-verifier.js';
 import { consumeKey, type ConsumeOptions, type ConsumeOutcome } from './verification/key-consumption.js';
-import { changeQuota, readUsage, validateQuotaChange, type ApiKeyUsage, type QuotaBalance } from './policy/quota-balance.js';
+import type { ApiKeyUsage, QuotaBalance } from './policy/quota-balance.js';
 import type { QuotaChange } from './policy/rate-limiter.interface.js';
-import { ApiKeyEventName } from './events/api-key.events.js';
+import { KeyQuotas } from './management/key-quotas.js';
 
 /** Longest wait for the usage flush at shutdown when `verifyTimeoutMs` is 0. */
 const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
@@ -31,9 +31,11 @@ const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
 @Injectable()
 export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown {
   private readonly operations: KeyOperations;
+  private readonly quotas: KeyQuotas;
 
   constructor(@Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions) {
     super(options);
+    this.quotas = new KeyQuotas(options);
     this.operations = new KeyOperations(options, {
       formats: this.formats,
       legacy: this.legacy,
@@ -203,8 +205,8 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
    * `ApiKeyNotFoundError` for an unknown id, and `RateLimiterCapabilityError` when a
    * custom limiter has no `peek`.
    */
-  async getUsage(id: string): Promise<ApiKeyUsage> {
-    return readUsage(this.options.rateLimiter, await this.operations.require(id));
+  getUsage(id: string): Promise<ApiKeyUsage> {
+    return this.quotas.usage(id);
   }
 
   /**
@@ -214,15 +216,8 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
    * counters (a rotated key and its replacement) share the balance. Throws
    * `ApiKeyValidationError` for a bad change or a key without a quota.
    */
-  async adjustQuota(id: string, change: QuotaChange): Promise<QuotaBalance> {
-    const valid = validateQuotaChange(change);
-    const record = await this.operations.require(id);
-    const balance = await changeQuota(this.options.rateLimiter, toApiKeyView(record), valid);
-    const sink = this.options.emitEvent;
-    if (sink !== null) {
-      sink({ type: ApiKeyEventName.QuotaChanged, apiKeyId: record.id, ownerId: record.ownerId, change: valid, remaining: balance.remaining, at: new Date() });
-    }
-    return balance;
+  adjustQuota(id: string, change: QuotaChange): Promise<QuotaBalance> {
+    return this.quotas.adjust(id, change);
   }
 
   /** Writes pending `lastUsedAt` updates now. Called on shutdown; useful in tests. */

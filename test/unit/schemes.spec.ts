@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { extractKey } from '../../lib/transport/key-extraction.js';
 
 const extract = (authorization: string | undefined, schemes?: string[], extra: Record<string, string> = {}) => {
