@@ -71,12 +71,12 @@ export interface ApiKeyDeletedEvent {
   at: Date;
 }
 
-/** The guard refused a call. */
+/** The guard refused a call, or `ApiKeyService.consume` refused one outside HTTP. */
 export interface ApiKeyAuthenticationDeniedEvent {
   type: typeof ApiKeyEventName.AuthenticationDenied;
   /** The stable error code of the response, e.g. `invalid_api_key` or `rate_limited`. */
   code: string;
-  /** The HTTP status the guard answered (401, 403, 429 or 503). */
+  /** The HTTP status the guard answered, or would answer for `consume` (401, 403, 429 or 503). */
   status: number;
   /** The key's id when it was verified and then refused (scope, address, environment, limits); otherwise `null`. */
   apiKeyId: string | null;
