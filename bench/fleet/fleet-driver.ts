@@ -20,7 +20,7 @@ import { Faults } from './fleet-faults.js';
 import { FleetInstance } from './fleet-instance.js';
 import { FLEET_PREFIX, type IssueReply, type RotateReply } from './fleet-protocol.js';
 import { printReport, type Category, type RunData } from './fleet-report.js';
-import { judge, revokeBound, type FaultWindow, type KeyTimeline, type RateLimitCounts } from './fleet-stats.js';
+import { judge, type FaultWindow, type KeyTimeline, type RateLimitCounts } from './fleet-stats.js';
 
 const env = (name: string, fallback?: string): string => {
   const value = process.env[name] ?? fallback;
