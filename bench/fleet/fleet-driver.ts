@@ -146,6 +146,7 @@ async function main(): Promise<number> {
     rateLimited: new Map(),
     usageWrites: new Map(),
     usageAttempts: new Map(),
+    latency: new Map(),
     operations: { issued: 0, rateLimited: 0, rotated: 0, revoked: 0, failed: [] },
     logs: [],
     recoveredAt: Infinity,
@@ -236,6 +237,10 @@ async function main(): Promise<number> {
     }
     if (traffic) {
       data.requests++;
+      const phase = `${instance.index}|${inFault(sentAt)}`;
+      const latencies = data.latency.get(phase) ?? [];
+      latencies.push(doneAt - sentAt);
+      data.latency.set(phase, latencies);
       const counts = data.byCategory.get(category) ?? new Map<number, number>();
       counts.set(status, (counts.get(status) ?? 0) + 1);
       data.byCategory.set(category, counts);

@@ -37,6 +37,8 @@ export interface RunData {
   usageAttempts: Map<string, number[]>;
   operations: { issued: number; rateLimited: number; rotated: number; revoked: number; failed: string[] };
   logs: Record<string, number>[];
+  /** Verification latencies in ms, by `<instance>|<fault in force or "none">`. */
+  latency: Map<string, number[]>;
   /** From here on no 503 is expected: the failover is over (plus a margin). */
   recoveredAt: number;
   requests: number;
@@ -131,6 +133,14 @@ export function printReport(data: RunData): boolean {
     `${n(data.unavailable.length)}: ${[...byFault].map(([k, v]) => `${k} ${n(v)}`).join(', ') || 'none'}; ${n(rateLimited503)} of them for rate-limited keys`,
     mark(late503.length === 0) + `: none from failover + 5 s to the end (${late503.length})`,
   ]);
+  const over = data.faults.filter((f) => Number.isFinite(f.end)).length;
+  const failover = data.faults.find((f) => f.name === 'master failover');
+  const faultsOk = over === 3 && data.faults.length === 3 && Number.isFinite(data.recoveredAt);
+  rows.push([
+    'faults injected and over (partition, delay, master failover recovered without a restart)',
+    `${over} of 3` + (failover && Number.isFinite(failover.end) ? `; cluster whole ${((failover.end - failover.start) / 1000).toFixed(2)} s after the kill` : ''),
+    mark(faultsOk),
+  ]);
   rows.push(['requests total', `${n(data.requests)} in ${seconds.toFixed(1)} s (${n(Math.round(data.requests / seconds))}/s)`, mark(data.requests > 0)]);
   const ops = data.operations;
   rows.push([
@@ -161,6 +171,12 @@ export function printReport(data: RunData): boolean {
       console.log(`rate-limited key ${id}: ${counts.accepted} accepted, ${counts.limited} limited, ${counts.unknown} unknown (limit ${counts.limit})`);
     }
   }
+  console.log('\nVerification latency by instance and fault in force (p50 / p99 / max ms, requests):');
+  for (const [phase, values] of [...data.latency].sort(([a], [b]) => a.localeCompare(b))) {
+    const [instance, fault] = phase.split('|');
+    const t = summarize(values);
+    console.log(`- instance ${instance}, ${fault === 'none' ? 'no fault' : fault}: ${t.p50} / ${t.p99} / ${t.max} (${n(t.count)})`);
+  }
   console.log('\nLog lines of the instances (counted, not printed during the run):');
   data.logs.forEach((lines, i) => {
     const entries = Object.entries(lines);
@@ -173,7 +189,7 @@ export function printReport(data: RunData): boolean {
     data.falseRejects.length === 0 &&
     stuck === 0 &&
     usage.closePairsOutsideFaults === 0 &&
-    attempts.closePairsOutsideFaults === 0 && bad === 0 && late503.length === 0 && data.requests > 0;
+    attempts.closePairsOutsideFaults === 0 && bad === 0 && late503.length === 0 && faultsOk && data.requests > 0;
   console.log(ok ? '\nPASS' : '\nFAIL');
   return ok;
 }

@@ -38,11 +38,14 @@ cluster() {
     "$ROOT/scripts/redis-cluster.sh" "$@"
 }
 
+# The root namespace's links with the soak's prefix (the bridge, the veths' host ends).
+links() { ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$NS"; }
+
 # Prints every trace of an earlier run; silent when there is none.
 leftovers() {
   [ -e "$STATE" ] && echo "state directory $STATE"
   ip netns list 2>/dev/null | grep -o "^$NS[0-9]*" | sed 's/^/network namespace /'
-  ip -o link show 2>/dev/null | grep -o "$NS[a-z0-9]*" | sort -u | sed 's/^/link /'
+  links | sed 's/^/link /'
   ip -o addr show 2>/dev/null | grep -o "inet $NET\.[0-9]*" | sed 's/^inet /address /'
   ip route show 2>/dev/null | grep "^$NET\." | sed 's/^/route /'
   ss -Hltn 2>/dev/null | awk '{print $4}' | grep -E ":(1?720[0-5])$" | sed 's/^/listening on /'
@@ -67,7 +70,7 @@ cleanup() {
     ip netns del "$ns" 2>/dev/null
   done
   for pid in $(cat "$STATE"/*.pid 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-  for link in $(ip -o link show 2>/dev/null | grep -o "$NS[a-z0-9]*" | sort -u); do ip link del "$link" 2>/dev/null; done
+  for link in $(links); do ip link del "$link" 2>/dev/null; done
   if [ -f "$DIST/fleet-database.js" ]; then
     DATABASE_URL=$ADMIN_URL node "$DIST/fleet-database.js" drop "$DATABASE" || echo "soak:fleet: could not drop database $DATABASE"
   fi
