@@ -253,7 +253,7 @@ async function main(): Promise<number> {
     // Whether a 200 after an acknowledged revoke or rotation was too late is decided at
     // the end, once the fault windows (which move the bound) are known.
     if (status === 200 && tracked?.end && sentAt >= tracked.end.ackAt && data.lateAccepts.length < 1_000_000) {
-      data.lateAccepts.push({ tracked, sentAt, instance: instance.index, where });
+      data.lateAccepts.push({ tracked, sentAt, instance: instance.index, where, traffic });
     }
   }
 
