@@ -64,7 +64,12 @@ export function printReport(data: RunData): boolean {
     const end = late.tracked.end!;
     const bound = revokeBound(end.ackAt, end.writer, data.faults, data.l1Ms, data.retryIntervalMs);
     const refusedFrom = Math.max(end.floor, bound.refusedFrom);
-    if (late.sentAt >= refusedFrom) falseAccepts.push(`${late.where}: 200 ${Math.round(late.sentAt - end.ackAt)} ms after the acknowledgement (bound: ${bound.kind})`);
+    if (late.sentAt >= refusedFrom) {
+      falseAccepts.push(
+        `${late.where}: 200 ${Math.round(late.sentAt - end.ackAt)} ms after instance ${end.writer} acknowledged at ` +
+          `+${((end.ackAt - data.origin) / 1000).toFixed(2)} s (bound: ${bound.kind})`,
+      );
+    }
     else if (late.sentAt >= Math.max(end.floor, end.ackAt + data.l1Ms)) {
       if (late.traffic) withinFaultBound++;
       else withinFaultBoundProbes++;
@@ -79,7 +84,11 @@ export function printReport(data: RunData): boolean {
       : `${lateKeys.size} keys (${[...boundKinds].join(', ')}): ${n(withinFaultBound)} traffic requests and ${n(withinFaultBoundProbes)} probes, ` +
         `the last ${(latest / 1000).toFixed(1)} s after the acknowledgement`;
   rows.push([`false accepts (revoked or rotated-out key accepted after ack + ${data.l1Ms} ms L1 bound, or after a fault's documented bound; unknown or malformed key accepted)`, n(falseAccepts.length), mark(falseAccepts.length === 0) + ', must be 0']);
-  rows.push([`accepts after ack + ${data.l1Ms} ms but inside a fault's bound (fault end + ${data.retryIntervalMs} ms replay + L1)`, faultBound, 'allowed (docs/redis-cache.md, partial outage)']);
+  rows.push([
+    `accepts after ack + ${data.l1Ms} ms but inside a fault's bound (writer cut off at the ack or up to ${data.retryIntervalMs} ms after: fault end + ${data.retryIntervalMs} ms replay + L1)`,
+    faultBound,
+    'allowed (docs/redis-cache.md, partial outage)',
+  ]);
   rows.push(['valid keys refused (401/403)', n(data.falseRejects.length), mark(data.falseRejects.length === 0) + ', must be 0']);
 
   const done = data.revokes.filter((r) => Number.isFinite(r.refusedAt));

@@ -40,12 +40,15 @@ export interface RevokeBound {
  * time (a partition, a delay beyond the cache timeout, or a failover), its invalidation
  * of the shared Redis cache is replayed once it reaches Redis again, within
  * `retryIntervalMs` (docs/redis-cache.md, "Redis outages", partial outage): the bound is
- * then the fault's end plus `retryIntervalMs` plus `l1Ms`.
+ * then the fault's end plus `retryIntervalMs` plus `l1Ms`. The same holds for a revoke
+ * acknowledged up to `retryIntervalMs` after the fault ended: until its next probe
+ * succeeds, the writer still takes Redis for away and queues the invalidation for that
+ * replay.
  */
 export function revokeBound(ackAt: number, writer: number, faults: readonly FaultWindow[], l1Ms: number, retryIntervalMs: number): RevokeBound {
   let bound: RevokeBound = { refusedFrom: ackAt + l1Ms, kind: 'l1' };
   for (const fault of faults) {
-    if (!fault.instances.includes(writer) || ackAt < fault.start || ackAt > fault.end) continue;
+    if (!fault.instances.includes(writer) || ackAt < fault.start || ackAt > fault.end + retryIntervalMs) continue;
     const refusedFrom = fault.end + retryIntervalMs + l1Ms;
     if (refusedFrom > bound.refusedFrom) bound = { refusedFrom, kind: fault.name };
   }

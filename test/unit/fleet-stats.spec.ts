@@ -32,13 +32,19 @@ describe('fleet soak statistics (bench/fleet/fleet-stats.ts)', () => {
       expect(revokeBound(5_000, 1, [partition, failover], 1_000, 1_000)).toEqual({ refusedFrom: 6_000, kind: 'l1' });
       // Instance 2 was not partitioned: its invalidation reached Redis.
       expect(revokeBound(15_000, 2, [partition], 1_000, 1_000)).toEqual({ refusedFrom: 16_000, kind: 'l1' });
-      // After the partition healed, the normal bound again.
-      expect(revokeBound(20_001, 1, [partition], 1_000, 1_000)).toEqual({ refusedFrom: 21_001, kind: 'l1' });
+      // Once the writer's next probe after the heal is due, the normal bound again.
+      expect(revokeBound(21_001, 1, [partition], 1_000, 1_000)).toEqual({ refusedFrom: 22_001, kind: 'l1' });
     });
 
     it('moves to the fault end plus the replay interval plus the L1 bound when the writer was cut off', () => {
       expect(revokeBound(15_000, 1, [partition], 1_000, 1_000)).toEqual({ refusedFrom: 22_000, kind: 'partition of instance 1' });
       expect(revokeBound(31_000, 3, [partition, failover], 1_000, 500)).toEqual({ refusedFrom: 34_500, kind: 'master failover' });
+    });
+
+    it('holds the moved bound for a revoke acknowledged before the writer noticed the heal', () => {
+      // Healed at 20 s; the writer probes Redis again within its 1 s retry interval and
+      // replays what it queued, this revoke included.
+      expect(revokeBound(20_500, 1, [partition], 1_000, 1_000)).toEqual({ refusedFrom: 22_000, kind: 'partition of instance 1' });
     });
 
     it('stays open while the fault lasts', () => {
