@@ -9,18 +9,19 @@
  * SIGKILL of a master. Then it prints one table (fleet-report.ts) and exits non-zero
  * when a must-hold line fails. The rules: fleet-stats.ts.
  */
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import os from 'node:os';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { KeyFormat } from 'nestjs-api-auth';
 import { ApiKeyEntity } from 'nestjs-api-auth/mikro-orm';
 import { REDIS_CACHED_L1_TTL_MS } from 'nestjs-api-auth/redis';
 import { databaseUrl } from './fleet-database.js';
 import { Faults } from './fleet-faults.js';
 import { FleetInstance } from './fleet-instance.js';
-import { FLEET_PREFIX, type IssueReply, type RotateReply } from './fleet-protocol.js';
+import { malformed, pick, remember, unknownKey } from './fleet-keys.js';
+import type { IssueReply, RotateReply } from './fleet-protocol.js';
 import { printReport, type Category, type RunData } from './fleet-report.js';
-import { judge, type FaultWindow, type KeyTimeline, type RateLimitCounts } from './fleet-stats.js';
+import { runFaultSchedule } from './fleet-schedule.js';
+import { judge, type KeyTimeline, type RateLimitCounts } from './fleet-stats.js';
 
 const env = (name: string, fallback?: string): string => {
   const value = process.env[name] ?? fallback;
@@ -48,8 +49,6 @@ const CHURN_EVERY_MS = 150;
 const PROBE_GIVE_UP_MS = 20_000;
 /** The cache's default `retryIntervalMs`: a writer cut off from Redis replays its invalidations this soon after it is back. */
 const RETRY_INTERVAL_MS = 1_000;
-/** Keys in each pool the traffic picks refused keys from; the oldest leave the mix. */
-const POOL_LIMIT = 400;
 /** Rate-limited keys get traffic while they are among the newest this many. */
 const RATE_LIMITED_IN_MIX = 20;
 
@@ -67,32 +66,6 @@ interface Tracked extends KeyTimeline {
   limit?: number;
   /** Set when a revoke or rotate was acknowledged: by which instance, when, and the grace end. */
   end?: { ackAt: number; writer: number; floor: number };
-}
-
-function pick<T>(items: readonly T[]): T | undefined {
-  return items.length === 0 ? undefined : items[randomInt(items.length)];
-}
-
-function remember(pool: Tracked[], key: Tracked): void {
-  pool.push(key);
-  if (pool.length > POOL_LIMIT) pool.shift();
-}
-
-/** Keys the guard must refuse offline: wrong checksum, prefix, length or alphabet. */
-function malformed(valid: string | undefined): string {
-  const base = valid ?? new KeyFormat(FLEET_PREFIX).generate();
-  switch (randomInt(4)) {
-    case 0: {
-      const i = FLEET_PREFIX.length + randomInt(base.length - FLEET_PREFIX.length);
-      return base.slice(0, i) + (base[i] === 'a' ? 'b' : 'a') + base.slice(i + 1);
-    }
-    case 1:
-      return `live_${base.slice(FLEET_PREFIX.length)}`;
-    case 2:
-      return base.slice(0, -1);
-    default:
-      return randomBytes(24).toString('base64url');
-  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -159,7 +132,7 @@ async function main(): Promise<number> {
   const revoked: Tracked[] = [];
   const rotatedOut: Tracked[] = [];
   const rateLimited: Tracked[] = [];
-  const unknownKeys = Array.from({ length: 100 }, () => new KeyFormat(FLEET_PREFIX).generate());
+  const unknownKeys = Array.from({ length: 100 }, () => unknownKey());
   let owner = 0;
 
   const issue = async (limit?: number): Promise<Tracked> => {
@@ -307,7 +280,7 @@ async function main(): Promise<number> {
       if (key === undefined) {
         if (category === 'malformed') key = malformed(pick(live)?.key);
         // Half from a fixed set (negative-cache hits), half never seen before (misses).
-        else key = randomInt(2) ? pick(unknownKeys)! : new KeyFormat(FLEET_PREFIX).generate();
+        else key = randomInt(2) ? pick(unknownKeys)! : unknownKey();
       }
       const instance = pick(instances)!;
       const sentAt = Date.now();
@@ -317,46 +290,6 @@ async function main(): Promise<number> {
     }
   };
 
-  // ------------------------------------------------------------ faults
-  const at = (share: number) => data.origin + share * SECONDS * 1_000;
-  const until = async (time: number) => {
-    while (!stop && Date.now() < time) await sleep(Math.min(100, time - Date.now()));
-    return !stop;
-  };
-  const schedule = async () => {
-    const partitioned = 1;
-    if (!(await until(at(0.15)))) return;
-    const partition: FaultWindow = { name: `partition of instance ${partitioned}`, instances: [partitioned], start: Date.now(), end: Infinity };
-    await faults.partition(partitioned);
-    data.faults.push(partition);
-    await until(at(0.3));
-    await faults.heal(partitioned);
-    partition.end = Date.now();
-    data.faultNotes.push(`instance ${partitioned} partitioned from Redis (blackhole route to ${REDIS_HOST}) ${span(partition)}`);
-
-    if (!(await until(at(0.4)))) return;
-    const delay: FaultWindow = { name: `delay on instance ${DELAYED}`, instances: [DELAYED], start: Date.now(), end: Infinity };
-    faults.delay(true);
-    data.faults.push(delay);
-    await until(at(0.55));
-    faults.delay(false);
-    delay.end = Date.now();
-    data.faultNotes.push(`instance ${DELAYED}: +${env('FLEET_DELAY_MS', '40')} ms each way to Redis and PostgreSQL ${span(delay)}`);
-
-    if (!(await until(at(0.65)))) return;
-    const failover: FaultWindow = { name: 'master failover', instances: instances.map((i) => i.index), start: Date.now(), end: Infinity };
-    data.faults.push(failover);
-    const port = await faults.killMasterOf(randomInt(16_384));
-    await faults.waitFailover(port);
-    failover.end = Date.now();
-    data.recoveredAt = failover.end + 5_000;
-    data.faultNotes.push(
-      `SIGKILL of master ${port} at +${((failover.start - data.origin) / 1000).toFixed(1)} s, left dead; replica promoted and ` +
-        `cluster_state:ok after ${((failover.end - failover.start) / 1000).toFixed(2)} s`,
-    );
-  };
-  const span = (f: FaultWindow) => `from +${((f.start - data.origin) / 1000).toFixed(1)} s to +${((f.end - data.origin) / 1000).toFixed(1)} s`;
-
   console.log(
     `soak:fleet: ${SECONDS} s, ${CONNECTIONS} concurrent requests over ${INSTANCES} instances (Express and Fastify, one process and namespace each), ` +
       `cached provider, rate limiter and usage coordinator on a 3+3 Redis Cluster, PostgreSQL through MikroORM. ${data.machine}.`,
@@ -365,7 +298,17 @@ async function main(): Promise<number> {
   await sleep(WARM_UP_MS);
   data.origin = Date.now();
   measuring = true;
-  const faulting = schedule().catch((error: unknown) => data.faultNotes.push(`fault injection failed: ${(error as Error).message}`));
+  const faulting = runFaultSchedule({
+    faults,
+    log: data,
+    seconds: SECONDS,
+    partitioned: 1,
+    delayed: DELAYED,
+    delayMs: Number(env('FLEET_DELAY_MS', '40')),
+    redisHost: REDIS_HOST,
+    instances: instances.map((i) => i.index),
+    stopped: () => stop,
+  }).catch((error: unknown) => data.faultNotes.push(`fault injection failed: ${(error as Error).message}`));
   while (!stop && Date.now() < data.origin + SECONDS * 1_000) await sleep(100);
   stop = true;
   data.elapsedMs = Date.now() - data.origin;

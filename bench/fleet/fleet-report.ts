@@ -3,6 +3,7 @@
  * with its verdict, then the details (answers by kind of key and status, faults, log
  * lines of the instances). `printReport` returns whether every must-hold line held.
  */
+import { SETTLE_MS } from './fleet-schedule.js';
 import { rateLimitVerdict, revokeBound, summarize, usageWriteStats, type FaultWindow, type KeyTimeline, type RateLimitCounts } from './fleet-stats.js';
 
 export type Category = 'valid' | 'rate-limited' | 'revoked' | 'rotated-out' | 'unknown' | 'malformed';
@@ -102,7 +103,7 @@ export function printReport(data: RunData): boolean {
   ]);
   rows.push(['  the same from the revoke acknowledged', `p50 ${ms(fromAck.p50)}, p99 ${ms(fromAck.p99)}, max ${ms(fromAck.max)}`, '']);
 
-  const settle = 5_000;
+  const settle = SETTLE_MS;
   const usage = usageWriteStats(data.usageWrites, data.usageIntervalMs, data.origin, 500, data.faults, settle);
   const attempts = usageWriteStats(data.usageAttempts, data.usageIntervalMs, data.origin, 500, data.faults, settle);
   rows.push([
@@ -152,7 +153,7 @@ export function printReport(data: RunData): boolean {
   rows.push([
     '503s (and transport failures)',
     `${n(data.unavailable.length)}: ${[...byFault].map(([k, v]) => `${k} ${n(v)}`).join(', ') || 'none'}; ${n(rateLimited503)} of them for rate-limited keys`,
-    mark(late503.length === 0) + `: none from failover + 5 s to the end (${late503.length})`,
+    mark(late503.length === 0) + `: none from failover + ${SETTLE_MS / 1000} s to the end (${late503.length})`,
   ]);
   const over = data.faults.filter((f) => Number.isFinite(f.end)).length;
   const faultsOk = over === 3 && data.faults.length === 3 && Number.isFinite(data.recoveredAt);
