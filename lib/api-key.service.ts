@@ -64,13 +64,14 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
   }
 
   /**
-   * The key's record when `key` is a valid, unexpired, unrevoked key; otherwise
-   * `null`. It applies no policy: no IP allowlist, no rate limit, no quota is checked
-   * or counted. Code outside HTTP that must enforce them calls {@link consume}. Throws `BackendUnavailableError` when the store cannot answer, so `null`
-   * always means "not a valid key".
+   * The key's record when `key` is a valid, unexpired, unrevoked key; otherwise `null`.
+   * Throws `BackendUnavailableError` when the store cannot answer, so `null` always
+   * means "not a valid key". It applies no policy (IP allowlist, rate limits, quota);
+   * code outside HTTP that must enforce them, or needs the refusal's code, calls
+   * {@link consume}.
    */
   async verify(key: string): Promise<ApiKeyView | null> {
-    const result = await this.authenticate(key);
+    const result = await this.check(key);
     if (result.ok) return result.apiKey;
     if (result.code === ApiKeyErrorCode.BackendUnavailable) {
       throw result.error instanceof BackendUnavailableError
@@ -81,9 +82,12 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
   }
 
   /**
-   * Verification with the reason for a refusal; what the guard calls. Never throws:
-   * a backend failure or timeout comes back as `backend_unavailable`. Like `verify`,
-   * it applies no policy; see {@link consume}.
+   * Verification with the reason for a refusal, applying no policy. Never throws: a
+   * backend failure or timeout comes back as `backend_unavailable`.
+   *
+   * @deprecated One verb authenticates a key: {@link verify} for the record, or
+   * {@link consume} for the guard's whole decision with its refusal code. Kept for
+   * callers of earlier versions; removed in the next major.
    */
   async authenticate(key: string): Promise<AuthenticationResult> {
     return this.check(key);
