@@ -2,6 +2,7 @@ import { ForbiddenException, UnauthorizedException } from '@nestjs/common';
 import type { ApiKeyView } from '../api-key.interface.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { hasLimits } from '../policy/policy.validation.js';
+import { grantsScope } from '../scopes/scope-patterns.js';
 import type { ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import type { ManagementErrorBody } from './management-exception.filter.js';
 import { refusalForScopes, type SelfServiceRefusal } from './self-service.rules.js';
@@ -59,9 +60,10 @@ export function callerOf(apiKey: ApiKeyView | undefined, routes: ResolvedApiAuth
   }
   const { adminScope, selfServiceScope } = routes;
   const readScope = routes.readScope ?? null;
-  const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
-  const selfService = selfServiceScope !== null && apiKey.scopes.includes(selfServiceScope);
-  const reader = readScope !== null && apiKey.scopes.includes(readScope);
+  // As the guard reads scopes: a held pattern (`api-keys:*`) grants the scopes under it.
+  const admin = adminScope !== null && grantsScope(apiKey.scopes, adminScope);
+  const selfService = selfServiceScope !== null && grantsScope(apiKey.scopes, selfServiceScope);
+  const reader = readScope !== null && grantsScope(apiKey.scopes, readScope);
   if (!admin && !selfService && !reader) throw insufficientScope([adminScope, selfServiceScope, readScope]);
   return {
     id: apiKey.id,
