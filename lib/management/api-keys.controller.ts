@@ -12,7 +12,6 @@ import {
   Patch,
   Post,
   Query,
-  UnauthorizedException,
   UseFilters,
   UseGuards,
   UseInterceptors,
@@ -26,11 +25,13 @@ import { ApiKeyGuard } from '../api-key.guard.js';
 import { ApiKeyService } from '../api-key.service.js';
 import { CurrentApiKey } from '../decorators/current-api-key.decorator.js';
 import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
-import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
-import { hasLimits } from '../policy/policy.validation.js';
+import { validateQuotaChange } from '../policy/quota-balance.js';
+import type { RateLimiter } from '../policy/rate-limiter.interface.js';
+import { notSupported, quotaBalanceOf, toQuotaBalanceResource } from './quota-balance.resource.js';
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import {
   toApiKeyResource,
+  type ApiKeyListAllPageResource,
   type ApiKeyPageResource,
   type ApiKeyResource,
   type IssuedApiKeyResource,
@@ -39,7 +40,18 @@ import {
 import { EntityTagInterceptor } from './entity-tag.interceptor.js';
 import { expectedVersionFromIfMatch } from './if-match.js';
 import { ManagementCallBounds } from './management-call-bounds.interceptor.js';
-import { ManagementExceptionFilter, type ManagementErrorBody } from './management-exception.filter.js';
+import { ManagementExceptionFilter } from './management-exception.filter.js';
+import {
+  assertGrantable,
+  assertPolicyUntouched,
+  callerOf,
+  forbidden,
+  inheritedPolicy,
+  refuse,
+  writerOf,
+  type Caller,
+} from './management-caller.js';
+import { splitListAllQuery } from './list-all.validation.js';
 import {
   parseEmptyRequest,
   parseIssueRequest,
@@ -54,37 +66,14 @@ import {
   refusalForExpiryChange,
   refusalForScopes,
   refusalForResult,
-  type SelfServiceRefusal,
 } from './self-service.rules.js';
 
-/** What the calling key may do here. */
-interface Caller {
-  id: string;
-  ownerId: string;
-  scopes: readonly string[];
-  environment: string | null;
-  policy: ApiKeyPolicy | null;
-  expiresAt: Date | null;
-  /** Holds the admin scope: every owner's keys, any scope. */
-  admin: boolean;
-}
-
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-function forbidden(code: string, message: string): ForbiddenException {
-  const body: ManagementErrorBody = { statusCode: 403, error: 'Forbidden', code, message };
-  return new ForbiddenException(body);
-}
-
-/** Throws the 403 of a self-service rule (lib/management/self-service.rules.ts) that refused. */
-function refuse(refusal: SelfServiceRefusal | null): void {
-  if (refusal !== null) throw forbidden(refusal.code, refusal.message);
-}
 
 /**
  * The key-management routes. Never registered as is: `ApiAuthModule` registers a
  * subclass per configured path (see {@link createApiKeysController}) that also
- * demands the admin or self-service scope.
+ * demands the admin, self-service or read scope.
  *
  * The guard sits on this base class, so no subclass and no configuration can serve
  * these routes without a verified key; each handler checks again what the key may
@@ -95,12 +84,14 @@ function refuse(refusal: SelfServiceRefusal | null): void {
 @UseInterceptors(ManagementCallBounds, EntityTagInterceptor)
 export class ApiKeysController {
   private readonly limits: ManagementLimits;
+  private readonly rateLimiter: RateLimiter;
 
   constructor(
     @Inject(ApiKeyService) private readonly apiKeys: ApiKeyService,
     @Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions,
     @Inject(API_AUTH_ROUTES_OPTIONS) private readonly routes: ResolvedApiAuthRoutesOptions,
   ) {
+    this.rateLimiter = options.rateLimiter;
     this.limits = {
       maxScopes: options.maxScopes,
       maxMetadataBytes: options.maxMetadataBytes,
@@ -116,15 +107,15 @@ export class ApiKeysController {
   @HttpCode(201)
   @Header('Cache-Control', 'no-store')
   async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     const request = parseIssueRequest(body, this.limits);
     const ownerId = request.ownerId ?? caller.ownerId;
     if (!caller.admin && ownerId !== caller.ownerId) {
       throw forbidden('forbidden_owner', 'A self-service key can only issue keys for its own owner.');
     }
-    this.assertGrantable(caller, request.scopes);
+    assertGrantable(caller, request.scopes);
     if (!caller.admin) {
-      this.assertPolicyUntouched(caller, request.policy);
+      assertPolicyUntouched(caller, request.policy);
       if (request.environment !== undefined && request.environment !== caller.environment) {
         throw forbidden('forbidden_environment', 'A self-service key can only issue keys in its own environment.');
       }
@@ -143,20 +134,60 @@ export class ApiKeysController {
   /** One page of an owner's keys (the caller's own by default), with the owner's total. */
   @Get()
   @Header('Cache-Control', 'no-store')
-  async list(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Query() query: unknown): Promise<ApiKeyPageResource> {
-    const caller = this.caller(apiKey);
-    const { ownerId = caller.ownerId, cursor, limit } = parseListQuery(query, this.limits);
-    if (!caller.admin && ownerId !== caller.ownerId) {
+  async list(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Query() query: unknown,
+  ): Promise<ApiKeyPageResource | ApiKeyListAllPageResource> {
+    const caller = callerOf(apiKey, this.routes);
+    const across = splitListAllQuery(query);
+    if (across.all) {
+      const { ownerId, cursor, limit } = parseListQuery(across.rest, this.limits);
+      if (!caller.readsAll) throw forbidden('forbidden_owner', 'Only an admin or read-only operator key can list keys across owners.');
+      const page = await this.apiKeys.listAllPage({ ownerId, cursor, limit, environment: across.environment, status: across.status });
+      return { items: page.items.map(toApiKeyResource), nextCursor: page.nextCursor };
+    }
+    const { ownerId = caller.ownerId, cursor, limit } = parseListQuery(across.rest, this.limits);
+    if (!caller.readsAll && ownerId !== caller.ownerId) {
       throw forbidden('forbidden_owner', 'A self-service key can only list the keys of its own owner.');
     }
     const page = await this.apiKeys.listPage(ownerId, { cursor, limit });
     return { items: page.items.map(toApiKeyResource), nextCursor: page.nextCursor, total: page.total };
   }
 
+  /** The key, with its quota's balance read now from the rate limiter (`quota`). */
   @Get(':id')
   @Header('Cache-Control', 'no-store')
   async get(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<ApiKeyResource> {
-    return toApiKeyResource(await this.load(this.caller(apiKey), id));
+    const found = await this.load(callerOf(apiKey, this.routes), id, 'read');
+    const quota = await quotaBalanceOf(this.rateLimiter, found);
+    return quota === undefined ? toApiKeyResource(found) : { ...toApiKeyResource(found), quota };
+  }
+
+  /**
+   * Sets (`{ "set": n }`) or tops up (`{ "add": n }`) the key's quota balance, in one
+   * atomic limiter step. Admin only: a self-service key could otherwise refill itself.
+   */
+  @Post(':id/quota')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  async quota(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string, @Body() body: unknown): Promise<ApiKeyResource> {
+    const caller = callerOf(apiKey, this.routes);
+    if (!caller.admin) {
+      throw new ForbiddenException({
+        statusCode: 403,
+        error: 'Forbidden',
+        code: 'insufficient_scope',
+        message: 'Only an admin key can change a quota balance.',
+        requiredScopes: [this.routes.adminScope].filter((scope): scope is string => scope !== null),
+        scopeMatch: 'all',
+      });
+    }
+    const change = validateQuotaChange(body);
+    const target = await this.load(caller, id);
+    const balance = await this.apiKeys.adjustQuota(target.id, change).catch((error: unknown) => {
+      throw notSupported(error);
+    });
+    return { ...toApiKeyResource(target), quota: toQuotaBalanceResource(balance) };
   }
 
   /** Changes name, scopes, metadata, expiry or (admin only) policy. */
@@ -168,14 +199,14 @@ export class ApiKeysController {
     @Body() body: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     const changes = parseUpdateRequest(body, this.limits);
     const target = await this.load(caller, id);
     if (!caller.admin) {
       // Managing a key more capable than the caller is escalation too, a rename included.
-      this.assertGrantable(caller, target.scopes);
-      if (changes.scopes) this.assertGrantable(caller, changes.scopes);
-      this.assertPolicyUntouched(caller, changes.policy);
+      assertGrantable(caller, target.scopes);
+      if (changes.scopes) assertGrantable(caller, changes.scopes);
+      assertPolicyUntouched(caller, changes.policy);
       if (changes.expiresAt !== undefined) refuse(refusalForExpiryChange(target.expiresAt, changes.expiresAt));
       refuse(refusalForResult(caller, { ...target, ...changes }));
     }
@@ -201,7 +232,7 @@ export class ApiKeysController {
     @Query() query: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     parseEmptyRequest(body);
     const { cascade } = parseRevokeQuery(query);
     const target = await this.load(caller, id);
@@ -219,7 +250,7 @@ export class ApiKeysController {
     @Param('id') id: string,
     @Body() body: unknown,
   ): Promise<RotatedApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     const options = parseRotateRequest(body, this.limits);
     const target = await this.load(caller, id);
     // The replacement carries the old key's scopes, environment, policy (on its counters)
@@ -244,87 +275,84 @@ export class ApiKeysController {
   @HttpCode(204)
   @Header('Cache-Control', 'no-store')
   async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
-    const caller = this.caller(apiKey);
+    const caller = writerOf(apiKey, this.routes);
     const target = await this.load(caller, id);
     if (!caller.admin) refuse(refusalForScopes(caller, target));
     await this.apiKeys.delete(target.id);
   }
 
-  private caller(apiKey: ApiKeyView | undefined): Caller {
-    // The guard has run; this only holds if someone wired the controller without it.
-    if (!apiKey) {
-      throw new UnauthorizedException({
-        statusCode: 401,
-        error: 'Unauthorized',
-        code: 'missing_api_key',
-        message: 'An API key is required.',
-      });
-    }
-    const { adminScope, selfServiceScope } = this.routes;
-    const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
-    if (!admin && (selfServiceScope === null || !apiKey.scopes.includes(selfServiceScope))) {
-      throw new ForbiddenException({
-        statusCode: 403,
-        error: 'Forbidden',
-        code: 'insufficient_scope',
-        message: 'The API key lacks a scope this operation requires.',
-        requiredScopes: [adminScope, selfServiceScope].filter((s): s is string => s !== null),
-        scopeMatch: 'any',
-      });
-    }
-    return {
-      id: apiKey.id,
-      ownerId: apiKey.ownerId,
-      scopes: apiKey.scopes,
-      environment: apiKey.environment ?? null,
-      policy: apiKey.policy ?? null,
-      expiresAt: apiKey.expiresAt,
-      admin,
-    };
+  /**
+   * Switches the key off (401 `disabled_api_key` from then on) without revoking it.
+   * Disabling a disabled key changes nothing; a revoked key answers 409 `key_revoked`.
+   */
+  @Post(':id/disable')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  disable(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
+  ): Promise<ApiKeyResource> {
+    return this.setDisabled(apiKey, id, body, ifMatch, true);
   }
 
-  /** The key, if the caller may see it; another owner's key is "not found" to a self-service caller. */
-  private async load(caller: Caller, id: string): Promise<ApiKeyView> {
-    if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ApiKeyNotFoundError('');
-    const found = await this.apiKeys.get(id);
-    if (!found || (!caller.admin && found.ownerId !== caller.ownerId)) throw new ApiKeyNotFoundError(id);
-    return found;
+  /** Switches a disabled key back on. A revoked key answers 409 `key_revoked`: revocation is final. */
+  @Post(':id/enable')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  enable(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
+  ): Promise<ApiKeyResource> {
+    return this.setDisabled(apiKey, id, body, ifMatch, false);
   }
 
-  private assertGrantable(caller: Caller, scopes: readonly string[]): void {
-    if (!caller.admin) refuse(refusalForScopes(caller, { scopes }));
+  /** Disable and enable: allowed to a self-service key on exactly the keys it could revoke. */
+  private async setDisabled(
+    apiKey: ApiKeyView | undefined,
+    id: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    disabled: boolean,
+  ): Promise<ApiKeyResource> {
+    const caller = writerOf(apiKey, this.routes);
+    parseEmptyRequest(body);
+    const target = await this.load(caller, id);
+    if (!caller.admin) refuse(refusalForScopes(caller, target));
+    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version);
+    const written = disabled
+      ? await this.apiKeys.disable(target.id, { expectedVersion })
+      : await this.apiKeys.enable(target.id, { expectedVersion });
+    return toApiKeyResource(written);
   }
 
   /**
-   * Policies are the admin's to set: limits exist to bound what a customer's keys may
-   * do, so a self-service caller that could write them could also lift them.
+   * The key, if the caller may see it (`read`) or manage it (`write`, the default);
+   * another owner's key is "not found" to a self-service caller.
    */
-  private assertPolicyUntouched(caller: Caller, policy: ApiKeyPolicy | null | undefined): void {
-    if (caller.admin || policy === undefined) return;
-    throw forbidden('forbidden_policy', 'Only an admin key can set or change a key policy.');
+  private async load(caller: Caller, id: string, access: 'read' | 'write' = 'write'): Promise<ApiKeyView> {
+    if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ApiKeyNotFoundError('');
+    const found = await this.apiKeys.get(id);
+    const everyOwner = access === 'read' ? caller.readsAll : caller.admin;
+    if (!found || (!everyOwner && found.ownerId !== caller.ownerId)) throw new ApiKeyNotFoundError(id);
+    return found;
   }
-}
 
-/**
- * The caller's policy for a key it issues: the same allowlist, and the same limits on
- * the same counters (the caller's counter key, else its id), so N keys share one budget.
- */
-function inheritedPolicy(caller: Caller): ApiKeyPolicy | null {
-  if (!caller.policy) return null;
-  const { counterKey, ...rules } = caller.policy;
-  return hasLimits(rules) ? { ...rules, counterKey: counterKey ?? caller.id } : rules;
 }
 
 /**
  * The controller class registered for one configuration: `ApiKeysController` at
- * `routes.path`, admitting keys with the admin or the self-service scope.
+ * `routes.path`, admitting keys with the admin, the self-service or the read scope.
  */
 export function createApiKeysController(routes: ResolvedApiAuthRoutesOptions): Type<ApiKeysController> {
   class ConfiguredApiKeysController extends ApiKeysController {}
   // Swagger derives operation ids from the class name: keep them stable.
   Object.defineProperty(ConfiguredApiKeysController, 'name', { value: 'ApiKeysController' });
   Controller(routes.path)(ConfiguredApiKeysController);
-  const scopes = [routes.adminScope, routes.selfServiceScope].filter((s): s is string => s !== null);
+  const scopes = [routes.adminScope, routes.selfServiceScope, routes.readScope ?? null].filter((s): s is string => s !== null);
   RequireAnyScope(...scopes)(ConfiguredApiKeysController);
   return ConfiguredApiKeysController;
 }

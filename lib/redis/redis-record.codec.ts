@@ -125,6 +125,7 @@ const CREATED_AT = AT.createdAt;
 const UPDATED_AT = AT.updatedAt;
 const ROTATED_FROM_ID = AT.rotatedFromId;
 const ISSUED_BY_ID = AT.issuedById;
+const DISABLED_AT = AT.disabledAt;
 
 function text(value: unknown): string {
   if (typeof value !== 'string') throw new UnreadableRecordError();
@@ -170,5 +171,6 @@ function decodeV2(values: readonly unknown[]): ApiKey {
     policy: typeof policy === 'string' ? (JSON.parse(policy) as ApiKey['policy']) : null,
     version,
     issuedById: optionalText(values[ISSUED_BY_ID]),
+    disabledAt: optionalDate(values[DISABLED_AT]),
   };
 }

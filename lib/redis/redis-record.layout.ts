@@ -39,6 +39,7 @@ export const RECORD_LAYOUT = [
   ['rotatedFromId', 'text?'],
   ['issuedById', 'text?'],
   ['ownerEntry', 'entry'],
+  ['disabledAt', 'date?'],
 ] as const;
 
 /** The first value of an encoding-2 array. */

@@ -24,13 +24,14 @@ export const V1_FIELDS = [
   'policy',
   'ownerEntry',
   // Appended later: a record written before them has 16 values, and is at version 1
-  // with no issuer.
+  // with no issuer; one never disabled may have 18.
   'version',
   'issuedById',
+  'disabledAt',
 ] as const;
 
-/** Lengths an encoding-1 array can have: before and after `version` and `issuedById`. */
-const LENGTHS = [V1_FIELDS.length - 2, V1_FIELDS.length];
+/** Lengths an encoding-1 array can have: before `version` and `issuedById`, before `disabledAt`, all. */
+const LENGTHS = [V1_FIELDS.length - 3, V1_FIELDS.length - 1, V1_FIELDS.length];
 
 /** Thrown for a stored value this version cannot read. Its message holds none of the value. */
 export class UnreadableRecordError extends Error {
@@ -71,7 +72,8 @@ function version(value: unknown): number {
 /** A record from an encoding-1 array (already parsed). */
 export function decodeV1(values: readonly unknown[]): ApiKey {
   if (!LENGTHS.includes(values.length)) throw new UnreadableRecordError();
-  const [id, keyHash, createdAtText, name, ownerId, hint, scopes, metadata, updatedAt, expiresAt, revokedAt, lastUsedAt, rotatedFromId, environment, policy, , storedVersion, issuedById] = values;
+  const [id, keyHash, createdAtText, name, ownerId, hint, scopes, metadata, updatedAt, expiresAt, revokedAt, lastUsedAt, rotatedFromId, environment, policy, , storedVersion, issuedById, disabledAt] =
+    values;
   if (typeof id !== 'string' || typeof keyHash !== 'string') throw new UnreadableRecordError();
   const createdAt = date(createdAtText);
   const policyText = text(policy);
@@ -93,5 +95,6 @@ export function decodeV1(values: readonly unknown[]): ApiKey {
     policy: policyText === undefined ? null : (JSON.parse(policyText) as ApiKey['policy']),
     version: version(storedVersion),
     issuedById: text(issuedById) ?? null,
+    disabledAt: optionalDate(disabledAt),
   };
 }

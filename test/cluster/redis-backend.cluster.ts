@@ -21,9 +21,9 @@ runBackendConformance('RedisBackend on a real 3+3 Redis Cluster (hash-tagged nam
 });
 
 /** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it (see redis.backend.spec). */
-async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById'>): Promise<void> {
+async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>): Promise<void> {
   const hashKey = `${prefix}hash:${record.keyHash}`;
-  await cluster.sendCommand(hashKey, false, ['SET', hashKey, encodeV1Record({ ...record, version: 1, issuedById: null }, { beforeVersions: true })]);
+  await cluster.sendCommand(hashKey, false, ['SET', hashKey, encodeV1Record({ ...record, version: 1, issuedById: null, disabledAt: null }, { beforeVersions: true })]);
   await cluster.sendCommand(`${prefix}id:${record.id}`, false, ['SET', `${prefix}id:${record.id}`, record.keyHash]);
   const ownerKey = `${prefix}owner:${record.ownerId}`;
   await cluster.sendCommand(ownerKey, false, ['ZADD', ownerKey, '0', ownerEntry(record.createdAt, record.id)]);

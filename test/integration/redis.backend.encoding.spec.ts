@@ -80,8 +80,12 @@ describe('RedisBackend record encodings: records of the previous release next to
       fullRecord({ ownerId }),
       fullRecord({ ownerId, scopes: [], metadata: {}, policy: null, expiresAt: null, lastUsedAt: null, rotatedFromId: null, environment: null, version: 1 }),
       fullRecord({ ownerId, revokedAt: new Date(1_700_000_500_000), createdAt: new Date(1_700_000_000_500) }),
+      fullRecord({ ownerId, disabledAt: new Date(1_700_000_600_000), createdAt: new Date(1_700_000_000_700) }),
     ];
-    const fresh = [fullRecord({ ownerId, createdAt: new Date(1_700_000_000_200) }), fullRecord({ ownerId, createdAt: new Date(1_700_000_000_900) })];
+    const fresh = [
+      fullRecord({ ownerId, createdAt: new Date(1_700_000_000_200) }),
+      fullRecord({ ownerId, createdAt: new Date(1_700_000_000_900), disabledAt: new Date(1_700_000_700_000) }),
+    ];
     for (const record of old) await storeV1(record);
     for (const record of fresh) await backend.create(record);
     for (const record of [...old, ...fresh]) {
