@@ -48,7 +48,7 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
   // (f) PostgreSQL directly.
   const direct = countCalls(postgres);
   // (e) Redis as the only store.
-  const redisPrimary = countCalls(new RedisBackend(redis, { namespace: `${namespace}:primary:` }));
+  const redisPrimary = countCalls(new RedisBackend(redis, { namespace: `${namespace}:primary:`, recordEncoding: 2 }));
   // (d) The cached provider: L1 -> Redis cache (cache-manager + @keyv/redis) -> PostgreSQL,
   // with pub/sub invalidation, exactly as an application builds it.
   const cachedPrimary = countCalls(postgres);

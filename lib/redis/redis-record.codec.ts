@@ -1,8 +1,8 @@
 import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyValidationError } from '../api-key.errors.js';
 import { asciiJson } from '../internal/ascii-json.js';
-import { AT, KIND, RECORD_ENCODING, RECORD_LAYOUT, type FieldKind, type StoredField } from './redis-record.layout.js';
-import { decodeV1, UnreadableRecordError } from './redis-record.v1.js';
+import { AT, KIND, ownerEntry, RECORD_ENCODING, RECORD_LAYOUT, wellFormed, type FieldKind, type StoredField } from './redis-record.layout.js';
+import { decodeV1, encodeV1, UnreadableRecordError } from './redis-record.v1.js';
 
 /**
  * How an `ApiKey` lives in Redis: one STRING, a JSON array in the layout of
@@ -12,22 +12,7 @@ import { decodeV1, UnreadableRecordError } from './redis-record.v1.js';
  * parsed twice.
  */
 
-// Shifts every valid Date (±8.64e15 ms) to a non-negative number of fixed width, so
-// lexicographic order of the strings is chronological order.
-const EPOCH_SHIFT = 8_640_000_000_000_000n;
-/** Digits of the time part of an owner entry; the id starts after it and a `:`. */
-export const TIME_WIDTH = 17;
-
-/**
- * The member of an owner's sorted set: `<createdAt, fixed width>:<id>`. All members
- * share score 0, so Redis orders them byte-wise: by `createdAt`, then by `id`, which is
- * exactly the order `listByOwner` promises, and a cursor maps to one exclusive
- * `ZRANGEBYLEX` bound (keyset paging, no offsets).
- */
-export function ownerEntry(createdAt: Date, id: string): string {
-  const ms = createdAt.getTime();
-  return `${(BigInt(ms) + EPOCH_SHIFT).toString().padStart(TIME_WIDTH, '0')}:${id}`;
-}
+export { ownerEntry, TIME_WIDTH } from './redis-record.layout.js';
 
 /** A field's value as the stored array holds it (before JSON). */
 function encodeValue(field: StoredField, kind: FieldKind, value: unknown): unknown {
@@ -60,8 +45,9 @@ function epochMs(field: StoredField, value: unknown): number {
   return ms;
 }
 
-/** A new record as it is stored, owner entry included. */
-export function encodeStoredRecord(record: ApiKey): string {
+/** A new record as it is stored in `encoding`, owner entry included. */
+export function encodeStoredRecord(record: ApiKey, encoding: 1 | 2 = RECORD_ENCODING): string {
+  if (encoding === 1) return encodeV1(record);
   const values: unknown[] = [RECORD_ENCODING];
   for (const [field, kind] of RECORD_LAYOUT) {
     values.push(kind === 'entry' ? ownerEntry(record.createdAt, record.id) : encodeValue(field, kind, record[field]));
@@ -79,17 +65,6 @@ export function encodeChanges(changes: Partial<ApiKey>, fields: ReadonlyArray<ke
   for (const field of fields) out.push(field, JSON.stringify(encodeValue(field, KIND[field], changes[field])));
   return out;
 }
-
-/**
- * Lone UTF-16 surrogates become U+FFFD, as UTF-8 encoding makes them anyway: JSON would
- * carry them as `\ud800` escapes, which `cjson` refuses to decode, so a record holding
- * one could never be updated again.
- */
-function wellFormed(value: string): string {
-  return LONE_SURROGATE.test(value) ? value.replace(LONE_SURROGATE_ALL, '\ufffd') : value;
-}
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const LONE_SURROGATE_ALL = new RegExp(LONE_SURROGATE.source, 'g');
 
 /** The record a GET of its key (or a script passing it on) answered, or `null` for nil. */
 export function decodeStoredRecord(reply: unknown): ApiKey | null {

@@ -58,3 +58,32 @@ export const KIND = Object.fromEntries(RECORD_LAYOUT) as Record<StoredField, Fie
 
 /** Length of an encoding-2 array with every field of this version. */
 export const RECORD_LENGTH = RECORD_LAYOUT.length + 1;
+
+// Shifts every valid Date (±8.64e15 ms) to a non-negative number of fixed width, so
+// lexicographic order of the strings is chronological order.
+const EPOCH_SHIFT = 8_640_000_000_000_000n;
+/** Digits of the time part of an owner entry; the id starts after it and a `:`. */
+export const TIME_WIDTH = 17;
+
+/**
+ * The member of an owner's sorted set: `<createdAt, fixed width>:<id>`. All members
+ * share score 0, so Redis orders them byte-wise: by `createdAt`, then by `id`, which is
+ * exactly the order `listByOwner` promises, and a cursor maps to one exclusive
+ * `ZRANGEBYLEX` bound (keyset paging, no offsets).
+ */
+export function ownerEntry(createdAt: Date, id: string): string {
+  const ms = createdAt.getTime();
+  return `${(BigInt(ms) + EPOCH_SHIFT).toString().padStart(TIME_WIDTH, '0')}:${id}`;
+}
+
+/**
+ * Lone UTF-16 surrogates become U+FFFD, as UTF-8 encoding makes them anyway: JSON would
+ * carry them as `\ud800` escapes, which `cjson` refuses to decode, so a record holding
+ * one could never be updated again.
+ */
+export function wellFormed(value: string): string {
+  return LONE_SURROGATE.test(value) ? value.replace(LONE_SURROGATE_ALL, '\ufffd') : value;
+}
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const LONE_SURROGATE_ALL = new RegExp(LONE_SURROGATE.source, 'g');
+

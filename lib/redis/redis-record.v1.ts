@@ -1,10 +1,14 @@
 import type { ApiKey } from '../api-key.interface.js';
+import { ApiKeyValidationError } from '../api-key.errors.js';
+import { asciiJson } from '../internal/ascii-json.js';
+import { ownerEntry, wellFormed } from './redis-record.layout.js';
 
 /**
  * Record encoding 1, as releases before encoding 2 wrote it: a JSON array of
  * `V1_FIELDS`' values, every value a string (dates as epoch milliseconds; `scopes`,
- * `metadata` and `policy` as JSON text) or `false` for null. Only read now: every write
- * script rewrites the record it touches in encoding 2. Frozen: never change the order.
+ * `metadata` and `policy` as JSON text) or `false` for null. Still written with the
+ * option `recordEncoding: 1` (the default), so that instances of earlier releases
+ * read what this one writes during a rolling upgrade. Frozen: never change the order.
  */
 export const V1_FIELDS = [
   'id',
@@ -97,4 +101,49 @@ export function decodeV1(values: readonly unknown[]): ApiKey {
     issuedById: text(issuedById) ?? null,
     disabledAt: optionalDate(disabledAt),
   };
+}
+
+function encodeDate(field: keyof ApiKey, value: unknown): string {
+  const ms = value instanceof Date ? value.getTime() : Number.NaN;
+  if (!Number.isFinite(ms)) throw new ApiKeyValidationError(field, 'must be a valid Date');
+  return String(ms);
+}
+
+function encodeValue(record: ApiKey, field: (typeof V1_FIELDS)[number]): string | false {
+  switch (field) {
+    case 'ownerEntry':
+      return ownerEntry(record.createdAt, record.id);
+    case 'scopes':
+      return wellFormed(JSON.stringify(record.scopes));
+    case 'metadata':
+      return JSON.stringify(record.metadata);
+    case 'createdAt':
+    case 'updatedAt':
+      return encodeDate(field, record[field]);
+    case 'expiresAt':
+    case 'revokedAt':
+    case 'lastUsedAt':
+    case 'disabledAt':
+      return record[field] == null ? false : encodeDate(field, record[field]);
+    case 'policy':
+      return record.policy ? JSON.stringify(record.policy) : false;
+    case 'version':
+      return String(record.version ?? 1);
+    case 'rotatedFromId':
+    case 'environment':
+    case 'issuedById':
+      return record[field] == null ? false : wellFormed(String(record[field]));
+    default:
+      return wellFormed(String(record[field]));
+  }
+}
+
+/**
+ * A new record in encoding 1, as the previous release writes it: a key never disabled
+ * without the `disabledAt` value, the layout releases before `disabledAt` read.
+ */
+export function encodeV1(record: ApiKey): string {
+  const values = V1_FIELDS.map((field) => encodeValue(record, field));
+  if (values.at(-1) === false) values.pop();
+  return asciiJson(JSON.stringify(values));
 }

@@ -88,7 +88,7 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   async create(apiKey: ApiKey): Promise<ApiKey> {
-    const stored = encodeStoredRecord(apiKey);
+    const stored = encodeStoredRecord(apiKey, this.options.recordEncoding);
     const keys = [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId), this.allKey()];
     if (apiKey.issuedById != null) keys.push(this.issuerKey(apiKey.issuedById));
     const outcome = await this.script('create', CREATE, keys, [
@@ -111,6 +111,7 @@ export class RedisBackend implements ApiKeyBackend {
       this.base,
       expected === undefined ? '' : String(expected),
       expiry,
+      String(this.options.recordEncoding),
       ...encodeChanges(changes, [...fields, 'updatedAt']),
     ]);
     if (Array.isArray(reply) && reply[0] === 'conflict') throw new VersionConflictError(id, expected!, Number(reply[1]));
@@ -236,7 +237,7 @@ export class RedisBackend implements ApiKeyBackend {
       'recordUsage',
       RECORD_USAGE,
       [this.idKey(id)],
-      [this.base, String(usedAt.getTime()), String(staleBefore.getTime())],
+      [this.base, String(usedAt.getTime()), String(staleBefore.getTime()), String(this.options.recordEncoding)],
     );
     return Number(wrote) === 1;
   }

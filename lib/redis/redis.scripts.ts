@@ -79,26 +79,27 @@ return 'ok'
 
 /**
  * KEYS: id index. ARGV: key base, the expected version or '', the expiry to set ('-'
- * keeps it, '' removes it, else expire-at ms), then the changed field/value pairs
- * (each value the JSON text of its stored form; `null` clears). Applies only those
- * fields to the record as stored now, keeps the first `revokedAt`, bumps `version`.
- * Resolves to the stored record, nil when no record has that id, or
- * `{ 'conflict', <stored version> }` (nothing written).
+ * keeps it, '' removes it, else expire-at ms), the encoding to write ('2', or '1' to
+ * keep the record's own), then the changed field/value pairs (each value the JSON text
+ * of its stored form; `null` clears). Applies only those fields to the record as
+ * stored now, keeps the first `revokedAt`, bumps `version`. Resolves to the stored
+ * record, nil when no record has that id, or `{ 'conflict', <stored version> }`
+ * (nothing written).
  */
 export const UPDATE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return false end
-local rec = readRecord(raw)
+local rec, encoding = readRecord(raw)
 local version = rec[P.version]
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return { 'conflict', string.format('%.0f', version) } end
 -- Revocation is sticky: the first revokedAt stays.
 local revoked = present(rec[P.revokedAt])
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local f = ARGV[i]
   if not (f == 'revokedAt' and revoked) then rec[P[f]] = cjson.decode(ARGV[i + 1]) end
 end
 rec[P.version] = version + 1
-local stored = writeRecord(rec)
+local stored = writeRecord(rec, ARGV[4] == '2' and 2 or encoding)
 redis.call('SET', recordKey, stored, 'KEEPTTL')
 if ARGV[3] == '' then
   redis.call('PERSIST', KEYS[1])
@@ -132,18 +133,19 @@ return 1
 `);
 
 /**
- * KEYS: id index. ARGV: key base, used-at ms, stale-before ms. Writes lastUsedAt alone,
+ * KEYS: id index. ARGV: key base, used-at ms, stale-before ms, the encoding to write
+ * (as for UPDATE). Writes lastUsedAt alone,
  * and only when it is missing or older than stale-before; never creates a deleted
  * record again, never changes its expiry. Resolves to 1 when it wrote.
  */
 export const RECORD_USAGE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return 0 end
-local rec = readRecord(raw)
+local rec, encoding = readRecord(raw)
 local last = rec[P.lastUsedAt]
 if present(last) and last >= tonumber(ARGV[3]) then return 0 end
 rec[P.lastUsedAt] = tonumber(ARGV[2])
-redis.call('SET', recordKey, writeRecord(rec), 'KEEPTTL')
+redis.call('SET', recordKey, writeRecord(rec, ARGV[4] == '2' and 2 or encoding), 'KEEPTTL')
 return 1
 `);
 

@@ -34,7 +34,7 @@ function fullRecord(overrides: Partial<ApiKey> = {}): ApiKey {
   });
 }
 
-describe('RedisBackend record encodings: records of the previous release next to new ones', () => {
+describe('RedisBackend with recordEncoding 2: records of the previous release next to new ones', () => {
   let client: Client;
   let namespace: string;
   let backend: RedisBackend;
@@ -42,7 +42,7 @@ describe('RedisBackend record encodings: records of the previous release next to
   beforeAll(async () => {
     client = await connectRedis();
     namespace = uniqueNamespace('redis-encoding');
-    backend = new RedisBackend(client, { namespace });
+    backend = new RedisBackend(client, { namespace, recordEncoding: 2 });
   });
   afterAll(async () => {
     await deleteNamespace(client, namespace);
@@ -184,6 +184,30 @@ describe('RedisBackend record encodings: records of the previous release next to
     await backend.update(record.id, { name: 'renamed', updatedAt: record.updatedAt });
     expect((JSON.parse((await client.get(key))!) as unknown[]).slice(values.length)).toEqual([1_800_000_000_000, null, 'later']);
     await backend.delete(record.id);
+  });
+
+  it('with the default recordEncoding 1, writes what the previous release reads, and keeps each record in its encoding', async () => {
+    const compatible = new RedisBackend(client, { namespace });
+    const fresh = fullRecord({ disabledAt: null });
+    await compatible.create(fresh);
+    // What the previous release's encoder writes: a key never disabled without its disabledAt.
+    expect(await raw(fresh)).toBe(encodeV1Record(fresh));
+    const usedAt = new Date(1_700_000_200_000);
+    await compatible.recordUsage(fresh.id, usedAt, usedAt);
+    const renamed = await compatible.update(fresh.id, { name: 'renamed', updatedAt: usedAt });
+    expect(renamed).toEqual({ ...fresh, name: 'renamed', updatedAt: usedAt, lastUsedAt: usedAt, version: fresh.version + 1 });
+    expect(await raw(fresh)).toBe(encodeV1Record(renamed));
+    const disabled = await compatible.update(fresh.id, { disabledAt: usedAt, updatedAt: usedAt });
+    expect(await raw(fresh)).toBe(encodeV1Record(disabled));
+
+    // A record another instance stored in encoding 2 stays in 2.
+    const newer = fullRecord();
+    await backend.create(newer);
+    await compatible.recordUsage(newer.id, usedAt, usedAt);
+    await compatible.update(newer.id, { name: 'renamed', updatedAt: usedAt });
+    expect(await raw(newer)).toMatch(/^\[2,/);
+    expect(await compatible.getByHash(newer.keyHash)).toEqual({ ...newer, name: 'renamed', updatedAt: usedAt, lastUsedAt: usedAt, version: newer.version + 1 });
+    for (const record of [fresh, newer]) await compatible.delete(record.id);
   });
 
   it('answers BackendUnavailableError for an encoding it does not know or a malformed encoding-2 array', async () => {
