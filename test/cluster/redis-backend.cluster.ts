@@ -11,14 +11,19 @@ const runner = { describe, it, beforeAll, afterAll };
 
 // Single-slot mode: the hash tag puts every key of the namespace in one slot.
 let cluster: TestCluster;
-runBackendConformance('RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace)', runner, {
-  create: async () => {
-    cluster = await connectCluster();
-    return new RedisBackend(cluster, { namespace: `{test-rb-${randomBytes(6).toString('hex')}}:` });
-  },
-  destroy: () => void cluster.destroy(),
-  storeLegacyRecord: (backend, record) => storeLegacyRecord(backend.keyPrefix, record),
-});
+for (const [label, recordEncoding] of [
+  ['RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace)', 1],
+  ['RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace, recordEncoding 2)', 2],
+] as const) {
+  runBackendConformance(label, runner, {
+    create: async () => {
+      cluster = await connectCluster();
+      return new RedisBackend(cluster, { namespace: `{test-rb-${randomBytes(6).toString('hex')}}:`, recordEncoding });
+    },
+    destroy: () => void cluster.destroy(),
+    storeLegacyRecord: (backend, record) => storeLegacyRecord(backend.keyPrefix, record),
+  });
+}
 
 /** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it (see redis.backend.spec). */
 async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>): Promise<void> {
