@@ -1,0 +1,60 @@
+/**
+ * The benchmark's cases, shared by `npm run bench` (HTTP) and `npm run
+ * bench:instructions` (callgrind): each route of bench/server.ts with the keys sent to
+ * it, the status expected, and the floor it is divided by.
+ */
+import { KeyFormat } from 'nestjs-api-auth';
+import { PREFIX } from './scenarios.js';
+/**
+ * Every case the server can serve, or only those in `only` plus the bare route and
+ * the floors they are divided by.
+ */
+export function benchCases(ready, only) {
+    const { keys, labels } = ready;
+    const format = new KeyFormat(PREFIX);
+    const floodRoute = keys.cached ? 'cached' : 'memory';
+    const unknownKeys = Array.from({ length: 100 }, () => format.generate());
+    const malformed = Array.from({ length: 100 }, () => {
+        const k = format.generate();
+        // Last character changed: the checksum no longer matches.
+        return k.slice(0, -1) + (k.endsWith('A') ? 'B' : 'A');
+    });
+    const cases = [
+        // The unguarded routes get a key header too, so every request has the same size.
+        { name: 'bare', label: '(a) no guard', route: 'bare', keys: [keys.memory], expect: 200 },
+        { name: 'noop', label: "no-op guard (Nest's own cost of any guard)", route: 'noop-guard', keys: [keys.memory], expect: 200 },
+        { name: 'hash-floor', label: 'floor for a 200: a guard doing one SHA-256 of the key header, nothing else', route: 'hash-floor', keys: [keys.memory], expect: 200 },
+        { name: 'noop-deny', label: 'usual refusal: a guard throwing the same 401, as Nest apps do', route: 'noop-deny', keys: [keys.memory], expect: 401 },
+        { name: 'deny-floor', label: "floor for a 401: the same 401 prebuilt, header set, Nest's exception path", route: 'deny-floor', keys: [keys.memory], expect: 401 },
+        { name: 'passport', label: '(b) Passport + passport-headerapikey, Map', route: 'passport', keys: [keys.passport], expect: 200 },
+    ];
+    if (ready.redisFloor) {
+        cases.push({ name: 'redis-floor', label: 'floor for (e): one SHA-256 and one Redis GET, nothing else', route: 'redis-floor', keys: [keys.memory], expect: 200 });
+    }
+    if (ready.pgFloor) {
+        // The key of the postgres route: the floor reads an existing row, as the route does.
+        cases.push({ name: 'pg-floor', label: 'floor for (f): one SHA-256 and one plain pg SELECT by key_hash, nothing else', route: 'pg-floor', keys: [keys.postgres], expect: 200 });
+    }
+    for (const route of Object.keys(labels)) {
+        const floor = route === 'redis' && ready.redisFloor ? 'redis-floor' : route.startsWith('postgres') && ready.pgFloor ? 'pg-floor' : undefined;
+        cases.push({ name: route, label: labels[route], route, keys: [keys[route]], expect: 200, counter: route, floor });
+    }
+    cases.push({ name: 'flood-malformed', label: `malformed-key flood (${floodRoute})`, route: floodRoute, keys: malformed, expect: 401, counter: floodRoute }, { name: 'flood-unknown', label: `unknown-key flood, 100 keys (${floodRoute})`, route: floodRoute, keys: unknownKeys, expect: 401, counter: floodRoute });
+    return only === null ? cases : selectCases(cases, only);
+}
+/** The case a row is divided by: its own floor, else the one for its status. */
+export function floorOf(c) {
+    return c.floor ?? (c.expect === 200 ? 'hash-floor' : 'deny-floor');
+}
+/** The cases named in `names`, with the bare route and the floor each is divided by. */
+function selectCases(cases, names) {
+    const unknown = [...names].filter((name) => !cases.some((c) => c.name === name));
+    if (unknown.length)
+        throw new Error(`BENCH_CASES: no case named ${unknown.join(', ')} (cases: ${cases.map((c) => c.name).join(', ')})`);
+    const wanted = new Set(['bare', ...names]);
+    for (const c of cases) {
+        if (wanted.has(c.name))
+            wanted.add(floorOf(c));
+    }
+    return cases.filter((c) => wanted.has(c.name));
+}
