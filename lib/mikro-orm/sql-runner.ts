@@ -16,7 +16,8 @@ export interface SqlResult<R> {
  *   protocol), so no value (a key hash above all) is ever part of the statement text,
  *   PostgreSQL's logs or MikroORM's query log. MikroORM 7 hands out its `pg` pool
  *   (`connection.getNativeClient()`); MikroORM 6 its knex instance (`connection.getKnex()`,
- *   of which only the public `raw(sql)` and `options()` are used). Neither major's
+ *   of which only the public `raw(sql)` and `options()` are used), and with `lookupPool`
+ *   sends key lookups to a `pg` pool of its own instead (see lookup-pool.ts). Neither major's
  *   `connection.execute` would do: both inline the values into the text before sending it.
  * - `transaction` runs DDL through `connection.transactional` and `connection.execute`,
  *   the same calls on both majors; its values are only table and schema names.
