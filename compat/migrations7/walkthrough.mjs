@@ -128,7 +128,7 @@ try {
   else rmSync(dir, { recursive: true, force: true });
   rmSync(join(here, 'node_modules/nestjs-api-auth'), { recursive: true, force: true });
 }
-console.log(`walkthrough: ${passed} passed, ${failed} failed`);
+console.log(`walkthrough: ${passed} passed, ${failed} failed (${Math.round(performance.now() / 1000)} s)`);
 process.exit(failed === 0 && passed > 0 ? 0 : 1);
 
 /** Starts dist/main.js on a free port, calls /hello with and without the key, sends SIGTERM, and waits for the exit. */
