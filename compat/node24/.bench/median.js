@@ -1,6 +1,0 @@
-/** The median of `values` (the mean of the middle two for an even count). */
-export function median(values) {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = sorted.length >> 1;
-    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
