@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
 import type { CachedLookup } from './cached-lookup.interface.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
 import { invalidationTag } from './invalidation-tag.js';
@@ -65,6 +65,8 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
   readonly countByOwner?: (ownerId: string) => Promise<number>;
   /** Optional in the contract, so present only when the primary has it; always fresh. */
   readonly listByIssuer?: (issuerId: string) => AsyncIterable<ApiKey>;
+  /** Optional in the contract, so present only when the primary has it; always fresh. */
+  readonly listAll?: (options: ListAllOptions) => AsyncIterable<ApiKey>;
   private readonly logger = new Logger('ApiAuth');
   private readonly bus: ApiKeyInvalidationBus | undefined;
   private readonly inflight = new Map<string, Promise<ApiKey | null>>();
@@ -89,6 +91,7 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     this.bus = bus;
     if (primary.countByOwner) this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
     if (primary.listByIssuer) this.listByIssuer = (issuerId) => primary.listByIssuer!(issuerId);
+    if (primary.listAll) this.listAll = (listOptions) => primary.listAll!(listOptions);
     if (this.bus) {
       this.unsubscribers.push(
         this.bus.subscribe((message) => {
@@ -113,14 +116,14 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
   }
 
   /**
-   * Always from the primary. When it shows the key revoked or gone, this instance's
-   * copy goes too: another instance changed it and its message may not have arrived,
-   * and a caller that acts on this read (`revoke` finding the key already revoked) must
-   * not return while this instance still serves the key.
+   * Always from the primary. When it shows the key revoked, disabled or gone, this
+   * instance's copy goes too: another instance changed it and its message may not have
+   * arrived, and a caller that acts on this read (`revoke` or `disable` finding the key
+   * already so) must not return while this instance still serves the key.
    */
   async getById(id: string): Promise<ApiKey | null> {
     const record = await this.primary.getById(id);
-    if (record === null || record.revokedAt !== null) this.apply({ ids: [id] });
+    if (record === null || record.revokedAt !== null || record.disabledAt != null) this.apply({ ids: [id] });
     return record;
   }
 

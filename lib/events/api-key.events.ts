@@ -11,7 +11,10 @@ export const ApiKeyEventName = {
   Rotated: 'api-key.rotated',
   Revoked: 'api-key.revoked',
   Deleted: 'api-key.deleted',
+  Disabled: 'api-key.disabled',
+  Enabled: 'api-key.enabled',
   AuthenticationDenied: 'api-key.authentication-denied',
+  QuotaChanged: 'api-key.quota-changed',
 } as const;
 
 export type ApiKeyEventName = (typeof ApiKeyEventName)[keyof typeof ApiKeyEventName];
@@ -70,17 +73,43 @@ export interface ApiKeyDeletedEvent {
   at: Date;
 }
 
-/** The guard refused a call. */
+/** `disable` switched a key off. Emitted once: disabling a disabled key again emits nothing. */
+export interface ApiKeyDisabledEvent {
+  type: typeof ApiKeyEventName.Disabled;
+  apiKey: ApiKeyView;
+  at: Date;
+}
+
+/** `enable` switched a disabled key back on. Emitted once: enabling an enabled key emits nothing. */
+export interface ApiKeyEnabledEvent {
+  type: typeof ApiKeyEventName.Enabled;
+  apiKey: ApiKeyView;
+  at: Date;
+}
+
+/** The guard refused a call, or `ApiKeyService.consume` refused one outside HTTP. */
 export interface ApiKeyAuthenticationDeniedEvent {
   type: typeof ApiKeyEventName.AuthenticationDenied;
   /** The stable error code of the response, e.g. `invalid_api_key` or `rate_limited`. */
   code: string;
-  /** The HTTP status the guard answered (401, 403, 429 or 503). */
+  /** The HTTP status the guard answered, or would answer for `consume` (401, 403, 429 or 503). */
   status: number;
   /** The key's id when it was verified and then refused (scope, address, environment, limits); otherwise `null`. */
   apiKeyId: string | null;
   /** Its owner, under the same condition. */
   ownerId: string | null;
+  at: Date;
+}
+
+/** `adjustQuota` set or topped up a key's quota balance (shared by every key on the same counters). */
+export interface ApiKeyQuotaChangedEvent {
+  type: typeof ApiKeyEventName.QuotaChanged;
+  apiKeyId: string;
+  ownerId: string;
+  /** What was asked: `{ set: n }` or `{ add: n }`. */
+  change: { set: number } | { add: number };
+  /** The balance after the change. */
+  remaining: number;
   at: Date;
 }
 
@@ -92,7 +121,10 @@ export type ApiKeyEvent =
   | ApiKeyRotatedEvent
   | ApiKeyRevokedEvent
   | ApiKeyDeletedEvent
-  | ApiKeyAuthenticationDeniedEvent;
+  | ApiKeyDisabledEvent
+  | ApiKeyEnabledEvent
+  | ApiKeyAuthenticationDeniedEvent
+  | ApiKeyQuotaChangedEvent;
 
 /** Event name to payload, for typed listeners. */
 export type ApiKeyEventMap = { [E in ApiKeyEvent as E['type']]: E };

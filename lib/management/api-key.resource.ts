@@ -1,5 +1,6 @@
 import type { ApiKeyMetadata, ApiKeyView } from '../api-key.interface.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
+import type { QuotaBalanceResource } from './quota-balance.resource.js';
 
 /** A policy as clients see and send it: `counterKey` is server-side bookkeeping. */
 export type ApiKeyPolicyResource = Omit<ApiKeyPolicy, 'counterKey'>;
@@ -27,6 +28,14 @@ export interface ApiKeyResource {
   version: number;
   /** The key that issued this one through these routes, or `null`. Revoking that key revokes this one too. */
   issuedById: string | null;
+  /** When the key was disabled (`POST /:id/disable`); `null` while it is enabled. */
+  disabledAt: string | null;
+  /**
+   * The quota's balance now, read from the rate limiter: only in answers about one key
+   * read by id (`GET /:id`, `POST /:id/quota`); `null` when the key has no quota; left
+   * out when the limiter cannot say.
+   */
+  quota?: QuotaBalanceResource | null;
 }
 
 /** Body of `POST /` (201): the plaintext `key` appears here and in no other response. */
@@ -45,6 +54,12 @@ export interface ApiKeyPageResource {
   items: ApiKeyResource[];
   nextCursor: string | null;
   total: number;
+}
+
+/** Body of `GET /?all=true`: every owner's keys, newest first; no total. */
+export interface ApiKeyListAllPageResource {
+  items: ApiKeyResource[];
+  nextCursor: string | null;
 }
 
 const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
@@ -85,5 +100,6 @@ export function toApiKeyResource(view: ApiKeyView): ApiKeyResource {
     policy: toPolicyResource(view.policy ?? null),
     version: view.version ?? 1,
     issuedById: view.issuedById ?? null,
+    disabledAt: iso(view.disabledAt ?? null),
   };
 }

@@ -2,6 +2,7 @@ import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import { ApiKeyErrorCode } from '../api-key.errors.js';
 import type { ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
 import { NAME_MAX_LENGTH, OWNER_ID_MAX_LENGTH } from '../management/management.validation.js';
+import { MAX_QUOTA_BALANCE } from '../policy/rate-limiter.interface.js';
 
 // Plain OpenAPI objects, typed loosely: this file must not need @nestjs/swagger's types
 // to describe routes that exist without it.
@@ -17,9 +18,12 @@ export const MANAGEMENT_SCHEMAS = {
   issued: 'IssuedApiKey',
   rotated: 'RotatedApiKey',
   page: 'ApiKeyPage',
+  allPage: 'ApiKeyListAllPage',
   error: 'ApiKeyErrorResponse',
   limitError: 'ApiKeyLimitErrorResponse',
   validationError: 'ApiKeyValidationErrorResponse',
+  quotaBalance: 'ApiKeyQuotaBalance',
+  quotaChangeRequest: 'ApiKeyQuotaChangeRequest',
 } as const;
 
 export const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
@@ -34,6 +38,30 @@ export function nullable(schema: Json, oas31: boolean): Json {
 export function nullableRef(name: string, description: string, oas31: boolean): Json {
   if (!oas31) return { allOf: [ref(name)], nullable: true, description };
   return { oneOf: [ref(name), { type: 'null' }], description };
+}
+
+/** The quota balance (`ApiKey.quota`) and the body of `POST /{id}/quota`. */
+function quotaSchemas(oas31: boolean): Json {
+  const max = MAX_QUOTA_BALANCE;
+  return {
+    [MANAGEMENT_SCHEMAS.quotaBalance]: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['limit', 'remaining', 'refillsAt'],
+      properties: {
+        limit: { type: 'integer', minimum: 0, description: "The policy's quota limit." },
+        remaining: { type: 'integer', minimum: 0, description: 'Credits left now; may exceed `limit` after a top-up, until the next refill.' },
+        refillsAt: nullable({ type: 'string', format: 'date-time', description: 'When the balance returns to `limit`; `null`: never.' }, oas31),
+      },
+    },
+    [MANAGEMENT_SCHEMAS.quotaChangeRequest]: {
+      description: 'Exactly one of `set` (the balance becomes n) or `add` (the balance moves by n; negative takes away).',
+      oneOf: [
+        { type: 'object', additionalProperties: false, required: ['set'], properties: { set: { type: 'integer', minimum: 0, maximum: max } } },
+        { type: 'object', additionalProperties: false, required: ['add'], properties: { add: { type: 'integer', minimum: -max, maximum: max } } },
+      ],
+    },
+  };
 }
 
 /**
@@ -122,6 +150,7 @@ export function managementSchemas(
       required: [
         'id', 'name', 'ownerId', 'hint', 'scopes', 'metadata', 'createdAt', 'updatedAt',
         'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy', 'version', 'issuedById',
+        'disabledAt',
       ],
       properties: {
         id: { type: 'string', format: 'uuid' },
@@ -150,8 +179,19 @@ export function managementSchemas(
           { type: 'string', description: 'The key that issued this one through these routes; revoking it (cascade) revokes this one.' },
           oas31,
         ),
+        disabledAt: nullable(
+          { ...dateTime, description: 'When the key was disabled (`POST /{id}/disable`); `null` while enabled. Not final, unlike `revokedAt`.' },
+          oas31,
+        ),
+        quota: nullableRef(
+          MANAGEMENT_SCHEMAS.quotaBalance,
+          'The quota balance read now from the rate limiter: only in `GET /{id}` and `POST /{id}/quota` answers; ' +
+            '`null` without a quota; absent when the limiter cannot say.',
+          oas31,
+        ),
       },
     },
+    ...quotaSchemas(oas31),
     [MANAGEMENT_SCHEMAS.policy]: policySchema(),
     [MANAGEMENT_SCHEMAS.issueRequest]: {
       type: 'object',
@@ -241,6 +281,16 @@ export function managementSchemas(
         total: { type: 'integer', minimum: 0, description: "Number of the owner's keys." },
       },
     },
+    [MANAGEMENT_SCHEMAS.allPage]: {
+      type: 'object',
+      description: 'A page of the listing across owners (`all=true`), newest first. No total.',
+      additionalProperties: false,
+      required: ['items', 'nextCursor'],
+      properties: {
+        items: { type: 'array', items: ref(MANAGEMENT_SCHEMAS.apiKey) },
+        nextCursor: nullable({ type: 'string', description: 'Pass as `cursor` (with the same filters) for the next page; `null` on the last.' }, oas31),
+      },
+    },
     [MANAGEMENT_SCHEMAS.error]: {
       type: 'object',
       required: ['statusCode', 'error', 'code', 'message'],
@@ -250,10 +300,10 @@ export function managementSchemas(
         code: {
           type: 'string',
           description:
-            'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, ' +
+            'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, disabled_api_key, ' +
             'insufficient_scope, ip_not_allowed, environment_not_allowed, rate_limited, quota_exhausted, ' +
             'backend_unavailable, not_found, already_rotated, version_conflict, forbidden_owner, scope_escalation, forbidden_policy, ' +
-            'forbidden_environment.',
+            'forbidden_environment, key_revoked, list_all_unsupported.',
         },
         message: { type: 'string' },
         replacementId: { type: 'string', description: 'On already_rotated: the key that replaced this one.' },

@@ -2,6 +2,7 @@ import type { ApiKeyBackend } from '../backends/backend.interface.js';
 import type { BackendConformanceOptions, ConformanceRunner, ConformanceSuite } from './conformance/conformance-options.js';
 import { listAndUsageCases } from './conformance/lists-and-usage.cases.js';
 import { recordCases } from './conformance/records.cases.js';
+import { statusCases } from './conformance/status.cases.js';
 import { updateCases } from './conformance/updates.cases.js';
 
 export { makeApiKeyRecord } from './conformance/record-fixtures.js';
@@ -36,5 +37,6 @@ export function runBackendConformance<B extends ApiKeyBackend>(
     recordCases(it, suite, options);
     updateCases(it, suite, options);
     listAndUsageCases(it, suite, options);
+    statusCases(describe, it, suite);
   });
 }

@@ -19,6 +19,7 @@ export type AuthenticationResult =
 const INVALID = { ok: false, code: ApiKeyErrorCode.InvalidApiKey } as const;
 const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
 const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
+const DISABLED = { ok: false, code: ApiKeyErrorCode.DisabledApiKey } as const;
 
 /** The error a lookup or a bounded wait ends with when the backend does not answer in `ms`. */
 export function backendTimedOut(ms: number): BackendUnavailableError {
@@ -66,10 +67,11 @@ export abstract class KeyVerifier {
   }
 
   /**
-   * `authenticate` without a promise when it can be: synchronous when the answer is
-   * offline (a malformed key) or in memory (an L1 or `MemoryBackend` hit), a promise
-   * only when the backend must be asked. The guard uses it so a cached key costs no
-   * promise and no microtask hops.
+   * The key's own verdict, without a promise when it can be: synchronous when the
+   * answer is offline (a malformed key) or in memory (an L1 or `MemoryBackend` hit).
+   * The guard's hot path, so a cached key costs no promise and no microtask hop.
+   *
+   * @internal Not part of the public API: call `verify` or `consume`.
    */
   check(key: string): AuthenticationResult | Promise<AuthenticationResult> {
     // Offline checks first: malformed input never costs a hash or a lookup.
@@ -146,6 +148,8 @@ export abstract class KeyVerifier {
       return INVALID;
     }
     if (record.revokedAt !== null) return REVOKED;
+    // `!= null`: a custom backend written before keys could be disabled leaves it out.
+    if (record.disabledAt != null) return DISABLED;
     const now = Date.now();
     if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
     this.usage.record(record.id, record.lastUsedAt, now);

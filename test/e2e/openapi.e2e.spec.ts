@@ -93,11 +93,13 @@ async function validate(document: OpenAPIObject) {
 
 const op = (document: OpenAPIObject, method: string, path: string) => (document.paths[path] as any)?.[method];
 
-/** The `RateLimit-*` headers, as documented on a guarded operation's 429 and success responses. */
+/** The `RateLimit-*` and `X-Quota-*` headers, as documented on a guarded operation's 429 and success responses. */
 const RATE_LIMIT_HEADERS = {
   'RateLimit-Limit': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
   'RateLimit-Remaining': { description: expect.any(String), schema: { type: 'integer', minimum: 0 } },
   'RateLimit-Reset': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
+  'X-Quota-Remaining': { description: expect.any(String), schema: { type: 'integer', minimum: 0 } },
+  'X-Quota-Reset': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
 };
 
 /** The 429 of every guarded operation. */
@@ -118,6 +120,9 @@ const MANAGEMENT = [
   'POST /v1/api-keys/{id}/revoke',
   'POST /v1/api-keys/{id}/rotate',
   'DELETE /v1/api-keys/{id}',
+  'POST /v1/api-keys/{id}/disable',
+  'POST /v1/api-keys/{id}/enable',
+  'POST /v1/api-keys/{id}/quota',
 ];
 
 describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (adapter) => {
@@ -217,6 +222,8 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
       'RateLimit-Limit',
       'RateLimit-Remaining',
       'RateLimit-Reset',
+      'X-Quota-Remaining',
+      'X-Quota-Reset',
     ]);
     expect((document.components?.schemas as Record<string, any>).ApiKeyLimitErrorResponse).toEqual({
       description: expect.any(String),
@@ -247,8 +254,10 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     expect(Object.keys(schemas.ApiKey.properties)).not.toContain('keyHash');
 
     const list = op(document, 'get', '/v1/api-keys');
-    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(['ownerId', 'cursor', 'limit']);
-    expect(list.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ApiKeyPage' });
+    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(['all', 'environment', 'status', 'ownerId', 'cursor', 'limit']);
+    expect(list.responses['200'].content['application/json'].schema).toEqual({
+      oneOf: [{ $ref: '#/components/schemas/ApiKeyPage' }, { $ref: '#/components/schemas/ApiKeyListAllPage' }],
+    });
     expect(list.requestBody).toBeUndefined();
 
     const rotate = op(document, 'post', '/v1/api-keys/{id}/rotate');
