@@ -14,6 +14,7 @@ import { ApiKeyGuard } from './api-key.guard.js';
 import { ApiKeyService } from './api-key.service.js';
 import { API_KEY_BACKEND } from './backends/backend.interface.js';
 import { declareExpressRequestProperty } from './transport/express-request-property.js';
+import { PurgeScheduler } from './purge/purge.scheduler.js';
 
 const providers: Provider[] = [
   {
@@ -30,6 +31,8 @@ const providers: Provider[] = [
   },
   ApiKeyService,
   ApiKeyGuard,
+  // Idle unless the `purge` option is set.
+  PurgeScheduler,
 ];
 
 /**

@@ -154,3 +154,16 @@ export class ApiKeyLimitReachedError extends ApiKeyError {
     super(`The owner already has ${limit} API keys, the most maxKeysPerOwner allows; delete unused keys first.`);
   }
 }
+
+/**
+ * The configured backend lacks an optional capability the call needs (a custom backend
+ * written before it existed). Names the method to implement; nothing was changed.
+ */
+export class UnsupportedBackendOperationError extends ApiKeyError {
+  constructor(
+    /** The optional `ApiKeyBackend` method that is missing, e.g. `"purge"`. */
+    readonly operation: string,
+  ) {
+    super(`The API key backend does not implement the optional method "${operation}", which this call needs.`);
+  }
+}

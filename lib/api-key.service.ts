@@ -19,6 +19,8 @@ import type {
   UpdateApiKeyOptions,
 } from './management/key-inputs.js';
 import { KeyVerifier, type AuthenticationResult } from './verification/key-verifier.js';
+import { purgeKeys } from './purge/key-purge.js';
+import type { PurgeKeysOptions, PurgeResult } from './purge/purge.options.js';
 
 /** Longest wait for the usage flush at shutdown when `verifyTimeoutMs` is 0. */
 const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
@@ -174,6 +176,23 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
    */
   rotate(id: string, options: RotateApiKeyOptions = {}): Promise<RotatedApiKey> {
     return this.operations.rotate(id, options);
+  }
+
+  /**
+   * Deletes keys that expired before `expiredBefore` and/or were revoked before
+   * `revokedBefore` (neither may be in the future), for good, in batches of `batchSize`
+   * (one bounded backend call each), at most `maxBatches` per call: `done: false` means
+   * call again to continue. Caches drop the deleted keys on every instance; one
+   * `api-key.purged` event gives the count. Throws `UnsupportedBackendOperationError`
+   * when the backend has no `purge`. The module's `purge` option runs it periodically.
+   */
+  purge(options: PurgeKeysOptions): Promise<PurgeResult> {
+    return purgeKeys(this.backend, options, this.options.emitEvent);
+  }
+
+  /** The module's `defaultScopes`, validated; `null` when unset. For the management routes. */
+  get defaultScopes(): readonly string[] | null {
+    return this.operations.defaults.scopes;
   }
 
   /** Writes pending `lastUsedAt` updates now. Called on shutdown; useful in tests. */

@@ -12,6 +12,8 @@ export const ApiKeyEventName = {
   Revoked: 'api-key.revoked',
   Deleted: 'api-key.deleted',
   AuthenticationDenied: 'api-key.authentication-denied',
+  Purged: 'api-key.purged',
+  Rehashed: 'api-key.rehashed',
 } as const;
 
 export type ApiKeyEventName = (typeof ApiKeyEventName)[keyof typeof ApiKeyEventName];
@@ -84,6 +86,26 @@ export interface ApiKeyAuthenticationDeniedEvent {
   at: Date;
 }
 
+/** `purge` (called, or run by the module's `purge` option) deleted keys. Counts only. */
+export interface ApiKeyPurgedEvent {
+  type: typeof ApiKeyEventName.Purged;
+  /** Records deleted by this purge. */
+  deleted: number;
+  /** Backend calls it made. */
+  batches: number;
+  /** `false` when it stopped at its batch bound with more possibly left. */
+  done: boolean;
+  at: Date;
+}
+
+/** A key hashed under a previous pepper was used and its stored hash upgraded to the current pepper. */
+export interface ApiKeyRehashedEvent {
+  type: typeof ApiKeyEventName.Rehashed;
+  /** The key's id; nothing else (the event fires on the verification path). */
+  id: string;
+  at: Date;
+}
+
 /** Every event, discriminated by `type`. */
 export type ApiKeyEvent =
   | ApiKeyIssuedEvent
@@ -92,7 +114,9 @@ export type ApiKeyEvent =
   | ApiKeyRotatedEvent
   | ApiKeyRevokedEvent
   | ApiKeyDeletedEvent
-  | ApiKeyAuthenticationDeniedEvent;
+  | ApiKeyAuthenticationDeniedEvent
+  | ApiKeyPurgedEvent
+  | ApiKeyRehashedEvent;
 
 /** Event name to payload, for typed listeners. */
 export type ApiKeyEventMap = { [E in ApiKeyEvent as E['type']]: E };

@@ -19,6 +19,8 @@ import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from '../policy/policy.validation.js';
 import { backendTimedOut, LEGACY, type KeyEnvironment } from '../verification/key-verifier.js';
 import { revokeIssuedKeys } from './cascade-revocation.js';
+import { resolveKeyDefaults, withDefaults, type KeyDefaults } from './key-defaults.js';
+import { assertWithinMaxLifetime, expiryForNewKey, expiryForReplacement } from './key-lifetime.js';
 import {
   assertKnownFields,
   HASH_PATTERN,
@@ -73,6 +75,8 @@ export class KeyOperations {
   private readonly formats: KeyOperationsContext['formats'];
   private readonly legacy: LegacyKeyFormat;
   private readonly hasher: KeyHasher;
+  /** `defaultScopes` / `defaultPolicy`, validated here since their checks are the key inputs'. */
+  readonly defaults: KeyDefaults;
 
   constructor(
     private readonly options: ResolvedApiAuthOptions,
@@ -82,6 +86,7 @@ export class KeyOperations {
     this.formats = context.formats;
     this.legacy = context.legacy;
     this.hasher = context.hasher;
+    this.defaults = resolveKeyDefaults(options.defaultScopes ?? undefined, options.defaultPolicy ?? undefined, options.maxScopes);
   }
 
   /** See {@link ApiKeyService.issue}. */
@@ -89,7 +94,8 @@ export class KeyOperations {
     if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
     assertKnownFields(input, ISSUE_FIELDS);
     const now = new Date();
-    const fields = validateNewKey(input, now, this.options);
+    const fields = validateNewKey(withDefaults(input, this.defaults), now, this.options);
+    fields.expiresAt = expiryForNewKey(input.expiresAt === undefined ? undefined : fields.expiresAt, now, this.options.keyLifetime);
     await this.assertRoomFor(fields.ownerId);
     const issued = await this.mint({ ...fields, rotatedFromId: null }, now);
     this.emit(() => ({ type: ApiKeyEventName.Issued, apiKey: { ...issued.apiKey }, at: now }));
@@ -142,7 +148,8 @@ export class KeyOperations {
       environment = validateEnvironment(input.environment, this.options);
     }
     const createdAt = input.createdAt === undefined ? now : validatePast('createdAt', input.createdAt, now);
-    const fields = validateNewKey({ ...input, environment: undefined }, now, this.options);
+    const fields = validateNewKey(withDefaults({ ...input, environment: undefined }, this.defaults), now, this.options);
+    fields.expiresAt = expiryForNewKey(input.expiresAt === undefined ? undefined : fields.expiresAt, now, this.options.keyLifetime);
     const record: ApiKey = {
       id: randomUUID(),
       keyHash,
@@ -176,7 +183,10 @@ export class KeyOperations {
     if (changes.name !== undefined) write.name = validateName(changes.name);
     if (changes.scopes !== undefined) write.scopes = validateScopes(changes.scopes, this.options.maxScopes);
     if (changes.metadata !== undefined) write.metadata = validateMetadata(changes.metadata, this.options.maxMetadataBytes);
-    if (changes.expiresAt !== undefined) write.expiresAt = validateExpiry(changes.expiresAt, now);
+    if (changes.expiresAt !== undefined) {
+      write.expiresAt = validateExpiry(changes.expiresAt, now);
+      assertWithinMaxLifetime(write.expiresAt, now, this.options.keyLifetime);
+    }
     const policy = changes.policy === undefined ? undefined : validatePolicy(changes.policy);
     let updated: ApiKey;
     if (policy === undefined || policy === null || policy.counterKey !== undefined || !hasLimits(policy)) {
@@ -327,7 +337,9 @@ export class KeyOperations {
           name: options.name === undefined ? old.name : validateName(options.name),
           scopes: old.scopes,
           metadata: old.metadata,
-          expiresAt: old.expiresAt,
+          // Rotation takes no expiry, so it cannot be refused for one: under keyLifetime.maxMs
+          // the replacement's is capped, which brings keys from before the limit within it.
+          expiresAt: expiryForReplacement(old.expiresAt, now, this.options.keyLifetime),
           rotatedFromId: old.id,
           // A key imported under an environment this deployment no longer accepts gets the current one.
           environment: this.options.environments.includes(old.environment ?? null) ? (old.environment ?? null) : this.options.environment,

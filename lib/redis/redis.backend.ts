@@ -2,7 +2,8 @@ import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
 import { redactedError } from '../internal/safe-error-message.js';
 import { changedFields } from '../backends/apply-changes.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
+import { PURGE, REPLACE_HASH } from './redis-lifecycle.scripts.js';
 import {
   REDIS_SCHEMA_VERSION,
   resolveRedisBackendOptions,
@@ -83,6 +84,7 @@ export class RedisBackend implements ApiKeyBackend {
       this.expireAt(apiKey.expiresAt),
       stored,
       apiKey.id,
+      this.base,
     ]);
     if (outcome === 'id' || outcome === 'keyHash') throw new DuplicateApiKeyError(outcome);
     return this.decode('create', stored) as ApiKey;
@@ -150,6 +152,35 @@ export class RedisBackend implements ApiKeyBackend {
       if (entries.length < want) return;
       bound = `(${String(entries[entries.length - 1])}`;
     }
+  }
+
+  /**
+   * Deletes up to `limit` expired, then revoked records, found through the purge index
+   * (two sorted sets by expiry and revocation time that every write keeps in step), in
+   * one script: atomic, and bounded by `limit`.
+   */
+  async purge(options: PurgeOptions): Promise<number> {
+    const bound = (date: Date | undefined) => (date === undefined ? '' : String(date.getTime()));
+    const reply = (await this.script(
+      'purge',
+      PURGE,
+      [`${this.base}expiring`, `${this.base}revoked`],
+      [this.base, bound(options.expiredBefore), bound(options.revokedBefore), String(options.limit)],
+    )) as unknown[];
+    const deleted: Array<{ id: string; keyHash: string }> = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) deleted.push({ id: String(reply[i]), keyHash: String(reply[i + 1]) });
+    if (deleted.length > 0) options.onDeleted?.(deleted);
+    return deleted.length;
+  }
+
+  async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
+    const outcome = await this.script('replaceHash', REPLACE_HASH, [this.idKey(id), this.recordKey(fromHash), this.recordKey(toHash)], [
+      fromHash,
+      toHash,
+      id,
+    ]);
+    if (outcome === 'keyHash') throw new DuplicateApiKeyError('keyHash');
+    return Number(outcome) === 1;
   }
 
   async countByOwner(ownerId: string): Promise<number> {
@@ -247,7 +278,7 @@ function hasHashTag(namespace: string): boolean {
 }
 
 /** The writes `waitForReplicas` applies to: every management write, not usage writes. */
-const REPLICATED_WRITES = new Set(['create', 'update', 'delete']);
+const REPLICATED_WRITES = new Set(['create', 'update', 'delete', 'purge', 'replaceHash']);
 
 /** Fewer replicas than `waitForReplicas.replicas` acknowledged a write in time. */
 class ReplicasDidNotAcknowledge extends Error {

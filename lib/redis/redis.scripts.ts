@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { LUA_ASCII_JSON } from '../internal/ascii-json.js';
 import { LUA_FIELD_POSITIONS, OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
+import { LUA_LIFECYCLE_INDEX } from './redis-lifecycle.index.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL (which also caches it) when the
@@ -57,16 +58,18 @@ return raw or false
 
 /**
  * KEYS: id index, record, owner set, and the issuer's set when the key has an issuer.
- * ARGV: key hash, owner entry, expire-at ms or '', the stored record, id. Resolves to
- * 'ok', or the name of the field that already exists, in which case nothing was written.
+ * ARGV: key hash, owner entry, expire-at ms or '', the stored record, id, key base.
+ * Resolves to 'ok', or the name of the field that already exists, in which case
+ * nothing was written. Files the record in the purge index.
  */
-export const CREATE = new RedisScript(`
+export const CREATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_LIFECYCLE_INDEX}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'keyHash' end
 redis.call('SET', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[5]) end
+syncLifecycle(ARGV[6], cjson.decode(ARGV[4]))
 if ARGV[3] ~= '' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
@@ -81,7 +84,7 @@ return 'ok'
  * keeps the first `revokedAt`, bumps `version`. Resolves to the stored record, nil
  * when no record has that id, or `{ 'conflict', <stored version> }` (nothing written).
  */
-export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}
+export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}${LUA_LIFECYCLE_INDEX}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return false end
 local cur = cjson.decode(raw)
@@ -101,6 +104,7 @@ end
 cur[P.version] = tostring(version + 1)
 local stored = ascii(cjson.encode(cur))
 redis.call('SET', recordKey, stored, 'KEEPTTL')
+syncLifecycle(ARGV[1], cur)
 if ARGV[3] == '' then
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', recordKey)
@@ -115,7 +119,7 @@ return stored
  * KEYS: id index. ARGV: key base, id. Removes the id index, the record (only if it is
  * this id's), its owner entry and its issuer entry. Resolves to 1, or 0 when there was none.
  */
-export const DELETE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_BY_ID}
+export const DELETE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_BY_ID}${LUA_LIFECYCLE_INDEX}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not recordKey then return 0 end
 redis.call('DEL', KEYS[1])
@@ -128,6 +132,7 @@ if raw then
     if cur[P.issuedById] then redis.call('SREM', ARGV[1] .. 'issuer:' .. cur[P.issuedById], ARGV[2]) end
   end
 end
+dropLifecycle(ARGV[1], ARGV[2])
 return 1
 `);
 
