@@ -35,6 +35,7 @@ export {
   ApiKeyValidationError,
   BackendUnavailableError,
   DuplicateApiKeyError,
+  UnsupportedBackendOperationError,
   VersionConflictError,
   type AuthenticationFailureCode,
 } from './api-key.errors.js';
@@ -44,6 +45,7 @@ export {
   type ApiKeyChanges,
   type ApiKeyCursor,
   type ListByOwnerOptions,
+  type PurgeOptions,
   type UpdateOptions,
 } from './backends/backend.interface.js';
 export { MemoryBackend } from './backends/memory.backend.js';
@@ -62,6 +64,8 @@ export {
   type ApiKeyEventMap,
   type ApiKeyImportedEvent,
   type ApiKeyIssuedEvent,
+  type ApiKeyPurgedEvent,
+  type ApiKeyRehashedEvent,
   type ApiKeyRevokedEvent,
   type ApiKeyRotatedEvent,
   type ApiKeyUpdatedEvent,
@@ -97,3 +101,5 @@ export { CachedBackend, withL1Cache, type CacheInvalidation, type CachedBackendO
 export type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './cache/invalidation-bus.interface.js';
 export { LocalInvalidationBus } from './cache/local-invalidation.bus.js';
 export { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage/usage-coordinator.js';
+export type { ApiAuthPurgeOptions, PurgeKeysOptions, PurgeResult } from './purge/purge.options.js';
+export type { KeyLifetimeOptions } from './management/key-lifetime.js';

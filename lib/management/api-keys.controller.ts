@@ -51,6 +51,7 @@ import {
 } from './management.validation.js';
 import {
   expiryForIssue,
+  grantableDefaultScopes,
   refusalForExpiryChange,
   refusalForScopes,
   refusalForResult,
@@ -108,7 +109,12 @@ export class ApiKeysController {
       maxGracePeriodMs: routes.maxGracePeriodMs,
       defaultPageSize: routes.defaultPageSize,
       maxPageSize: routes.maxPageSize,
+      scopesOptional: apiKeys.defaultScopes !== null,
     };
+    const outside = apiKeys.defaultScopes?.filter((scope) => routes.allowedScopes !== null && !routes.allowedScopes.has(scope));
+    if (outside !== undefined && outside.length > 0) {
+      throw new Error(`nestjs-api-auth: option "defaultScopes" names scopes outside routes.allowedScopes: ${outside.join(', ')}.`);
+    }
   }
 
   /** Issues a key. The plaintext is in this response and nowhere else, ever. */
@@ -117,7 +123,10 @@ export class ApiKeysController {
   @Header('Cache-Control', 'no-store')
   async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
     const caller = this.caller(apiKey);
-    const request = parseIssueRequest(body, this.limits);
+    const parsed = parseIssueRequest(body, this.limits);
+    // Resolved here, not by the service: a self-service caller gets only the defaults it holds.
+    const defaults = this.apiKeys.defaultScopes ?? [];
+    const request = { ...parsed, scopes: parsed.scopes ?? (caller.admin ? [...defaults] : grantableDefaultScopes(defaults, caller)) };
     const ownerId = request.ownerId ?? caller.ownerId;
     if (!caller.admin && ownerId !== caller.ownerId) {
       throw forbidden('forbidden_owner', 'A self-service key can only issue keys for its own owner.');
@@ -131,10 +140,12 @@ export class ApiKeysController {
       // A key minted by a self-service caller lives under the caller's own limits, in
       // its own environment, and no longer than the caller: minting keys must not
       // multiply a budget, shed an allowlist or outlive the key that minted them.
-      request.policy = inheritedPolicy(caller);
+      // A caller without a policy leaves the field out, so the module's defaultPolicy applies.
+      request.policy = inheritedPolicy(caller) ?? undefined;
       request.environment = caller.environment ?? undefined;
-      request.expiresAt = expiryForIssue(request.expiresAt, caller);
-      refuse(refusalForResult(caller, { ...request, id: '', environment: caller.environment, expiresAt: request.expiresAt }));
+      // A caller that never expires leaves the field out too, so keyLifetime.defaultMs applies.
+      request.expiresAt = request.expiresAt === undefined && caller.expiresAt === null ? undefined : expiryForIssue(request.expiresAt, caller);
+      refuse(refusalForResult(caller, { ...request, id: '', environment: caller.environment, expiresAt: request.expiresAt ?? null }));
     }
     const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId, issuedById: caller.id });
     return { key, apiKey: toApiKeyResource(issued) };

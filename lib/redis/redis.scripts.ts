@@ -69,11 +69,11 @@ redis.call('SET', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[5]) end
-syncLifecycle(ARGV[6], cjson.decode(ARGV[4]))
 if ARGV[3] ~= '' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
 end
+syncLifecycle(ARGV[6], cjson.decode(ARGV[4]), KEYS[2])
 return 'ok'
 `);
 
@@ -104,7 +104,6 @@ end
 cur[P.version] = tostring(version + 1)
 local stored = ascii(cjson.encode(cur))
 redis.call('SET', recordKey, stored, 'KEEPTTL')
-syncLifecycle(ARGV[1], cur)
 if ARGV[3] == '' then
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', recordKey)
@@ -112,6 +111,7 @@ elseif ARGV[3] ~= '-' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', recordKey, ARGV[3])
 end
+syncLifecycle(ARGV[1], cur, recordKey)
 return stored
 `);
 

@@ -401,6 +401,135 @@ export function runBackendConformance<B extends ApiKeyBackend>(
       assertSameRecord(await backend.getByHash(legacy.keyHash), { ...expected, name: 'renamed', version: 2 });
     });
 
+    describe('purge (optional: deletes expired and revoked records in bounded batches)', () => {
+      // Ancient instants, one year per case, so no other case's records ever match.
+      const at = (year: number, month: number) => new Date(Date.UTC(year, month, 1));
+      const ids = (records: Array<{ id: string }>) => records.map((r) => r.id).sort();
+      /** The records still stored: a store may drop expired ones itself (RedisBackend's expireRecords). */
+      const stored = async <R extends { id: string }>(records: R[]): Promise<R[]> => {
+        const found = await Promise.all(records.map((r) => backend.getById(r.id)));
+        return records.filter((_, i) => found[i] !== null);
+      };
+
+      it('deletes only what each criterion names, with every index entry', async (context?: unknown) => {
+        if (!backend.purge) return skipped(context);
+        const ownerId = `owner-${randomUUID()}`;
+        const expiredEarly = makeApiKeyRecord({ ownerId, expiresAt: at(1990, 0) });
+        const expiredLate = makeApiKeyRecord({ ownerId, expiresAt: at(1990, 9) });
+        const revokedEarly = makeApiKeyRecord({ ownerId, revokedAt: at(1990, 1) });
+        const revokedLate = makeApiKeyRecord({ ownerId, revokedAt: at(1990, 10) });
+        const kept = makeApiKeyRecord({ ownerId });
+        for (const record of [expiredEarly, expiredLate, revokedEarly, revokedLate, kept]) await backend.create(record);
+        const expired = await stored([expiredEarly, expiredLate]);
+
+        assert.equal(await backend.purge({ expiredBefore: at(1990, 5), limit: 10 }), expired.includes(expiredEarly) ? 1 : 0);
+        assert.equal(await backend.getById(expiredEarly.id), null);
+        assert.equal(await backend.getByHash(expiredEarly.keyHash), null);
+        assert.equal(await backend.purge({ revokedBefore: at(1990, 5), limit: 10 }), 1);
+        assert.equal(await backend.getByHash(revokedEarly.keyHash), null);
+        assert.deepEqual(ids(await collect(backend.listByOwner(ownerId))), ids(await stored([expiredLate, revokedLate, kept])));
+
+        const late = expired.includes(expiredLate) ? 1 : 0;
+        assert.equal(await backend.purge({ expiredBefore: at(1990, 11), revokedBefore: at(1990, 11), limit: 10 }), late + 1);
+        assert.deepEqual(ids(await collect(backend.listByOwner(ownerId))), ids([kept]));
+        if (backend.countByOwner) assert.equal(await backend.countByOwner(ownerId), 1);
+        assertSameRecord(await backend.getByHash(kept.keyHash), kept);
+        // The id and the hash are free again: nothing of the deleted records is left behind.
+        await backend.create({ ...expiredEarly, expiresAt: null });
+        assert.equal((await backend.getByHash(expiredEarly.keyHash))?.id, expiredEarly.id);
+      });
+
+      it('deletes at most `limit` per call and continues on the next call', async (context?: unknown) => {
+        if (!backend.purge) return skipped(context);
+        const records = Array.from({ length: 7 }, (_, i) => makeApiKeyRecord({ expiresAt: new Date(at(1991, 0).getTime() + i) }));
+        for (const record of records) await backend.create(record);
+        const present = await stored(records);
+        const reported: Array<{ id: string; keyHash: string }> = [];
+        const counts: number[] = [];
+        for (let call = 0; call < 4; call++) {
+          counts.push(await backend.purge({ expiredBefore: at(1991, 6), limit: 3, onDeleted: (deleted) => reported.push(...deleted) }));
+        }
+        assert.deepEqual(counts, present.length === 0 ? [0, 0, 0, 0] : [3, 3, 1, 0]);
+        for (const record of records) assert.equal(await backend.getById(record.id), null);
+        // Reporting is optional; what is reported must be exactly what went.
+        if (reported.length > 0) {
+          assert.deepEqual(ids(reported), ids(present));
+          for (const { id, keyHash } of reported) assert.equal(keyHash, records.find((r) => r.id === id)!.keyHash);
+        }
+      });
+
+      it('follows updates of the expiry and revocation, and counts each record once when purges race', async (context?: unknown) => {
+        if (!backend.purge) return skipped(context);
+        const extended = makeApiKeyRecord({ expiresAt: at(1992, 0) });
+        const shortened = makeApiKeyRecord({ expiresAt: null });
+        const revoked = makeApiKeyRecord();
+        for (const record of [extended, shortened, revoked]) await backend.create(record);
+        const now = new Date();
+        const extensible = (await stored([extended])).length === 1;
+        if (extensible) await backend.update(extended.id, { expiresAt: new Date(Date.now() + 86_400_000), updatedAt: now });
+        await backend.update(shortened.id, { expiresAt: at(1992, 1), updatedAt: now });
+        await backend.update(revoked.id, { revokedAt: at(1992, 2), updatedAt: now });
+        const purgeable = await stored([shortened, revoked]);
+        assert.equal(await backend.purge({ expiredBefore: at(1992, 6), revokedBefore: at(1992, 6), limit: 10 }), purgeable.length);
+        if (extensible) assert.ok(await backend.getById(extended.id), 'a key whose expiry moved to the future stays');
+        assert.equal(await backend.getById(shortened.id), null);
+        assert.equal(await backend.getById(revoked.id), null);
+
+        const many = Array.from({ length: 20 }, (_, i) => makeApiKeyRecord({ expiresAt: new Date(at(1993, 0).getTime() + i) }));
+        for (const record of many) await backend.create(record);
+        const left = (await stored(many)).length;
+        const counts = await Promise.all(Array.from({ length: 4 }, () => backend.purge!({ expiredBefore: at(1993, 6), limit: 10 })));
+        let total = counts.reduce((a, b) => a + b, 0);
+        // A purge that found its rows taken by another may come back short; the next call finds the rest.
+        for (let more = 1; more > 0; total += more) more = await backend.purge({ expiredBefore: at(1993, 6), limit: 10 });
+        assert.equal(total, left);
+      });
+    });
+
+    describe('replaceHash (optional: moves a key to a new hash, for pepper rotation)', () => {
+      it('moves the record and its hash index, keeping version and every other field', async (context?: unknown) => {
+        if (!backend.replaceHash) return skipped(context);
+        const record = makeApiKeyRecord({ expiresAt: new Date(Date.now() + 86_400_000) });
+        await backend.create(record);
+        const toHash = makeApiKeyRecord().keyHash;
+        assert.equal(await backend.replaceHash(record.id, record.keyHash, toHash), true);
+        const moved = { ...record, keyHash: toHash };
+        assertSameRecord(await backend.getByHash(toHash), moved);
+        assertSameRecord(await backend.getById(record.id), moved);
+        assert.equal(await backend.getByHash(record.keyHash), null);
+        assert.deepEqual((await collect(backend.listByOwner(record.ownerId))).map((r) => r.keyHash), [toHash]);
+        // Done already, or never applicable: false, nothing changes.
+        assert.equal(await backend.replaceHash(record.id, record.keyHash, toHash), false);
+        assert.equal(await backend.replaceHash(record.id, makeApiKeyRecord().keyHash, makeApiKeyRecord().keyHash), false);
+        assert.equal(await backend.replaceHash(randomUUID(), toHash, makeApiKeyRecord().keyHash), false);
+        // The id index followed: writes by id reach the record under its new hash.
+        const updated = await backend.update(record.id, { name: 'renamed', updatedAt: record.updatedAt });
+        assertSameRecord(updated, { ...moved, name: 'renamed', version: 2 });
+        await backend.delete(record.id);
+        assert.equal(await backend.getByHash(toHash), null);
+      });
+
+      it('refuses a hash another record holds, and lets exactly one of racing calls win', async (context?: unknown) => {
+        if (!backend.replaceHash) return skipped(context);
+        const a = makeApiKeyRecord();
+        const b = makeApiKeyRecord();
+        await backend.create(a);
+        await backend.create(b);
+        await assert.rejects(backend.replaceHash(a.id, a.keyHash, b.keyHash), (error: unknown) => {
+          assert.ok(error instanceof DuplicateApiKeyError);
+          assert.equal(error.field, 'keyHash');
+          return true;
+        });
+        assertSameRecord(await backend.getByHash(a.keyHash), a);
+        assertSameRecord(await backend.getByHash(b.keyHash), b);
+
+        const toHash = makeApiKeyRecord().keyHash;
+        const results = await Promise.all(Array.from({ length: concurrency }, () => backend.replaceHash!(a.id, a.keyHash, toHash)));
+        assert.equal(results.filter(Boolean).length, 1);
+        assertSameRecord(await backend.getByHash(toHash), { ...a, keyHash: toHash });
+      });
+    });
+
     it('stores concurrent creates of distinct records, and exactly one of racing duplicates', async () => {
       const ownerId = `owner-${randomUUID()}`;
       const records = Array.from({ length: concurrency }, () => makeApiKeyRecord({ ownerId }));
