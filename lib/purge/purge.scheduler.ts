@@ -45,11 +45,16 @@ export class PurgeScheduler implements OnApplicationBootstrap, OnModuleDestroy {
     return this.running;
   }
 
+  /** Resolves once no purge of this instance is in progress. */
+  async whenIdle(): Promise<void> {
+    await this.running;
+  }
+
   /** Stops the timer and waits for a purge in progress. */
   async stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    await this.running;
+    await this.whenIdle();
   }
 
   onModuleDestroy(): Promise<void> {
