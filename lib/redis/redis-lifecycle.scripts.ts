@@ -69,3 +69,22 @@ redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 return 1
 `);
+
+/**
+ * KEYS: id index entries (one page of a SCAN). ARGV: key base. Files each record they
+ * point at in the purge index, as the write scripts would have; resolves to how many
+ * records it read. For records stored before the index existed.
+ */
+export const INDEX_RECORDS = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_LIFECYCLE_INDEX}
+local base, n = ARGV[1], 0
+for _, idKey in ipairs(KEYS) do
+  local h = redis.call('GET', idKey)
+  local recordKey = h and base .. 'hash:' .. h
+  local raw = recordKey and redis.call('GET', recordKey)
+  if raw then
+    syncLifecycle(base, cjson.decode(raw), recordKey)
+    n = n + 1
+  end
+end
+return n
+`);

@@ -3,7 +3,7 @@ import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError, Ver
 import { redactedError } from '../internal/safe-error-message.js';
 import { changedFields } from '../backends/apply-changes.js';
 import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
-import { PURGE, REPLACE_HASH } from './redis-lifecycle.scripts.js';
+import { INDEX_RECORDS, PURGE, REPLACE_HASH } from './redis-lifecycle.scripts.js';
 import {
   REDIS_SCHEMA_VERSION,
   resolveRedisBackendOptions,
@@ -171,6 +171,31 @@ export class RedisBackend implements ApiKeyBackend {
     for (let i = 0; i + 1 < reply.length; i += 2) deleted.push({ id: String(reply[i]), keyHash: String(reply[i + 1]) });
     if (deleted.length > 0) options.onDeleted?.(deleted);
     return deleted.length;
+  }
+
+  /**
+   * Files every stored record in the purge index. Writes keep the index in step, so this
+   * is needed once, after upgrading from a release without it: a record stored then and
+   * not written since is otherwise invisible to `purge`. Walks the id index with SCAN,
+   * `pageSize` keys per step (one script each), so it never blocks Redis for long;
+   * idempotent, and safe while the app runs. Resolves to the number of records read.
+   */
+  async rebuildPurgeIndex(): Promise<number> {
+    const anchor = `${this.base}expiring`;
+    const pattern = `${this.base.replace(/[\\*?[\]^-]/g, (c) => `\\${c}`)}id:*`;
+    let cursor = '0';
+    let indexed = 0;
+    do {
+      // Routed by a key of this layout: on a cluster, its one slot's node holds every key.
+      const [next, keys] = (await this.guard('rebuildPurgeIndex', () =>
+        sendCommandForKey(this.client, anchor, ['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(this.options.pageSize)]),
+      )) as [unknown, unknown[]];
+      if (keys.length > 0) {
+        indexed += Number(await this.script('rebuildPurgeIndex', INDEX_RECORDS, keys.map(String), [this.base]));
+      }
+      cursor = String(next);
+    } while (cursor !== '0');
+    return indexed;
   }
 
   async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
