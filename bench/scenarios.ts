@@ -51,3 +51,24 @@ export async function memoryScenario(): Promise<GuardedScenario> {
   const backend = new CountingMemoryBackend();
   return { route: 'memory', label: '(c) ApiKeyGuard, memory backend', ...guardFor(backend), primaryCalls: backend.counts, close: async () => undefined };
 }
+
+/** Route of {@link rotatingPepperScenario}. */
+export const ROTATING_PEPPER_ROUTE = 'memory-rotating';
+
+/**
+ * The memory route during a pepper rotation: a `pepper` and one `previousPeppers`
+ * entry. A valid (current) key costs what it costs on `memory`; an unknown one costs one
+ * more HMAC and lookup, which the `flood-unknown-rotating` case measures. Served only
+ * when BENCH_CASES names one of its cases, so the default table is unchanged.
+ */
+export async function rotatingPepperScenario(): Promise<GuardedScenario> {
+  const backend = new CountingMemoryBackend();
+  const guarded = guardFor(backend, { pepper: 'bench-pepper-0123456789', previousPeppers: ['bench-old-pepper-0123456789'] });
+  return {
+    route: ROTATING_PEPPER_ROUTE,
+    label: '(c) memory backend, pepper plus one previous pepper',
+    ...guarded,
+    primaryCalls: backend.counts,
+    close: async () => undefined,
+  };
+}
