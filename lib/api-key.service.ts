@@ -41,7 +41,11 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
     });
   }
 
-  /** Mints a key for `input.ownerId`. The plaintext is in the result and nowhere else. */
+  /**
+   * Mints a key for `input.ownerId`. The plaintext is in the result and nowhere else.
+   * Fields left out (`undefined`) get the module's `defaultScopes`, `defaultPolicy` and
+   * `keyLifetime.defaultMs`; an expiry past `keyLifetime.maxMs` throws `ApiKeyValidationError`.
+   */
   issue(input: IssueApiKeyInput): Promise<IssuedApiKey> {
     return this.operations.issue(input);
   }
@@ -164,8 +168,9 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
   }
 
   /**
-   * Issues a replacement with the same owner, scopes, metadata and expiry, linked by
-   * `rotatedFromId`, and lets the old key live for `gracePeriodMs` more.
+   * Issues a replacement with the same owner, scopes, metadata and expiry (capped at
+   * now + `keyLifetime.maxMs` when that is set), linked by `rotatedFromId`, and lets the
+   * old key live for `gracePeriodMs` more.
    *
    * A key is rotated once. Its replacement's id is derived from its own, so the store
    * keeps exactly one replacement however many rotations of the key race, on however
