@@ -421,6 +421,8 @@ export function runBackendConformance<B extends ApiKeyBackend>(
         const kept = makeApiKeyRecord({ ownerId });
         for (const record of [expiredEarly, expiredLate, revokedEarly, revokedLate, kept]) await backend.create(record);
         const expired = await stored([expiredEarly, expiredLate]);
+        // Read first, so a cache in front of the store holds them when they go.
+        for (const record of [expiredEarly, revokedEarly]) await backend.getByHash(record.keyHash);
 
         assert.equal(await backend.purge({ expiredBefore: at(1990, 5), limit: 10 }), expired.includes(expiredEarly) ? 1 : 0);
         assert.equal(await backend.getById(expiredEarly.id), null);
@@ -492,6 +494,9 @@ export function runBackendConformance<B extends ApiKeyBackend>(
         const record = makeApiKeyRecord({ expiresAt: new Date(Date.now() + 86_400_000) });
         await backend.create(record);
         const toHash = makeApiKeyRecord().keyHash;
+        // Read both first, so a cache holds the record under the old hash and the new one as unknown.
+        assert.equal((await backend.getByHash(record.keyHash))?.id, record.id);
+        assert.equal(await backend.getByHash(toHash), null);
         assert.equal(await backend.replaceHash(record.id, record.keyHash, toHash), true);
         const moved = { ...record, keyHash: toHash };
         assertSameRecord(await backend.getByHash(toHash), moved);

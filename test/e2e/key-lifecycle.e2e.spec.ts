@@ -4,12 +4,14 @@ import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder } from '@nestjs/swagger';
 import { ApiAuthModule, ApiKeyService, MemoryBackend, type ApiKeyBackend } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
+import { RedisBackend } from 'nestjs-api-auth/redis';
 import { createApiAuthDocument } from 'nestjs-api-auth/swagger';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADAPTERS, bootApp, type Adapter } from '../fixtures/app.js';
 import { initOrm } from '../fixtures/mikro-orm.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
+import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 
 const ADMIN = 'api-keys:admin';
 const SELF = 'api-keys:self';
@@ -18,18 +20,24 @@ const DEFAULT_POLICY = { rateLimits: [{ name: 'default', limit: 100, windowMs: 6
 
 let db: TestDatabase;
 let orm: MikroORM;
+let redis: Awaited<ReturnType<typeof connectRedis>>;
+const namespace = uniqueNamespace('key-lifecycle');
 let tables = 0;
 const STORES: Array<[string, () => ApiKeyBackend]> = [
   ['memory', () => new MemoryBackend()],
+  ['redis', () => new RedisBackend(redis, { namespace: `${namespace}${++tables}:` })],
   ['postgres', () => new MikroOrmBackend(orm, { tableName: `lifecycle_${++tables}`, ensureSchema: true })],
 ];
 const CASES = STORES.flatMap(([store, make]) => ADAPTERS.map((adapter) => [adapter, store, make] as [Adapter, string, () => ApiKeyBackend]));
 
 beforeAll(async () => {
+  redis = await connectRedis();
   db = await createTestDatabase('key_lifecycle');
   orm = await initOrm(db.url);
 });
 afterAll(async () => {
+  await deleteNamespace(redis, namespace);
+  await redis.close();
   await orm.close(true);
   await db.drop();
 });
