@@ -6,14 +6,14 @@ import {
   API_AUTH_MODULE_OPTIONS,
   API_AUTH_OPTIONS_TYPE,
   ApiAuthConfigurableModule,
-  assertKnownForRootAsyncOptions,
-  assertKnownForRootOptions,
 } from './api-auth.module-definition.js';
-import { resolveApiAuthOptions, type ApiAuthModuleOptions, type ResolvedApiAuthOptions } from './api-auth.options.js';
+import type { ApiAuthModuleOptions, ResolvedApiAuthOptions } from './api-auth.options.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { ApiKeyService } from './api-key.service.js';
 import { API_KEY_BACKEND } from './backends/backend.interface.js';
 import { declareExpressRequestProperty } from './transport/express-request-property.js';
+import { assertKnownForRootAsyncOptions, assertKnownForRootOptions } from './options/module-option-names.js';
+import { resolveApiAuthOptions } from './options/resolve-options.js';
 import { PurgeScheduler } from './purge/purge.scheduler.js';
 
 const providers: Provider[] = [

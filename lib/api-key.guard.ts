@@ -6,22 +6,23 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { API_AUTH_OPTIONS, API_KEY_COST_KEY, API_KEY_REQUEST_PROPERTY } from './api-auth.constants.js';
+import { API_AUTH_OPTIONS, API_KEY_REQUEST_PROPERTY } from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import type { ApiKeyView } from './api-key.interface.js';
-import { ApiKeyErrorCode, type AuthenticationFailureCode } from './api-key.errors.js';
+import { ApiKeyErrorCode } from './api-key.errors.js';
 import { ApiKeyService } from './api-key.service.js';
 import type { AuthenticationResult } from './verification/key-verifier.js';
 import { getAuthCarrier } from './transport/request-context.js';
 import { attachToExpressRequest } from './transport/express-request-property.js';
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
-import { markGuarded, readRouteAccess } from './decorators/route-access.js';
+import { RouteRulesCache, type RouteRules } from './decorators/route-rules.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
 import type { LimitDecision, RateLimitStatus } from './policy/rate-limiter.interface.js';
 import { clientIp } from './transport/client-ip.js';
 import { IpAllowlist } from './policy/ip-allowlist.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
-import { redactedError, safeErrorMessage } from './internal/safe-error-message.js';
+import { OutageNotice } from './internal/outage-notice.js';
+import { redactedError } from './internal/safe-error-message.js';
 import { refusalException } from './transport/refusal-exception.js';
 import {
   extractKey as extractKeyFrom,
@@ -30,17 +31,10 @@ import {
   type Headers,
 } from './transport/key-extraction.js';
 import { refusalBody, rejected, setHttpResponseHeader, type ApiKeyFailure } from './transport/refusal.js';
+import { RefusalHeaders } from './transport/refusal-headers.js';
 
 export type { ApiKeyFailure } from './transport/refusal.js';
 export type { ExtractedKey } from './transport/key-extraction.js';
-
-interface RouteRules {
-  isPublic: boolean;
-  requirement: ScopeRequirement | undefined;
-  environments: readonly string[] | undefined;
-  /** Quota credits a call spends (`@ApiKeyCost()`), default 1. */
-  cost: number;
-}
 
 /** Requests already charged to a key's limits, so a guard registered twice counts a request once. */
 const charged = new WeakSet<object>();
@@ -57,19 +51,20 @@ const charged = new WeakSet<object>();
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   protected readonly logger = new Logger('ApiAuth');
-  // Route metadata never changes after start-up; reading it once per handler keeps
-  // two reflection calls off every request.
-  private readonly rules = new WeakMap<object, WeakMap<object, RouteRules>>();
+  private readonly rules: RouteRulesCache;
   private readonly allowlist = new IpAllowlist();
-  private readonly challenges = new Map<AuthenticationFailureCode, string>();
-  private backendDown = false;
-  private limiterDown = false;
+  private readonly refusalHeaders: RefusalHeaders;
+  private readonly backendOutage = new OutageNotice(this.logger, 'The API key backend', 'answering 503');
+  private readonly limiterOutage = new OutageNotice(this.logger, 'The rate limiter', 'answering 503 to keys with limits');
 
   constructor(
     protected readonly reflector: Reflector,
     protected readonly apiKeys: ApiKeyService,
     @Inject(API_AUTH_OPTIONS) protected readonly options: ResolvedApiAuthOptions,
-  ) {}
+  ) {
+    this.rules = new RouteRulesCache(reflector);
+    this.refusalHeaders = new RefusalHeaders(options.realm);
+  }
 
   /**
    * Synchronous when the key is answered from memory (an L1 or `MemoryBackend` hit,
@@ -77,7 +72,7 @@ export class ApiKeyGuard implements CanActivate {
    * no promise and no microtask hops. A promise when the backend must be asked.
    */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
-    const rules = this.getRouteRules(context);
+    const rules = this.rules.get(context);
     if (rules.isPublic) return true;
 
     const request = this.getRequest(context);
@@ -100,15 +95,12 @@ export class ApiKeyGuard implements CanActivate {
   ): boolean | Promise<boolean> {
     if (!result.ok) {
       if (result.code === ApiKeyErrorCode.BackendUnavailable) {
-        this.reportBackendDown(result.error);
+        this.backendOutage.failed(result.error);
         return this.deny(context, { status: 503, code: result.code, error: result.error });
       }
       return this.deny(context, { status: 401, code: result.code });
     }
-    if (this.backendDown) {
-      this.backendDown = false;
-      this.logger.log('The API key backend answers again.');
-    }
+    this.backendOutage.answered();
 
     const apiKey = result.apiKey;
     // Keys without a policy, the common case, pay one null check here and one below.
@@ -170,17 +162,11 @@ export class ApiKeyGuard implements CanActivate {
         cost,
       });
     } catch (error) {
-      if (!this.limiterDown) {
-        this.limiterDown = true;
-        // The limiter's error names no key: counters are addressed by key id.
-        this.logger.error(`The rate limiter is unavailable; answering 503 to keys with limits: ${safeErrorMessage(error)}`);
-      }
+      // The limiter's error names no key: counters are addressed by key id.
+      this.limiterOutage.failed(error);
       return this.deny(context, { status: 503, code: 'backend_unavailable', error }, apiKey);
     }
-    if (this.limiterDown) {
-      this.limiterDown = false;
-      this.logger.log('The rate limiter answers again.');
-    }
+    this.limiterOutage.answered();
     if (once) charged.add(request);
     if (decision.allowed) {
       if (decision.rateLimit) this.setRateLimitHeaders(context, decision.rateLimit);
@@ -291,23 +277,7 @@ export class ApiKeyGuard implements CanActivate {
    */
   protected failureException(context: ExecutionContext, failure: ApiKeyFailure): unknown {
     const body = this.failureBody(failure);
-    if (failure.code === 'insufficient_scope') {
-      this.setResponseHeader(
-        context,
-        'WWW-Authenticate',
-        `${this.challenge()}, error="insufficient_scope", scope="${failure.requirement.scopes.join(' ')}"`,
-      );
-    } else if (failure.status === 403) {
-      // ip_not_allowed, environment_not_allowed: the key is fine, so no challenge.
-    } else if (failure.status === 429) {
-      if (failure.retryAfterMs !== null) {
-        this.setResponseHeader(context, 'Retry-After', String(Math.max(1, Math.ceil(failure.retryAfterMs / 1000))));
-      }
-    } else if (failure.status === 401) {
-      this.setResponseHeader(context, 'WWW-Authenticate', this.authenticationChallenge(failure.code));
-    } else {
-      this.setResponseHeader(context, 'Retry-After', '1');
-    }
+    this.refusalHeaders.apply(failure, (name, value) => this.setResponseHeader(context, name, value));
     // A 503's cause is a redacted copy: Nest never sends it, but an app's filter may log
     // it. A subclass that needs the backend's error gets it as `failure.error`.
     const cause = failure.status === 503 && failure.error !== undefined ? redactedError(failure.error) : undefined;
@@ -326,52 +296,5 @@ export class ApiKeyGuard implements CanActivate {
   /** Sets a header on the HTTP response (Express or Fastify); a no-op for other transports. */
   protected setResponseHeader(context: ExecutionContext, name: string, value: string): void {
     setHttpResponseHeader(context, name, value);
-  }
-
-  private challenge(): string {
-    return `ApiKey realm="${this.options.realm}"`;
-  }
-
-  /**
-   * The `WWW-Authenticate` value of a 401, built once per code: a flood of bad keys
-   * would otherwise concatenate and flatten the same string on every request.
-   */
-  private authenticationChallenge(code: AuthenticationFailureCode): string {
-    let value = this.challenges.get(code);
-    if (value === undefined) {
-      // RFC 6750 §3: no error attribute when no credentials were sent at all.
-      value = code === 'missing_api_key' ? this.challenge() : `${this.challenge()}, error="${code}"`;
-      this.challenges.set(code, value);
-    }
-    return value;
-  }
-
-  private reportBackendDown(error: unknown): void {
-    if (this.backendDown) return;
-    this.backendDown = true;
-    // The message comes from the backend's error, which by contract names no key or hash.
-    this.logger.error(`The API key backend is unavailable; answering 503: ${safeErrorMessage(error)}`);
-  }
-
-  private getRouteRules(context: ExecutionContext): RouteRules {
-    const controller = context.getClass();
-    const handler = context.getHandler();
-    let byHandler = this.rules.get(controller);
-    if (!byHandler) this.rules.set(controller, (byHandler = new WeakMap()));
-    let rules = byHandler.get(handler);
-    if (!rules) {
-      // The nearest metadata wins (see `readRouteAccess`).
-      const { isPublic, requirement, environments } = readRouteAccess(this.reflector, handler, controller);
-      rules = {
-        isPublic,
-        requirement,
-        environments,
-        cost: this.reflector.getAllAndOverride<number | undefined>(API_KEY_COST_KEY, [handler, controller]) ?? 1,
-      };
-      // Outside HTTP the decorators hand the key only to handlers the guard checks.
-      if (!isPublic) markGuarded(controller, handler);
-      byHandler.set(handler, rules);
-    }
-    return rules;
   }
 }

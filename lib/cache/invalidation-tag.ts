@@ -15,15 +15,9 @@ const sha256Hex: (data: string) => string = oneShot
 
 /**
  * The invalidation tag of a key hash: the first 12 bits of SHA-256 over a label and the
- * hash. It is what an invalidation message carries instead of the hash when the id
- * cannot do (a new key may have been remembered as unknown, and unknown hashes have no
- * id). A receiver drops every entry whose hash has the tag: about 1 in 4,096 of its L1,
- * a few refills at most, never a stale answer.
- *
- * 12 bits are chosen so that a tag says nothing usable about a key: it confirms no
- * guess (about one candidate in 4,096 matches any tag), unlike the hash or a full
- * digest of it, which would let whoever reads the channel check guesses offline. See
- * SECURITY.md.
+ * hash, carried instead of the hash when an id cannot do. A receiver drops the ~1/4,096
+ * of its L1 with that tag; 12 bits confirm no guess about a key
+ * (docs/internals.md#invalidation-tags-invalidation-tagts).
  */
 export function invalidationTag(keyHash: string): number {
   return Number.parseInt(sha256Hex(LABEL + keyHash).slice(0, 3), 16);

@@ -19,17 +19,9 @@ interface Node extends Deadline {
 }
 
 /**
- * Fails calls whose reply takes longer than `ms`, with one timer for all of them: a
- * `setTimeout` + `clearTimeout` pair per call cost more than a Redis round trip under
- * load. Every call gets the same deadline length, so calls expire in start order: the
- * timer is armed for the oldest pending call only, and when it fires it fails the
- * expired calls and re-arms for the next. A call that settles in time costs two
- * pointer updates; the timer fires about once per `ms` under steady load.
- *
- * Pending calls are a linked list, not a `Set`: with a `Set` (or a `Map`) of
- * per-request entries, V8 promoted request garbage to the old generation, and a
- * Fastify route doing one Redis read ran three times the full collections and served
- * 17 % fewer requests.
+ * Fails calls whose reply takes longer than `ms`, with one timer for all of them, armed
+ * for the oldest pending call (every call has the same deadline, so they expire in start
+ * order). Pending calls are a linked list. Why both: docs/internals.md#one-timer-for-every-pending-call-replydeadlines.
  */
 export class ReplyDeadlines {
   private head: Node | null = null;
@@ -106,15 +98,9 @@ export class ReplyDeadlines {
 
 /**
  * Runs one call and settles one promise with its reply, passed through `decode` when
- * given. A call that throws, a rejected reply, and a reply later than the deadline
- * (when `deadlines` is set) all reject with `failure(error)`; an error `decode` throws
- * is passed on as it is.
- *
- * One promise, no async frame, and the deadline adds none of its own: with Redis as
- * the only store, `RedisBackend` runs this on every request (and `RedisRateLimiter` on
- * every request of a key with limits), and each promise is a microtask hop. (For Redis,
- * not node-redis's per-command `timeout`: it only covers commands not yet written, not
- * a hung server, and its timer per command cut throughput threefold.)
+ * given. A call that throws, a rejected reply, and a reply later than the deadline (when
+ * `deadlines` is set) all reject with `failure(error)`; an error `decode` throws is passed
+ * on as it is. One promise and no async frame: it runs on every request of a Redis store.
  */
 export function callWithin<T>(
   run: () => Promise<unknown>,

@@ -2,7 +2,6 @@ import {
   Body,
   Controller,
   Delete,
-  ForbiddenException,
   Get,
   Header,
   Headers,
@@ -12,7 +11,6 @@ import {
   Patch,
   Post,
   Query,
-  UnauthorizedException,
   UseFilters,
   UseGuards,
   UseInterceptors,
@@ -26,8 +24,6 @@ import { ApiKeyGuard } from '../api-key.guard.js';
 import { ApiKeyService } from '../api-key.service.js';
 import { CurrentApiKey } from '../decorators/current-api-key.decorator.js';
 import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
-import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
-import { hasLimits } from '../policy/policy.validation.js';
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import {
   toApiKeyResource,
@@ -39,7 +35,8 @@ import {
 import { EntityTagInterceptor } from './entity-tag.interceptor.js';
 import { expectedVersionFromIfMatch } from './if-match.js';
 import { ManagementCallBounds } from './management-call-bounds.interceptor.js';
-import { ManagementExceptionFilter, type ManagementErrorBody } from './management-exception.filter.js';
+import { ManagementExceptionFilter } from './management-exception.filter.js';
+import { assertGrantable, assertPolicyUntouched, callerOf, forbidden, inheritedPolicy, refuse, type Caller } from './management-caller.js';
 import {
   parseEmptyRequest,
   parseIssueRequest,
@@ -55,32 +52,9 @@ import {
   refusalForExpiryChange,
   refusalForScopes,
   refusalForResult,
-  type SelfServiceRefusal,
 } from './self-service.rules.js';
 
-/** What the calling key may do here. */
-interface Caller {
-  id: string;
-  ownerId: string;
-  scopes: readonly string[];
-  environment: string | null;
-  policy: ApiKeyPolicy | null;
-  expiresAt: Date | null;
-  /** Holds the admin scope: every owner's keys, any scope. */
-  admin: boolean;
-}
-
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-function forbidden(code: string, message: string): ForbiddenException {
-  const body: ManagementErrorBody = { statusCode: 403, error: 'Forbidden', code, message };
-  return new ForbiddenException(body);
-}
-
-/** Throws the 403 of a self-service rule (lib/management/self-service.rules.ts) that refused. */
-function refuse(refusal: SelfServiceRefusal | null): void {
-  if (refusal !== null) throw forbidden(refusal.code, refusal.message);
-}
 
 /**
  * The key-management routes. Never registered as is: `ApiAuthModule` registers a
@@ -122,7 +96,7 @@ export class ApiKeysController {
   @HttpCode(201)
   @Header('Cache-Control', 'no-store')
   async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = callerOf(apiKey, this.routes);
     const parsed = parseIssueRequest(body, this.limits);
     // Resolved here, not by the service: a self-service caller gets only the defaults it holds.
     const defaults = this.apiKeys.defaultScopes ?? [];
@@ -131,9 +105,9 @@ export class ApiKeysController {
     if (!caller.admin && ownerId !== caller.ownerId) {
       throw forbidden('forbidden_owner', 'A self-service key can only issue keys for its own owner.');
     }
-    this.assertGrantable(caller, request.scopes);
+    assertGrantable(caller, request.scopes);
     if (!caller.admin) {
-      this.assertPolicyUntouched(caller, request.policy);
+      assertPolicyUntouched(caller, request.policy);
       if (request.environment !== undefined && request.environment !== caller.environment) {
         throw forbidden('forbidden_environment', 'A self-service key can only issue keys in its own environment.');
       }
@@ -155,7 +129,7 @@ export class ApiKeysController {
   @Get()
   @Header('Cache-Control', 'no-store')
   async list(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Query() query: unknown): Promise<ApiKeyPageResource> {
-    const caller = this.caller(apiKey);
+    const caller = callerOf(apiKey, this.routes);
     const { ownerId = caller.ownerId, cursor, limit } = parseListQuery(query, this.limits);
     if (!caller.admin && ownerId !== caller.ownerId) {
       throw forbidden('forbidden_owner', 'A self-service key can only list the keys of its own owner.');
@@ -167,7 +141,7 @@ export class ApiKeysController {
   @Get(':id')
   @Header('Cache-Control', 'no-store')
   async get(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<ApiKeyResource> {
-    return toApiKeyResource(await this.load(this.caller(apiKey), id));
+    return toApiKeyResource(await this.load(callerOf(apiKey, this.routes), id));
   }
 
   /** Changes name, scopes, metadata, expiry or (admin only) policy. */
@@ -179,14 +153,14 @@ export class ApiKeysController {
     @Body() body: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = callerOf(apiKey, this.routes);
     const changes = parseUpdateRequest(body, this.limits);
     const target = await this.load(caller, id);
     if (!caller.admin) {
       // Managing a key more capable than the caller is escalation too, a rename included.
-      this.assertGrantable(caller, target.scopes);
-      if (changes.scopes) this.assertGrantable(caller, changes.scopes);
-      this.assertPolicyUntouched(caller, changes.policy);
+      assertGrantable(caller, target.scopes);
+      if (changes.scopes) assertGrantable(caller, changes.scopes);
+      assertPolicyUntouched(caller, changes.policy);
       if (changes.expiresAt !== undefined) refuse(refusalForExpiryChange(target.expiresAt, changes.expiresAt));
       refuse(refusalForResult(caller, { ...target, ...changes }));
     }
@@ -212,7 +186,7 @@ export class ApiKeysController {
     @Query() query: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = callerOf(apiKey, this.routes);
     parseEmptyRequest(body);
     const { cascade } = parseRevokeQuery(query);
     const target = await this.load(caller, id);
@@ -230,7 +204,7 @@ export class ApiKeysController {
     @Param('id') id: string,
     @Body() body: unknown,
   ): Promise<RotatedApiKeyResource> {
-    const caller = this.caller(apiKey);
+    const caller = callerOf(apiKey, this.routes);
     const options = parseRotateRequest(body, this.limits);
     const target = await this.load(caller, id);
     // The replacement carries the old key's scopes, environment, policy (on its counters)
@@ -255,43 +229,10 @@ export class ApiKeysController {
   @HttpCode(204)
   @Header('Cache-Control', 'no-store')
   async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
-    const caller = this.caller(apiKey);
+    const caller = callerOf(apiKey, this.routes);
     const target = await this.load(caller, id);
     if (!caller.admin) refuse(refusalForScopes(caller, target));
     await this.apiKeys.delete(target.id);
-  }
-
-  private caller(apiKey: ApiKeyView | undefined): Caller {
-    // The guard has run; this only holds if someone wired the controller without it.
-    if (!apiKey) {
-      throw new UnauthorizedException({
-        statusCode: 401,
-        error: 'Unauthorized',
-        code: 'missing_api_key',
-        message: 'An API key is required.',
-      });
-    }
-    const { adminScope, selfServiceScope } = this.routes;
-    const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
-    if (!admin && (selfServiceScope === null || !apiKey.scopes.includes(selfServiceScope))) {
-      throw new ForbiddenException({
-        statusCode: 403,
-        error: 'Forbidden',
-        code: 'insufficient_scope',
-        message: 'The API key lacks a scope this operation requires.',
-        requiredScopes: [adminScope, selfServiceScope].filter((s): s is string => s !== null),
-        scopeMatch: 'any',
-      });
-    }
-    return {
-      id: apiKey.id,
-      ownerId: apiKey.ownerId,
-      scopes: apiKey.scopes,
-      environment: apiKey.environment ?? null,
-      policy: apiKey.policy ?? null,
-      expiresAt: apiKey.expiresAt,
-      admin,
-    };
   }
 
   /** The key, if the caller may see it; another owner's key is "not found" to a self-service caller. */
@@ -302,28 +243,6 @@ export class ApiKeysController {
     return found;
   }
 
-  private assertGrantable(caller: Caller, scopes: readonly string[]): void {
-    if (!caller.admin) refuse(refusalForScopes(caller, { scopes }));
-  }
-
-  /**
-   * Policies are the admin's to set: limits exist to bound what a customer's keys may
-   * do, so a self-service caller that could write them could also lift them.
-   */
-  private assertPolicyUntouched(caller: Caller, policy: ApiKeyPolicy | null | undefined): void {
-    if (caller.admin || policy === undefined) return;
-    throw forbidden('forbidden_policy', 'Only an admin key can set or change a key policy.');
-  }
-}
-
-/**
- * The caller's policy for a key it issues: the same allowlist, and the same limits on
- * the same counters (the caller's counter key, else its id), so N keys share one budget.
- */
-function inheritedPolicy(caller: Caller): ApiKeyPolicy | null {
-  if (!caller.policy) return null;
-  const { counterKey, ...rules } = caller.policy;
-  return hasLimits(rules) ? { ...rules, counterKey: counterKey ?? caller.id } : rules;
 }
 
 /**

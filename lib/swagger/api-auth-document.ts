@@ -12,7 +12,8 @@ import { API_AUTH_MODULE_OPTIONS } from '../api-auth.module-definition.js';
 import type { ApiAuthModuleOptions, ResolvedApiAuthOptions } from '../api-auth.options.js';
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
 import { findApiKeyRoutes, type ApiKeyRoute, type MetadataTarget } from './guarded-routes.js';
-import { MANAGEMENT_SCHEMAS, managementOperation, managementSchemas, ref } from './management.openapi.js';
+import { managementOperation } from './management.openapi.js';
+import { MANAGEMENT_SCHEMAS, managementSchemas, ref } from './management.schemas.js';
 
 /** Options of {@link createApiAuthDocument}. */
 export interface ApiAuthDocumentOptions {

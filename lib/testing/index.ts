@@ -6,4 +6,4 @@ export {
 } from './backend-conformance.js';
 // Resolves module options exactly as ApiAuthModule does, for tests and scripts that
 // build an ApiKeyService without Nest.
-export { resolveApiAuthOptions } from '../api-auth.options.js';
+export { resolveApiAuthOptions } from '../options/resolve-options.js';

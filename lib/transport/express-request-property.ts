@@ -7,19 +7,11 @@ const attached = new WeakMap<object, unknown>();
 const accessorPrototypes = new WeakSet<object>();
 
 /**
- * Declares `request.apiKey` once on an Express app's request prototype
- * (`app.request`, the object Express itself tells apps to extend), as an accessor over
- * a `WeakMap`.
- *
- * Why: an Express request already carries about 28 own properties, and giving each one
- * an `apiKey` of its own moves it to a new hidden class as it passes the guard, which
- * cost more than the rest of the key check (bench/README.md). Through the accessor the guard's plain
- * `request.apiKey = view` changes no request's shape, and reading `request.apiKey`
- * works as before. Fastify requests carry a handful of properties and showed no such
- * cost, so they are left alone.
- *
- * Left alone as well: an app whose request prototype already has an `apiKey` of its
- * own. Returns whether the accessor is (now) in place.
+ * Declares `request.apiKey` once on an Express app's request prototype (`app.request`)
+ * as an accessor over a `WeakMap`, so attaching the key changes no request's hidden
+ * class (docs/internals.md#requestapikey-on-express-express-request-propertyts). An app
+ * whose prototype already has an `apiKey` is left alone. Returns whether the accessor is
+ * (now) in place.
  */
 export function declareExpressRequestProperty(app: unknown): boolean {
   const proto = (app as { request?: unknown } | null)?.request;
@@ -38,14 +30,8 @@ export function declareExpressRequestProperty(app: unknown): boolean {
 
 /**
  * Stores `apiKey` as `request.apiKey` without a property store when the request's
- * prototype carries the accessor; `false` (nothing stored) otherwise.
- *
- * Why: Express gives every request its app's prototype with `Object.setPrototypeOf`,
- * which leaves V8 unable to share hidden classes between requests (each property
- * Express adds afterwards makes a new one). So every property store or load on an
- * Express request misses V8's inline caches and walks the prototype chain in the
- * runtime; a store that ends in the accessor also calls the setter from C++. Reading
- * the prototype and writing the `WeakMap` costs none of that.
+ * prototype carries the accessor; `false` (nothing stored) otherwise. Every property
+ * store on an Express request misses V8's inline caches; the `WeakMap` write does not.
  */
 export function attachToExpressRequest(request: object, apiKey: unknown): boolean {
   if (!carriesAccessor(request)) return false;

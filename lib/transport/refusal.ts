@@ -70,14 +70,9 @@ export function setHttpResponseHeader(context: ExecutionContext, name: string, v
 }
 
 /**
- * A promise rejected with `reason` that Node does not track as possibly unhandled.
- * `Promise.reject()` makes a promise that rejects before anyone listens, so V8 calls
- * into Node twice (rejected without a handler; handler added later, when Nest awaits
- * it), and Node books and unbooks it as a candidate `unhandledRejection`, a visible
- * share of a Fastify refusal (bench/README.md). Here a no-op handler is
- * attached before the rejection, so neither call happens. Nest always awaits the
- * guard's promise, which still sees the rejection; only a caller that drops it would
- * lose the report, and a refusal nobody reads has nothing left to report.
+ * A promise rejected with `reason` that Node does not track as possibly unhandled: a
+ * no-op handler is attached before the rejection. Nest always awaits the guard's
+ * promise, so it still sees it (docs/internals.md#refusals-without-throw-or-promisereject).
  */
 export function rejected(reason: unknown): Promise<never> {
   let reject!: (reason: unknown) => void;

@@ -24,13 +24,8 @@ export function getAuthCarrier(context: ExecutionContext): Record<string, unknow
 
 /**
  * The key the guard verified for this call, or `undefined` (e.g. on a `@Public()` route).
- *
- * Outside HTTP the carrier (a WebSocket client) serves every message of a connection,
- * and the guard's attachment to it outlives the message it checked. So there only a
- * handler the guard checks gets the key: never a `@Public()` one or one without the
- * guard, whatever an earlier or concurrent message's check left on the client. Every
- * message to a checked handler is checked first, against the one key of the
- * connection. An HTTP request carries only its own call, so HTTP pays no lookup.
+ * Outside HTTP, only to a handler the guard checks: a WebSocket client's attachment
+ * outlives the message it was made for (docs/internals.md#the-key-on-websockets-request-contextts).
  */
 export function getVerifiedApiKey(context: ExecutionContext): ApiKeyView | undefined {
   if (context.getType<string>() !== 'http' && !isGuardedHandler(context.getClass(), context.getHandler())) return undefined;

@@ -28,17 +28,10 @@ export const DEFAULT_USAGE_RECORDER_LIMITS: Readonly<UsageRecorderLimits> = Obje
 });
 
 /**
- * Writes `lastUsedAt` off the request path: at most one write per key per interval
- * from this process, started on the next tick, through the backend's conditional
- * `recordUsage` (so across a cluster the store keeps at most one per interval too).
- * With a {@link UsageWriteCoordinator} shared by the fleet, only the instance that
- * claims the interval even sends the write. A failed write is logged once per outage
- * and never reaches the request.
- *
- * Memory stays bounded whatever the store does, even with an interval of 0 (every use
- * written): one write per key at a time (uses of a key whose write is in flight only
- * move the time its next write will carry), at most `maxWritesInFlight` writes at
- * once, and at most `maxQueuedWrites` keys waiting, the oldest dropped beyond that.
+ * Writes `lastUsedAt` off the request path: at most one write per key per interval from
+ * this process, through the backend's conditional `recordUsage`, claimed through the
+ * fleet's coordinator when there is one. Failures are logged once per outage; memory
+ * stays bounded whatever the store does (docs/internals.md#usage-writes-usage-recorderts).
  */
 export class UsageRecorder {
   private readonly logger = new Logger('ApiAuth');

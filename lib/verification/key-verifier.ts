@@ -150,9 +150,16 @@ export abstract class KeyVerifier {
    * hash is upgraded to the current pepper before the answer, so the next use is an
    * ordinary lookup.
    */
-  private async underPreviousPeppers(key: string, currentHash: string, environment: KeyEnvironment): Promise<AuthenticationResult> {
-    for (const hasher of this.previousHashers) {
-      const oldHash = hasher.hash(key);
+  private underPreviousPeppers(key: string, currentHash: string, environment: KeyEnvironment): AuthenticationResult | Promise<AuthenticationResult> {
+    const hashes = this.previousHashers.map((hasher) => hasher.hash(key));
+    // When the L1 (or MemoryBackend) knows every old hash as unknown, answer without a
+    // promise: an unknown key then costs its HMACs and nothing more.
+    if (hashes.every((hash) => this.peek(hash) === null)) return INVALID;
+    return this.lookUpPreviousHashes(hashes, currentHash, environment);
+  }
+
+  private async lookUpPreviousHashes(hashes: string[], currentHash: string, environment: KeyEnvironment): Promise<AuthenticationResult> {
+    for (const oldHash of hashes) {
       let record: ApiKey | null;
       try {
         record = await this.bounded(this.backend.getByHash(oldHash));

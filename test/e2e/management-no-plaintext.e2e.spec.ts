@@ -23,7 +23,7 @@ import {
   type ApiKeyBackend,
 } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 

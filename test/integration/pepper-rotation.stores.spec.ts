@@ -10,7 +10,7 @@ import {
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { RedisBackend } from 'nestjs-api-auth/redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { initOrm } from '../fixtures/mikro-orm.js';
 import { createTestDatabase } from '../fixtures/postgres.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';

@@ -3,7 +3,7 @@ import { ApiAuthModule, MemoryBackend, type ApiKeyBackend, type ApiKeyEvent, typ
 import { RedisBackend, RedisUsageCoordinator } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { ApiKeyService } from '../../lib/api-key.service.js';
 import { PurgeScheduler } from '../../lib/purge/purge.scheduler.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';

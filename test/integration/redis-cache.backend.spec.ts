@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyService, MemoryBackend, type ApiKey } from 'nestjs-api-auth';
 import { RedisCacheBackend, type RedisCacheBackendOptions, type RedisCacheInvalidation } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { redisCacheKeys } from '../../lib/redis/redis-cache.keys.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { connectRedis, deleteNamespace, scanKeys, uniqueNamespace } from '../fixtures/redis.js';

@@ -4,7 +4,7 @@ import { ApiKeyService, type ApiKeyBackend } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { RedisCacheBackend } from 'nestjs-api-auth/redis';
 import { runBackendConformance } from 'nestjs-api-auth/testing';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { initOrm, insertLegacyRow } from '../fixtures/mikro-orm.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';

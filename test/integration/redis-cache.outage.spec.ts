@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyService, MemoryBackend, type AuthenticationResult } from 'nestjs-api-auth';
 import { RedisCacheBackend } from 'nestjs-api-auth/redis';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 import { CACHE_VARIANTS, RedisProxy, waitFor, type TestCache } from '../fixtures/redis-cache.fixtures.js';

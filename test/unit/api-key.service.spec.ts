@@ -12,7 +12,7 @@ import {
   type IssueApiKeyInput,
   type RotatedApiKey,
 } from 'nestjs-api-auth';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { replacementIdFor } from '../../lib/internal/replacement-id.js';
 import { InstrumentedBackend } from '../fixtures/instrumented.backend.js';
 import { withLatency } from '../fixtures/race-suite.js';

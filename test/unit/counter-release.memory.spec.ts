@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiKeyService, MemoryBackend, MemoryRateLimiter } from 'nestjs-api-auth';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 import { describeCounterRelease } from '../fixtures/counter-release.suite.js';
 

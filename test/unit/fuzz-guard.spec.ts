@@ -3,7 +3,8 @@ import { Reflector } from '@nestjs/core';
 import fc from 'fast-check';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiKeyGuard, ApiKeyService, MemoryBackend, type ExtractedKey } from 'nestjs-api-auth';
-import { resolveApiAuthOptions, type ResolvedApiAuthOptions } from '../../lib/api-auth.options.js';
+import { type ResolvedApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 
 // The guard's extraction and decision under arbitrary headers, without HTTP: every

@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { describe, expect, it } from 'vitest';
 import { ApiKeyGuard, ApiKeyService, MemoryBackend } from 'nestjs-api-auth';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 
 // Fail closed: a key with an allowlist is refused on a WebSocket whose address is
 // unknown (a closed socket, a transport that reports none), even when its list

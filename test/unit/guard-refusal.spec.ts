@@ -2,7 +2,7 @@ import { ConsoleLogger, HttpException, Logger, type ExecutionContext } from '@ne
 import { Reflector } from '@nestjs/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiKeyGuard, ApiKeyService, KeyFormat, MemoryBackend, type ApiKeyFailure } from 'nestjs-api-auth';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { CapturingLogger } from '../fixtures/log-capture.js';
 
 // How a refusal leaves canActivate: a rejected promise by default (no `throw`, which

@@ -1,6 +1,6 @@
 import { ApiKeyService } from 'nestjs-api-auth';
 import { describe, expect, it } from 'vitest';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { makeService } from '../fixtures/service.js';
 
 const POLICY = { rateLimits: [{ name: 'burst', limit: 10, windowMs: 1_000 }] };

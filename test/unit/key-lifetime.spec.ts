@@ -1,6 +1,6 @@
 import { ApiKeyService, ApiKeyValidationError, MemoryBackend } from 'nestjs-api-auth';
 import { describe, expect, it } from 'vitest';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { makeService } from '../fixtures/service.js';
 
 const DAY = 86_400_000;

@@ -2,7 +2,7 @@ import type { CallHandler, ExecutionContext } from '@nestjs/common';
 import { firstValueFrom, from, type Observable } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError } from 'nestjs-api-auth';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { ManagementCallBounds } from '../../lib/management/management-call-bounds.interceptor.js';
 
 /** A handler whose store call settles when the test says so. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiKeyLimitReachedError, type ApiKeyEvent } from 'nestjs-api-auth';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { makeService } from '../fixtures/service.js';
 
 describe('maxKeysPerOwner', () => {

@@ -1,7 +1,7 @@
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { ApiKeyService, KeyHasher, MemoryBackend, type ApiKeyEvent } from 'nestjs-api-auth';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { InstrumentedBackend } from '../fixtures/instrumented.backend.js';
 import { CapturingLogger } from '../fixtures/log-capture.js';
 import { requiredMethodsOf } from '../fixtures/required-methods.js';
@@ -57,6 +57,13 @@ describe('pepper rotation (previousPeppers)', () => {
     // Malformed keys still cost nothing.
     expect(await rotated.verify('test_not-a-key')).toBeNull();
     expect(backend.calls.getByHash - before).toBe(3);
+  });
+
+  it('answers an unknown key without a promise when the store knows every hash offline (MemoryBackend, an L1)', async () => {
+    const { service: rotated } = service(new MemoryBackend(), { pepper: NEW, previousPeppers: [OLD, OLDER] });
+    const verdict = rotated.check(rotated.format.generate());
+    expect(verdict).not.toBeInstanceOf(Promise);
+    expect(verdict).toEqual({ ok: false, code: 'invalid_api_key' });
   });
 
   it('introduces a pepper: null stands for the unpeppered SHA-256 of keys issued before it', async () => {

@@ -11,7 +11,7 @@ import {
 } from 'nestjs-api-auth';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { describe, expect, it } from 'vitest';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { requiredMethodsOf } from '../fixtures/required-methods.js';
 
 const HOUR = 3_600_000;

@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ApiKeyGuard, ApiKeyService, KeyFormat, MemoryBackend } from 'nestjs-api-auth';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { redactedError, safeErrorMessage } from '../../lib/internal/safe-error-message.js';
 
 const hash = createHash('sha256').update('k').digest('hex');

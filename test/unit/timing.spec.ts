@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyService, KeyHasher, MemoryBackend, type ApiKey, type ApiKeyBackend } from 'nestjs-api-auth';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
 
 // Does refusing an unknown, well-formed key take longer when its hash is close to a

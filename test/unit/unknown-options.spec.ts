@@ -13,7 +13,7 @@ import {
   RedisRateLimiter,
   RedisUsageCoordinator,
 } from 'nestjs-api-auth/redis';
-import { resolveApiAuthOptions } from '../../lib/api-auth.options.js';
+import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { assertKnownOptions, closestName } from '../../lib/options/assert-known-options.js';
 
 const PEPPER = 'a-pepper-that-must-never-be-echoed';

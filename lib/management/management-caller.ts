@@ -1,0 +1,90 @@
+import { ForbiddenException, UnauthorizedException } from '@nestjs/common';
+import type { ApiKeyView } from '../api-key.interface.js';
+import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
+import { hasLimits } from '../policy/policy.validation.js';
+import type { ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
+import type { ManagementErrorBody } from './management-exception.filter.js';
+import { refusalForScopes, type SelfServiceRefusal } from './self-service.rules.js';
+
+// Who is calling the management routes, and the checks that depend only on the caller.
+
+/** What the calling key may do here. */
+export interface Caller {
+  id: string;
+  ownerId: string;
+  scopes: readonly string[];
+  environment: string | null;
+  policy: ApiKeyPolicy | null;
+  expiresAt: Date | null;
+  /** Holds the admin scope: every owner's keys, any scope. */
+  admin: boolean;
+}
+
+export function forbidden(code: string, message: string): ForbiddenException {
+  const body: ManagementErrorBody = { statusCode: 403, error: 'Forbidden', code, message };
+  return new ForbiddenException(body);
+}
+
+/** Throws the 403 of a self-service rule (lib/management/self-service.rules.ts) that refused. */
+export function refuse(refusal: SelfServiceRefusal | null): void {
+  if (refusal !== null) throw forbidden(refusal.code, refusal.message);
+}
+
+/** The calling key as the routes see it; 401/403 when it holds neither management scope. */
+export function callerOf(apiKey: ApiKeyView | undefined, routes: ResolvedApiAuthRoutesOptions): Caller {
+  // The guard has run; this only holds if someone wired the controller without it.
+  if (!apiKey) {
+    throw new UnauthorizedException({
+      statusCode: 401,
+      error: 'Unauthorized',
+      code: 'missing_api_key',
+      message: 'An API key is required.',
+    });
+  }
+  const { adminScope, selfServiceScope } = routes;
+  const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
+  if (!admin && (selfServiceScope === null || !apiKey.scopes.includes(selfServiceScope))) {
+    throw new ForbiddenException({
+      statusCode: 403,
+      error: 'Forbidden',
+      code: 'insufficient_scope',
+      message: 'The API key lacks a scope this operation requires.',
+      requiredScopes: [adminScope, selfServiceScope].filter((s): s is string => s !== null),
+      scopeMatch: 'any',
+    });
+  }
+  return {
+    id: apiKey.id,
+    ownerId: apiKey.ownerId,
+    scopes: apiKey.scopes,
+    environment: apiKey.environment ?? null,
+    policy: apiKey.policy ?? null,
+    expiresAt: apiKey.expiresAt,
+    admin,
+  };
+}
+
+/** Refuses a self-service caller scopes it does not hold itself. */
+export function assertGrantable(caller: Caller, scopes: readonly string[]): void {
+  if (!caller.admin) refuse(refusalForScopes(caller, { scopes }));
+}
+
+/**
+ * Policies are the admin's to set: limits exist to bound what a customer's keys may
+ * do, so a self-service caller that could write them could also lift them.
+ */
+export function assertPolicyUntouched(caller: Caller, policy: ApiKeyPolicy | null | undefined): void {
+  if (caller.admin || policy === undefined) return;
+  throw forbidden('forbidden_policy', 'Only an admin key can set or change a key policy.');
+}
+
+/**
+ * The caller's policy for a key it issues: the same allowlist, and the same limits on
+ * the same counters (the caller's counter key, else its id), so N keys share one budget.
+ */
+export function inheritedPolicy(caller: Caller): ApiKeyPolicy | null {
+  if (!caller.policy) return null;
+  const { counterKey, ...rules } = caller.policy;
+  return hasLimits(rules) ? { ...rules, counterKey: counterKey ?? caller.id } : rules;
+}
+
