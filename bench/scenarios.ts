@@ -52,23 +52,24 @@ export async function memoryScenario(): Promise<GuardedScenario> {
   return { route: 'memory', label: '(c) ApiKeyGuard, memory backend', ...guardFor(backend), primaryCalls: backend.counts, close: async () => undefined };
 }
 
-/** Route of {@link rotatingPepperScenario}. */
+/** Routes of {@link pepperScenarios}: a pepper alone, and a pepper with one previous pepper. */
+export const PEPPERED_ROUTE = 'memory-peppered';
 export const ROTATING_PEPPER_ROUTE = 'memory-rotating';
 
 /**
- * The memory route during a pepper rotation: a `pepper` and one `previousPeppers`
- * entry. A valid (current) key costs what it costs on `memory`; an unknown one costs one
- * more HMAC and lookup, which the `flood-unknown-rotating` case measures. Served only
- * when BENCH_CASES names one of its cases, so the default table is unchanged.
+ * The memory route with a `pepper`, without and with one `previousPeppers` entry: an
+ * unknown key costs one more HMAC (and, unless the store knows the hash offline, one
+ * more lookup) during a rotation, which the `flood-unknown-peppered` and
+ * `flood-unknown-rotating` cases compare. Served only when BENCH_CASES names a pepper
+ * case, so the default table is unchanged.
  */
-export async function rotatingPepperScenario(): Promise<GuardedScenario> {
-  const backend = new CountingMemoryBackend();
-  const guarded = guardFor(backend, { pepper: 'bench-pepper-0123456789', previousPeppers: ['bench-old-pepper-0123456789'] });
-  return {
-    route: ROTATING_PEPPER_ROUTE,
-    label: '(c) memory backend, pepper plus one previous pepper',
-    ...guarded,
-    primaryCalls: backend.counts,
-    close: async () => undefined,
-  };
+export async function pepperScenarios(): Promise<GuardedScenario[]> {
+  const pepper = 'bench-pepper-0123456789';
+  return [
+    { route: PEPPERED_ROUTE, label: '(c) memory backend, pepper', extra: {} },
+    { route: ROTATING_PEPPER_ROUTE, label: '(c) memory backend, pepper plus one previous pepper', extra: { previousPeppers: ['bench-old-pepper-0123456789'] } },
+  ].map(({ route, label, extra }) => {
+    const backend = new CountingMemoryBackend();
+    return { route, label, ...guardFor(backend, { pepper, ...extra }), primaryCalls: backend.counts, close: async () => undefined };
+  });
 }
