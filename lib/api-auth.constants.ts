@@ -15,3 +15,6 @@ export const API_KEY_COST_KEY = 'nestjs-api-auth:cost';
 
 /** Metadata key set by `@RequireEnvironment()`. */
 export const REQUIRED_ENVIRONMENT_KEY = 'nestjs-api-auth:environment';
+
+/** Metadata key set by `@OptionalApiKey()`. */
+export const OPTIONAL_API_KEY_KEY = 'nestjs-api-auth:optional';

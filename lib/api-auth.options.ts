@@ -49,6 +49,15 @@ export interface ApiAuthModuleOptions {
   /** Also accept `Authorization: Bearer <key>` (scheme matched case-insensitively). Default `true`. */
   bearer?: boolean;
   /**
+   * The `Authorization` schemes that carry a key, matched case-insensitively: with
+   * `['Bearer', 'Api-Key']`, `Authorization: Bearer <key>` and `Authorization: Api-Key
+   * <key>` (djangorestframework-api-key's form) both work. `[]` reads no
+   * `Authorization` header, as `bearer: false` does. Scheme names are HTTP tokens,
+   * at most 32 characters, each listed once. Default `['Bearer']`; with `bearer: false`,
+   * `[]`. Giving both `bearer: false` and a non-empty `schemes` is refused at start-up.
+   */
+  schemes?: string[];
+  /**
    * Name of a query-string parameter to accept the key from, or `false`. Default
    * `false`: URLs end up in proxy and access logs, so keys in them leak.
    */
@@ -185,7 +194,10 @@ export interface ResolvedApiAuthOptions {
   prefix: string;
   pepper: string | Buffer | null;
   header: string;
+  /** Whether `Bearer` is among the `schemes`. */
   bearer: boolean;
+  /** The accepted `Authorization` schemes, lower-cased; empty when none. */
+  schemes: string[];
   queryParam: string | false;
   trackUsage: boolean;
   usageIntervalMs: number;

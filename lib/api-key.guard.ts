@@ -17,7 +17,8 @@ import { attachToExpressRequest } from './transport/express-request-property.js'
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
 import { RouteRulesCache, type RouteRules } from './decorators/route-rules.js';
 import { ApiKeyEventName } from './events/api-key.events.js';
-import type { LimitDecision, RateLimitStatus } from './policy/rate-limiter.interface.js';
+import type { LimitDecision, QuotaStatus, RateLimitStatus } from './policy/rate-limiter.interface.js';
+import { accessRefusal, chargeLimits, limitRefusal, limitsCalls, type AccessChecks } from './policy/access-decision.js';
 import { clientIp } from './transport/client-ip.js';
 import { IpAllowlist } from './policy/ip-allowlist.js';
 import type { ApiKeyPolicy } from './policy/api-key-policy.js';
@@ -30,6 +31,7 @@ import {
   type ExtractedKey,
   type Headers,
 } from './transport/key-extraction.js';
+import { grantsEveryScope, grantsSomeScope } from './scopes/scope-patterns.js';
 import { refusalBody, rejected, setHttpResponseHeader, type ApiKeyFailure } from './transport/refusal.js';
 import { RefusalHeaders } from './transport/refusal-headers.js';
 
@@ -52,7 +54,12 @@ const charged = new WeakSet<object>();
 export class ApiKeyGuard implements CanActivate {
   protected readonly logger = new Logger('ApiAuth');
   private readonly rules: RouteRulesCache;
-  private readonly allowlist = new IpAllowlist();
+  /** The guard's hooks for the checks it shares with `ApiKeyService.consume`. */
+  private readonly checks: AccessChecks<Record<string, unknown>> = {
+    allowlist: new IpAllowlist(),
+    clientIp: (request) => this.getClientIp(request),
+    hasScopes: (apiKey, requirement) => this.hasScopes(apiKey, requirement),
+  };
   private readonly refusalHeaders: RefusalHeaders;
   private readonly backendOutage = new OutageNotice(this.logger, 'The API key backend', 'answering 503');
   private readonly limiterOutage = new OutageNotice(this.logger, 'The rate limiter', 'answering 503 to keys with limits');
@@ -77,7 +84,10 @@ export class ApiKeyGuard implements CanActivate {
 
     const request = this.getRequest(context);
     const extracted = request ? this.extractKey(request) : MISSING;
-    if (extracted.kind === 'missing') return this.deny(context, { status: 401, code: 'missing_api_key' });
+    if (extracted.kind === 'missing') {
+      // `@OptionalApiKey()`: no key, no checks; a key that is sent is checked below.
+      return rules.optional ? true : this.deny(context, { status: 401, code: 'missing_api_key' });
+    }
     if (extracted.kind === 'malformed') return this.deny(context, { status: 401, code: 'invalid_api_key' });
 
     const result = this.apiKeys.check(extracted.value);
@@ -103,20 +113,14 @@ export class ApiKeyGuard implements CanActivate {
     this.backendOutage.answered();
 
     const apiKey = result.apiKey;
-    // Keys without a policy, the common case, pay one null check here and one below.
+    // Keys without a policy on routes without requirements, the common case, skip the
+    // shared checks (lib/policy/access-decision.ts, which `ApiKeyService.consume` runs too).
     const policy = apiKey.policy;
-    // The address and environment come before scopes: a caller refused for where it
-    // calls from learns nothing about what the route needs.
-    if (policy !== null && policy.allowedIps !== undefined && !this.allowlist.allows(this.getClientIp(request ?? {}), policy.allowedIps)) {
-      return this.deny(context, { status: 403, code: 'ip_not_allowed' }, apiKey);
+    if (policy !== null || rules.environments !== undefined || rules.requirement !== undefined) {
+      const refusal = accessRefusal(apiKey, rules, this.checks, request ?? {});
+      if (refusal !== null) return this.deny(context, refusal, apiKey);
     }
-    if (rules.environments !== undefined && (apiKey.environment === null || !rules.environments.includes(apiKey.environment))) {
-      return this.deny(context, { status: 403, code: 'environment_not_allowed', environments: rules.environments }, apiKey);
-    }
-    if (rules.requirement && !this.hasScopes(apiKey, rules.requirement)) {
-      return this.deny(context, { status: 403, code: 'insufficient_scope', requirement: rules.requirement }, apiKey);
-    }
-    if (policy !== null && (policy.rateLimits !== undefined || policy.quota !== undefined)) {
+    if (limitsCalls(policy)) {
       return this.enforceLimits(context, request, apiKey, policy, rules.cost).then(() => {
         this.attach(request ?? {}, apiKey);
         return true;
@@ -141,7 +145,7 @@ export class ApiKeyGuard implements CanActivate {
   /**
    * Counts the call against the key's rate limits and quota, once per request even
    * when the guard runs twice (global and per controller), and sets the `RateLimit-*`
-   * headers. A limiter that cannot answer means 503: it must not let a key past
+   * and `X-Quota-*` headers. A limiter that cannot answer means 503: it must not let a key past
    * its limits, nor be taken for a bad key.
    */
   protected async enforceLimits(
@@ -156,11 +160,7 @@ export class ApiKeyGuard implements CanActivate {
     if (once && charged.has(request)) return;
     let decision: LimitDecision;
     try {
-      decision = await this.options.rateLimiter.consume(policy.counterKey ?? apiKey.id, {
-        rateLimits: policy.rateLimits ?? [],
-        quota: policy.quota,
-        cost,
-      });
+      decision = await chargeLimits(this.options.rateLimiter, apiKey, policy, cost);
     } catch (error) {
       // The limiter's error names no key: counters are addressed by key id.
       this.limiterOutage.failed(error);
@@ -170,13 +170,12 @@ export class ApiKeyGuard implements CanActivate {
     if (once) charged.add(request);
     if (decision.allowed) {
       if (decision.rateLimit) this.setRateLimitHeaders(context, decision.rateLimit);
+      if (decision.quota) this.setQuotaHeaders(context, decision.quota);
       return;
     }
-    if (decision.reason === 'rate_limited') {
-      this.setRateLimitHeaders(context, decision.rateLimit);
-      return this.deny(context, { status: 429, code: 'rate_limited', rateLimit: decision.rateLimit, retryAfterMs: decision.retryAfterMs }, apiKey);
-    }
-    return this.deny(context, { status: 429, code: 'quota_exhausted', retryAfterMs: decision.retryAfterMs }, apiKey);
+    if (decision.reason === 'rate_limited') this.setRateLimitHeaders(context, decision.rateLimit);
+    else this.setQuotaHeaders(context, decision.quota);
+    return this.deny(context, limitRefusal(decision)!, apiKey);
   }
 
   /** `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds), as in the IETF RateLimit header fields draft. */
@@ -184,6 +183,16 @@ export class ApiKeyGuard implements CanActivate {
     this.setResponseHeader(context, 'RateLimit-Limit', String(status.limit));
     this.setResponseHeader(context, 'RateLimit-Remaining', String(status.remaining));
     this.setResponseHeader(context, 'RateLimit-Reset', String(Math.max(1, Math.ceil(status.resetMs / 1000))));
+  }
+
+  /**
+   * `X-Quota-Remaining` (credits left after this call) and, for a quota that refills,
+   * `X-Quota-Reset` (seconds until it does). Headers of their own: the `RateLimit-*`
+   * fields describe one limit, the rate limit closest to running out.
+   */
+  protected setQuotaHeaders(context: ExecutionContext, status: QuotaStatus): void {
+    this.setResponseHeader(context, 'X-Quota-Remaining', String(status.remaining));
+    if (status.resetMs !== null) this.setResponseHeader(context, 'X-Quota-Reset', String(Math.max(1, Math.ceil(status.resetMs / 1000))));
   }
 
   /**
@@ -248,12 +257,9 @@ export class ApiKeyGuard implements CanActivate {
     return extractKeyFrom(request, this.getHeaders(request) ?? {}, queryParam === false ? undefined : this.getQuery(request), this.options);
   }
 
-  /** Whether the key satisfies the route's requirement. */
+  /** Whether the key satisfies the route's requirement; a held pattern (`reports:*`) grants the scopes under it. */
   protected hasScopes(apiKey: ApiKeyView, requirement: ScopeRequirement): boolean {
-    const held = apiKey.scopes;
-    return requirement.match === 'all'
-      ? requirement.scopes.every((scope) => held.includes(scope))
-      : requirement.scopes.some((scope) => held.includes(scope));
+    return requirement.match === 'all' ? grantsEveryScope(apiKey.scopes, requirement.scopes) : grantsSomeScope(apiKey.scopes, requirement.scopes);
   }
 
   /** Makes the key available to `@CurrentApiKey()` and `@ApiKeyOwner()`. */

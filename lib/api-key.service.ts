@@ -21,6 +21,10 @@ import type {
 import { KeyVerifier, type AuthenticationResult } from './verification/key-verifier.js';
 import { purgeKeys } from './purge/key-purge.js';
 import type { PurgeKeysOptions, PurgeResult } from './purge/purge.options.js';
+import { consumeKey, type ConsumeOptions, type ConsumeOutcome } from './verification/key-consumption.js';
+import type { ApiKeyUsage, QuotaBalance } from './policy/quota-balance.js';
+import type { QuotaChange } from './policy/rate-limiter.interface.js';
+import { KeyQuotas } from './management/key-quotas.js';
 
 /** Longest wait for the usage flush at shutdown when `verifyTimeoutMs` is 0. */
 const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
@@ -29,9 +33,11 @@ const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
 @Injectable()
 export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown {
   private readonly operations: KeyOperations;
+  private readonly quotas: KeyQuotas;
 
   constructor(@Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions) {
     super(options);
+    this.quotas = new KeyQuotas(options);
     this.operations = new KeyOperations(options, {
       formats: this.formats,
       legacy: this.legacy,
@@ -64,12 +70,14 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
   }
 
   /**
-   * The key's record when `key` is a valid, unexpired, unrevoked key; otherwise
-   * `null`. Throws `BackendUnavailableError` when the store cannot answer, so `null`
-   * always means "not a valid key".
+   * The key's record when `key` is a valid, unexpired, unrevoked key; otherwise `null`.
+   * Throws `BackendUnavailableError` when the store cannot answer, so `null` always
+   * means "not a valid key". It applies no policy (IP allowlist, rate limits, quota);
+   * code outside HTTP that must enforce them, or needs the refusal's code, calls
+   * {@link consume}.
    */
   async verify(key: string): Promise<ApiKeyView | null> {
-    const result = await this.authenticate(key);
+    const result = await this.check(key);
     if (result.ok) return result.apiKey;
     if (result.code === ApiKeyErrorCode.BackendUnavailable) {
       throw result.error instanceof BackendUnavailableError
@@ -80,8 +88,12 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
   }
 
   /**
-   * Verification with the reason for a refusal; what the guard calls. Never throws:
-   * a backend failure or timeout comes back as `backend_unavailable`.
+   * Verification with the reason for a refusal, applying no policy. Never throws: a
+   * backend failure or timeout comes back as `backend_unavailable`.
+   *
+   * @deprecated One verb authenticates a key: {@link verify} for the record, or
+   * {@link consume} for the guard's whole decision with its refusal code. Kept for
+   * callers of earlier versions; removed in the next major.
    */
   async authenticate(key: string): Promise<AuthenticationResult> {
     return this.check(key);
@@ -198,6 +210,42 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
   /** The module's `defaultScopes`, validated; `null` when unset. For the management routes. */
   get defaultScopes(): readonly string[] | null {
     return this.operations.defaults.scopes;
+  }
+
+  /**
+   * The same decision `ApiKeyGuard` makes for a route, for code outside HTTP (a queue
+   * worker, a custom transport): the key's own verdict, then the key's IP allowlist
+   * against `options.ip`, the environment and scopes asked for, and its rate limits
+   * and quota, charging `options.cost` credits (default 1). Unlike {@link verify},
+   * which only says whether the key is valid and applies no policy, this counts the
+   * call. Resolves to `{ ok: true, apiKey, rateLimit, quota }`, or `{ ok: false, code,
+   * status, ... }` with the guard's code and status for the same refusal; it never
+   * rejects for a refusal, nor when the backend or the limiter is down (`503
+   * backend_unavailable`). Throws `ApiKeyValidationError` only for invalid `options`.
+   */
+  consume(key: string, options: ConsumeOptions = {}): Promise<ConsumeOutcome> {
+    return consumeKey(key, options, (k) => this.check(k), this.options.rateLimiter, this.options.emitEvent);
+  }
+
+  /**
+   * The key's quota balance (and when it refills) and where each of its rate limits
+   * stands, read from the `rateLimiter` without counting a call. Throws
+   * `ApiKeyNotFoundError` for an unknown id, and `RateLimiterCapabilityError` when a
+   * custom limiter has no `peek`.
+   */
+  getUsage(id: string): Promise<ApiKeyUsage> {
+    return this.quotas.usage(id);
+  }
+
+  /**
+   * Sets (`{ set: n }`) or tops up (`{ add: n }`, negative to take away) the key's quota
+   * balance, atomically in the limiter, and emits `api-key.quota-changed`. The change
+   * holds until the quota's next refill, which restores `limit`; keys on the same
+   * counters (a rotated key and its replacement) share the balance. Throws
+   * `ApiKeyValidationError` for a bad change or a key without a quota.
+   */
+  adjustQuota(id: string, change: QuotaChange): Promise<QuotaBalance> {
+    return this.quotas.adjust(id, change);
   }
 
   /** Writes pending `lastUsedAt` updates now. Called on shutdown; useful in tests. */

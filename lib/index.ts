@@ -7,6 +7,7 @@ export {
   API_KEY_COST_KEY,
   API_KEY_REQUEST_PROPERTY,
   IS_PUBLIC_KEY,
+  OPTIONAL_API_KEY_KEY,
   REQUIRED_ENVIRONMENT_KEY,
   REQUIRED_SCOPES_KEY,
 } from './api-auth.constants.js';
@@ -53,6 +54,7 @@ export { ApiKeyOwner } from './decorators/api-key-owner.decorator.js';
 export { CurrentApiKey } from './decorators/current-api-key.decorator.js';
 export { InjectApiKeyBackend } from './decorators/inject-api-key-backend.decorator.js';
 export { Public } from './decorators/public.decorator.js';
+export { OptionalApiKey } from './decorators/optional-api-key.decorator.js';
 export { RequireAnyScope, RequireScopes, type ScopeRequirement } from './decorators/require-scopes.decorator.js';
 export { getVerifiedApiKey } from './transport/request-context.js';
 export { RequireEnvironment } from './decorators/require-environment.decorator.js';
@@ -68,6 +70,7 @@ export {
   type ApiKeyRehashedEvent,
   type ApiKeyRevokedEvent,
   type ApiKeyRotatedEvent,
+  type ApiKeyQuotaChangedEvent,
   type ApiKeyUpdatedEvent,
 } from './events/api-key.events.js';
 export type { ApiKeyEventEmitter, ApiKeyEventListener } from './events/api-key-event.sink.js';
@@ -81,6 +84,9 @@ export type {
   RateLimitStatus,
   RateLimiter,
 } from './policy/rate-limiter.interface.js';
+export { MAX_QUOTA_BALANCE, type LimitUsage, type QuotaChange } from './policy/rate-limiter.interface.js';
+export { RateLimiterCapabilityError, type ApiKeyUsage, type QuotaBalance } from './policy/quota-balance.js';
+export type { ConsumeOptions, ConsumeOutcome } from './verification/key-consumption.js';
 export type { ApiKeyPolicy, QuotaRule, RateLimitRule } from './policy/api-key-policy.js';
 export { KeyFormat, KeyHasher, type KeyRejection, type ParsedKey } from './keys/index.js';
 export {
@@ -96,6 +102,7 @@ export type {
   IssuedApiKeyResource,
   RotatedApiKeyResource,
 } from './management/api-key.resource.js';
+export type { QuotaBalanceResource } from './management/quota-balance.resource.js';
 export type { ManagementErrorBody } from './management/management-exception.filter.js';
 export { CachedBackend, withL1Cache, type CacheInvalidation, type CachedBackendOptions } from './cache/cached.backend.js';
 export type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './cache/invalidation-bus.interface.js';

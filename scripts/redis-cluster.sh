@@ -5,13 +5,18 @@
 # `node-start PORT` restarts one node a test killed.
 #   REDIS_CLUSTER_BASE_PORT (default 7100): ports BASE..BASE+5, cluster bus +10000.
 #   REDIS_CLUSTER_DIR (default /tmp/nestjs-api-auth-cluster-<BASE>).
+#   REDIS_CLUSTER_BIND (default 127.0.0.1): the addresses the nodes listen on, space-separated.
+#   REDIS_CLUSTER_HOST (default the first of BIND): the address nodes announce to clients
+#   (MOVED, CLUSTER SLOTS) and this script talks to (the fleet soak uses a bridge address).
 set -uo pipefail
 
 BASE=${REDIS_CLUSTER_BASE_PORT:-7100}
 DIR=${REDIS_CLUSTER_DIR:-/tmp/nestjs-api-auth-cluster-$BASE}
+BIND=${REDIS_CLUSTER_BIND:-127.0.0.1}
+HOST=${REDIS_CLUSTER_HOST:-${BIND%% *}}
 PORTS=$(seq "$BASE" $((BASE + 5)))
 
-cli() { redis-cli -h 127.0.0.1 -p "$1" "${@:2}" 2>/dev/null; }
+cli() { redis-cli -h "$HOST" -p "$1" "${@:2}" 2>/dev/null; }
 
 healthy() {
   for p in $PORTS; do
@@ -28,7 +33,11 @@ healthy() {
 node_start() {
   # Restarts one node of a running cluster (after a test killed it), same config file.
   local p=$1
-  redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
+  local reach=()
+  # Off loopback, clients in other network namespaces connect: no password, so say so.
+  [ "$HOST" = 127.0.0.1 ] || reach=(--protected-mode no --cluster-announce-ip "$HOST")
+  # shellcheck disable=SC2086
+  redis-server --port "$p" --bind $BIND "${reach[@]}" --cluster-enabled yes \
     --cluster-config-file "$DIR/$p/nodes.conf" --cluster-node-timeout 1000 \
     --save "" --appendonly no --repl-diskless-sync yes --repl-diskless-sync-delay 0 \
     --dir "$DIR/$p" --daemonize yes --pidfile "$DIR/$p/redis.pid" --logfile "$DIR/$p/redis.log"
@@ -47,7 +56,7 @@ start() {
     for _ in $(seq 1 100); do [ "$(cli "$p" ping)" = PONG ] && break; sleep 0.05; done
   done
   local hosts=""
-  for p in $PORTS; do hosts="$hosts 127.0.0.1:$p"; done
+  for p in $PORTS; do hosts="$hosts $HOST:$p"; done
   # shellcheck disable=SC2086
   redis-cli --cluster create $hosts --cluster-replicas 1 --cluster-yes >"$DIR/create.log" 2>&1 \
     || { echo "redis-cluster: create failed (see $DIR/create.log)"; return 1; }

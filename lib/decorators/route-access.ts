@@ -1,11 +1,16 @@
 import type { Reflector } from '@nestjs/core';
-import { IS_PUBLIC_KEY, REQUIRED_ENVIRONMENT_KEY, REQUIRED_SCOPES_KEY } from '../api-auth.constants.js';
+import { IS_PUBLIC_KEY, OPTIONAL_API_KEY_KEY, REQUIRED_ENVIRONMENT_KEY, REQUIRED_SCOPES_KEY } from '../api-auth.constants.js';
 import type { ScopeRequirement } from './require-scopes.decorator.js';
 
 /** What a route asks of the guard, from its decorators. */
 export interface RouteAccess {
   /** Whether the guard lets calls through without a key. */
   isPublic: boolean;
+  /**
+   * `@OptionalApiKey()`: calls without a key go through, a key that is present is
+   * checked. Then `requirement` and `environments` are `undefined`.
+   */
+  optional: boolean;
   /** The scopes a key needs; `undefined` for none. */
   requirement: ScopeRequirement | undefined;
   /** The environments a key must belong to; `undefined` for any. */
@@ -29,22 +34,30 @@ type Target = Parameters<Reflector['get']>[1];
  */
 export function readRouteAccess(reflector: Reflector, handler: Target, controller: Target): RouteAccess {
   const targets = [handler, controller];
+  const level = levelAt(reflector, handler) ?? levelAt(reflector, controller) ?? 'guarded';
+  if (level === 'optional') return { isPublic: false, optional: true, requirement: undefined, environments: undefined };
   return {
-    isPublic: isPublicAt(reflector, handler) ?? isPublicAt(reflector, controller) ?? false,
+    isPublic: level === 'public',
+    optional: false,
     requirement: reflector.getAllAndOverride<ScopeRequirement | undefined>(REQUIRED_SCOPES_KEY, targets),
     environments: reflector.getAllAndOverride<readonly string[] | undefined>(REQUIRED_ENVIRONMENT_KEY, targets),
   };
 }
 
-/** Whether `target` itself opens (`true`) or guards (`false`) the route; `undefined` when it says neither. */
-function isPublicAt(reflector: Reflector, target: Target): boolean | undefined {
+/**
+ * What `target` itself says of the route, the strictest first: a requirement guards
+ * it, `@OptionalApiKey()` checks a key only when one is sent, `@Public()` opens it;
+ * `undefined` when it says none of these.
+ */
+function levelAt(reflector: Reflector, target: Target): 'guarded' | 'optional' | 'public' | undefined {
   if (
     reflector.get<unknown>(REQUIRED_SCOPES_KEY, target) !== undefined ||
     reflector.get<unknown>(REQUIRED_ENVIRONMENT_KEY, target) !== undefined
   ) {
-    return false;
+    return 'guarded';
   }
-  return reflector.get<boolean | undefined>(IS_PUBLIC_KEY, target) === true ? true : undefined;
+  if (reflector.get<boolean | undefined>(OPTIONAL_API_KEY_KEY, target) === true) return 'optional';
+  return reflector.get<boolean | undefined>(IS_PUBLIC_KEY, target) === true ? 'public' : undefined;
 }
 
 /**

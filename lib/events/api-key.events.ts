@@ -14,6 +14,7 @@ export const ApiKeyEventName = {
   AuthenticationDenied: 'api-key.authentication-denied',
   Purged: 'api-key.purged',
   Rehashed: 'api-key.rehashed',
+  QuotaChanged: 'api-key.quota-changed',
 } as const;
 
 export type ApiKeyEventName = (typeof ApiKeyEventName)[keyof typeof ApiKeyEventName];
@@ -72,12 +73,12 @@ export interface ApiKeyDeletedEvent {
   at: Date;
 }
 
-/** The guard refused a call. */
+/** The guard refused a call, or `ApiKeyService.consume` refused one outside HTTP. */
 export interface ApiKeyAuthenticationDeniedEvent {
   type: typeof ApiKeyEventName.AuthenticationDenied;
   /** The stable error code of the response, e.g. `invalid_api_key` or `rate_limited`. */
   code: string;
-  /** The HTTP status the guard answered (401, 403, 429 or 503). */
+  /** The HTTP status the guard answered, or would answer for `consume` (401, 403, 429 or 503). */
   status: number;
   /** The key's id when it was verified and then refused (scope, address, environment, limits); otherwise `null`. */
   apiKeyId: string | null;
@@ -106,6 +107,18 @@ export interface ApiKeyRehashedEvent {
   at: Date;
 }
 
+/** `adjustQuota` set or topped up a key's quota balance (shared by every key on the same counters). */
+export interface ApiKeyQuotaChangedEvent {
+  type: typeof ApiKeyEventName.QuotaChanged;
+  apiKeyId: string;
+  ownerId: string;
+  /** What was asked: `{ set: n }` or `{ add: n }`. */
+  change: { set: number } | { add: number };
+  /** The balance after the change. */
+  remaining: number;
+  at: Date;
+}
+
 /** Every event, discriminated by `type`. */
 export type ApiKeyEvent =
   | ApiKeyIssuedEvent
@@ -116,7 +129,8 @@ export type ApiKeyEvent =
   | ApiKeyDeletedEvent
   | ApiKeyAuthenticationDeniedEvent
   | ApiKeyPurgedEvent
-  | ApiKeyRehashedEvent;
+  | ApiKeyRehashedEvent
+  | ApiKeyQuotaChangedEvent;
 
 /** Event name to payload, for typed listeners. */
 export type ApiKeyEventMap = { [E in ApiKeyEvent as E['type']]: E };

@@ -1,5 +1,6 @@
 import type { ApiKeyMetadata, ApiKeyView } from '../api-key.interface.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
+import type { QuotaBalanceResource } from './quota-balance.resource.js';
 
 /** A policy as clients see and send it: `counterKey` is server-side bookkeeping. */
 export type ApiKeyPolicyResource = Omit<ApiKeyPolicy, 'counterKey'>;
@@ -27,6 +28,12 @@ export interface ApiKeyResource {
   version: number;
   /** The key that issued this one through these routes, or `null`. Revoking that key revokes this one too. */
   issuedById: string | null;
+  /**
+   * The quota's balance now, read from the rate limiter: only in answers about one key
+   * read by id (`GET /:id`, `POST /:id/quota`); `null` when the key has no quota; left
+   * out when the limiter cannot say.
+   */
+  quota?: QuotaBalanceResource | null;
 }
 
 /** Body of `POST /` (201): the plaintext `key` appears here and in no other response. */

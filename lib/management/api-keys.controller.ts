@@ -2,6 +2,7 @@ import {
   Body,
   Controller,
   Delete,
+  ForbiddenException,
   Get,
   Header,
   Headers,
@@ -24,6 +25,9 @@ import { ApiKeyGuard } from '../api-key.guard.js';
 import { ApiKeyService } from '../api-key.service.js';
 import { CurrentApiKey } from '../decorators/current-api-key.decorator.js';
 import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
+import { validateQuotaChange } from '../policy/quota-balance.js';
+import type { RateLimiter } from '../policy/rate-limiter.interface.js';
+import { notSupported, quotaBalanceOf, toQuotaBalanceResource } from './quota-balance.resource.js';
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import {
   toApiKeyResource,
@@ -70,12 +74,14 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 @UseInterceptors(ManagementCallBounds, EntityTagInterceptor)
 export class ApiKeysController {
   private readonly limits: ManagementLimits;
+  private readonly rateLimiter: RateLimiter;
 
   constructor(
     @Inject(ApiKeyService) private readonly apiKeys: ApiKeyService,
     @Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions,
     @Inject(API_AUTH_ROUTES_OPTIONS) private readonly routes: ResolvedApiAuthRoutesOptions,
   ) {
+    this.rateLimiter = options.rateLimiter;
     this.limits = {
       maxScopes: options.maxScopes,
       maxMetadataBytes: options.maxMetadataBytes,
@@ -138,10 +144,40 @@ export class ApiKeysController {
     return { items: page.items.map(toApiKeyResource), nextCursor: page.nextCursor, total: page.total };
   }
 
+  /** The key, with its quota's balance read now from the rate limiter (`quota`). */
   @Get(':id')
   @Header('Cache-Control', 'no-store')
   async get(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<ApiKeyResource> {
-    return toApiKeyResource(await this.load(callerOf(apiKey, this.routes), id));
+    const found = await this.load(callerOf(apiKey, this.routes), id);
+    const quota = await quotaBalanceOf(this.rateLimiter, found);
+    return quota === undefined ? toApiKeyResource(found) : { ...toApiKeyResource(found), quota };
+  }
+
+  /**
+   * Sets (`{ "set": n }`) or tops up (`{ "add": n }`) the key's quota balance, in one
+   * atomic limiter step. Admin only: a self-service key could otherwise refill itself.
+   */
+  @Post(':id/quota')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  async quota(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string, @Body() body: unknown): Promise<ApiKeyResource> {
+    const caller = callerOf(apiKey, this.routes);
+    if (!caller.admin) {
+      throw new ForbiddenException({
+        statusCode: 403,
+        error: 'Forbidden',
+        code: 'insufficient_scope',
+        message: 'Only an admin key can change a quota balance.',
+        requiredScopes: [this.routes.adminScope].filter((scope): scope is string => scope !== null),
+        scopeMatch: 'all',
+      });
+    }
+    const change = validateQuotaChange(body);
+    const target = await this.load(caller, id);
+    const balance = await this.apiKeys.adjustQuota(target.id, change).catch((error: unknown) => {
+      throw notSupported(error);
+    });
+    return { ...toApiKeyResource(target), quota: toQuotaBalanceResource(balance) };
   }
 
   /** Changes name, scopes, metadata, expiry or (admin only) policy. */

@@ -2,6 +2,7 @@ import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import type { ApiKeyMetadata } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, ApiKeyValidationError } from '../api-key.errors.js';
 import { validatePolicy } from '../policy/policy.validation.js';
+import { scopeGrammarError } from '../scopes/scope-patterns.js';
 import type { IssueApiKeyInput, UpdateApiKeyOptions } from './key-inputs.js';
 import { assertMetadataShape } from './metadata-shape.js';
 
@@ -72,6 +73,8 @@ export function validateScopes(scopes: unknown, maxScopes: number): string[] {
     if (typeof scope !== 'string' || !SCOPE_PATTERN.test(scope)) {
       throw new ApiKeyValidationError('scopes', 'each scope must be 1-128 printable ASCII characters without spaces');
     }
+    const wildcard = scopeGrammarError(scope);
+    if (wildcard !== null) throw new ApiKeyValidationError('scopes', `${JSON.stringify(scope)} ${wildcard}`);
   }
   return [...new Set(scopes as string[])];
 }

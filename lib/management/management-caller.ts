@@ -2,6 +2,7 @@ import { ForbiddenException, UnauthorizedException } from '@nestjs/common';
 import type { ApiKeyView } from '../api-key.interface.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { hasLimits } from '../policy/policy.validation.js';
+import { grantsScope } from '../scopes/scope-patterns.js';
 import type { ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import type { ManagementErrorBody } from './management-exception.filter.js';
 import { refusalForScopes, type SelfServiceRefusal } from './self-service.rules.js';
@@ -42,8 +43,9 @@ export function callerOf(apiKey: ApiKeyView | undefined, routes: ResolvedApiAuth
     });
   }
   const { adminScope, selfServiceScope } = routes;
-  const admin = adminScope !== null && apiKey.scopes.includes(adminScope);
-  if (!admin && (selfServiceScope === null || !apiKey.scopes.includes(selfServiceScope))) {
+  // As the guard reads scopes: a held pattern (`api-keys:*`) grants the scopes under it.
+  const admin = adminScope !== null && grantsScope(apiKey.scopes, adminScope);
+  if (!admin && (selfServiceScope === null || !grantsScope(apiKey.scopes, selfServiceScope))) {
     throw new ForbiddenException({
       statusCode: 403,
       error: 'Forbidden',

@@ -3,6 +3,7 @@ import { counterKeyOf } from '../policy/counter-key.js';
 import { parseIpRule } from '../policy/ip-allowlist.js';
 import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { hasLimits } from '../policy/policy.validation.js';
+import { grantsEveryScope } from '../scopes/scope-patterns.js';
 
 /**
  * The rules a self-service key (one without the admin scope) is held to on the
@@ -49,9 +50,12 @@ const EXTENSION: SelfServiceRefusal = {
   message: "A self-service key cannot extend, clear or revive a key's expiry; only an admin key can.",
 };
 
-/** Whether every scope of `scopes` is in `held`. */
+/**
+ * Whether `held` grants every scope of `scopes`, patterns included: `reports:*` covers
+ * `reports:read` and `reports:eu:*`, while `reports:read` never covers `reports:*`.
+ */
 export function scopesWithin(scopes: readonly string[], held: readonly string[]): boolean {
-  return scopes.every((scope) => held.includes(scope));
+  return grantsEveryScope(held, scopes);
 }
 
 /** Whether two records are of the same environment (`null`/absent: none). */

@@ -15,6 +15,7 @@ export const API_AUTH_OPTION_NAMES = optionNames<ApiAuthModuleOptions>({
   pepper: true,
   header: true,
   bearer: true,
+  schemes: true,
   queryParam: true,
   trackUsage: true,
   usageIntervalMs: true,

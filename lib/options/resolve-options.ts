@@ -11,6 +11,7 @@ import { assertKnownModuleOptions } from './module-option-names.js';
 import { resolveKeyLifetime } from '../management/key-lifetime.js';
 import { previousPepperHashers } from '../keys/previous-peppers.js';
 import { resolvePurgeOptions } from '../purge/purge.options.js';
+import { resolveSchemes } from './authorization-schemes.js';
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
 const BACKEND_METHODS = ['getByHash', 'getById', 'create', 'update', 'delete', 'listByOwner', 'recordUsage'] as const;
@@ -48,6 +49,8 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
   if (header.toLowerCase() === 'authorization') {
     fail('header', 'must not be "authorization"; use the "bearer" option for Authorization: Bearer', header);
   }
+
+  const schemes = resolveSchemes(options.schemes, options.bearer);
 
   const queryParam = options.queryParam ?? false;
   if (queryParam !== false && (typeof queryParam !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(queryParam))) {
@@ -125,7 +128,8 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     prefix,
     pepper,
     header: header.toLowerCase(),
-    bearer: options.bearer ?? true,
+    bearer: schemes.includes('bearer'),
+    schemes,
     queryParam,
     trackUsage: options.trackUsage ?? true,
     usageIntervalMs: nonNegativeInteger('usageIntervalMs', options.usageIntervalMs, 60_000),

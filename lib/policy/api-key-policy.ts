@@ -15,7 +15,7 @@ export interface QuotaRule {
   /**
    * Credits return to `limit` at every multiple of this many milliseconds since the
    * Unix epoch (so `86_400_000` refills at 00:00 UTC). Omit it for credits that never
-   * refill: raise `limit` to top a key up.
+   * refill: `ApiKeyService.adjustQuota` tops a key up.
    */
   refillIntervalMs?: number;
 }

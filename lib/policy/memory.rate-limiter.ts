@@ -1,12 +1,23 @@
-import type { RateLimitRule } from './api-key-policy.js';
+import type { QuotaRule, RateLimitRule } from './api-key-policy.js';
 import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
-import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from './rate-limiter.interface.js';
+import type {
+  CounterRules,
+  LimitDecision,
+  LimitRequest,
+  LimitUsage,
+  QuotaChange,
+  QuotaStatus,
+  RateLimiter,
+} from './rate-limiter.interface.js';
 import {
+  adjustQuotaCounts,
   checkQuota,
   checkWindow,
   decide,
   rollQuota,
   rollWindow,
+  quotaStatus,
+  windowStatus,
   type QuotaCounts,
   type WindowCounts,
 } from './sliding-window.js';
@@ -95,6 +106,27 @@ export class MemoryRateLimiter implements RateLimiter {
     for (const rule of rules.rateLimits) this.windows.delete(windowKey(counterKey, rule));
     if (rules.quota) this.quotas.delete(quotaKeyOf(counterKey, rules.quota.refillIntervalMs));
     this.quotas.delete(quotaKeyOf(counterKey, undefined));
+  }
+
+  async peek(counterKey: string, rules: CounterRules): Promise<LimitUsage> {
+    const now = this.now();
+    const rateLimits = rules.rateLimits.map((rule) =>
+      windowStatus(rule, rollWindow(this.windows.get(windowKey(counterKey, rule))?.counts, Math.floor(now / rule.windowMs)), now),
+    );
+    const rule = rules.quota;
+    const quota = rule ? quotaStatus(rule, rollQuota(this.quotas.get(quotaKeyOf(counterKey, rule.refillIntervalMs))?.counts, rule, now), now) : null;
+    return { rateLimits, quota };
+  }
+
+  async adjustQuota(counterKey: string, rule: QuotaRule, change: QuotaChange): Promise<QuotaStatus> {
+    const now = this.now();
+    const key = quotaKeyOf(counterKey, rule.refillIntervalMs);
+    const counts = adjustQuotaCounts(rule, rollQuota(this.quotas.get(key)?.counts, rule, now), change);
+    this.quotas.set(key, {
+      counts,
+      staleAt: rule.refillIntervalMs ? (counts.period + 1) * rule.refillIntervalMs : Number.POSITIVE_INFINITY,
+    });
+    return quotaStatus(rule, counts, now);
   }
 
   /** Forgets every counter. For tests. */

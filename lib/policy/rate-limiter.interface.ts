@@ -32,6 +32,24 @@ export interface QuotaStatus {
   resetMs: number | null;
 }
 
+/** Where a key's counters stand, read without counting a call (`RateLimiter.peek`). */
+export interface LimitUsage {
+  /** Every rate limit asked about, in the order given: requests left in the current window. */
+  rateLimits: RateLimitStatus[];
+  /** The quota's balance, or `null` when none was asked about. */
+  quota: QuotaStatus | null;
+}
+
+/**
+ * A change to a quota's balance: `set` makes it exactly `n` credits, `add` adds `n`
+ * (a negative `n` takes credits away). The balance stays within 0 and
+ * {@link MAX_QUOTA_BALANCE}, and may exceed the quota's `limit` until the next refill.
+ */
+export type QuotaChange = { set: number } | { add: number };
+
+/** The largest balance a quota can hold after `adjustQuota` (well inside a double's exact integers). */
+export const MAX_QUOTA_BALANCE = 1_000_000_000_000;
+
 /**
  * The limiter's verdict. All or nothing: an allowed request has been counted by every
  * rate limit and charged to the quota; a refused one changed no counter, so retries
@@ -93,4 +111,20 @@ export interface RateLimiter {
    * keys are gone); call it then.
    */
   deleteCounters?(counterKey: string, rules: CounterRules): Promise<void>;
+
+  /**
+   * Where the counters of `rules` under `counterKey` stand now, without counting
+   * anything: requests left in each rate limit's window, and the quota's balance and
+   * time to its refill. Optional; `ApiKeyService.getUsage` and the management routes'
+   * `quota` field need it. Rejects when the store cannot answer.
+   */
+  peek?(counterKey: string, rules: CounterRules): Promise<LimitUsage>;
+
+  /**
+   * Sets or adds to the balance of `quota` under `counterKey` as one atomic step (no
+   * call spending credits in between is lost), and resolves to the balance after it.
+   * The change holds for the current refill period: at the next refill the balance
+   * returns to `limit`. Optional; `ApiKeyService.adjustQuota` needs it.
+   */
+  adjustQuota?(counterKey: string, quota: QuotaRule, change: QuotaChange): Promise<QuotaStatus>;
 }

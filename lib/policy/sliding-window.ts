@@ -1,5 +1,5 @@
 import type { QuotaRule, RateLimitRule } from './api-key-policy.js';
-import type { LimitDecision, QuotaStatus, RateLimitStatus } from './rate-limiter.interface.js';
+import { MAX_QUOTA_BALANCE, type LimitDecision, type QuotaChange, type QuotaStatus, type RateLimitStatus } from './rate-limiter.interface.js';
 
 /**
  * The sliding window counter, as pure functions, so the in-process limiter and the
@@ -54,6 +54,14 @@ export function checkWindow(
   return { fits, status, retryAfterMs: fits ? 0 : retryAfter(rule, counts, elapsed) };
 }
 
+/** Where one rate limit stands at `now`, before any further request: for reading, not counting. */
+export function windowStatus(rule: RateLimitRule, counts: WindowCounts, now: number): RateLimitStatus {
+  const w = rule.windowMs;
+  const elapsed = now - counts.window * w;
+  const estimate = (counts.previous * (w - elapsed)) / w + counts.current;
+  return { name: rule.name, limit: rule.limit, remaining: Math.max(0, Math.floor(rule.limit - estimate)), resetMs: w - elapsed };
+}
+
 /** Milliseconds until one more request fits, if no other request comes in meanwhile. */
 function retryAfter(rule: RateLimitRule, counts: WindowCounts, elapsed: number): number {
   const { limit, windowMs: w } = rule;
@@ -86,6 +94,22 @@ export function checkQuota(rule: QuotaRule, counts: QuotaCounts, cost: number, n
       resetMs: rule.refillIntervalMs ? (counts.period + 1) * rule.refillIntervalMs - now : null,
     },
   };
+}
+
+/**
+ * The quota's counts after `change`: the balance (`limit - used`) becomes `n`, or
+ * moves by `n`, kept within 0 and {@link MAX_QUOTA_BALANCE}. `used` may go below 0:
+ * that is a balance above `limit`, until the next refill starts the period afresh.
+ */
+export function adjustQuotaCounts(rule: QuotaRule, counts: QuotaCounts, change: QuotaChange): QuotaCounts {
+  const balance = 'set' in change ? change.set : rule.limit - counts.used + change.add;
+  const kept = Math.min(MAX_QUOTA_BALANCE, Math.max(0, balance));
+  return { period: counts.period, used: rule.limit - kept };
+}
+
+/** Where a quota stands at `now`, before any further call. */
+export function quotaStatus(rule: QuotaRule, counts: QuotaCounts, now: number): QuotaStatus {
+  return checkQuota(rule, counts, 0, now).status;
 }
 
 /**

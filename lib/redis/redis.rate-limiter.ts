@@ -1,8 +1,17 @@
 import { BackendUnavailableError } from '../api-key.errors.js';
 import { redactedError } from '../internal/safe-error-message.js';
 import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
-import type { CounterRules, LimitDecision, LimitRequest, RateLimiter } from '../policy/rate-limiter.interface.js';
-import type { RateLimitRule } from '../policy/api-key-policy.js';
+import {
+  MAX_QUOTA_BALANCE,
+  type CounterRules,
+  type LimitDecision,
+  type LimitRequest,
+  type LimitUsage,
+  type QuotaChange,
+  type QuotaStatus,
+  type RateLimiter,
+} from '../policy/rate-limiter.interface.js';
+import type { QuotaRule, RateLimitRule } from '../policy/api-key-policy.js';
 import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../internal/reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { commandClient, type RedisClient } from './redis-cluster.client.js';
@@ -117,6 +126,79 @@ return { 0, 0, 0, 0, 0, qRemaining, qReset }
 `);
 
 /**
+ * Reads where counters stand without writing (`peek`), with the same roll-over rules as
+ * CONSUME. KEYS and ARGV as for CONSUME, without the cost. Replies, per rule, the
+ * requests left and ms to the window's end, then the quota's balance and ms to its
+ * refill (-1 for never; both -1 without a quota).
+ */
+const PEEK = new RedisScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local limit = tonumber(ARGV[2 * i])
+  local w = tonumber(ARGV[2 * i + 1])
+  local idx = math.floor(now / w)
+  local s = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
+  local sw, c, p = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0
+  if sw == nil or sw < idx - 1 or sw > idx then
+    c, p = 0, 0
+  elseif sw == idx - 1 then
+    p, c = c, 0
+  end
+  local elapsed = now - idx * w
+  local estimate = p * (w - elapsed) / w + c
+  out[#out + 1] = math.max(0, math.floor(limit - estimate))
+  out[#out + 1] = w - elapsed
+end
+if ARGV[2 * n + 2] == '' then
+  out[#out + 1] = -1
+  out[#out + 1] = -1
+  return out
+end
+local qlimit = tonumber(ARGV[2 * n + 2])
+local refill = tonumber(ARGV[2 * n + 3])
+local period = 0
+if refill > 0 then period = math.floor(now / refill) end
+local q = redis.call('HMGET', KEYS[n + 1], 'p', 'u')
+local used = 0
+if tonumber(q[1]) == period then used = tonumber(q[2]) or 0 end
+out[#out + 1] = math.max(0, qlimit - used)
+if refill > 0 then out[#out + 1] = (period + 1) * refill - now else out[#out + 1] = -1 end
+return out
+`);
+
+/**
+ * Sets (`set`) or moves (`add`) a quota's balance in one step, in the current refill
+ * period (`adjustQuotaCounts` of lib/policy/sliding-window.ts, ported).
+ * KEYS: the quota HASH. ARGV: limit, refill interval (ms, 0 for never), 'set' or 'add',
+ * n, the largest balance. Replies { balance, ms to refill or -1 }.
+ */
+const ADJUST_QUOTA = new RedisScript(`
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local qlimit = tonumber(ARGV[1])
+local refill = tonumber(ARGV[2])
+local n = tonumber(ARGV[4])
+local period = 0
+if refill > 0 then period = math.floor(now / refill) end
+local q = redis.call('HMGET', KEYS[1], 'p', 'u')
+local used = 0
+if tonumber(q[1]) == period then used = tonumber(q[2]) or 0 end
+local balance = n
+if ARGV[3] == 'add' then balance = qlimit - used + n end
+balance = math.min(tonumber(ARGV[5]), math.max(0, balance))
+redis.call('HSET', KEYS[1], 'p', period, 'u', qlimit - balance)
+if refill > 0 then
+  redis.call('PEXPIRE', KEYS[1], (period + 1) * refill - now)
+  return { balance, (period + 1) * refill - now }
+end
+return { balance, -1 }
+`);
+
+/**
  * Per-key rate limits and quotas counted in Redis and shared, atomically, by every
  * instance given a client of the same Redis (one Lua script, one round trip per
  * request); pass it as the module's `rateLimiter`. It never closes the client, and on
@@ -192,6 +274,34 @@ export class RedisRateLimiter implements RateLimiter {
     if (rules.quota) keys.add(quotaKey(base, rules.quota.refillIntervalMs));
     keys.add(quotaKey(base, undefined));
     await this.send(() => this.client.sendCommand(['DEL', ...keys]));
+  }
+
+  /** One script reading every counter of `rules` without writing; see {@link RateLimiter.peek}. */
+  async peek(counterKey: string, rules: CounterRules): Promise<LimitUsage> {
+    const base = this.base(counterKey);
+    const { rateLimits, quota } = rules;
+    const keys = rateLimits.map((rule) => windowKey(base, rule));
+    const args = [String(rateLimits.length)];
+    for (const rule of rateLimits) args.push(String(rule.limit), String(rule.windowMs));
+    if (quota) {
+      keys.push(quotaKey(base, quota.refillIntervalMs));
+      args.push(String(quota.limit), String(quota.refillIntervalMs ?? 0));
+    } else {
+      args.push('', '0');
+    }
+    const reply = ((await this.send(() => PEEK.run(this.client, keys, args))) as unknown[]).map(Number);
+    const statuses = rateLimits.map((rule, i) => ({ name: rule.name, limit: rule.limit, remaining: reply[2 * i]!, resetMs: reply[2 * i + 1]! }));
+    const [remaining, resetMs] = [reply[2 * rateLimits.length]!, reply[2 * rateLimits.length + 1]!];
+    return { rateLimits: statuses, quota: quota ? { limit: quota.limit, remaining, resetMs: resetMs < 0 ? null : resetMs } : null };
+  }
+
+  /** One script, so no call spending credits interleaves; see {@link RateLimiter.adjustQuota}. */
+  async adjustQuota(counterKey: string, quota: QuotaRule, change: QuotaChange): Promise<QuotaStatus> {
+    const [mode, n] = 'set' in change ? ['set', change.set] : ['add', change.add];
+    const args = [String(quota.limit), String(quota.refillIntervalMs ?? 0), mode, String(n), String(MAX_QUOTA_BALANCE)];
+    const key = quotaKey(this.base(counterKey), quota.refillIntervalMs);
+    const reply = ((await this.send(() => ADJUST_QUOTA.run(this.client, [key], args))) as unknown[]).map(Number);
+    return { limit: quota.limit, remaining: reply[0]!, resetMs: reply[1]! < 0 ? null : reply[1]! };
   }
 
   /** Resolves when Redis answers a PING within `commandTimeoutMs`; for health checks. */

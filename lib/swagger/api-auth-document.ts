@@ -90,7 +90,21 @@ export function createApiAuthDocument(
   if (schemes.query && auth.queryParam !== false) {
     securitySchemes[schemes.query] = { type: 'apiKey', in: 'query', name: auth.queryParam };
   }
-  const requirements = [schemes.header, schemes.bearer, schemes.query]
+  // Other `Authorization` schemes (`schemes: ['Bearer', 'Api-Key']`): OpenAPI's `http`
+  // type names only registered schemes, so each is the Authorization header, described.
+  const otherSchemes = auth.schemes
+    .filter((scheme) => scheme !== 'bearer')
+    .map((scheme) => {
+      const name = `authorization-${scheme}`;
+      securitySchemes[name] = {
+        type: 'apiKey',
+        in: 'header',
+        name: 'Authorization',
+        description: `The same API key as \`Authorization: ${raw?.schemes?.find((s) => s.toLowerCase() === scheme) ?? scheme} <key>\`.`,
+      };
+      return name;
+    });
+  const requirements = [schemes.header, schemes.bearer, ...otherSchemes, schemes.query]
     .filter((name): name is string => name !== null)
     .map((name) => ({ [name]: [] as string[] }));
 
@@ -143,6 +157,7 @@ const NO_ROUTES: ResolvedApiAuthRoutesOptions = {
 };
 
 interface Marker {
+  optional?: boolean;
   scopes?: string[];
   match?: 'all' | 'any';
   environments?: string[];
@@ -163,6 +178,7 @@ function withMarkers<T>(routes: ApiKeyRoute[], scan: () => T): T {
       const marker: Marker = {
         ...(route.requirement ? { scopes: [...route.requirement.scopes], match: route.requirement.match } : {}),
         ...(route.environments ? { environments: [...route.environments] } : {}),
+        ...(route.optional ? { optional: true } : {}),
         ...(route.management ? { management: route.management } : {}),
       };
       const previous = (saved.get(route.handler) as Json | undefined) ?? {};
@@ -178,8 +194,9 @@ function withMarkers<T>(routes: ApiKeyRoute[], scan: () => T): T {
 }
 
 /**
- * `RateLimit-*` as the guard sends them (`setRateLimitHeaders`): only for keys with
- * rate limits, so optional, which is what an OpenAPI header is unless `required`.
+ * `RateLimit-*` and `X-Quota-*` as the guard sends them (`setRateLimitHeaders`,
+ * `setQuotaHeaders`): only for keys with rate limits or a quota, so optional, which is
+ * what an OpenAPI header is unless `required`.
  */
 const RATE_LIMIT_HEADERS: Json = {
   'RateLimit-Limit': {
@@ -194,6 +211,14 @@ const RATE_LIMIT_HEADERS: Json = {
     description: 'Seconds until that window ends. Only for keys with rate limits.',
     schema: { type: 'integer', minimum: 1 },
   },
+  'X-Quota-Remaining': {
+    description: "Credits left in the key's quota after this call. Only for keys with a quota.",
+    schema: { type: 'integer', minimum: 0 },
+  },
+  'X-Quota-Reset': {
+    description: "Seconds until the key's quota refills. Only for keys whose quota refills.",
+    schema: { type: 'integer', minimum: 1 },
+  },
 };
 
 /**
@@ -205,13 +230,17 @@ function secure(operation: OperationObject & Json, marker: Marker, requirements:
   for (const requirement of requirements) {
     if (!security.some((existing) => isDeepStrictEqual(existing, requirement))) security.push(requirement);
   }
+  // `@OptionalApiKey()`: the empty requirement is OpenAPI's "no credentials also do".
+  if (marker.optional && !security.some((existing) => Object.keys(existing).length === 0)) security.push({});
   operation.security = security;
 
   const error = ref(MANAGEMENT_SCHEMAS.error);
   const content = { 'application/json': { schema: error } };
   const responses = (operation.responses ??= {});
   responses['401'] ??= {
-    description: 'No API key, or a malformed, unknown, expired or revoked one (see `code`).',
+    description: marker.optional
+      ? 'A key was sent and is malformed, unknown, expired or revoked (see `code`); calls without a key go through.'
+      : 'No API key, or a malformed, unknown, expired or revoked one (see `code`).',
     headers: { 'WWW-Authenticate': { schema: { type: 'string' } } },
     content,
   };

@@ -21,6 +21,8 @@ export interface ApiKeyRoute {
   requirement?: ScopeRequirement;
   /** The key environments it accepts, when guarded and decorated with `@RequireEnvironment()`. */
   environments?: readonly string[];
+  /** `@OptionalApiKey()`: guarded, but calls without a key go through. */
+  optional?: boolean;
   /** For the key-management routes: which one (`issue`, `list`, `get`, ...). */
   management?: string;
 }
@@ -72,6 +74,7 @@ export function findApiKeyRoutes(app: INestApplicationContext): ApiKeyRoute[] {
           guarded,
           ...(requirement ? { requirement } : {}),
           ...(environments ? { environments } : {}),
+          ...(guarded && access.optional ? { optional: true } : {}),
           ...(management ? { management: methodName } : {}),
         });
       }

@@ -139,6 +139,23 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
           409: alreadyRotated,
         },
       };
+    case 'quota':
+      return {
+        summary: "Set or top up an API key's quota balance",
+        description:
+          'Admin only. `{ "set": n }` makes the balance n credits, `{ "add": n }` moves it by n, in one atomic step of ' +
+          'the rate limiter. Holds until the next refill, which restores `limit`. Keys on the same counters (a rotated key ' +
+          'and its replacement) share the balance. Emits `api-key.quota-changed`.',
+        parameters: [idParameter],
+        requestBody: body(MANAGEMENT_SCHEMAS.quotaChangeRequest, true),
+        responses: {
+          200: response('The record, with `quota` as it stands after the change.', resource, withETag),
+          400: badRequest,
+          403: response('insufficient_scope: only a key with the admin scope can change a balance.', ref(MANAGEMENT_SCHEMAS.error)),
+          404: notFound,
+          501: response('not_supported: the configured rate limiter cannot change balances.', ref(MANAGEMENT_SCHEMAS.error)),
+        },
+      };
     case 'remove':
       return {
         summary: 'Delete an API key',

@@ -2,6 +2,7 @@ import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import { ApiKeyErrorCode } from '../api-key.errors.js';
 import type { ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
 import { NAME_MAX_LENGTH, OWNER_ID_MAX_LENGTH } from '../management/management.validation.js';
+import { MAX_QUOTA_BALANCE } from '../policy/rate-limiter.interface.js';
 
 // Plain OpenAPI objects, typed loosely: this file must not need @nestjs/swagger's types
 // to describe routes that exist without it.
@@ -20,6 +21,8 @@ export const MANAGEMENT_SCHEMAS = {
   error: 'ApiKeyErrorResponse',
   limitError: 'ApiKeyLimitErrorResponse',
   validationError: 'ApiKeyValidationErrorResponse',
+  quotaBalance: 'ApiKeyQuotaBalance',
+  quotaChangeRequest: 'ApiKeyQuotaChangeRequest',
 } as const;
 
 export const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
@@ -34,6 +37,30 @@ export function nullable(schema: Json, oas31: boolean): Json {
 export function nullableRef(name: string, description: string, oas31: boolean): Json {
   if (!oas31) return { allOf: [ref(name)], nullable: true, description };
   return { oneOf: [ref(name), { type: 'null' }], description };
+}
+
+/** The quota balance (`ApiKey.quota`) and the body of `POST /{id}/quota`. */
+function quotaSchemas(oas31: boolean): Json {
+  const max = MAX_QUOTA_BALANCE;
+  return {
+    [MANAGEMENT_SCHEMAS.quotaBalance]: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['limit', 'remaining', 'refillsAt'],
+      properties: {
+        limit: { type: 'integer', minimum: 0, description: "The policy's quota limit." },
+        remaining: { type: 'integer', minimum: 0, description: 'Credits left now; may exceed `limit` after a top-up, until the next refill.' },
+        refillsAt: nullable({ type: 'string', format: 'date-time', description: 'When the balance returns to `limit`; `null`: never.' }, oas31),
+      },
+    },
+    [MANAGEMENT_SCHEMAS.quotaChangeRequest]: {
+      description: 'Exactly one of `set` (the balance becomes n) or `add` (the balance moves by n; negative takes away).',
+      oneOf: [
+        { type: 'object', additionalProperties: false, required: ['set'], properties: { set: { type: 'integer', minimum: 0, maximum: max } } },
+        { type: 'object', additionalProperties: false, required: ['add'], properties: { add: { type: 'integer', minimum: -max, maximum: max } } },
+      ],
+    },
+  };
 }
 
 /**
@@ -161,8 +188,15 @@ export function managementSchemas(
           { type: 'string', description: 'The key that issued this one through these routes; revoking it (cascade) revokes this one.' },
           oas31,
         ),
+        quota: nullableRef(
+          MANAGEMENT_SCHEMAS.quotaBalance,
+          'The quota balance read now from the rate limiter: only in `GET /{id}` and `POST /{id}/quota` answers; ' +
+            '`null` without a quota; absent when the limiter cannot say.',
+          oas31,
+        ),
       },
     },
+    ...quotaSchemas(oas31),
     [MANAGEMENT_SCHEMAS.policy]: policySchema(),
     [MANAGEMENT_SCHEMAS.issueRequest]: {
       type: 'object',

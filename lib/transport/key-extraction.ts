@@ -18,7 +18,7 @@ export function extractKey(
   request: Record<string, unknown>,
   headers: Headers,
   query: Record<string, unknown> | undefined,
-  options: Pick<ResolvedApiAuthOptions, 'header' | 'bearer' | 'queryParam'>,
+  options: Pick<ResolvedApiAuthOptions, 'header' | 'schemes' | 'queryParam'>,
 ): ExtractedKey {
   let found: string | undefined;
 
@@ -32,19 +32,18 @@ export function extractKey(
     }
   }
 
-  if (options.bearer) {
+  if (options.schemes.length > 0) {
     const authorization = headers.authorization;
-    if (typeof authorization === 'string' && authorization.length >= 6) {
-      // The scheme is case-insensitive (RFC 9110 §11.1); other schemes are not ours.
-      if (authorization.slice(0, 6).toLowerCase() === 'bearer' && (authorization.length === 6 || authorization[6] === ' ')) {
-        // Node keeps only the first of several Authorization headers, so a second one
-        // is invisible in `headers`; a proxy that honours the last would disagree.
-        if (countRawHeader(request, 'authorization') > 1) return { kind: 'malformed', reason: 'multiple' };
-        const token = nonEmpty(authorization.slice(7));
-        if (token === undefined) return { kind: 'malformed', reason: 'empty_bearer' };
-        if (found !== undefined && found !== token) return { kind: 'malformed', reason: 'conflicting' };
-        found = token;
-      }
+    const schemeLength = typeof authorization === 'string' ? acceptedScheme(authorization, options.schemes) : 0;
+    if (schemeLength > 0) {
+      // Node keeps only the first of several Authorization headers, so a second one
+      // is invisible in `headers`; a proxy that honours the last would disagree.
+      if (countRawHeader(request, 'authorization') > 1) return { kind: 'malformed', reason: 'multiple' };
+      // `empty_bearer` names any accepted scheme sent without a key.
+      const token = nonEmpty((authorization as string).slice(schemeLength + 1));
+      if (token === undefined) return { kind: 'malformed', reason: 'empty_bearer' };
+      if (found !== undefined && found !== token) return { kind: 'malformed', reason: 'conflicting' };
+      found = token;
     }
   }
 
@@ -59,6 +58,21 @@ export function extractKey(
   }
 
   return found === undefined ? MISSING : { kind: 'key', value: found };
+}
+
+/**
+ * The length of the `Authorization` value's scheme when it is one of `schemes`
+ * (lower-cased), else 0. The scheme is case-insensitive (RFC 9110 §11.1) and ends at
+ * the first space or the end of the value; other schemes are not ours.
+ */
+function acceptedScheme(authorization: string, schemes: readonly string[]): number {
+  const space = authorization.indexOf(' ');
+  const length = space === -1 ? authorization.length : space;
+  for (let i = 0; i < schemes.length; i++) {
+    const scheme = schemes[i]!;
+    if (scheme.length === length && authorization.slice(0, length).toLowerCase() === scheme) return length;
+  }
+  return 0;
 }
 
 /**

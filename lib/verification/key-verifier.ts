@@ -74,10 +74,11 @@ export abstract class KeyVerifier {
   }
 
   /**
-   * `authenticate` without a promise when it can be: synchronous when the answer is
-   * offline (a malformed key) or in memory (an L1 or `MemoryBackend` hit), a promise
-   * only when the backend must be asked. The guard uses it so a cached key costs no
-   * promise and no microtask hops.
+   * The key's own verdict, without a promise when it can be: synchronous when the
+   * answer is offline (a malformed key) or in memory (an L1 or `MemoryBackend` hit).
+   * The guard's hot path, so a cached key costs no promise and no microtask hop.
+   *
+   * @internal Not part of the public API: call `verify` or `consume`.
    */
   check(key: string): AuthenticationResult | Promise<AuthenticationResult> {
     // Offline checks first: malformed input never costs a hash or a lookup.

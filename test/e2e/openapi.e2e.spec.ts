@@ -93,11 +93,13 @@ async function validate(document: OpenAPIObject) {
 
 const op = (document: OpenAPIObject, method: string, path: string) => (document.paths[path] as any)?.[method];
 
-/** The `RateLimit-*` headers, as documented on a guarded operation's 429 and success responses. */
+/** The `RateLimit-*` and `X-Quota-*` headers, as documented on a guarded operation's 429 and success responses. */
 const RATE_LIMIT_HEADERS = {
   'RateLimit-Limit': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
   'RateLimit-Remaining': { description: expect.any(String), schema: { type: 'integer', minimum: 0 } },
   'RateLimit-Reset': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
+  'X-Quota-Remaining': { description: expect.any(String), schema: { type: 'integer', minimum: 0 } },
+  'X-Quota-Reset': { description: expect.any(String), schema: { type: 'integer', minimum: 1 } },
 };
 
 /** The 429 of every guarded operation. */
@@ -118,6 +120,7 @@ const MANAGEMENT = [
   'POST /v1/api-keys/{id}/revoke',
   'POST /v1/api-keys/{id}/rotate',
   'DELETE /v1/api-keys/{id}',
+  'POST /v1/api-keys/{id}/quota',
 ];
 
 describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (adapter) => {
@@ -217,6 +220,8 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
       'RateLimit-Limit',
       'RateLimit-Remaining',
       'RateLimit-Reset',
+      'X-Quota-Remaining',
+      'X-Quota-Reset',
     ]);
     expect((document.components?.schemas as Record<string, any>).ApiKeyLimitErrorResponse).toEqual({
       description: expect.any(String),

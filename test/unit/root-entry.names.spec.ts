@@ -136,6 +136,19 @@ const ROOT_NAMES = [
   'getVerifiedApiKey',
   'toApiKeyView',
   'withL1Cache',
+  // Issue 21 (21policy): quota balances, consume(), optional keys.
+  'ApiKeyQuotaChangedEvent',
+  'ApiKeyUsage',
+  'ConsumeOptions',
+  'ConsumeOutcome',
+  'LimitUsage',
+  'MAX_QUOTA_BALANCE',
+  'OPTIONAL_API_KEY_KEY',
+  'OptionalApiKey',
+  'QuotaBalance',
+  'QuotaBalanceResource',
+  'QuotaChange',
+  'RateLimiterCapabilityError',
 ];
 
 describe('the root entry', () => {
