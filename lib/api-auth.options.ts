@@ -152,8 +152,9 @@ export interface ApiAuthModuleOptions {
    * hash is not found under `pepper` is looked up under each of these in turn; when
    * found, its stored hash is upgraded to `pepper` on that first use (once across a
    * fleet, through the backend's `replaceHash`), and an `api-key.rehashed` event names
-   * it. An unknown key costs one extra lookup per previous pepper (the negative cache
-   * absorbs repeats). Procedure: docs/security.md, "Rotating the pepper". Default none.
+   * it. An unknown key costs one extra lookup per previous pepper and one more read of
+   * the current hash from the store (the L1 answers repeats offline). Procedure:
+   * docs/security.md, "Rotating the pepper". Default none.
    */
   previousPeppers?: Array<string | Buffer | null>;
   /**

@@ -11,6 +11,7 @@ import { environmentPrefix } from '../policy/environment.js';
 import { UsageRecorder } from '../usage/usage-recorder.js';
 import { previousPepperHashers } from '../keys/previous-peppers.js';
 import { PepperUpgrade } from './pepper-upgrade.js';
+import { storeOfRecord } from '../cache/store-of-record.js';
 
 /** Outcome of {@link ApiKeyService.authenticate}: the key, or why it was refused. */
 export type AuthenticationResult =
@@ -55,6 +56,8 @@ export abstract class KeyVerifier {
   /** Hashers of `previousPeppers`, newest first; empty without pepper rotation. */
   private readonly previousHashers: readonly KeyHasher[];
   private readonly pepperUpgrade: PepperUpgrade | null;
+  /** The backend behind the caches, for the fallback's last read. */
+  private readonly storeOfRecord: ApiKeyBackend;
 
   protected constructor(protected readonly options: ResolvedApiAuthOptions) {
     this.formats = options.environments.map((environment) => ({
@@ -69,6 +72,7 @@ export abstract class KeyVerifier {
     this.cached = hasCachedLookup(options.backend) ? options.backend : null;
     this.lookupDeadlines = options.verifyTimeoutMs > 0 ? new ReplyDeadlines(options.verifyTimeoutMs, backendTimedOut) : null;
     this.previousHashers = previousPepperHashers(options.previousPeppers, options.pepper);
+    this.storeOfRecord = storeOfRecord(options.backend);
     this.pepperUpgrade =
       this.previousHashers.length === 0 ? null : new PepperUpgrade(options.backend, options.emitEvent, (promise) => this.bounded(promise));
   }
@@ -172,7 +176,16 @@ export abstract class KeyVerifier {
       if (verdict.ok) await this.pepperUpgrade!.upgrade(record.id, oldHash, currentHash);
       return verdict;
     }
-    return INVALID;
+    // Another instance may have moved the key to the current hash between the first
+    // lookup and these: ask the store of record once more, past any cache that still
+    // remembers the first miss (its invalidation may not have arrived yet).
+    let moved: ApiKey | null;
+    try {
+      moved = await this.bounded(this.storeOfRecord.getByHash(currentHash));
+    } catch (error) {
+      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+    }
+    return moved !== null && sameKeyHash(moved.keyHash, currentHash) ? this.judge(moved, environment, undefined) : INVALID;
   }
 
   /** A backend call within `verifyTimeoutMs`, off the hot path. */

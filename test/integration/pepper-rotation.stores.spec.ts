@@ -99,7 +99,10 @@ describe.each(FLEETS)('pepper rotation on $name', (fleet) => {
   function instance(store: ApiKeyBackend, options: object) {
     const events: ApiKeyEvent[] = [];
     const backend = store instanceof CachedBackend ? store : counting(store);
-    const service = new ApiKeyService(resolveApiAuthOptions({ prefix: 'rot_', backend, onEvent: (e) => void events.push(e), ...options }));
+    // No usage writes: they would still be pending when the store closes, and are not the subject.
+    const service = new ApiKeyService(
+      resolveApiAuthOptions({ prefix: 'rot_', backend, trackUsage: false, onEvent: (e) => void events.push(e), ...options }),
+    );
     return { service, events, backend };
   }
 
