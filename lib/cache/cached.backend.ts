@@ -120,6 +120,10 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     return this.cache.get(keyHash);
   }
 
+  forgetHash(keyHash: string): void {
+    this.cache.deleteHash(keyHash);
+  }
+
   async getByHash(keyHash: string): Promise<ApiKey | null> {
     const hit = this.cache.get(keyHash);
     if (hit !== undefined) return hit === null ? null : cloneApiKey(hit.record);

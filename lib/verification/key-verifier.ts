@@ -185,7 +185,10 @@ export abstract class KeyVerifier {
     } catch (error) {
       return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
     }
-    return moved !== null && sameKeyHash(moved.keyHash, currentHash) ? this.judge(moved, environment, undefined) : INVALID;
+    if (moved === null || !sameKeyHash(moved.keyHash, currentHash)) return INVALID;
+    // This process's cache may still hold the first miss: the next use must not trust it.
+    this.cached?.forgetHash?.(currentHash);
+    return this.judge(moved, environment, undefined);
   }
 
   /** A backend call within `verifyTimeoutMs`, off the hot path. */

@@ -1,5 +1,5 @@
 import { ConsoleLogger, Logger } from '@nestjs/common';
-import { ApiKeyService, KeyHasher, MemoryBackend, type ApiKeyEvent } from 'nestjs-api-auth';
+import { ApiKeyService, CachedBackend, KeyHasher, MemoryBackend, type ApiKeyEvent } from 'nestjs-api-auth';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { InstrumentedBackend } from '../fixtures/instrumented.backend.js';
@@ -10,7 +10,7 @@ const OLD = 'old-pepper-0123456789';
 const OLDER = 'older-pepper-0123456789';
 const NEW = 'new-pepper-0123456789';
 
-function service(backend: MemoryBackend | ReturnType<typeof requiredMethodsOf>, options: object = {}) {
+function service(backend: MemoryBackend | CachedBackend | ReturnType<typeof requiredMethodsOf>, options: object = {}) {
   const events: ApiKeyEvent[] = [];
   const instance = new ApiKeyService(resolveApiAuthOptions({ prefix: 'test_', backend, onEvent: (e) => void events.push(e), ...options }));
   return { service: instance, events };
@@ -90,6 +90,20 @@ describe('pepper rotation (previousPeppers)', () => {
     expect(events.map((e) => e.type)).toContain('api-key.rehashed');
     expect(await backend.getByHash(new KeyHasher().hash(key))).toBeNull();
     expect((await backend.getByHash(new KeyHasher(NEW).hash(key)))?.id).toBe(apiKey.id);
+  });
+
+  it('an L1 that missed the upgrade of another instance (no invalidation reached it) serves the key from then on', async () => {
+    const primary = new MemoryBackend();
+    const { key, apiKey } = await service(primary, { pepper: OLD }).service.issue({ ownerId: 'o', name: 'k' });
+    const oldHash = new KeyHasher(OLD).hash(key);
+    const newHash = new KeyHasher(NEW).hash(key);
+    const l1 = new CachedBackend(primary, { ttl: 3_600_000, negativeTtl: 3_600_000 });
+    const { service: b } = service(l1, { pepper: NEW, previousPeppers: [OLD] });
+    // B remembers the new hash as unknown; then another instance, on no shared bus, upgrades the key.
+    expect(await l1.getByHash(newHash)).toBeNull();
+    expect(await primary.replaceHash(apiKey.id, oldHash, newHash)).toBe(true);
+    for (let use = 0; use < 3; use++) expect((await b.verify(key))?.id).toBe(apiKey.id);
+    expect(l1.peekByHash(newHash)?.record.id).toBe(apiKey.id);
   });
 
   it('refuses a revoked or expired key found under a previous pepper, and leaves its hash alone', async () => {
