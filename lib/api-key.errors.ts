@@ -11,6 +11,8 @@ export const ApiKeyErrorCode = {
   ExpiredApiKey: 'expired_api_key',
   /** The key exists but was revoked. */
   RevokedApiKey: 'revoked_api_key',
+  /** The key exists but is disabled (`disable`); `enable` makes it work again. */
+  DisabledApiKey: 'disabled_api_key',
   /** The key is valid but lacks a scope the route requires. */
   InsufficientScope: 'insufficient_scope',
   /** The key store could not answer; retry later. Never means the key is bad. */
@@ -34,7 +36,8 @@ export type AuthenticationFailureCode =
   | typeof ApiKeyErrorCode.MissingApiKey
   | typeof ApiKeyErrorCode.InvalidApiKey
   | typeof ApiKeyErrorCode.ExpiredApiKey
-  | typeof ApiKeyErrorCode.RevokedApiKey;
+  | typeof ApiKeyErrorCode.RevokedApiKey
+  | typeof ApiKeyErrorCode.DisabledApiKey;
 
 /** Base class of the plain errors that backends and the service throw. None is an HttpException. */
 export class ApiKeyError extends Error {
@@ -165,5 +168,38 @@ export class UnsupportedBackendOperationError extends ApiKeyError {
     readonly operation: string,
   ) {
     super(`The API key backend does not implement the optional method "${operation}", which this call needs.`);
+  }
+}
+
+/**
+ * `enable` or `disable` named a revoked key: revocation is final, so there is nothing
+ * to switch. Nothing was written. The management routes answer 409 `key_revoked`: the
+ * request is well formed, the key's state is what refuses it.
+ */
+export class ApiKeyRevokedError extends ApiKeyError {
+  /** Stable machine-readable code, as in the HTTP answer. */
+  readonly code = 'key_revoked';
+
+  constructor(
+    /** The key (shown as {@link shownKeyId} shows it). */
+    readonly id: string,
+  ) {
+    const shown = shownKeyId(id);
+    super(`API key ${JSON.stringify(shown)} is revoked; a revoked key cannot be enabled or disabled.`);
+    this.id = shown;
+  }
+}
+
+/**
+ * `listAll` (the admin listing across owners, `GET /api-keys?all=true`) was asked of a
+ * backend that does not implement the optional `listAll` capability. The management
+ * routes answer 501 `list_all_unsupported`.
+ */
+export class ListAllUnsupportedError extends ApiKeyError {
+  /** Stable machine-readable code, as in the HTTP answer. */
+  readonly code = 'list_all_unsupported';
+
+  constructor() {
+    super('The API key backend does not implement listAll, so keys cannot be listed across owners; list one owner at a time.');
   }
 }

@@ -40,6 +40,12 @@ export interface ApiKey {
   version: number;
   /** The key that minted this one through the management routes, or `null`. */
   issuedById: string | null;
+  /**
+   * When the key was switched off by `disable`; `null` while it is enabled. Unlike
+   * `revokedAt` it is not final: `enable` clears it. A disabled key is refused with
+   * `disabled_api_key`.
+   */
+  disabledAt: Date | null;
 }
 
 /** An {@link ApiKey} as the library hands it out: everything except the hash. */
@@ -66,6 +72,8 @@ export function toApiKeyView(record: ApiKey): ApiKeyView {
     // Records of stores written before versions and issuer links existed.
     version: record.version ?? 1,
     issuedById: record.issuedById ?? null,
+    // Records of stores written before keys could be disabled.
+    disabledAt: record.disabledAt ?? null,
   };
 }
 
@@ -84,6 +92,7 @@ export function cloneApiKey(record: ApiKey): ApiKey {
     policy: record.policy ? cloneJson(record.policy) : null,
     version: record.version ?? 1,
     issuedById: record.issuedById ?? null,
+    disabledAt: record.disabledAt ? new Date(record.disabledAt) : null,
   };
 }
 

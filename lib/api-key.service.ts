@@ -6,6 +6,9 @@ import { ApiKeyErrorCode, ApiKeyValidationError, BackendUnavailableError } from 
 import { decodeCursor, encodeCursor } from './backends/cursor.js';
 import { redactedError } from './internal/safe-error-message.js';
 import { KeyOperations } from './management/key-operations.js';
+import { setKeyDisabled, type KeyStatusContext, type SetKeyStatusOptions } from './management/key-status.js';
+import { StoreWrites } from './management/store-writes.js';
+import { listAllPage, type ApiKeyListAllPage, type ListAllPageOptions } from './management/list-all.js';
 import type {
   ApiKeyPage,
   ImportApiKeyInput,
@@ -33,10 +36,14 @@ const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
 @Injectable()
 export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown {
   private readonly operations: KeyOperations;
+  /** What `disable` and `enable` read and write through. */
+  private readonly status: KeyStatusContext;
   private readonly quotas: KeyQuotas;
 
   constructor(@Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions) {
     super(options);
+    const store = new StoreWrites(options.backend, options.verifyTimeoutMs);
+    this.status = { options, require: (id) => store.require(id) };
     this.quotas = new KeyQuotas(options);
     this.operations = new KeyOperations(options, {
       formats: this.formats,
@@ -210,6 +217,33 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
   /** The module's `defaultScopes`, validated; `null` when unset. For the management routes. */
   get defaultScopes(): readonly string[] | null {
     return this.operations.defaults.scopes;
+  }
+
+  /**
+   * Switches the key off without revoking it: from the write on it is refused with
+   * `disabled_api_key`, on every instance as a revoke is (the caches drop it on the
+   * update). Disabling a disabled key writes and emits nothing; a revoked key throws
+   * `ApiKeyRevokedError`. With `expectedVersion`, writes only at that version.
+   */
+  disable(id: string, options: SetKeyStatusOptions = {}): Promise<ApiKeyView> {
+    return setKeyDisabled(this.status, id, true, options);
+  }
+
+  /**
+   * Switches a disabled key back on. Enabling an enabled key writes and emits nothing;
+   * a revoked key throws `ApiKeyRevokedError` (revocation stays final).
+   */
+  enable(id: string, options: SetKeyStatusOptions = {}): Promise<ApiKeyView> {
+    return setKeyDisabled(this.status, id, false, options);
+  }
+
+  /**
+   * One page of every owner's keys, newest first, filtered by owner, environment and
+   * status, with an opaque cursor for the next. Needs the backend's optional `listAll`
+   * (every shipped backend has it); throws `ListAllUnsupportedError` otherwise.
+   */
+  listAllPage(options: ListAllPageOptions = {}): Promise<ApiKeyListAllPage> {
+    return listAllPage(this.backend, options);
   }
 
   /**

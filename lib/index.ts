@@ -110,3 +110,9 @@ export { LocalInvalidationBus } from './cache/local-invalidation.bus.js';
 export { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage/usage-coordinator.js';
 export type { ApiAuthPurgeOptions, PurgeKeysOptions, PurgeResult } from './purge/purge.options.js';
 export type { KeyLifetimeOptions } from './management/key-lifetime.js';
+// Disable/enable and the listing across owners (issue 21).
+export type { SetKeyStatusOptions } from './management/key-status.js';
+export type { ApiKeyListAllPage, ListAllPageOptions } from './management/list-all.js';
+export { ApiKeyRevokedError, ListAllUnsupportedError } from './api-key.errors.js';
+export type { ApiKeyStatus, ListAllOptions } from './backends/backend.interface.js';
+export type { ApiKeyDisabledEvent, ApiKeyEnabledEvent } from './events/api-key.events.js';

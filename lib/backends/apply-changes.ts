@@ -3,7 +3,7 @@ import { VersionConflictError } from '../api-key.errors.js';
 import type { ApiKeyChanges, UpdateOptions } from './backend.interface.js';
 
 /** The fields `update` may change besides `updatedAt`; the rest are fixed at create. */
-export const CHANGEABLE_FIELDS = ['name', 'scopes', 'metadata', 'expiresAt', 'revokedAt', 'policy'] as const;
+export const CHANGEABLE_FIELDS = ['name', 'scopes', 'metadata', 'expiresAt', 'revokedAt', 'policy', 'disabledAt'] as const;
 
 /** One of {@link CHANGEABLE_FIELDS}. */
 export type ChangeableField = (typeof CHANGEABLE_FIELDS)[number];

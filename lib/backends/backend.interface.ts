@@ -8,7 +8,7 @@ export interface ApiKeyCursor {
 
 /** Fields `update` may change; every other field is immutable after create. */
 export type ApiKeyChanges = Partial<
-  Pick<ApiKey, 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'revokedAt' | 'policy'>
+  Pick<ApiKey, 'name' | 'scopes' | 'metadata' | 'expiresAt' | 'revokedAt' | 'policy' | 'disabledAt'>
 > & {
   /** Always given by the service: the write's time. */
   updatedAt: Date;
@@ -42,6 +42,31 @@ export interface PurgeOptions {
    * still works: the caches then drop every entry after a purge that deleted something.
    */
   onDeleted?: (records: ReadonlyArray<Pick<ApiKey, 'id' | 'keyHash'>>) => void;
+}
+
+/** What a key is at an instant, for `listAll`'s `status` filter (see `keyStatusAt`). */
+export type ApiKeyStatus = 'active' | 'expired' | 'revoked' | 'disabled';
+
+/** Options of {@link ApiKeyBackend.listAll}. */
+export interface ListAllOptions {
+  /**
+   * Resume strictly after this position in the listing's order (newest first), i.e.
+   * with records older than it: keyset pagination, as `listByOwner`'s `after`.
+   */
+  after?: ApiKeyCursor;
+  /** Stop after yielding this many records. */
+  limit?: number;
+  /** Only this owner's keys. */
+  ownerId?: string;
+  /** Only keys of this environment; `null` for keys without one. */
+  environment?: string | null;
+  /**
+   * Only keys in this state at `now`. When several apply the first wins: revoked, then
+   * disabled, then expired (`expiresAt <= now`), else active.
+   */
+  status?: ApiKeyStatus;
+  /** The instant `status` is judged at; given by the service. */
+  now: Date;
 }
 
 /**
@@ -133,6 +158,14 @@ export interface ApiKeyBackend {
    * pepper keep authenticating through the slower fallback and are never upgraded.
    */
   replaceHash?(id: string, fromHash: string, toHash: string): Promise<boolean>;
+
+  /**
+   * Optional: every owner's records matching the filters, newest first (`createdAt`
+   * descending, then `id` descending), streamed, resuming after `options.after`. Backs
+   * the admin listing across owners (`GET /api-keys?all=true`); without it that listing
+   * answers 501 `list_all_unsupported` and nothing else changes.
+   */
+  listAll?(options: ListAllOptions): AsyncIterable<ApiKey>;
 }
 
 /** Injection token of the resolved backend; `@Inject(API_KEY_BACKEND)` or `@InjectApiKeyBackend()`. */

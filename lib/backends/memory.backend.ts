@@ -3,9 +3,10 @@ import { ApiKeyNotFoundError, DuplicateApiKeyError } from '../api-key.errors.js'
 import type { CachedLookup } from '../cache/cached-lookup.interface.js';
 import { snapshotApiKey, type CachedApiKey } from '../cache/l1-cache.js';
 import { applyChanges } from './apply-changes.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, PurgeOptions, UpdateOptions } from './backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from './backend.interface.js';
 import { isPurgeable } from './purge-criteria.js';
 import { compareByCursor, isAfterCursor } from './cursor.js';
+import { compareNewestFirst, isBeforeCursor, matchesListAllFilters } from './key-status.js';
 
 /**
  * Keeps keys in process memory, indexed by id, hash and owner. Every operation runs
@@ -125,6 +126,27 @@ export class MemoryBackend implements ApiKeyBackend, CachedLookup {
       // Re-read: the record may have been deleted or changed since the snapshot.
       const current = this.byId.get(record.id);
       if (!current || current.ownerId !== ownerId) continue;
+      yielded++;
+      yield cloneApiKey(current);
+    }
+  }
+
+  /**
+   * Every owner's keys, newest first. Sorts the matching records on each call: fine for
+   * the development store, where the whole set is in this process anyway.
+   */
+  async *listAll(options: ListAllOptions): AsyncIterable<ApiKey> {
+    const ids = options.ownerId === undefined ? [...this.byId.keys()] : [...(this.idsByOwner.get(options.ownerId) ?? [])];
+    const records = ids
+      .map((id) => this.byId.get(id))
+      .filter((r): r is ApiKey => r !== undefined && isBeforeCursor(r, options.after) && matchesListAllFilters(r, options))
+      .sort(compareNewestFirst);
+    let yielded = 0;
+    for (const record of records) {
+      if (options.limit !== undefined && yielded >= options.limit) return;
+      // Re-read: the record may have been deleted or changed since the snapshot.
+      const current = this.byId.get(record.id);
+      if (!current || !matchesListAllFilters(current, options)) continue;
       yielded++;
       yield cloneApiKey(current);
     }

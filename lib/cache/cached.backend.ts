@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
 import type { CachedLookup } from './cached-lookup.interface.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
 import { invalidationTag } from './invalidation-tag.js';
@@ -69,6 +69,8 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
   readonly purge?: (options: PurgeOptions) => Promise<number>;
   /** Present only when the primary has it; drops the key and the new hash's negative entry everywhere. */
   readonly replaceHash?: (id: string, fromHash: string, toHash: string) => Promise<boolean>;
+  /** Optional in the contract, so present only when the primary has it; always fresh. */
+  readonly listAll?: (options: ListAllOptions) => AsyncIterable<ApiKey>;
   private readonly logger = new Logger('ApiAuth');
   private readonly bus: ApiKeyInvalidationBus | undefined;
   private readonly inflight = new Map<string, Promise<ApiKey | null>>();
@@ -105,6 +107,7 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
         }
       };
     }
+    if (primary.listAll) this.listAll = (listOptions) => primary.listAll!(listOptions);
     if (this.bus) {
       this.unsubscribers.push(
         this.bus.subscribe((message) => {
@@ -133,14 +136,14 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
   }
 
   /**
-   * Always from the primary. When it shows the key revoked or gone, this instance's
-   * copy goes too: another instance changed it and its message may not have arrived,
-   * and a caller that acts on this read (`revoke` finding the key already revoked) must
-   * not return while this instance still serves the key.
+   * Always from the primary. When it shows the key revoked, disabled or gone, this
+   * instance's copy goes too: another instance changed it and its message may not have
+   * arrived, and a caller that acts on this read (`revoke` or `disable` finding the key
+   * already so) must not return while this instance still serves the key.
    */
   async getById(id: string): Promise<ApiKey | null> {
     const record = await this.primary.getById(id);
-    if (record === null || record.revokedAt !== null) this.apply({ ids: [id] });
+    if (record === null || record.revokedAt !== null || record.disabledAt != null) this.apply({ ids: [id] });
     return record;
   }
 

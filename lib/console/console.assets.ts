@@ -28,15 +28,19 @@ const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
 const escapeHtml = (value: string) => value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
 
 /**
- * Reads the assets once, at start-up, and fills in the one setting the page needs: the
+ * Reads the assets once, at start-up, and fills in the settings the page needs: the
  * header that carries the key (validated as a header name by the module options, and
- * escaped all the same).
+ * escaped all the same), and the scopes that may write, so the page can hide its
+ * write controls from a read-only key.
  */
-export function loadConsoleAssets(keyHeader: string): ConsoleAssets {
+export function loadConsoleAssets(keyHeader: string, writeScopes: readonly string[] = []): ConsoleAssets {
   return {
     html: {
       contentType: 'text/html; charset=utf-8',
-      body: read('console.html').replace('{{keyHeader}}', escapeHtml(keyHeader)),
+      body: read('console.html')
+        .replace('{{keyHeader}}', escapeHtml(keyHeader))
+        // Space-separated: scopes hold no spaces (the routes options check it).
+        .replace('{{writeScopes}}', escapeHtml(writeScopes.join(' '))),
     },
     script: { contentType: 'text/javascript; charset=utf-8', body: read('console.js') },
     style: { contentType: 'text/css; charset=utf-8', body: read('console.css') },

@@ -3,7 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import { Public } from '../decorators/public.decorator.js';
-import type { ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
+import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
 import { loadConsoleAssets, type ConsoleAsset, type ConsoleAssets } from './console.assets.js';
 import { CONSOLE_SECURITY_HEADERS } from './console.headers.js';
 
@@ -22,8 +22,10 @@ export class ApiAuthConsoleController {
   constructor(
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
     @Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions,
+    @Inject(API_AUTH_ROUTES_OPTIONS) routes: ResolvedApiAuthRoutesOptions,
   ) {
-    this.assets = loadConsoleAssets(options.header);
+    const writeScopes = [routes.adminScope, routes.selfServiceScope].filter((scope): scope is string => scope !== null);
+    this.assets = loadConsoleAssets(options.header, writeScopes);
   }
 
   @Get()

@@ -11,6 +11,8 @@ export const ApiKeyEventName = {
   Rotated: 'api-key.rotated',
   Revoked: 'api-key.revoked',
   Deleted: 'api-key.deleted',
+  Disabled: 'api-key.disabled',
+  Enabled: 'api-key.enabled',
   AuthenticationDenied: 'api-key.authentication-denied',
   Purged: 'api-key.purged',
   Rehashed: 'api-key.rehashed',
@@ -73,6 +75,20 @@ export interface ApiKeyDeletedEvent {
   at: Date;
 }
 
+/** `disable` switched a key off. Emitted once: disabling a disabled key again emits nothing. */
+export interface ApiKeyDisabledEvent {
+  type: typeof ApiKeyEventName.Disabled;
+  apiKey: ApiKeyView;
+  at: Date;
+}
+
+/** `enable` switched a disabled key back on. Emitted once: enabling an enabled key emits nothing. */
+export interface ApiKeyEnabledEvent {
+  type: typeof ApiKeyEventName.Enabled;
+  apiKey: ApiKeyView;
+  at: Date;
+}
+
 /** The guard refused a call, or `ApiKeyService.consume` refused one outside HTTP. */
 export interface ApiKeyAuthenticationDeniedEvent {
   type: typeof ApiKeyEventName.AuthenticationDenied;
@@ -127,6 +143,8 @@ export type ApiKeyEvent =
   | ApiKeyRotatedEvent
   | ApiKeyRevokedEvent
   | ApiKeyDeletedEvent
+  | ApiKeyDisabledEvent
+  | ApiKeyEnabledEvent
   | ApiKeyAuthenticationDeniedEvent
   | ApiKeyPurgedEvent
   | ApiKeyRehashedEvent

@@ -18,6 +18,13 @@ export interface ApiAuthRoutesOptions {
    */
   selfServiceScope?: string | null;
   /**
+   * Scope of a read-only operator: a key holding it (and neither of the scopes above)
+   * may list and get every owner's keys, the listing across owners (`?all=true`)
+   * included, and nothing else; every write answers 403 `insufficient_scope`. Default
+   * `"api-keys:read"`; `null` turns read-only access off.
+   */
+  readScope?: string | null;
+  /**
    * Scopes a key may be granted through these routes. When set, any other scope in a
    * request body is a 400. Default: any well-formed scope (still bounded, for
    * self-service keys, by the caller's own scopes).
@@ -48,6 +55,8 @@ export interface ResolvedApiAuthRoutesOptions {
   path: string;
   adminScope: string | null;
   selfServiceScope: string | null;
+  /** Absent in options resolved by code written before it existed: no read-only access. */
+  readScope?: string | null;
   allowedScopes: ReadonlySet<string> | null;
   defaultPageSize: number;
   maxPageSize: number;
@@ -62,11 +71,13 @@ export const API_AUTH_ROUTES_OPTIONS = Symbol('API_AUTH_ROUTES_OPTIONS');
 export const DEFAULT_ROUTES_PATH = 'api-keys';
 export const DEFAULT_ADMIN_SCOPE = 'api-keys:admin';
 export const DEFAULT_SELF_SERVICE_SCOPE = 'api-keys:self';
+export const DEFAULT_READ_SCOPE = 'api-keys:read';
 
 const ROUTES_OPTION_NAMES = optionNames<ApiAuthRoutesOptions>({
   path: true,
   adminScope: true,
   selfServiceScope: true,
+  readScope: true,
   allowedScopes: true,
   defaultPageSize: true,
   maxPageSize: true,
@@ -138,6 +149,14 @@ export function resolveApiAuthRoutesOptions(
     );
   }
 
+  const readScope = scopeOption('readScope', options.readScope, DEFAULT_READ_SCOPE);
+  if (readScope !== null && (readScope === adminScope || readScope === selfServiceScope)) {
+    throw new Error(
+      `nestjs-api-auth: "routes.readScope" must differ from "routes.adminScope" and "routes.selfServiceScope" (got ${JSON.stringify(readScope)}): ` +
+        'a read-only key would otherwise be able to write.',
+    );
+  }
+
   let allowedScopes: ReadonlySet<string> | null = null;
   if (options.allowedScopes !== undefined) {
     if (!Array.isArray(options.allowedScopes) || options.allowedScopes.length === 0) {
@@ -161,5 +180,5 @@ export function resolveApiAuthRoutesOptions(
   const serveConsole = options.console ?? false;
   if (typeof serveConsole !== 'boolean') fail('console', 'must be true or false', serveConsole);
 
-  return { path, adminScope, selfServiceScope, allowedScopes, defaultPageSize, maxPageSize, maxGracePeriodMs, console: serveConsole };
+  return { path, adminScope, selfServiceScope, readScope, allowedScopes, defaultPageSize, maxPageSize, maxGracePeriodMs, console: serveConsole };
 }

@@ -28,6 +28,8 @@ export interface ApiKeyResource {
   version: number;
   /** The key that issued this one through these routes, or `null`. Revoking that key revokes this one too. */
   issuedById: string | null;
+  /** When the key was disabled (`POST /:id/disable`); `null` while it is enabled. */
+  disabledAt: string | null;
   /**
    * The quota's balance now, read from the rate limiter: only in answers about one key
    * read by id (`GET /:id`, `POST /:id/quota`); `null` when the key has no quota; left
@@ -52,6 +54,12 @@ export interface ApiKeyPageResource {
   items: ApiKeyResource[];
   nextCursor: string | null;
   total: number;
+}
+
+/** Body of `GET /?all=true`: every owner's keys, newest first; no total. */
+export interface ApiKeyListAllPageResource {
+  items: ApiKeyResource[];
+  nextCursor: string | null;
 }
 
 const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
@@ -92,5 +100,6 @@ export function toApiKeyResource(view: ApiKeyView): ApiKeyResource {
     policy: toPolicyResource(view.policy ?? null),
     version: view.version ?? 1,
     issuedById: view.issuedById ?? null,
+    disabledAt: iso(view.disabledAt ?? null),
   };
 }

@@ -31,6 +31,7 @@ import { notSupported, quotaBalanceOf, toQuotaBalanceResource } from './quota-ba
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from './api-auth-routes.options.js';
 import {
   toApiKeyResource,
+  type ApiKeyListAllPageResource,
   type ApiKeyPageResource,
   type ApiKeyResource,
   type IssuedApiKeyResource,
@@ -40,7 +41,17 @@ import { EntityTagInterceptor } from './entity-tag.interceptor.js';
 import { expectedVersionFromIfMatch } from './if-match.js';
 import { ManagementCallBounds } from './management-call-bounds.interceptor.js';
 import { ManagementExceptionFilter } from './management-exception.filter.js';
-import { assertGrantable, assertPolicyUntouched, callerOf, forbidden, inheritedPolicy, refuse, type Caller } from './management-caller.js';
+import {
+  assertGrantable,
+  assertPolicyUntouched,
+  callerOf,
+  forbidden,
+  inheritedPolicy,
+  refuse,
+  writerOf,
+  type Caller,
+} from './management-caller.js';
+import { splitListAllQuery } from './list-all.validation.js';
 import {
   parseEmptyRequest,
   parseIssueRequest,
@@ -63,7 +74,7 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /**
  * The key-management routes. Never registered as is: `ApiAuthModule` registers a
  * subclass per configured path (see {@link createApiKeysController}) that also
- * demands the admin or self-service scope.
+ * demands the admin, self-service or read scope.
  *
  * The guard sits on this base class, so no subclass and no configuration can serve
  * these routes without a verified key; each handler checks again what the key may
@@ -102,7 +113,7 @@ export class ApiKeysController {
   @HttpCode(201)
   @Header('Cache-Control', 'no-store')
   async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
-    const caller = callerOf(apiKey, this.routes);
+    const caller = writerOf(apiKey, this.routes);
     const parsed = parseIssueRequest(body, this.limits);
     // Resolved here, not by the service: a self-service caller gets only the defaults it holds.
     const defaults = this.apiKeys.defaultScopes ?? [];
@@ -134,10 +145,20 @@ export class ApiKeysController {
   /** One page of an owner's keys (the caller's own by default), with the owner's total. */
   @Get()
   @Header('Cache-Control', 'no-store')
-  async list(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Query() query: unknown): Promise<ApiKeyPageResource> {
+  async list(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Query() query: unknown,
+  ): Promise<ApiKeyPageResource | ApiKeyListAllPageResource> {
     const caller = callerOf(apiKey, this.routes);
-    const { ownerId = caller.ownerId, cursor, limit } = parseListQuery(query, this.limits);
-    if (!caller.admin && ownerId !== caller.ownerId) {
+    const across = splitListAllQuery(query);
+    if (across.all) {
+      const { ownerId, cursor, limit } = parseListQuery(across.rest, this.limits);
+      if (!caller.readsAll) throw forbidden('forbidden_owner', 'Only an admin or read-only operator key can list keys across owners.');
+      const page = await this.apiKeys.listAllPage({ ownerId, cursor, limit, environment: across.environment, status: across.status });
+      return { items: page.items.map(toApiKeyResource), nextCursor: page.nextCursor };
+    }
+    const { ownerId = caller.ownerId, cursor, limit } = parseListQuery(across.rest, this.limits);
+    if (!caller.readsAll && ownerId !== caller.ownerId) {
       throw forbidden('forbidden_owner', 'A self-service key can only list the keys of its own owner.');
     }
     const page = await this.apiKeys.listPage(ownerId, { cursor, limit });
@@ -148,7 +169,7 @@ export class ApiKeysController {
   @Get(':id')
   @Header('Cache-Control', 'no-store')
   async get(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<ApiKeyResource> {
-    const found = await this.load(callerOf(apiKey, this.routes), id);
+    const found = await this.load(callerOf(apiKey, this.routes), id, 'read');
     const quota = await quotaBalanceOf(this.rateLimiter, found);
     return quota === undefined ? toApiKeyResource(found) : { ...toApiKeyResource(found), quota };
   }
@@ -189,7 +210,7 @@ export class ApiKeysController {
     @Body() body: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = callerOf(apiKey, this.routes);
+    const caller = writerOf(apiKey, this.routes);
     const changes = parseUpdateRequest(body, this.limits);
     const target = await this.load(caller, id);
     if (!caller.admin) {
@@ -222,7 +243,7 @@ export class ApiKeysController {
     @Query() query: unknown,
     @Headers('if-match') ifMatch?: string,
   ): Promise<ApiKeyResource> {
-    const caller = callerOf(apiKey, this.routes);
+    const caller = writerOf(apiKey, this.routes);
     parseEmptyRequest(body);
     const { cascade } = parseRevokeQuery(query);
     const target = await this.load(caller, id);
@@ -240,7 +261,7 @@ export class ApiKeysController {
     @Param('id') id: string,
     @Body() body: unknown,
   ): Promise<RotatedApiKeyResource> {
-    const caller = callerOf(apiKey, this.routes);
+    const caller = writerOf(apiKey, this.routes);
     const options = parseRotateRequest(body, this.limits);
     const target = await this.load(caller, id);
     // The replacement carries the old key's scopes, environment, policy (on its counters)
@@ -265,17 +286,69 @@ export class ApiKeysController {
   @HttpCode(204)
   @Header('Cache-Control', 'no-store')
   async remove(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string): Promise<void> {
-    const caller = callerOf(apiKey, this.routes);
+    const caller = writerOf(apiKey, this.routes);
     const target = await this.load(caller, id);
     if (!caller.admin) refuse(refusalForScopes(caller, target));
     await this.apiKeys.delete(target.id);
   }
 
-  /** The key, if the caller may see it; another owner's key is "not found" to a self-service caller. */
-  private async load(caller: Caller, id: string): Promise<ApiKeyView> {
+  /**
+   * Switches the key off (401 `disabled_api_key` from then on) without revoking it.
+   * Disabling a disabled key changes nothing; a revoked key answers 409 `key_revoked`.
+   */
+  @Post(':id/disable')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  disable(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
+  ): Promise<ApiKeyResource> {
+    return this.setDisabled(apiKey, id, body, ifMatch, true);
+  }
+
+  /** Switches a disabled key back on. A revoked key answers 409 `key_revoked`: revocation is final. */
+  @Post(':id/enable')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  enable(
+    @CurrentApiKey() apiKey: ApiKeyView | undefined,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch?: string,
+  ): Promise<ApiKeyResource> {
+    return this.setDisabled(apiKey, id, body, ifMatch, false);
+  }
+
+  /** Disable and enable: allowed to a self-service key on exactly the keys it could revoke. */
+  private async setDisabled(
+    apiKey: ApiKeyView | undefined,
+    id: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    disabled: boolean,
+  ): Promise<ApiKeyResource> {
+    const caller = writerOf(apiKey, this.routes);
+    parseEmptyRequest(body);
+    const target = await this.load(caller, id);
+    if (!caller.admin) refuse(refusalForScopes(caller, target));
+    const expectedVersion = expectedVersionFromIfMatch(ifMatch, target.id, target.version);
+    const written = disabled
+      ? await this.apiKeys.disable(target.id, { expectedVersion })
+      : await this.apiKeys.enable(target.id, { expectedVersion });
+    return toApiKeyResource(written);
+  }
+
+  /**
+   * The key, if the caller may see it (`read`) or manage it (`write`, the default);
+   * another owner's key is "not found" to a self-service caller.
+   */
+  private async load(caller: Caller, id: string, access: 'read' | 'write' = 'write'): Promise<ApiKeyView> {
     if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ApiKeyNotFoundError('');
     const found = await this.apiKeys.get(id);
-    if (!found || (!caller.admin && found.ownerId !== caller.ownerId)) throw new ApiKeyNotFoundError(id);
+    const everyOwner = access === 'read' ? caller.readsAll : caller.admin;
+    if (!found || (!everyOwner && found.ownerId !== caller.ownerId)) throw new ApiKeyNotFoundError(id);
     return found;
   }
 
@@ -283,14 +356,14 @@ export class ApiKeysController {
 
 /**
  * The controller class registered for one configuration: `ApiKeysController` at
- * `routes.path`, admitting keys with the admin or the self-service scope.
+ * `routes.path`, admitting keys with the admin, the self-service or the read scope.
  */
 export function createApiKeysController(routes: ResolvedApiAuthRoutesOptions): Type<ApiKeysController> {
   class ConfiguredApiKeysController extends ApiKeysController {}
   // Swagger derives operation ids from the class name: keep them stable.
   Object.defineProperty(ConfiguredApiKeysController, 'name', { value: 'ApiKeysController' });
   Controller(routes.path)(ConfiguredApiKeysController);
-  const scopes = [routes.adminScope, routes.selfServiceScope].filter((s): s is string => s !== null);
+  const scopes = [routes.adminScope, routes.selfServiceScope, routes.readScope ?? null].filter((s): s is string => s !== null);
   RequireAnyScope(...scopes)(ConfiguredApiKeysController);
   return ConfiguredApiKeysController;
 }

@@ -58,6 +58,7 @@ export async function importKey(context: KeyImportContext, source: ImportApiKeyS
     revokedAt: null,
     lastUsedAt: null,
     version: 1,
+    disabledAt: null,
   };
   await minter.assertRoomFor(record.ownerId);
   return options.backend.create(record);

@@ -43,6 +43,7 @@ export class KeyMinter {
         revokedAt: null,
         lastUsedAt: null,
         version: 1,
+        disabledAt: null,
       };
       try {
         const stored = await this.store.backend.create(record);

@@ -19,6 +19,10 @@ export interface Caller {
   expiresAt: Date | null;
   /** Holds the admin scope: every owner's keys, any scope. */
   admin: boolean;
+  /** May read every owner's keys: holds the admin or the read scope. */
+  readsAll: boolean;
+  /** May write: holds the admin or the self-service scope (a read-only key does not). */
+  writes: boolean;
 }
 
 export function forbidden(code: string, message: string): ForbiddenException {
@@ -31,7 +35,19 @@ export function refuse(refusal: SelfServiceRefusal | null): void {
   if (refusal !== null) throw forbidden(refusal.code, refusal.message);
 }
 
-/** The calling key as the routes see it; 401/403 when it holds neither management scope. */
+/** The 403 of a key that holds none of `scopes` (the `null` ones are off). */
+function insufficientScope(scopes: ReadonlyArray<string | null>): ForbiddenException {
+  return new ForbiddenException({
+    statusCode: 403,
+    error: 'Forbidden',
+    code: 'insufficient_scope',
+    message: 'The API key lacks a scope this operation requires.',
+    requiredScopes: scopes.filter((s): s is string => s !== null),
+    scopeMatch: 'any',
+  });
+}
+
+/** The calling key as the routes see it; 401/403 when it holds none of the management scopes. */
 export function callerOf(apiKey: ApiKeyView | undefined, routes: ResolvedApiAuthRoutesOptions): Caller {
   // The guard has run; this only holds if someone wired the controller without it.
   if (!apiKey) {
@@ -43,18 +59,12 @@ export function callerOf(apiKey: ApiKeyView | undefined, routes: ResolvedApiAuth
     });
   }
   const { adminScope, selfServiceScope } = routes;
+  const readScope = routes.readScope ?? null;
   // As the guard reads scopes: a held pattern (`api-keys:*`) grants the scopes under it.
   const admin = adminScope !== null && grantsScope(apiKey.scopes, adminScope);
-  if (!admin && (selfServiceScope === null || !grantsScope(apiKey.scopes, selfServiceScope))) {
-    throw new ForbiddenException({
-      statusCode: 403,
-      error: 'Forbidden',
-      code: 'insufficient_scope',
-      message: 'The API key lacks a scope this operation requires.',
-      requiredScopes: [adminScope, selfServiceScope].filter((s): s is string => s !== null),
-      scopeMatch: 'any',
-    });
-  }
+  const selfService = selfServiceScope !== null && grantsScope(apiKey.scopes, selfServiceScope);
+  const reader = readScope !== null && grantsScope(apiKey.scopes, readScope);
+  if (!admin && !selfService && !reader) throw insufficientScope([adminScope, selfServiceScope, readScope]);
   return {
     id: apiKey.id,
     ownerId: apiKey.ownerId,
@@ -63,7 +73,16 @@ export function callerOf(apiKey: ApiKeyView | undefined, routes: ResolvedApiAuth
     policy: apiKey.policy ?? null,
     expiresAt: apiKey.expiresAt,
     admin,
+    readsAll: admin || reader,
+    writes: admin || selfService,
   };
+}
+
+/** {@link callerOf} for a write: a read-only key answers 403 `insufficient_scope`. */
+export function writerOf(apiKey: ApiKeyView | undefined, routes: ResolvedApiAuthRoutesOptions): Caller {
+  const caller = callerOf(apiKey, routes);
+  if (!caller.writes) throw insufficientScope([routes.adminScope, routes.selfServiceScope]);
+  return caller;
 }
 
 /** Refuses a self-service caller scopes it does not hold itself. */

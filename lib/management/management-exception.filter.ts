@@ -5,8 +5,10 @@ import {
   ApiKeyError,
   ApiKeyLimitReachedError,
   ApiKeyNotFoundError,
+  ApiKeyRevokedError,
   ApiKeyValidationError,
   BackendUnavailableError,
+  ListAllUnsupportedError,
   VersionConflictError,
 } from '../api-key.errors.js';
 import { safeErrorMessage } from '../internal/safe-error-message.js';
@@ -70,6 +72,10 @@ export class ManagementExceptionFilter implements ExceptionFilter<ApiKeyError> {
       };
     } else if (error instanceof ApiKeyLimitReachedError) {
       body = { statusCode: 409, error: 'Conflict', code: error.code, message: error.message };
+    } else if (error instanceof ApiKeyRevokedError) {
+      body = { statusCode: 409, error: 'Conflict', code: error.code, message: 'This API key is revoked; revocation is final.' };
+    } else if (error instanceof ListAllUnsupportedError) {
+      body = { statusCode: 501, error: 'Not Implemented', code: error.code, message: error.message };
     } else if (error instanceof BackendUnavailableError) {
       adapter.setHeader(response, 'Retry-After', '1');
       body = {

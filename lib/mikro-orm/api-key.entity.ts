@@ -59,6 +59,7 @@ export function createApiKeyEntity(options: ApiKeyEntityOptions = {}): EntitySch
       // statement increments and checks it, and the ORM must not manage it as well.
       version: { type: 'integer', fieldName: 'version', default: 1 },
       issuedById: { type: 'string', length: 64, fieldName: 'issued_by_id', nullable: true },
+      disabledAt: { type: 'datetime', length: 3, fieldName: 'disabled_at', nullable: true },
     },
     uniques: [{ name: names.keyHashUnique, properties: ['keyHash'] }],
     indexes: [
@@ -66,6 +67,7 @@ export function createApiKeyEntity(options: ApiKeyEntityOptions = {}): EntitySch
       { name: names.issuerIndex, properties: ['issuedById', 'id'] },
       { name: names.expiresIndex, properties: ['expiresAt'] },
       { name: names.revokedIndex, properties: ['revokedAt'] },
+      { name: names.createdIndex, properties: ['createdAt', 'id'] },
     ],
   });
 }

@@ -33,6 +33,7 @@ export function recordOf(row: Omit<ApiKeyRow, 'key_hash'>, keyHash: string): Api
     policy: row.policy as ApiKey['policy'],
     version: row.version,
     issuedById: row.issued_by_id,
+    disabledAt: toDate(row.disabled_at_ms),
   };
 }
 

@@ -2,7 +2,7 @@ import type { ApiKeyChanges } from '../backends/backend.interface.js';
 import { API_KEY_COLUMNS, type ApiKeyTable } from './api-key.table.js';
 
 /** The fields `update` may write, in the order their assignments appear in the statement. */
-export const UPDATABLE_FIELDS = ['name', 'scopes', 'metadata', 'expiresAt', 'revokedAt', 'policy'] as const;
+export const UPDATABLE_FIELDS = ['name', 'scopes', 'metadata', 'expiresAt', 'revokedAt', 'policy', 'disabledAt'] as const;
 
 /** One of {@link UPDATABLE_FIELDS}. */
 export type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
@@ -16,6 +16,7 @@ const ASSIGNMENTS: Record<UpdatableField, string> = {
   // revocation is never replaced or cleared.
   revokedAt: '"revoked_at" = coalesce(t."revoked_at", ?::timestamptz)',
   policy: '"policy" = ?::jsonb',
+  disabledAt: '"disabled_at" = ?::timestamptz',
 };
 
 /** Every statement the backend runs, built once per table. `?` are bound values. */
@@ -45,7 +46,7 @@ export class ApiKeyStatements {
     this.insert =
       `insert into ${t} (${API_KEY_COLUMNS.map((c) => `"${c}"`).join(', ')}) values ` +
       '(?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ' +
-      `?::timestamptz, ?::uuid, ?, ?::jsonb, ?::int, ?) returning ${table.selectList}`;
+      `?::timestamptz, ?::uuid, ?, ?::jsonb, ?::int, ?, ?::timestamptz) returning ${table.selectList}`;
     this.delete = `delete from ${t} where "id" = ?::uuid`;
     // Not a management write, so `version` stays: it would make every ETag stale.
     this.recordUsage =

@@ -24,6 +24,7 @@ export function apiKeyTableNames(tableName: string) {
     issuerIndex: `${tableName}_issued_by_id_id_index`,
     expiresIndex: `${tableName}_expires_at_index`,
     revokedIndex: `${tableName}_revoked_at_index`,
+    createdIndex: `${tableName}_created_at_id_index`,
   };
 }
 
@@ -46,6 +47,7 @@ export const API_KEY_COLUMNS = [
   'policy',
   'version',
   'issued_by_id',
+  'disabled_at',
 ] as const;
 
 /** One of {@link API_KEY_COLUMNS}. */
@@ -54,16 +56,17 @@ export type ApiKeyColumn = (typeof API_KEY_COLUMNS)[number];
 /**
  * Columns added after the first release, each nullable or with a default, so that
  * `ensureSchema` can add them to an older table and its rows stay valid (an old key
- * reads as `version` 1, issued by nobody).
+ * reads as `version` 1, issued by nobody, enabled).
  */
 export const ADDED_COLUMNS: Readonly<Record<string, string>> = {
   environment: 'varchar(16) null',
   policy: 'jsonb null',
   version: 'int not null default 1',
   issued_by_id: 'varchar(64) null',
+  disabled_at: 'timestamptz(3) null',
 };
 
-const TIMESTAMP_COLUMNS = ['created_at', 'updated_at', 'expires_at', 'revoked_at', 'last_used_at'] as const;
+const TIMESTAMP_COLUMNS = ['created_at', 'updated_at', 'expires_at', 'revoked_at', 'last_used_at', 'disabled_at'] as const;
 
 /**
  * A row as {@link ApiKeyTable.selectList} reads it. Timestamps come back as epoch
@@ -88,6 +91,7 @@ export interface ApiKeyRow {
   policy: Record<string, unknown> | null;
   version: number;
   issued_by_id: string | null;
+  disabled_at_ms: number | null;
 }
 
 /** SQL fragments for one configured key table. */
@@ -150,7 +154,7 @@ export class ApiKeyTable {
         '"created_at" timestamptz(3) not null, "updated_at" timestamptz(3) not null, ' +
         '"expires_at" timestamptz(3) null, "revoked_at" timestamptz(3) null, "last_used_at" timestamptz(3) null, ' +
         '"rotated_from_id" uuid null, "environment" varchar(16) null, "policy" jsonb null, ' +
-        '"version" int not null default 1, "issued_by_id" varchar(64) null, ' +
+        '"version" int not null default 1, "issued_by_id" varchar(64) null, "disabled_at" timestamptz(3) null, ' +
         `constraint ${quote(n.primaryKey)} primary key ("id"), ` +
         `constraint ${quote(n.keyHashUnique)} unique ("key_hash"))`,
       indexes: [
@@ -159,6 +163,8 @@ export class ApiKeyTable {
         // For purge: finding the expired or revoked rows without a scan of the table.
         `create index if not exists ${quote(n.expiresIndex)} on ${this.qualifiedName} ("expires_at")`,
         `create index if not exists ${quote(n.revokedIndex)} on ${this.qualifiedName} ("revoked_at")`,
+        // The admin listing across owners walks it backwards (newest first).
+        `create index if not exists ${quote(n.createdIndex)} on ${this.qualifiedName} ("created_at", "id")`,
       ],
       addColumns: (columns) =>
         `alter table ${this.qualifiedName} ` +

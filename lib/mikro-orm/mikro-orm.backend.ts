@@ -2,9 +2,18 @@ import type { EntityManager, MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, ApiKeyValidationError, BackendUnavailableError, VersionConflictError } from '../api-key.errors.js';
-import type { ApiKeyBackend, ApiKeyChanges, ApiKeyCursor, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type {
+  ApiKeyBackend,
+  ApiKeyChanges,
+  ApiKeyCursor,
+  ListAllOptions,
+  ListByOwnerOptions,
+  PurgeOptions,
+  UpdateOptions,
+} from '../backends/backend.interface.js';
 import { ApiKeyStatements, changedFields } from './api-key.statements.js';
 import { ADDED_COLUMNS, API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
+import { listAllPageQuery } from './list-all.query.js';
 import {
   resolveMikroOrmBackendOptions,
   type MikroOrmBackendOptions,
@@ -127,6 +136,7 @@ export class MikroOrmBackend implements ApiKeyBackend {
       apiKey.policy ? JSON.stringify(apiKey.policy) : null,
       checkVersion('version', apiKey.version ?? 1),
       checkIssuer(apiKey.issuedById ?? null),
+      apiKey.disabledAt ?? null,
     ]);
     return toApiKey(rows[0]!);
   }
@@ -247,6 +257,27 @@ export class MikroOrmBackend implements ApiKeyBackend {
     const items = rows.slice(0, limit).map(toApiKey);
     const last = items.at(-1);
     return { items, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+  }
+
+  /**
+   * Every owner's keys, newest first, `pageSize` rows per query, each page resuming
+   * before the last (`created_at`, `id`) seen: keyset pagination on the
+   * `(created_at, id)` index (the owner index when `ownerId` is given), with the
+   * filters in the statement.
+   */
+  async *listAll(options: ListAllOptions): AsyncIterable<ApiKey> {
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+    let after = options.after === undefined ? undefined : checkCursor(options.after);
+    while (remaining > 0) {
+      const size = Math.min(this.options.pageSize, remaining);
+      const { sql, bindings } = listAllPageQuery(this.table, { ...options, after }, size);
+      const { rows } = await this.query<ApiKeyRow>(sql, bindings);
+      for (const row of rows) yield toApiKey(row);
+      remaining -= rows.length;
+      if (rows.length < size) return;
+      const last = rows.at(-1)!;
+      after = { createdAt: new Date(last.created_at_ms), id: last.id };
+    }
   }
 
   private async createSchema(): Promise<void> {

@@ -1,7 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
 import { SingleFlight } from '../internal/single-flight.js';
 import { RedisCacheCircuit, RedisCacheFailure } from './redis-cache.circuit.js';
 import { decodeRedisCacheEntry, encodeRedisCacheEntry } from './redis-cache.codec.js';
@@ -52,6 +52,8 @@ export class RedisCacheBackend implements ApiKeyBackend {
   readonly purge?: (options: PurgeOptions) => Promise<number>;
   /** Present only when the primary has it; voids the entries of both hashes. */
   readonly replaceHash?: (id: string, fromHash: string, toHash: string) => Promise<boolean>;
+  /** Present only when the primary has it; always from the primary. */
+  readonly listAll?: (options: ListAllOptions) => AsyncIterable<ApiKey>;
   private readonly cache: RedisCacheManager;
   private readonly settings: ResolvedRedisCacheOptions;
   private readonly logger: LoggerService;
@@ -83,6 +85,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
         }
       };
     }
+    if (typeof primary.listAll === 'function') this.listAll = (listOptions) => primary.listAll!(listOptions);
     if ((this.cache.stores?.length ?? 1) > 1) {
       // A per-process store in the list would keep entries that other instances' writes cannot reach.
       this.logger.warn(
@@ -133,7 +136,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
   async getById(id: string): Promise<ApiKey | null> {
     // Not the hot path, and management screens want it fresh.
     const record = await this.primary.getById(id);
-    if (record !== null && record.revokedAt !== null) await this.voidStaleEntry(record);
+    if (record !== null && (record.revokedAt !== null || record.disabledAt != null)) await this.voidStaleEntry(record);
     return record;
   }
 
@@ -296,8 +299,8 @@ export class RedisCacheBackend implements ApiKeyBackend {
   }
 
   /**
-   * Invalidates the entry of a key the primary shows revoked when the entry still
-   * shows it valid. The instance that revoked it invalidates only after its primary
+   * Invalidates the entry of a key the primary shows revoked (or disabled) when the
+   * entry still shows it valid (or enabled). The instance that revoked it invalidates only after its primary
    * write, so in between, a revoke on this instance finds the key already revoked,
    * writes nothing, and would resolve while this instance's next lookup could still
    * be answered from the old entry. One cache read when the entry is right.
@@ -313,7 +316,11 @@ export class RedisCacheBackend implements ApiKeyBackend {
       return;
     }
     const entry = decodeRedisCacheEntry(raw, record.keyHash);
-    if (entry?.record != null && entry.record.revokedAt === null) await this.invalidate(record.keyHash, record.id);
+    const stale =
+      entry?.record != null &&
+      entry.record.revokedAt === null &&
+      (record.revokedAt !== null || (record.disabledAt != null && entry.record.disabledAt === null));
+    if (stale) await this.invalidate(record.keyHash, record.id);
   }
 
   /** Writes and reads back a value; resolves only when the cache works both ways. */

@@ -46,6 +46,8 @@ interface WireRecord {
   ve?: number;
   /** issuedById; likewise, read as null. */
   ib?: string | null;
+  /** disabledAt; likewise, read as null. */
+  di?: number | null;
 }
 
 const time = (date: Date | null): number | null => (date === null ? null : date.getTime());
@@ -81,6 +83,7 @@ export function encodeRedisCacheEntry(entry: RedisCacheEntry): string {
             po: record.policy ?? null,
             ve: record.version ?? 1,
             ib: record.issuedById ?? null,
+            di: time(record.disabledAt ?? null),
           },
   };
   // ASCII, as RedisBackend stores its records: every hint holds an ellipsis, and a
@@ -132,7 +135,8 @@ function decodeRecord(r: unknown, keyHash: string): ApiKey | undefined {
     (w.en !== undefined && w.en !== null && typeof w.en !== 'string') ||
     (w.po !== undefined && w.po !== null && (typeof w.po !== 'object' || Array.isArray(w.po))) ||
     (w.ve !== undefined && (!Number.isSafeInteger(w.ve) || w.ve < 1)) ||
-    (w.ib !== undefined && w.ib !== null && typeof w.ib !== 'string')
+    (w.ib !== undefined && w.ib !== null && typeof w.ib !== 'string') ||
+    (w.di !== undefined && !isOptionalTime(w.di))
   ) {
     return undefined;
   }
@@ -154,6 +158,7 @@ function decodeRecord(r: unknown, keyHash: string): ApiKey | undefined {
     policy: w.po ?? null,
     version: w.ve ?? 1,
     issuedById: w.ib ?? null,
+    disabledAt: w.di === undefined || w.di === null ? null : new Date(w.di),
   };
 }
 

@@ -7,7 +7,8 @@ import { RedisScript } from './redis.scripts.js';
  * KEYS: the expiring index, the revoked index. ARGV: key base, expired-before ms or '',
  * revoked-before ms or '', limit. Deletes up to `limit` records (record, id index, owner
  * and issuer entries, both index entries) whose expiry or revocation is before the
- * bound, and resolves to `{ id, hash, id, hash, ... }` of those it deleted. Index
+ * bound (and its entry in the index across owners), and resolves to `{ id, hash, ... }`
+ * of those it deleted. Index
  * entries whose record is already gone (expired by Redis with `expireRecords`) are
  * dropped on the way without counting; at most `8 * limit` entries are examined, so one
  * call stays bounded.
@@ -31,6 +32,7 @@ local function purgeFrom(index, before)
         redis.call('DEL', idKey, base .. 'hash:' .. h)
         local entry = cur[P.${OWNER_ENTRY_FIELD}]
         if cur[P.ownerId] and entry then redis.call('ZREM', base .. 'owner:' .. cur[P.ownerId], entry) end
+        if entry then redis.call('ZREM', base .. 'all', entry) end
         if cur[P.issuedById] then redis.call('SREM', base .. 'issuer:' .. cur[P.issuedById], id) end
         out[#out + 1] = id
         out[#out + 1] = h

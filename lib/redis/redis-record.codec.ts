@@ -33,10 +33,13 @@ const ORIGINAL_FIELDS = [
 
 /**
  * Fields appended to the stored array after the owner entry, later than the original
- * layout. A record written before them is shorter and decodes them as their defaults
- * (`version` 1, `issuedById` null); the update script fills them in on its next write.
+ * layout, in the order they were added. A record written before them is shorter and
+ * decodes the missing ones as their defaults (`version` 1, `issuedById` and
+ * `disabledAt` null); the update script fills them in on its next write.
  */
-const ADDED_FIELDS = ['version', 'issuedById'] as const;
+const ADDED_FIELDS = ['version', 'issuedById', 'disabledAt'] as const;
+/** How many of {@link ADDED_FIELDS} the layouts of earlier releases held. */
+const EARLIER_ADDED_COUNTS = [0, 2];
 
 /**
  * Hash field holding the record's member in its owner's sorted set. Stored so scripts
@@ -80,7 +83,8 @@ function encodeField(record: ApiKey, field: Field): string | null {
       return encodeDate(field, record[field]);
     case 'expiresAt':
     case 'revokedAt':
-    case 'lastUsedAt': {
+    case 'lastUsedAt':
+    case 'disabledAt': {
       const value = record[field];
       return value === null || value === undefined ? null : encodeDate(field, value);
     }
@@ -119,8 +123,8 @@ export function encodeChanges(changes: Partial<ApiKey>, fields: readonly Field[]
 const RECORD_FIELDS = ['id', 'keyHash', 'createdAt', ...ORIGINAL_FIELDS] as const;
 /** The stored array's fields: the original record's, its owner entry, then the added fields. */
 export const STORED_FIELDS = [...RECORD_FIELDS, OWNER_ENTRY_FIELD, ...ADDED_FIELDS] as const;
-/** Length of a record stored before {@link ADDED_FIELDS} existed. */
-const ORIGINAL_LENGTH = RECORD_FIELDS.length + 1;
+/** Lengths of the stored array this version reads: the current layout's, and every earlier one's. */
+const READABLE_LENGTHS = new Set([STORED_FIELDS.length, ...EARLIER_ADDED_COUNTS.map((added) => RECORD_FIELDS.length + 1 + added)]);
 
 type StoredField = (typeof STORED_FIELDS)[number];
 /** Each field's position in the stored array, so decoding does not depend on the order. */
@@ -136,6 +140,10 @@ export function encodeStoredRecord(record: ApiKey): string {
     const value = encodeField(record, field);
     return value === null ? false : wellFormed(value);
   });
+  // A key that was never disabled keeps the previous release's layout, so that
+  // instances still on it read the keys this one creates (during a rolling upgrade).
+  // The update script appends the field when a disable or enable first writes it.
+  if (values.at(-1) === false && STORED_FIELDS.at(-1) === 'disabledAt') values.pop();
   return asciiJson(JSON.stringify(values));
 }
 
@@ -162,7 +170,7 @@ export function decodeStoredRecord(reply: unknown): ApiKey | null {
   if (reply === null || reply === undefined) return null;
   try {
     const values = JSON.parse(String(reply)) as unknown;
-    if (!Array.isArray(values) || (values.length !== STORED_FIELDS.length && values.length !== ORIGINAL_LENGTH)) {
+    if (!Array.isArray(values) || !READABLE_LENGTHS.has(values.length)) {
       throw new UnreadableRecordError();
     }
     return decodeValues(values);
@@ -220,6 +228,7 @@ const ENVIRONMENT = AT.environment;
 const POLICY = AT.policy;
 const VERSION = AT.version;
 const ISSUED_BY_ID = AT.issuedById;
+const DISABLED_AT = AT.disabledAt;
 
 /** A record from the stored array, in `STORED_FIELDS` order. */
 function decodeValues(values: readonly unknown[]): ApiKey {
@@ -247,5 +256,6 @@ function decodeValues(values: readonly unknown[]): ApiKey {
     // Absent (undefined) in a record stored before versions existed.
     version: values[VERSION] === undefined ? 1 : version(values[VERSION]),
     issuedById: text(values[ISSUED_BY_ID]) ?? null,
+    disabledAt: optionalDate(values[DISABLED_AT]),
   };
 }

@@ -2,7 +2,8 @@ import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
 import { redactedError } from '../internal/safe-error-message.js';
 import { changedFields } from '../backends/apply-changes.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
+import { matchesListAllFilters } from '../backends/key-status.js';
 import { INDEX_RECORDS, PURGE, REPLACE_HASH } from './redis-lifecycle.scripts.js';
 import {
   REDIS_SCHEMA_VERSION,
@@ -14,7 +15,18 @@ import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../internal/r
 import type { RedisCommandClient } from './redis-client.types.js';
 import { commandClient, isRedisCluster, sendCommandForKey, type RedisClient } from './redis-cluster.client.js';
 import { decodeStoredRecord, encodeChanges, encodeStoredRecord, ownerEntry } from './redis-record.codec.js';
-import { CREATE, DELETE, GET_BY_ID, LIST_ISSUED_PAGE, LIST_PAGE, RECORD_USAGE, UPDATE, type RedisScript } from './redis.scripts.js';
+import {
+  BACKFILL_ALL_INDEX,
+  CREATE,
+  DELETE,
+  GET_BY_ID,
+  LIST_ALL_PAGE,
+  LIST_ISSUED_PAGE,
+  LIST_PAGE,
+  RECORD_USAGE,
+  UPDATE,
+  type RedisScript,
+} from './redis.scripts.js';
 
 export type { RedisBackendOptions } from './redis-backend.options.js';
 export type { RedisCommandClient } from './redis-client.types.js';
@@ -31,6 +43,8 @@ export class RedisBackend implements ApiKeyBackend {
   private readonly base: string;
   private readonly deadlines: ReplyDeadlines | undefined;
   private readonly client: RedisCommandClient;
+  /** Settles once the index across owners is known to hold every record (see `backfillListAllIndex`). */
+  private listAllIndexReady: Promise<void> | null = null;
 
   /**
    * @param client a connected node-redis v5 client (`createClient()` from `redis`) or
@@ -76,7 +90,7 @@ export class RedisBackend implements ApiKeyBackend {
 
   async create(apiKey: ApiKey): Promise<ApiKey> {
     const stored = encodeStoredRecord(apiKey);
-    const keys = [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId)];
+    const keys = [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId), this.allKey()];
     if (apiKey.issuedById != null) keys.push(this.issuerKey(apiKey.issuedById));
     const outcome = await this.script('create', CREATE, keys, [
       apiKey.keyHash,
@@ -182,7 +196,7 @@ export class RedisBackend implements ApiKeyBackend {
    */
   async rebuildPurgeIndex(): Promise<number> {
     const anchor = `${this.base}expiring`;
-    const pattern = `${this.base.replace(/[\\*?[\]^-]/g, (c) => `\\${c}`)}id:*`;
+    const pattern = `${escapeGlob(this.base)}id:*`;
     let cursor = '0';
     let indexed = 0;
     do {
@@ -206,6 +220,67 @@ export class RedisBackend implements ApiKeyBackend {
     ]);
     if (outcome === 'keyHash') throw new DuplicateApiKeyError('keyHash');
     return Number(outcome) === 1;
+  }
+
+  /**
+   * Every owner's keys, newest first: the index across owners (`<base>all`) walked
+   * backwards a page per round trip, or the owner's set when `ownerId` is given.
+   * `environment` and `status` are applied to each page as it is read, so a rare
+   * match costs a walk over the keys newer than it. The first call on a store written
+   * before the index existed fills it first (see {@link backfillListAllIndex}).
+   */
+  async *listAll(options: ListAllOptions): AsyncIterable<ApiKey> {
+    const { limit, after, ownerId } = options;
+    if (ownerId === undefined) await this.ensureListAllIndex();
+    const set = ownerId === undefined ? this.allKey() : this.ownerKey(ownerId);
+    let bound = after ? `(${ownerEntry(after.createdAt, after.id)}` : '+';
+    let yielded = 0;
+    while (limit === undefined || yielded < limit) {
+      const want = this.options.pageSize;
+      const [entries, records] = (await this.script('listAll', LIST_ALL_PAGE, [set], [this.base, bound, String(want), ownerId ?? ''])) as [
+        unknown[],
+        unknown[],
+      ];
+      for (const stored of records) {
+        const record = this.decode('listAll', stored);
+        if (record && matchesListAllFilters(record, options)) {
+          yielded++;
+          yield record;
+          if (limit !== undefined && yielded >= limit) return;
+        }
+      }
+      if (entries.length < want) return;
+      bound = `(${String(entries[entries.length - 1])}`;
+    }
+  }
+
+  /**
+   * Adds every stored record to the index across owners that `listAll` walks, from the
+   * owners' sets. Records created by this release are indexed as they are created; the
+   * first `listAll` of a process runs this once when the store has not been backfilled
+   * yet. Call it yourself after a rolling upgrade, once no instance of an earlier
+   * release writes any more: keys those instances created in between are not indexed
+   * until then. Idempotent; resolves when the whole keyspace has been scanned.
+   */
+  async backfillListAllIndex(): Promise<void> {
+    const pattern = `${escapeGlob(this.base)}owner:*`;
+    let cursor = '0';
+    do {
+      cursor = String(await this.script('backfillListAllIndex', BACKFILL_ALL_INDEX, [this.allKey()], [cursor, '200', pattern]));
+    } while (cursor !== '0');
+    await this.command('backfillListAllIndex', ['SET', this.allIndexedKey(), '1']);
+  }
+
+  /** Backfills the index across owners once per process when the store says it never was. */
+  private ensureListAllIndex(): Promise<void> {
+    this.listAllIndexReady ??= (async () => {
+      const done = await this.command('listAll', ['GET', this.allIndexedKey()]);
+      if (done === null || done === undefined) await this.backfillListAllIndex();
+    })().catch((error: unknown) => {
+      this.listAllIndexReady = null;
+      throw error;
+    });
+    return this.listAllIndexReady;
   }
 
   async countByOwner(ownerId: string): Promise<number> {
@@ -232,6 +307,15 @@ export class RedisBackend implements ApiKeyBackend {
 
   private ownerKey(ownerId: string): string {
     return `${this.base}owner:${ownerId}`;
+  }
+
+  private allKey(): string {
+    return `${this.base}all`;
+  }
+
+  /** Set once the index across owners holds every record stored before it existed. */
+  private allIndexedKey(): string {
+    return `${this.base}all:indexed`;
   }
 
   private issuerKey(issuerId: string): string {
@@ -293,6 +377,11 @@ export class RedisBackend implements ApiKeyBackend {
     const kind = error instanceof Error ? error.constructor.name : typeof error;
     return new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: redactedError(error) });
   }
+}
+
+/** `value` with the glob characters of SCAN's MATCH escaped, so it matches itself only. */
+function escapeGlob(value: string): string {
+  return value.replace(/[*?[\]\\]/g, '\\$&');
 }
 
 /** Whether Redis Cluster hashes `namespace`-prefixed keys by a tag inside it (a non-empty `{...}`). */

@@ -34,7 +34,8 @@ function isNoScript(error: unknown): boolean {
 
 // Key layout (see RedisBackend): `<base>hash:<keyHash>` STRING, the record as a JSON
 // array (see redis-record.codec); `<base>id:<id>` -> key hash; `<base>owner:<ownerId>`
-// ZSET of owner entries. Scripts get `<base>` to reach the keys they only learn from
+// ZSET of owner entries; `<base>all` ZSET of every record's owner entry (the listing
+// across owners). Scripts get `<base>` to reach the keys they only learn from
 // what they read. `P.<field>` is a field's position in the stored array.
 
 /**
@@ -57,10 +58,10 @@ return raw or false
 `);
 
 /**
- * KEYS: id index, record, owner set, and the issuer's set when the key has an issuer.
- * ARGV: key hash, owner entry, expire-at ms or '', the stored record, id, key base.
- * Resolves to 'ok', or the name of the field that already exists, in which case
- * nothing was written. Files the record in the purge index.
+ * KEYS: id index, record, owner set, the index across owners, and the issuer's set when
+ * the key has an issuer. ARGV: key hash, owner entry, expire-at ms or '', the stored
+ * record, id, key base. Resolves to 'ok', or the name of the field that already exists,
+ * in which case nothing was written. Files the record in the purge index.
  */
 export const CREATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_LIFECYCLE_INDEX}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
@@ -68,7 +69,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 'keyHash' end
 redis.call('SET', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
-if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[5]) end
+redis.call('ZADD', KEYS[4], 0, ARGV[2])
+if KEYS[5] then redis.call('SADD', KEYS[5], ARGV[5]) end
 if ARGV[3] ~= '' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
@@ -129,6 +131,7 @@ if raw then
     redis.call('DEL', recordKey)
     local entry = cur[P.${OWNER_ENTRY_FIELD}]
     if cur[P.ownerId] and entry then redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[P.ownerId], entry) end
+    if entry then redis.call('ZREM', ARGV[1] .. 'all', entry) end
     if cur[P.issuedById] then redis.call('SREM', ARGV[1] .. 'issuer:' .. cur[P.issuedById], ARGV[2]) end
   end
 end
@@ -194,4 +197,44 @@ for _, id in ipairs(page[2]) do
   end
 end
 return { page[1], records }
+`);
+
+/**
+ * KEYS: a set of owner entries (the index across owners, or one owner's set). ARGV: key
+ * base, exclusive upper bound ('+' or '(<entry>'), page size, owner id or ''. Walks the
+ * set newest first. Resolves to `{ entries, records }`: the entries examined, in order,
+ * and the stored records of those that still exist (under that owner, when one is
+ * named). An entry whose record is gone (deleted, or expired with `expireRecords`) is
+ * removed on the way.
+ */
+export const LIST_ALL_PAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+local entries = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[2], '-', 'LIMIT', 0, tonumber(ARGV[3]))
+local records = {}
+for _, entry in ipairs(entries) do
+  local h = redis.call('GET', ARGV[1] .. 'id:' .. string.sub(entry, ${TIME_WIDTH + 2}))
+  local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
+  local cur = raw and cjson.decode(raw)
+  if cur and cur[P.${OWNER_ENTRY_FIELD}] == entry and (ARGV[4] == '' or cur[P.ownerId] == ARGV[4]) then
+    records[#records + 1] = raw
+  else
+    redis.call('ZREM', KEYS[1], entry)
+  end
+end
+return { entries, records }
+`);
+
+/**
+ * KEYS: the index across owners. ARGV: SCAN cursor, count, the MATCH pattern of the
+ * owner sets. Merges a batch of owner sets into the index (ZUNIONSTORE; every member
+ * scores 0) and resolves to the next SCAN cursor, '0' when done. Fills the index for
+ * records stored before it existed; idempotent.
+ */
+export const BACKFILL_ALL_INDEX = new RedisScript(`
+local page = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[3], 'COUNT', tonumber(ARGV[2]))
+for _, key in ipairs(page[2]) do
+  if redis.call('TYPE', key).ok == 'zset' then
+    redis.call('ZUNIONSTORE', KEYS[1], 2, KEYS[1], key, 'AGGREGATE', 'MIN')
+  end
+end
+return page[1]
 `);

@@ -239,8 +239,8 @@ function secure(operation: OperationObject & Json, marker: Marker, requirements:
   const responses = (operation.responses ??= {});
   responses['401'] ??= {
     description: marker.optional
-      ? 'A key was sent and is malformed, unknown, expired or revoked (see `code`); calls without a key go through.'
-      : 'No API key, or a malformed, unknown, expired or revoked one (see `code`).',
+      ? 'A key was sent and is malformed, unknown, expired, revoked or disabled (see `code`); calls without a key go through.'
+      : 'No API key, or a malformed, unknown, expired, revoked or disabled one (see `code`).',
     headers: { 'WWW-Authenticate': { schema: { type: 'string' } } },
     content,
   };

@@ -67,10 +67,40 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
       };
     case 'list':
       return {
-        summary: "List an owner's API keys",
-        description: "Oldest first, a page at a time, with the owner's total. Self-service keys see their own owner only.",
+        summary: "List an owner's API keys, or every owner's",
+        description:
+          "Oldest first, a page at a time, with the owner's total. Self-service keys see their own owner only. " +
+          'With `all=true` (admin and read-only keys only): every owner\'s keys, newest first, filtered by `ownerId`, ' +
+          '`environment` and `status`, without a total; 501 `list_all_unsupported` when the key store cannot list across owners.',
         parameters: [
-          { name: 'ownerId', in: 'query', required: false, schema: { type: 'string' }, description: "Default: the caller's owner." },
+          {
+            name: 'all',
+            in: 'query',
+            required: false,
+            schema: { type: 'boolean', default: false },
+            description: "List every owner's keys, newest first (admin or read scope).",
+          },
+          {
+            name: 'environment',
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: 'With `all=true`: only keys of this environment.',
+          },
+          {
+            name: 'status',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['active', 'expired', 'revoked', 'disabled'] },
+            description: 'With `all=true`: only keys in this state now (revoked over disabled over expired).',
+          },
+          {
+            name: 'ownerId',
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: "Default: the caller's owner; with `all=true`, a filter (default: every owner).",
+          },
           { name: 'cursor', in: 'query', required: false, schema: { type: 'string' }, description: '`nextCursor` of the previous page.' },
           {
             name: 'limit',
@@ -79,7 +109,15 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
             schema: { type: 'integer', minimum: 1, maximum: routes.maxPageSize, default: routes.defaultPageSize },
           },
         ],
-        responses: { 200: response('One page of keys.', ref(MANAGEMENT_SCHEMAS.page), noStore), 400: badRequest, 403: forbiddenOwner },
+        responses: {
+          200: response('One page of keys.', { oneOf: [ref(MANAGEMENT_SCHEMAS.page), ref(MANAGEMENT_SCHEMAS.allPage)] }, noStore),
+          400: badRequest,
+          403: forbiddenOwner,
+          501: response(
+            'list_all_unsupported: `all=true`, and the key store does not implement `listAll`.',
+            ref(MANAGEMENT_SCHEMAS.error),
+          ),
+        },
       };
     case 'get':
       return {
@@ -122,6 +160,9 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
         ],
         responses: { 200: response('The revoked record.', resource, withETag), 400: badRequest, 404: notFound, 412: versionConflict },
       };
+    case 'disable':
+    case 'enable':
+      return statusOperation(route);
     case 'rotate':
       return {
         summary: 'Rotate an API key',
@@ -166,4 +207,27 @@ export function managementOperation(route: string, routes: ResolvedApiAuthRoutes
     default:
       return undefined;
   }
+}
+
+const keyRevoked = response('key_revoked: the key is revoked; revocation is final, so it cannot be enabled or disabled.', ref(MANAGEMENT_SCHEMAS.error));
+
+/** `POST /{id}/disable` and `POST /{id}/enable`. */
+function statusOperation(route: 'disable' | 'enable'): Json {
+  const disable = route === 'disable';
+  return {
+    summary: disable ? 'Disable an API key' : 'Enable an API key',
+    description: disable
+      ? 'Switches the key off without revoking it: from now on, on every instance, it is refused with 401 ' +
+        '`disabled_api_key`. Enable it again with `POST /{id}/enable`. Disabling a disabled key changes nothing.'
+      : 'Switches a disabled key back on. Enabling an enabled key changes nothing.',
+    parameters: [idParameter, ifMatchParameter],
+    responses: {
+      200: response(disable ? 'The disabled record.' : 'The enabled record.', ref(MANAGEMENT_SCHEMAS.apiKey), withETag),
+      400: badRequest,
+      403: forbiddenOwner,
+      404: notFound,
+      409: keyRevoked,
+      412: versionConflict,
+    },
+  };
 }

@@ -18,6 +18,7 @@ export const MANAGEMENT_SCHEMAS = {
   issued: 'IssuedApiKey',
   rotated: 'RotatedApiKey',
   page: 'ApiKeyPage',
+  allPage: 'ApiKeyListAllPage',
   error: 'ApiKeyErrorResponse',
   limitError: 'ApiKeyLimitErrorResponse',
   validationError: 'ApiKeyValidationErrorResponse',
@@ -160,6 +161,7 @@ export function managementSchemas(
       required: [
         'id', 'name', 'ownerId', 'hint', 'scopes', 'metadata', 'createdAt', 'updatedAt',
         'expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy', 'version', 'issuedById',
+        'disabledAt',
       ],
       properties: {
         id: { type: 'string', format: 'uuid' },
@@ -186,6 +188,10 @@ export function managementSchemas(
         },
         issuedById: nullable(
           { type: 'string', description: 'The key that issued this one through these routes; revoking it (cascade) revokes this one.' },
+          oas31,
+        ),
+        disabledAt: nullable(
+          { ...dateTime, description: 'When the key was disabled (`POST /{id}/disable`); `null` while enabled. Not final, unlike `revokedAt`.' },
           oas31,
         ),
         quota: nullableRef(
@@ -294,6 +300,16 @@ export function managementSchemas(
         total: { type: 'integer', minimum: 0, description: "Number of the owner's keys." },
       },
     },
+    [MANAGEMENT_SCHEMAS.allPage]: {
+      type: 'object',
+      description: 'A page of the listing across owners (`all=true`), newest first. No total.',
+      additionalProperties: false,
+      required: ['items', 'nextCursor'],
+      properties: {
+        items: { type: 'array', items: ref(MANAGEMENT_SCHEMAS.apiKey) },
+        nextCursor: nullable({ type: 'string', description: 'Pass as `cursor` (with the same filters) for the next page; `null` on the last.' }, oas31),
+      },
+    },
     [MANAGEMENT_SCHEMAS.error]: {
       type: 'object',
       required: ['statusCode', 'error', 'code', 'message'],
@@ -303,10 +319,10 @@ export function managementSchemas(
         code: {
           type: 'string',
           description:
-            'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, ' +
+            'Stable machine-readable code: missing_api_key, invalid_api_key, expired_api_key, revoked_api_key, disabled_api_key, ' +
             'insufficient_scope, ip_not_allowed, environment_not_allowed, rate_limited, quota_exhausted, ' +
             'backend_unavailable, not_found, already_rotated, version_conflict, forbidden_owner, scope_escalation, forbidden_policy, ' +
-            'forbidden_environment.',
+            'forbidden_environment, key_revoked, list_all_unsupported.',
         },
         message: { type: 'string' },
         replacementId: { type: 'string', description: 'On already_rotated: the key that replaced this one.' },

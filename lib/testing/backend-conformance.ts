@@ -4,6 +4,7 @@ import { listAndUsageCases } from './conformance/lists-and-usage.cases.js';
 import { purgeCases } from './conformance/purge.cases.js';
 import { replaceHashCases } from './conformance/replace-hash.cases.js';
 import { recordCases } from './conformance/records.cases.js';
+import { statusCases } from './conformance/status.cases.js';
 import { updateCases } from './conformance/updates.cases.js';
 
 export { makeApiKeyRecord } from './conformance/record-fixtures.js';
@@ -40,5 +41,6 @@ export function runBackendConformance<B extends ApiKeyBackend>(
     listAndUsageCases(it, suite, options);
     describe('purge (optional: deletes expired and revoked records in bounded batches)', () => purgeCases(it, suite));
     describe('replaceHash (optional: moves a key to a new hash, for pepper rotation)', () => replaceHashCases(it, suite, options));
+    statusCases(describe, it, suite);
   });
 }

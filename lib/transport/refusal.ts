@@ -18,6 +18,7 @@ const MESSAGES: Record<ApiKeyFailure['code'], string> = {
   invalid_api_key: 'The API key is not valid.',
   expired_api_key: 'The API key has expired.',
   revoked_api_key: 'The API key has been revoked.',
+  disabled_api_key: 'The API key is disabled.',
   insufficient_scope: 'The API key lacks a scope this operation requires.',
   backend_unavailable: 'API key verification is temporarily unavailable. Retry later.',
   ip_not_allowed: 'The API key may not be used from this address.',

@@ -22,6 +22,7 @@ export type AuthenticationResult =
 const INVALID = { ok: false, code: ApiKeyErrorCode.InvalidApiKey } as const;
 const EXPIRED = { ok: false, code: ApiKeyErrorCode.ExpiredApiKey } as const;
 const REVOKED = { ok: false, code: ApiKeyErrorCode.RevokedApiKey } as const;
+const DISABLED = { ok: false, code: ApiKeyErrorCode.DisabledApiKey } as const;
 
 /** The error a lookup or a bounded wait ends with when the backend does not answer in `ms`. */
 export function backendTimedOut(ms: number): BackendUnavailableError {
@@ -210,6 +211,8 @@ export abstract class KeyVerifier {
       return INVALID;
     }
     if (record.revokedAt !== null) return REVOKED;
+    // `!= null`: a custom backend written before keys could be disabled leaves it out.
+    if (record.disabledAt != null) return DISABLED;
     const now = Date.now();
     if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
     this.usage.record(record.id, record.lastUsedAt, now);

@@ -21,8 +21,8 @@ runBackendConformance('RedisBackend on a real 3+3 Redis Cluster (hash-tagged nam
 });
 
 /** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it (see redis.backend.spec). */
-async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById'>): Promise<void> {
-  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null })) as unknown[];
+async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>): Promise<void> {
+  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null, disabledAt: null })) as unknown[];
   const hashKey = `${prefix}hash:${record.keyHash}`;
   await cluster.sendCommand(hashKey, false, ['SET', hashKey, asciiJson(JSON.stringify(values.slice(0, -2)))]);
   await cluster.sendCommand(`${prefix}id:${record.id}`, false, ['SET', `${prefix}id:${record.id}`, record.keyHash]);

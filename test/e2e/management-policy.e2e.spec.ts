@@ -9,7 +9,7 @@ const SELF = 'api-keys:self';
 /** A window far longer than any test, so counts never reset mid-test. */
 const MINUTE = 60_000;
 const RESOURCE_FIELDS = [
-  'createdAt', 'environment', 'expiresAt', 'hint', 'id', 'issuedById', 'lastUsedAt', 'metadata', 'name', 'ownerId', 'policy',
+  'createdAt', 'disabledAt', 'environment', 'expiresAt', 'hint', 'id', 'issuedById', 'lastUsedAt', 'metadata', 'name', 'ownerId', 'policy',
   'revokedAt', 'rotatedFromId', 'scopes', 'updatedAt', 'version',
 ];
 

@@ -120,6 +120,8 @@ const MANAGEMENT = [
   'POST /v1/api-keys/{id}/revoke',
   'POST /v1/api-keys/{id}/rotate',
   'DELETE /v1/api-keys/{id}',
+  'POST /v1/api-keys/{id}/disable',
+  'POST /v1/api-keys/{id}/enable',
   'POST /v1/api-keys/{id}/quota',
 ];
 
@@ -252,8 +254,10 @@ describe.each(ADAPTERS)('OpenAPI document with per-controller guards over %s', (
     expect(Object.keys(schemas.ApiKey.properties)).not.toContain('keyHash');
 
     const list = op(document, 'get', '/v1/api-keys');
-    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(['ownerId', 'cursor', 'limit']);
-    expect(list.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ApiKeyPage' });
+    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(['all', 'environment', 'status', 'ownerId', 'cursor', 'limit']);
+    expect(list.responses['200'].content['application/json'].schema).toEqual({
+      oneOf: [{ $ref: '#/components/schemas/ApiKeyPage' }, { $ref: '#/components/schemas/ApiKeyListAllPage' }],
+    });
     expect(list.requestBody).toBeUndefined();
 
     const rotate = op(document, 'post', '/v1/api-keys/{id}/rotate');

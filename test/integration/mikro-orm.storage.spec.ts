@@ -60,6 +60,7 @@ describe('the api_keys table', () => {
       policy: 'jsonb',
       version: 'integer',
       issued_by_id: 'character varying',
+      disabled_at: 'timestamp with time zone',
     });
   });
 
@@ -71,6 +72,7 @@ describe('the api_keys table', () => {
     expect(defs.api_keys_pkey).toMatch(/UNIQUE INDEX .* USING btree \(id\)/);
     expect(defs.api_keys_key_hash_unique).toMatch(/UNIQUE INDEX .* USING btree \(key_hash\)/);
     expect(defs.api_keys_owner_id_created_at_id_index).toMatch(/USING btree \(owner_id, created_at, id\)/);
+    expect(defs.api_keys_created_at_id_index).toMatch(/USING btree \(created_at, id\)/);
   });
 
   it('ensureSchema creates exactly what the entity describes: the ORM sees nothing to migrate', async () => {

@@ -189,7 +189,7 @@ describe('MikroOrmBackend create and listByIssuer', () => {
 });
 
 describe('ensureSchema on a table of an earlier release', () => {
-  it('adds version and issued_by_id; old rows read as version 1, issued by nobody, and update normally', async () => {
+  it('adds version, issued_by_id and disabled_at; old rows read as version 1, issued by nobody, enabled, and update normally', async () => {
     const id = randomUUID();
     await db.query('create schema old');
     await db.query(
@@ -204,10 +204,13 @@ describe('ensureSchema on a table of an earlier release', () => {
     );
     const old = new MikroOrmBackend(orm, { schema: 'old', ensureSchema: true });
     await old.ensureSchema();
-    expect(await old.getById(id)).toMatchObject({ version: 1, issuedById: null, environment: null, policy: null });
+    expect(await old.getById(id)).toMatchObject({ version: 1, issuedById: null, environment: null, policy: null, disabledAt: null });
     expect(await old.update(id, { name: 'new', updatedAt: later() }, { expectedVersion: 1 })).toMatchObject({ name: 'new', version: 2 });
+    const disabledAt = later();
+    expect(await old.update(id, { disabledAt, updatedAt: disabledAt }, { expectedVersion: 2 })).toMatchObject({ disabledAt, version: 3 });
+    expect((await collect(old.listAll({ status: 'disabled', now: new Date() }))).map((r) => r.id)).toEqual([id]);
     const indexes = await db.query<{ indexname: string }>("select indexname from pg_indexes where schemaname = 'old' order by 1");
-    expect(indexes.map((i) => i.indexname)).toContain('api_keys_issued_by_id_id_index');
+    expect(indexes.map((i) => i.indexname)).toEqual(expect.arrayContaining(['api_keys_issued_by_id_id_index', 'api_keys_created_at_id_index']));
   });
 });
 

@@ -18,8 +18,8 @@ import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.cod
  * Writes `record` as a RedisBackend from before `version` and `issuedById` stored it:
  * the stored array without its last two values.
  */
-async function storeLegacyRecord(client: Client, prefix: string, record: Omit<ApiKey, 'version' | 'issuedById'>): Promise<void> {
-  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null })) as unknown[];
+async function storeLegacyRecord(client: Client, prefix: string, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>): Promise<void> {
+  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null, disabledAt: null })) as unknown[];
   await client.sendCommand(['SET', `${prefix}hash:${record.keyHash}`, asciiJson(JSON.stringify(values.slice(0, -2)))]);
   await client.sendCommand(['SET', `${prefix}id:${record.id}`, record.keyHash]);
   await client.sendCommand(['ZADD', `${prefix}owner:${record.ownerId}`, '0', ownerEntry(record.createdAt, record.id)]);
@@ -152,8 +152,9 @@ describe('RedisBackend against real Redis', () => {
         }),
       );
       await Promise.all(records.map((r) => own.backend.create(r)));
-      // Records, id index entries, owner lists, and the purge index of the keys that expire.
-      expect((await scanKeys(own.client, own.namespace)).length).toBe(30 + 30 + 3 + 1);
+      // Records, id index entries, owner sets, the index across owners, and the purge index
+      // of the keys that expire.
+      expect((await scanKeys(own.client, own.namespace)).length).toBe(30 + 30 + 3 + 1 + 1);
       for (const [i, r] of records.entries()) {
         await own.backend.recordUsage(r.id, new Date(), new Date());
         // An update keeps the key in its owner's list.
@@ -365,7 +366,12 @@ describe('RedisBackend expiry', () => {
     expect(await env.backend.countByOwner(record.ownerId)).toBe(1); // the list entry is pruned on read
     expect(await collect(env.backend.listByOwner(record.ownerId))).toEqual([]);
     expect(await env.backend.countByOwner(record.ownerId)).toBe(0);
-    expect(await scanKeys(env.client, env.namespace)).toEqual([]);
+    // The entry in the index across owners goes when a listing across owners passes it.
+    expect(await collect(env.backend.listAll({ now: new Date() }))).toEqual([]);
+    expect(await scanKeys(env.client, env.namespace)).toEqual(
+      expect.arrayContaining([`${env.backend.keyPrefix}all:indexed`]),
+    );
+    expect(await scanKeys(env.client, env.namespace)).toHaveLength(1);
   });
 
   it('follows expiresAt on update: retention added, cleared expiry persists', async () => {

@@ -11,6 +11,11 @@
   const API_BASE = new URL('..', document.currentScript.src).href.replace(/\/$/, '');
   const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
   const SEARCH_PAGE_LIMIT = 50;
+  const scopesMeta = document.querySelector('meta[name="api-auth-write-scopes"]');
+  /** The scopes that may write (admin, self-service); a key with neither is read-only. */
+  const WRITE_SCOPES = scopesMeta && scopesMeta.content ? scopesMeta.content.split(' ') : [];
+  /** How many pages of its owner's keys the console reads to find the pasted key's own record. */
+  const SELF_PAGE_LIMIT = 10;
 
   /** The pasted key: here and nowhere else. */
   let apiKey = null;
@@ -22,8 +27,11 @@
   let editBaseline = null;
   /** Plaintext of a key just issued or rotated, until the operator dismisses it. */
   let secret = null;
-  /** Listing state: owner shown, cursors of the pages before this one, this and the next page's cursors. */
-  const listing = { owner: '', previous: [], cursor: null, next: null, items: [] };
+  /**
+   * Listing state: owner shown, whether across owners and with which filters, cursors of
+   * the pages before this one, this and the next page's cursors.
+   */
+  const listing = { owner: '', all: false, environment: '', status: '', previous: [], cursor: null, next: null, items: [] };
 
   const $ = (id) => document.getElementById(id);
 
@@ -77,6 +85,8 @@
       try {
         await fn(event);
       } catch (error) {
+        // A write refused for scope: the key only reads, whatever the page guessed.
+        if (error instanceof ConsoleError && error.status === 403 && error.code === 'insufficient_scope' && apiKey !== null) setReadOnly(true);
         showError(error);
       } finally {
         busy = false;
@@ -140,8 +150,10 @@
 
   // ---- formatting -------------------------------------------------------------
 
+  /** The state the server would refuse the key for, in its order: revoked, disabled, expired. */
   function statusOf(key) {
     if (key.revokedAt) return 'revoked';
+    if (key.disabledAt) return 'disabled';
     if (key.expiresAt && Date.parse(key.expiresAt) <= Date.now()) return 'expired';
     return key.expiresAt ? 'active, expires' : 'active';
   }
@@ -185,15 +197,52 @@
     input.value = '';
     if (value === '') throw new ConsoleError(0, 'no_key', 'Paste a key first.');
     apiKey = value;
-    $('session').textContent = 'A key is in use (held in this page only).';
+    setReadOnly(false);
     forgetView();
     await loadPage(null, []);
+    await detectReadOnly();
   });
+
+  /**
+   * Finds the pasted key's own record among its owner's keys (by its hint: prefix and
+   * last characters) and hides the write controls when it holds no scope that may
+   * write. A key not found keeps them: a refused write then switches them off.
+   */
+  async function detectReadOnly() {
+    const key = apiKey;
+    let cursor = null;
+    let pages = 0;
+    do {
+      const { data } = await api('GET', '', { query: cursor ? { cursor } : {} });
+      const own = data.items.find((item) => {
+        const [head, tail] = String(item.hint).split('…');
+        return tail !== undefined && tail.length > 0 && key.startsWith(head) && key.endsWith(tail);
+      });
+      if (own) {
+        setReadOnly(!own.scopes.some((scope) => WRITE_SCOPES.includes(scope)));
+        return;
+      }
+      cursor = data.nextCursor;
+      pages++;
+    } while (cursor && pages < SELF_PAGE_LIMIT);
+  }
+
+  /** Hides the write controls while the pasted key may only read (the routes' read scope). */
+  function setReadOnly(value) {
+    $('write-controls').hidden = value;
+    $('issue-section').hidden = value;
+    $('read-only-note').hidden = !value;
+    $('session').textContent = value
+      ? 'A read-only key is in use (held in this page only).'
+      : apiKey === null
+        ? 'No key in use. Paste one below.'
+        : 'A key is in use (held in this page only).';
+  }
 
   function forgetKey() {
     apiKey = null;
     $('admin-key').value = '';
-    $('session').textContent = 'No key in use. Paste one below.';
+    setReadOnly(false);
     forgetView();
     clearError();
     setStatus('Key forgotten.');
@@ -226,7 +275,8 @@
       name.textContent = key.name;
       const details = document.createElement('span');
       details.className = 'meta';
-      details.textContent = `${key.hint} · ${statusOf(key)}${key.expiresAt && !key.revokedAt ? ` ${key.expiresAt}` : ''} · ${key.id}`;
+      const owner = listing.all ? ` · ${key.ownerId}` : '';
+      details.textContent = `${key.hint} · ${statusOf(key)}${key.expiresAt && !key.revokedAt ? ` ${key.expiresAt}` : ''}${owner} · ${key.id}`;
       button.append(name, details);
       button.addEventListener('click', () => {
         clearError();
@@ -246,6 +296,11 @@
 
   function listQuery(cursor) {
     const query = {};
+    if (listing.all) {
+      query.all = 'true';
+      if (listing.environment) query.environment = listing.environment;
+      if (listing.status) query.status = listing.status;
+    }
     if (listing.owner) query.ownerId = listing.owner;
     if (cursor) query.cursor = cursor;
     return query;
@@ -258,9 +313,17 @@
     listing.next = data.nextCursor;
     listing.items = data.items;
     renderList(data.items);
-    const owner = listing.owner || 'your key\'s owner';
-    $('list-summary').textContent =
-      `${data.total} key${data.total === 1 ? '' : 's'} of ${owner}. Page ${previous.length + 1}: ${data.items.length} shown.`;
+    const page = `Page ${previous.length + 1}: ${data.items.length} shown.`;
+    if (listing.all) {
+      // The listing across owners has no total: counting every key is what it avoids.
+      const filters = [listing.owner && `owner ${listing.owner}`, listing.environment && `environment ${listing.environment}`, listing.status]
+        .filter(Boolean)
+        .join(', ');
+      $('list-summary').textContent = `All owners, newest first${filters ? ` (${filters})` : ''}. ${page}`;
+    } else {
+      const owner = listing.owner || 'your key\'s owner';
+      $('list-summary').textContent = `${data.total} key${data.total === 1 ? '' : 's'} of ${owner}. ${page}`;
+    }
     updatePager(true);
   }
 
@@ -305,6 +368,9 @@
 
   const submitList = action(async () => {
     listing.owner = $('owner').value.trim();
+    listing.all = $('all-owners').checked;
+    listing.environment = listing.all ? $('filter-environment').value.trim() : '';
+    listing.status = listing.all ? $('filter-status').value : '';
     const term = $('search').value.trim();
     if (term) await search(term);
     else await loadPage(null, []);
@@ -345,6 +411,7 @@
       ['Expires', orNever(key.expiresAt)],
       ['Last used', orNever(key.lastUsedAt)],
       ['Revoked', key.revokedAt ? key.revokedAt : 'no'],
+      ['Disabled', key.disabledAt ? key.disabledAt : 'no'],
       ['Created', key.createdAt],
       ['Updated', key.updatedAt],
       ['Rotated from', key.rotatedFromId ? key.rotatedFromId : 'none'],
@@ -374,6 +441,11 @@
     $('rotate-name').value = '';
     // The cascade choice exists where the server versions keys (both came in one change).
     $('cascade-field').hidden = !('version' in key);
+    // Disable while enabled, enable while disabled; neither once revoked (that is final).
+    const switchable = 'disabledAt' in key && !key.revokedAt;
+    $('disable-key').hidden = !switchable || Boolean(key.disabledAt);
+    $('enable-key').hidden = !switchable || !key.disabledAt;
+    $('status-help').hidden = !switchable;
     if (key.id !== shownId) $('revoke-cascade').checked = true;
     shownId = key.id;
     $('details-title').textContent = 'Key details: ';
@@ -454,6 +526,17 @@
     setStatus('Key revoked.');
   });
 
+  /** Disables or enables the key shown, at the version shown. */
+  function setDisabled(disabled) {
+    return action(async () => {
+      const key = requireCurrent();
+      if (disabled && !window.confirm(`Disable the key "${key.name}"? It is refused until enabled again.`)) return;
+      const { data } = await api('POST', keyPath(key.id, disabled ? '/disable' : '/enable'), { ifMatch: ifMatchOf(key) });
+      refreshed(data);
+      setStatus(disabled ? 'Key disabled.' : 'Key enabled.');
+    });
+  }
+
   const remove = action(async () => {
     const key = requireCurrent();
     if (!window.confirm(`Delete the key "${key.name}"? Its record is removed for good.`)) return;
@@ -525,6 +608,11 @@
   $('rotate-form').addEventListener('submit', rotate);
   $('revoke-form').addEventListener('submit', revoke);
   $('delete-key').addEventListener('click', remove);
+  $('disable-key').addEventListener('click', setDisabled(true));
+  $('enable-key').addEventListener('click', setDisabled(false));
+  $('all-owners').addEventListener('change', () => {
+    $('all-filters').hidden = !$('all-owners').checked;
+  });
   $('issue-form').addEventListener('submit', issue);
   $('copy-secret').addEventListener('click', copySecret);
   $('dismiss-secret').addEventListener('click', dismissSecret);

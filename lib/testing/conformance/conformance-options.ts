@@ -28,9 +28,9 @@ export interface BackendConformanceOptions<B extends ApiKeyBackend = ApiKeyBacke
   /** Interleaved pairs of updates of different fields in the lost-update test. Default 200. */
   updatePairs?: number;
   /**
-   * Stores `record` the way a store written before `version` and `issuedById` existed
-   * holds it (without those fields). When given, the suite checks such a record reads
-   * as version 1 with no issuer, and updates from there.
+   * Stores `record` the way a store written before `version`, `issuedById` and
+   * `disabledAt` existed holds it (without those fields). When given, the suite checks
+   * such a record reads as version 1 with no issuer, enabled, and updates from there.
    */
-  storeLegacyRecord?: (backend: B, record: Omit<ApiKey, 'version' | 'issuedById'>) => Promise<void>;
+  storeLegacyRecord?: (backend: B, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>) => Promise<void>;
 }

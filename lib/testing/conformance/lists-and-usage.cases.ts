@@ -91,9 +91,9 @@ export function listAndUsageCases<B extends ApiKeyBackend>(it: TestFn, suite: Co
 
   it('reads a record stored before versions existed as version 1 without issuer, and updates it', async (context?: unknown) => {
     if (!options.storeLegacyRecord) return skipped(context);
-    const { version: _version, issuedById: _issuedById, ...legacy } = makeApiKeyRecord();
+    const { version: _version, issuedById: _issuedById, disabledAt: _disabledAt, ...legacy } = makeApiKeyRecord();
     await options.storeLegacyRecord(suite.backend, legacy);
-    const expected: ApiKey = { ...legacy, version: 1, issuedById: null };
+    const expected: ApiKey = { ...legacy, version: 1, issuedById: null, disabledAt: null };
     assertSameRecord(await suite.backend.getById(legacy.id), expected);
     assertSameRecord(await suite.backend.getByHash(legacy.keyHash), expected);
     assert.deepEqual((await collect(suite.backend.listByOwner(legacy.ownerId))).map((r) => r.version), [1]);

@@ -23,6 +23,7 @@ export function makeApiKeyRecord(overrides: Partial<ApiKey> = {}): ApiKey {
     policy: null,
     version: 1,
     issuedById: null,
+    disabledAt: null,
     ...overrides,
   };
 }
