@@ -39,6 +39,12 @@ export function purgeCases<B extends ApiKeyBackend>(it: TestFn, suite: Conforman
     assert.equal(await suite.backend.purge({ expiredBefore: at(1990, 11), revokedBefore: at(1990, 11), limit: 10 }), late + 1);
     assert.deepEqual(ids(await collect(suite.backend.listByOwner(ownerId))), ids([kept]));
     if (suite.backend.countByOwner) assert.equal(await suite.backend.countByOwner(ownerId), 1);
+    if (suite.backend.listAll) {
+      // Gone from the listing across owners too, not only from the owner's.
+      const listed = new Set((await collect(suite.backend.listAll({ now: new Date() }))).map((r) => r.id));
+      for (const record of [expiredEarly, expiredLate, revokedEarly, revokedLate]) assert.equal(listed.has(record.id), false);
+      assert.equal(listed.has(kept.id), true);
+    }
     assertSameRecord(await suite.backend.getByHash(kept.keyHash), kept);
     // The id and the hash are free again: nothing of the deleted records is left behind.
     await suite.backend.create({ ...expiredEarly, expiresAt: null });
