@@ -34,6 +34,12 @@ const BASELINE_TRIALS = Number(process.env.PROPAGATION_BASELINE_TRIALS ?? 20);
 const PREFIX = 'prop_';
 /** Give up on a trial after this long: a bug, not a measurement. */
 const GIVE_UP_MS = 10_000;
+/**
+ * What the docs promise with the bus: a write on one instance is refused by another
+ * within a second. The tests check that it arrives (test/fixtures/propagation.ts and
+ * the cross-instance specs); whether it arrives in time is counted here.
+ */
+const PROMISE_MS = 1_000;
 
 type Mode = 'bus' | 'no-bus';
 
@@ -230,16 +236,17 @@ async function main(): Promise<void> {
     );
     console.log('Time from sending the revoke to instance A until instance B first answers 401, polling B over one keep-alive connection.\n');
     console.log(
-      '| setup | trials | p50 ms | p99 ms | max ms | revoke call p50 ms | after the revoke returned: p99 ms | 200s served after the revoke was sent (mean) |',
+      `| setup | trials | p50 ms | p99 ms | max ms | over ${PROMISE_MS} ms | revoke call p50 ms | after the revoke returned: p99 ms | 200s served after the revoke was sent (mean) |`,
     );
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     const row = (label: string, results: Trial[]) => {
       const t = summarise(results.map((r) => r.rejectedAfter));
       const revoke = summarise(results.map((r) => r.revokeTook));
       // How long B kept accepting once A had answered the revoke (0 when B refused first).
       const after = summarise(results.map((r) => Math.max(0, r.rejectedAfter - r.revokeTook)));
       const stale = results.reduce((sum, r) => sum + r.staleAnswers, 0) / results.length;
-      console.log(`| ${label} | ${results.length} | ${t.p50} | ${t.p99} | ${t.max} | ${revoke.p50} | ${after.p99} | ${stale.toFixed(1)} |`);
+      const late = results.filter((r) => r.rejectedAfter > PROMISE_MS).length;
+      console.log(`| ${label} | ${results.length} | ${t.p50} | ${t.p99} | ${t.max} | ${late} | ${revoke.p50} | ${after.p99} | ${stale.toFixed(1)} |`);
     };
     row('with pub/sub invalidation', await measure('bus', TRIALS, url, `${namespace}-bus`));
     if (BASELINE_TRIALS > 0) {

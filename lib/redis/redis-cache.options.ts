@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
 import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
+import { REDIS_CACHE_SCHEMA } from './redis-cache.keys.js';
 
 /**
  * The part of a cache-manager `Cache` (v6 or v7, what `@nestjs/cache-manager`'s
@@ -18,6 +19,10 @@ export interface RedisCacheManager {
   readonly stores?: ReadonlyArray<{
     on?(event: any, listener: (...args: any[]) => void): unknown;
     off?(event: any, listener: (...args: any[]) => void): unknown;
+    /** Keyv's namespace, checked against the backend's own at construction. */
+    readonly namespace?: unknown;
+    /** Keyv's `useKeyPrefix`: `false` turns its namespace prefix off. */
+    readonly useKeyPrefix?: unknown;
   }>;
 }
 
@@ -121,6 +126,27 @@ function positiveInteger(option: string, value: unknown, fallback?: number): num
   return value;
 }
 
+/**
+ * Refuses a Keyv namespace that starts the backend's cache keys. Keyv prefixes its
+ * namespace onto every key of `mget` (its `getMany`), but onto a `set` or `del` key only
+ * when the key does not already start with `<namespace>:`. Keys starting that way are
+ * written under one Redis key and read under another: nothing cached would be found,
+ * and every invalidation would read back as lost ("did not keep an invalidation"),
+ * keeping the cache off for good.
+ */
+function assertKeyvNamespaceApart(cache: RedisCacheManager, namespace: string): void {
+  const keys = `${namespace}:${REDIS_CACHE_SCHEMA}:`;
+  for (const store of cache.stores ?? []) {
+    const keyv = store.namespace;
+    if (typeof keyv !== 'string' || keyv === '' || store.useKeyPrefix === false || !keys.startsWith(`${keyv}:`)) continue;
+    throw new Error(
+      `nestjs-api-auth: RedisCacheBackend option "cache" has the Keyv namespace ${JSON.stringify(keyv)}, which starts the backend's ` +
+        `cache keys (${JSON.stringify(`${keys}...`)}); Keyv would write and read those under different Redis keys. Give the cache ` +
+        `a namespace of its own (e.g. ${JSON.stringify(`${keyv}-cache`)}), or the backend another "namespace".`,
+    );
+  }
+}
+
 /** Checks the options once, at construction, naming the first bad one. */
 export function resolveRedisCacheOptions(options: RedisCacheBackendOptions): ResolvedRedisCacheOptions {
   if (options == null || typeof options !== 'object') throw new Error('nestjs-api-auth: RedisCacheBackend needs an options object.');
@@ -140,6 +166,7 @@ export function resolveRedisCacheOptions(options: RedisCacheBackendOptions): Res
   if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
     fail('namespace', 'must be 1-64 letters, digits or "_", ".", ":", "-"', namespace);
   }
+  assertKeyvNamespaceApart(options.cache, namespace);
   const ttl = positiveInteger('ttl', options.ttl);
   return {
     ttl,

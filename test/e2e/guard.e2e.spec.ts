@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { ADAPTERS, GuardedController, bootApp } from '../fixtures/app.js';
 import { ClassScopedController } from '../fixtures/scoped.controllers.js';
@@ -94,10 +94,18 @@ describe.each(ADAPTERS)('ApiKeyGuard over %s', (adapter) => {
     });
 
     it('expired_api_key once expiresAt has passed', async () => {
-      const { key } = await service.issue({ ownerId: 'o', name: 'short', expiresAt: new Date(Date.now() + 300) });
-      await http.get('/t/me').set('X-API-Key', key).expect(200);
-      await new Promise((r) => setTimeout(r, 350));
-      const res = await http.get('/t/me').set('X-API-Key', key).expect(401);
+      // On a fake Date: the expiry is reached by a step of the clock, never by a slow request.
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+      let res: request.Response;
+      try {
+        const expiresAt = new Date(Date.now() + 300);
+        const { key } = await service.issue({ ownerId: 'o', name: 'short', expiresAt });
+        await http.get('/t/me').set('X-API-Key', key).expect(200);
+        vi.setSystemTime(expiresAt);
+        res = await http.get('/t/me').set('X-API-Key', key).expect(401);
+      } finally {
+        vi.useRealTimers();
+      }
       expect(res.body).toMatchObject({ code: 'expired_api_key', message: 'The API key has expired.' });
       expect(res.headers['www-authenticate']).toBe(`${CHALLENGE}, error="expired_api_key"`);
     });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Module, type INestApplication } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { API_KEY_BACKEND, ApiAuthModule, ApiKeyService } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { ADAPTERS, bootApp } from '../fixtures/app.js';
@@ -104,11 +104,20 @@ describe.each(ADAPTERS)('MikroOrmBackend behind the guard over %s', (adapter) =>
   });
 
   it('expires a key: 200 before expiresAt, 401 expired_api_key after', async () => {
-    const { key } = await issue({ ownerId: owner, name: 'short', expiresAt: new Date(Date.now() + 400) });
-    await call(key).expect(200);
-    await new Promise((resolve) => setTimeout(resolve, 450));
-    const res = await call(key).expect(401);
-    expect(res.body.code).toBe('expired_api_key');
+    // On a fake Date: the expiry is reached by a step of the clock, never by a slow request.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const expiresAt = new Date(Date.now() + 400);
+      const { key } = await issue({ ownerId: owner, name: 'short', expiresAt });
+      await call(key).expect(200);
+      vi.setSystemTime(expiresAt.getTime() - 1);
+      await call(key).expect(200);
+      vi.setSystemTime(expiresAt);
+      const res = await call(key).expect(401);
+      expect(res.body.code).toBe('expired_api_key');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('revokes a key: 401 revoked_api_key, and the row keeps revoked_at', async () => {

@@ -7,7 +7,7 @@ import { ADAPTERS } from '../fixtures/app.js';
 import { connectRedis, startRedisProxy, type RedisProxy } from '../fixtures/redis.js';
 import { CapturingLogger } from '../fixtures/log-capture.js';
 import {
-  alignToWindowStart,
+  inOneWindow,
   bootPolicyApp,
   bootSetupApps,
   call,
@@ -36,11 +36,10 @@ describe.each(ADAPTERS)('per-key rate limits over %s', (adapter) => {
     });
 
     it(`a limit of 5 per second lets exactly 5 of 20 concurrent requests through${setupName === 'redis' ? ', across two instances' : ''}`, async () => {
-      const { key } = await service.issue({ ownerId: 'rl-owner', name: 'burst', policy: FIVE_PER_SECOND });
-      await alignToWindowStart(1_000);
-      const responses = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => call(urls[i % urls.length]!, '/p/ping', key)),
-      );
+      const responses = await inOneWindow(1_000, async () => {
+        const { key } = await service.issue({ ownerId: 'rl-owner', name: 'burst', policy: FIVE_PER_SECOND });
+        return Promise.all(Array.from({ length: 20 }, (_, i) => call(urls[i % urls.length]!, '/p/ping', key)));
+      });
       const ok = responses.filter((r) => r.status === 200);
       const limited = responses.filter((r) => r.status === 429);
       // With two instances each got 10 of the 20: per-instance counting would let 10 through.
@@ -63,11 +62,12 @@ describe.each(ADAPTERS)('per-key rate limits over %s', (adapter) => {
     });
 
     it('lets the key through again once Retry-After has passed', async () => {
-      const { key } = await service.issue({ ownerId: 'rl-owner', name: 'retry', policy: { rateLimits: [{ name: 'b', limit: 2, windowMs: 500 }] } });
-      await alignToWindowStart(500);
-      expect((await call(urls[0]!, '/p/ping', key)).status).toBe(200);
-      expect((await call(urls[0]!, '/p/ping', key)).status).toBe(200);
-      const refused = await call(urls.at(-1)!, '/p/ping', key);
+      const { key, statuses, refused } = await inOneWindow(500, async () => {
+        const { key } = await service.issue({ ownerId: 'rl-owner', name: 'retry', policy: { rateLimits: [{ name: 'b', limit: 2, windowMs: 500 }] } });
+        const statuses = [(await call(urls[0]!, '/p/ping', key)).status, (await call(urls[0]!, '/p/ping', key)).status];
+        return { key, statuses, refused: await call(urls.at(-1)!, '/p/ping', key) };
+      });
+      expect(statuses).toEqual([200, 200]);
       expect(refused.status).toBe(429);
       // Retry-After is whole seconds; the sliding window frees a slot within it.
       await new Promise((resolve) => setTimeout(resolve, Number(refused.headers.get('retry-after')) * 1_000));
@@ -75,17 +75,18 @@ describe.each(ADAPTERS)('per-key rate limits over %s', (adapter) => {
     });
 
     it('enforces every named limit: the tighter one refuses, and reports itself in the headers', async () => {
-      const { key } = await service.issue({
-        ownerId: 'rl-owner',
-        name: 'two limits',
-        policy: { rateLimits: [{ name: 'minute', limit: 100, windowMs: 60_000 }, { name: 'second', limit: 2, windowMs: 1_000 }] },
+      const { first, third } = await inOneWindow(1_000, async () => {
+        const { key } = await service.issue({
+          ownerId: 'rl-owner',
+          name: 'two limits',
+          policy: { rateLimits: [{ name: 'minute', limit: 100, windowMs: 60_000 }, { name: 'second', limit: 2, windowMs: 1_000 }] },
+        });
+        const first = await call(urls[0]!, '/p/ping', key);
+        await call(urls[0]!, '/p/ping', key);
+        return { first, third: await call(urls[0]!, '/p/ping', key) };
       });
-      await alignToWindowStart(1_000);
-      const first = await call(urls[0]!, '/p/ping', key);
       expect(first.headers.get('ratelimit-limit')).toBe('2');
       expect(first.headers.get('ratelimit-remaining')).toBe('1');
-      await call(urls[0]!, '/p/ping', key);
-      const third = await call(urls[0]!, '/p/ping', key);
       expect(third.status).toBe(429);
       expect(third.headers.get('ratelimit-limit')).toBe('2');
     });

@@ -3,7 +3,7 @@ import { APP_FILTER, BaseExceptionFilter } from '@nestjs/core';
 import { createHash, createHmac } from 'node:crypto';
 import { inspect } from 'node:util';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiAuthModule, ApiKeyService, type ApiKeyEvent } from 'nestjs-api-auth';
 import { ADAPTERS, GuardedController, bootApp } from '../fixtures/app.js';
 import { startFullStack, type FullStack } from '../fixtures/full-stack.js';
@@ -203,15 +203,22 @@ describe.each(ADAPTERS)('no plaintext key anywhere after a full lifecycle on the
     expect((await send('revoke', http.post(`/api-keys/${id}/revoke`))).status).toBe(200);
     expect((await send('revoked', http.get('/t/me'), key)).status).toBe(401);
     expect((await send('revoke again', http.post(`/api-keys/${id}/revoke`))).status).toBe(200);
-    const short = await send(
-      'issue short',
-      http.post('/api-keys').send({ ownerId: 'tenant-2', name: 'short', scopes: ['things:read'], expiresAt: new Date(Date.now() + 400).toISOString() }),
-    );
-    expect(short.status).toBe(201);
-    keys.set(short.body.key, 'issue short');
-    expect((await send('short, live', http.get('/t/me'), short.body.key)).status).toBe(200);
-    await sleep(500);
-    expect((await send('short, expired', http.get('/t/me'), short.body.key)).status).toBe(401);
+    // On a fake Date: the expiry is reached by a step of the clock, never by a slow request.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const expiresAt = new Date(Date.now() + 400);
+      const short = await send(
+        'issue short',
+        http.post('/api-keys').send({ ownerId: 'tenant-2', name: 'short', scopes: ['things:read'], expiresAt: expiresAt.toISOString() }),
+      );
+      expect(short.status).toBe(201);
+      keys.set(short.body.key, 'issue short');
+      expect((await send('short, live', http.get('/t/me'), short.body.key)).status).toBe(200);
+      vi.setSystemTime(expiresAt);
+      expect((await send('short, expired', http.get('/t/me'), short.body.key)).status).toBe(401);
+    } finally {
+      vi.useRealTimers();
+    }
     const nextId: string = rotated.body.apiKey.id;
     expect((await send('delete', http.delete(`/api-keys/${nextId}`))).status).toBe(204);
     expect((await send('deleted', http.get('/t/me'), next)).status).toBe(401);

@@ -8,7 +8,7 @@ import { RedisInvalidationBus } from 'nestjs-api-auth/redis';
 import { CapturingLogger } from '../fixtures/log-capture.js';
 import { expectUpdatesAndDeletesPropagate } from '../fixtures/propagation.js';
 import { track } from '../fixtures/settled.js';
-import { waitFor } from '../fixtures/wait-for.js';
+import { pollUntil } from '../fixtures/wait-for.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -76,15 +76,15 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     expect(Number(counts[1])).toBe(2);
   });
 
-  it('a revoke on one instance is refused by the other within one second', async () => {
+  it('a revoke on one instance is refused by the other, whose L1 would keep the key for ten minutes', async () => {
     const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n' });
     expect((await two.service.authenticate(key)).ok).toBe(true);
     const { keyHash } = (await primary.getById(apiKey.id))!;
     expect(two.backend.peekByHash(keyHash)).toBeDefined(); // served from two's L1 from now on
-    const started = performance.now();
     await one.service.revoke(apiKey.id);
-    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    // Only the message can end two's entry (its TTL is 600 s). How soon it does is
+    // measured by `npm run bench:propagation`.
+    await pollUntil(async () => !(await two.service.authenticate(key)).ok, 'two refusing the revoked key');
     expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
   });
 
@@ -108,7 +108,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     try {
       // Only this subscriber: `CLIENT KILL TYPE pubsub` would also cut other test files' connections.
       await admin.sendCommand(['CLIENT', 'KILL', 'ID', id!]);
-      await waitFor(() => reconnected, 5_000);
+      await pollUntil(() => reconnected, 'the subscriber to reconnect');
     } finally {
       Logger.overrideLogger(new ConsoleLogger());
     }
@@ -121,7 +121,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
 
     expect((await two.service.authenticate(key)).ok).toBe(true);
     await one.service.revoke(apiKey.id);
-    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000);
+    await pollUntil(async () => !(await two.service.authenticate(key)).ok, 'two refusing the revoked key after the reconnect');
   });
 
   it('treats a message it cannot read as "drop everything"', async () => {
@@ -129,7 +129,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     await two.service.authenticate(key);
     expect(two.backend.cache.size).toBeGreaterThan(0);
     await admin.publish(two.bus.channel, '{"v":99,"i":"not a list"}');
-    await waitFor(() => two.backend.cache.size === 0, 1_000);
+    await pollUntil(() => two.backend.cache.size === 0, 'two dropping everything');
   });
 
   it('delivers what a custom sender publishes, decoded', async () => {
@@ -138,7 +138,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     await two.bus.publish({ ids: ['id-1'], tags: [7, 4095], origin: 'custom' });
     // Only this sender's message: the unreadable one of the test before may still be on its way.
     const custom = () => received.filter((m) => m.origin === 'custom');
-    await waitFor(() => custom().length > 0, 1_000);
+    await pollUntil(() => custom().length > 0, 'the custom message');
     off();
     expect(custom()).toEqual([{ ids: ['id-1'], tags: [7, 4095], all: false, origin: 'custom' }]);
   });
@@ -153,7 +153,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     await offline.close();
     // A message published after it arrives; the refused one never went out before it.
     await two.bus.publish({ ids: ['after'], origin: 'custom' });
-    await waitFor(() => received.length > 0, 1_000);
+    await pollUntil(() => received.length > 0, 'the message sent after');
     off();
     expect(received.map((m) => m.ids)).toEqual([['after']]);
   });
@@ -166,7 +166,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     // What a not-yet-upgraded instance sends after revoking the key in the shared store.
     await primary.update(apiKey.id, { revokedAt: new Date(), updatedAt: new Date() });
     await admin.publish(two.bus.channel, JSON.stringify({ v: 1, o: 'old-instance', i: [apiKey.id], h: [keyHash] }));
-    await waitFor(() => two.backend.peekByHash(keyHash) === undefined, 1_000);
+    await pollUntil(() => two.backend.peekByHash(keyHash) === undefined, 'the old-format revoke');
     expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
   });
 
@@ -181,7 +181,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     const { keyHash } = (await primary.getById(issued.id))!;
     expect(two.backend.peekByHash(keyHash)).toBeNull();
     await admin.publish(two.bus.channel, JSON.stringify({ v: 1, o: 'old-instance', i: [issued.id], h: [keyHash] }));
-    await waitFor(() => two.backend.peekByHash(keyHash) === undefined, 1_000);
+    await pollUntil(() => two.backend.peekByHash(keyHash) === undefined, 'the old-format creation');
     expect((await two.service.authenticate(key)).ok).toBe(true);
   });
 
@@ -206,7 +206,7 @@ describe('L1 invalidation across instances over Redis pub/sub', () => {
     const bus = await new RedisInvalidationBus(client, { namespace, connectionName: `${namespace}:closing` }).connect();
     expect(await subscriberIds(`${namespace}:closing`)).toHaveLength(1);
     await bus.close();
-    await waitFor(async () => (await subscriberIds(`${namespace}:closing`)).length === 0, 1_000);
+    await pollUntil(async () => (await subscriberIds(`${namespace}:closing`)).length === 0, 'the subscriber to close');
     expect(client.isReady).toBe(true);
     expect(await client.ping()).toBe('PONG');
     await client.close();

@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError, type LimitRequest } from 'nestjs-api-auth';
 import { RedisRateLimiter } from 'nestjs-api-auth/redis';
-import { alignToWindowStart } from '../fixtures/rate-limit.setups.js';
+import { inOneWindow } from '../fixtures/rate-limit.setups.js';
+import { track } from '../fixtures/settled.js';
 import { connectRedis, deleteNamespace, scanKeys, startRedisProxy, uniqueNamespace } from '../fixtures/redis.js';
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
@@ -29,8 +30,11 @@ describe('RedisRateLimiter on a real Redis', () => {
 
   it('allows exactly `limit` of 100 concurrent requests from two instances, remaining counted down once each', async () => {
     const request: LimitRequest = { rateLimits: [{ name: 's', limit: 10, windowMs: 2_000 }], quota: undefined, cost: 1 };
-    await alignToWindowStart(2_000);
-    const decisions = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? one : two).consume('burst', request)));
+    let round = 0;
+    const decisions = await inOneWindow(2_000, () => {
+      const id = `burst-${round++}`;
+      return Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? one : two).consume(id, request)));
+    });
     const allowed = decisions.filter((d) => d.allowed);
     expect(allowed).toHaveLength(10);
     expect(allowed.map((d) => (d.allowed ? d.rateLimit!.remaining : -1)).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -85,21 +89,28 @@ describe('RedisRateLimiter on a real Redis', () => {
     expect(refill).toBeLessThanOrEqual(60_000);
   });
 
-  it('rejects with BackendUnavailableError, naming no key, when Redis stops answering', async () => {
+  it('rejects with BackendUnavailableError at commandTimeoutMs, naming no key, when Redis stops answering', async () => {
     const proxy = await startRedisProxy();
+    // Fake timers from the start, so the limiter's deadline is on the fake clock: only it,
+    // at exactly 200 ms, ends a call that Redis never answers.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const client = await connectRedis({ url: proxy.url });
     try {
       const limiter = new RedisRateLimiter(client, { namespace, commandTimeoutMs: 200 });
       const request: LimitRequest = { rateLimits: [{ name: 'x', limit: 1, windowMs: 1_000 }], quota: undefined, cost: 1 };
       expect((await limiter.consume('frozen-key-id', request)).allowed).toBe(true);
       proxy.freeze();
-      const started = Date.now();
-      const error = await limiter.consume('frozen-key-id', request).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(BackendUnavailableError);
-      expect(String((error as Error).message)).not.toContain('frozen-key-id');
-      expect(Date.now() - started).toBeLessThan(1_000);
-      await expect(limiter.checkHealth()).rejects.toThrow();
+      const consumed = track(limiter.consume('frozen-key-id', request));
+      await vi.advanceTimersByTimeAsync(199);
+      expect(consumed.settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(consumed.error).toBeInstanceOf(BackendUnavailableError);
+      expect(String((consumed.error as Error).message)).not.toContain('frozen-key-id');
+      const health = track(limiter.checkHealth());
+      await vi.advanceTimersByTimeAsync(200);
+      expect(health.error).toBeInstanceOf(Error);
     } finally {
+      vi.useRealTimers();
       await proxy.stop();
       client.destroy();
     }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiKeyService, MemoryBackend, type ApiKey } from 'nestjs-api-auth';
 import { RedisCacheBackend, type RedisCacheBackendOptions, type RedisCacheInvalidation } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
@@ -223,19 +223,28 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
   });
 
   it('a key expiring in 2 s with ttl 5 min is cached no longer and rejected after 2 s', async () => {
-    const { primary, service, real } = await setup({ ttl: 300_000 });
-    const expiresAt = new Date(Date.now() + 2_000);
-    const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'short-lived', expiresAt });
-    expect(await service.verify(key)).not.toBeNull();
-    expect(await service.verify(key)).not.toBeNull();
-    expect(primary.calls('getByHash')).toBe(1);
-    const record = await primary.inner.getById(apiKey.id);
-    const entryExpires = await real.ttl(redisCacheKeys(NAMESPACE, record!.keyHash).entry);
-    expect(entryExpires).toBeDefined();
-    expect(entryExpires!).toBeLessThanOrEqual(expiresAt.getTime() + 5);
+    // Date on a fake clock: "2 s later" is a step of that clock, not a sleep, and no
+    // stall of a busy machine can carry the two lookups below past the expiry.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const { primary, service, real } = await setup({ ttl: 300_000 });
+      const expiresAt = new Date(Date.now() + 2_000);
+      const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'short-lived', expiresAt });
+      expect(await service.verify(key)).not.toBeNull();
+      expect(await service.verify(key)).not.toBeNull();
+      expect(primary.calls('getByHash')).toBe(1);
+      const record = await primary.inner.getById(apiKey.id);
+      const entryExpires = await real.ttl(redisCacheKeys(NAMESPACE, record!.keyHash).entry);
+      expect(entryExpires).toBeDefined();
+      expect(entryExpires!).toBeLessThanOrEqual(expiresAt.getTime());
 
-    await new Promise((resolve) => setTimeout(resolve, expiresAt.getTime() - Date.now() + 20));
-    expect(await service.authenticate(key)).toEqual({ ok: false, code: 'expired_api_key' });
+      vi.setSystemTime(expiresAt.getTime() - 1);
+      expect(await service.verify(key)).not.toBeNull();
+      vi.setSystemTime(expiresAt);
+      expect(await service.authenticate(key)).toEqual({ ok: false, code: 'expired_api_key' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('records usage in the primary only, leaving the cached entry (and its lastUsedAt) in place', async () => {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError, type ApiKey } from 'nestjs-api-auth';
 import { RedisBackend, type RedisCommandClient } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
-import { track } from '../fixtures/settled.js';
+import { settlesWithoutTimers, track } from '../fixtures/settled.js';
+import { pollUntil } from '../fixtures/wait-for.js';
 import {
   closedPort,
   connectRedis,
@@ -345,7 +346,9 @@ describe('RedisBackend expiry', () => {
   afterAll(() => env.done());
 
   it('lets Redis drop an expired record and its indexes at expiresAt, and nothing moves that instant', async () => {
-    const expiresAt = new Date(Date.now() + 700);
+    // Far enough ahead that no stall reaches it before the checks below; then the test
+    // waits for Redis to drop the keys rather than for the time to pass.
+    const expiresAt = new Date(Date.now() + 60_000);
     const record = makeApiKeyRecord({ expiresAt });
     await env.backend.create(record);
     const recordKey = `${env.backend.keyPrefix}hash:${record.keyHash}`;
@@ -360,7 +363,10 @@ describe('RedisBackend expiry', () => {
     expect(await pexpiretime(hashKey)).toBe(expiresAt.getTime());
     expect((await env.backend.getByHash(record.keyHash))?.name).toBe('renamed');
 
-    await new Promise((resolve) => setTimeout(resolve, expiresAt.getTime() - Date.now() + 50));
+    // Redis's clock is not the test's to step: the instant is brought forward in Redis
+    // (what its passage does), and Redis drops both keys as it would at expiresAt.
+    for (const key of [recordKey, hashKey]) await env.client.sendCommand(['PEXPIREAT', key, String(Date.now() - 1)]);
+    await pollUntil(async () => Number(await env.client.sendCommand(['EXISTS', recordKey, hashKey])) === 0, 'Redis dropping the keys');
     expect(await env.backend.getByHash(record.keyHash)).toBeNull();
     expect(await env.backend.getById(record.id)).toBeNull();
     expect(await env.backend.countByOwner(record.ownerId)).toBe(1); // the list entry is pruned on read
@@ -418,13 +424,15 @@ describe('RedisBackend when Redis is unavailable', () => {
     ['recordUsage', () => backend.recordUsage(record.id, new Date(), new Date())],
   ];
 
-  async function expectUnavailable(run: () => Promise<unknown>, name: string) {
-    const error = await run().then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(error, name).toBeInstanceOf(BackendUnavailableError);
-    expect((error as Error).message, name).not.toContain(record.keyHash);
+  /**
+   * Under fake timers: the call rejects with BackendUnavailableError, naming no hash,
+   * while the fake clock stands still, so it waited for no deadline (or anything else).
+   */
+  async function expectFailsFast(run: () => Promise<unknown>, name: string) {
+    const call = track(run());
+    expect(await settlesWithoutTimers(call), `${name} settled without a timer`).toBe(true);
+    expect(call.error, name).toBeInstanceOf(BackendUnavailableError);
+    expect((call.error as Error).message, name).not.toContain(record.keyHash);
   }
 
   it('fails fast with BackendUnavailableError when pointed at a closed port', async () => {
@@ -438,9 +446,13 @@ describe('RedisBackend when Redis is unavailable', () => {
     client.on('error', () => undefined);
     await expect(client.connect()).rejects.toThrow();
     const backend = new RedisBackend(client);
-    const started = Date.now();
-    for (const [name, run] of operations(backend)) await expectUnavailable(run, name);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // The 5 s commandTimeoutMs is on the fake clock: failing fast means failing before it moves.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      for (const [name, run] of operations(backend)) await expectFailsFast(run, name);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('fails fast while the connection is down, and works again when Redis is back', async () => {
@@ -460,12 +472,17 @@ describe('RedisBackend when Redis is unavailable', () => {
       await backend.create(stored);
 
       await proxy.stop();
-      const started = Date.now();
-      for (const [name, run] of operations(backend)) await expectUnavailable(run, name);
-      await expectUnavailable(() => backend.getByHash(stored.keyHash), 'getByHash of a stored key');
-      expect(Date.now() - started).toBeLessThan(1_000);
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      try {
+        for (const [name, run] of operations(backend)) await expectFailsFast(run, name);
+        await expectFailsFast(() => backend.getByHash(stored.keyHash), 'getByHash of a stored key');
+        await proxy.start();
+        // The client's reconnect timer was set on the fake clock: let it fire.
+        vi.runOnlyPendingTimers();
+      } finally {
+        vi.useRealTimers();
+      }
 
-      await proxy.start();
       await expect.poll(() => backend.getByHash(stored.keyHash).then((r) => r?.id, () => 'down'), {
         timeout: 5_000,
         interval: 50,

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError } from 'nestjs-api-auth';
 import { RedisUsageCoordinator } from 'nestjs-api-auth/redis';
 import { track } from '../fixtures/settled.js';
+import { pollUntil } from '../fixtures/wait-for.js';
 import { closedPort, connectRedis, deleteNamespace, scanKeys, startRedisProxy, uniqueNamespace, type RedisProxy } from '../fixtures/redis.js';
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
@@ -44,10 +45,11 @@ describe('RedisUsageCoordinator on a real Redis', () => {
   it('grants the next claim once the interval has passed', async () => {
     const a = new RedisUsageCoordinator(one, { namespace });
     const b = new RedisUsageCoordinator(two, { namespace });
-    expect(await a.claim('short', 150)).toBe(true);
-    expect(await b.claim('short', 150)).not.toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(await b.claim('short', 150)).toBe(true);
+    expect(await a.claim('short', 1_000)).toBe(true);
+    expect(await b.claim('short', 1_000)).not.toBe(true);
+    // Once Redis has let the claim go (its PX), not after a sleep that is hoped to be long enough.
+    await pollUntil(async () => (await one.pTTL(`${namespace}:usage:short`)) === -2, 'the claim to expire');
+    expect(await b.claim('short', 1_000)).toBe(true);
   });
 
   it('release gives back only its own claim', async () => {

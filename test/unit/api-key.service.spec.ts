@@ -250,11 +250,20 @@ describe('verify and authenticate', () => {
     expect(await service.authenticate(key)).toEqual({ ok: false, code: 'expired_api_key' });
   });
 
-  it('expires a key with a short real expiry', async () => {
-    const { key } = await service.issue({ ownerId: 'o', name: 'n', expiresAt: new Date(Date.now() + 150) });
-    expect(await service.verify(key)).not.toBeNull();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await service.authenticate(key)).toEqual({ ok: false, code: 'expired_api_key' });
+  it('expires a key with a short expiry: valid up to it, expired from it on', async () => {
+    // On a fake Date: a 150 ms expiry a busy machine could pass before the first lookup.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const expiresAt = new Date(Date.now() + 150);
+      const { key } = await service.issue({ ownerId: 'o', name: 'n', expiresAt });
+      expect(await service.verify(key)).not.toBeNull();
+      vi.setSystemTime(expiresAt.getTime() - 1);
+      expect(await service.verify(key)).not.toBeNull();
+      vi.setSystemTime(expiresAt);
+      expect(await service.authenticate(key)).toEqual({ ok: false, code: 'expired_api_key' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('throws BackendUnavailableError (never null) when the backend throws', async () => {
