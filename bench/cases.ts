@@ -72,6 +72,13 @@ export function benchCases(ready: Ready, only: ReadonlySet<string> | null): Case
     { name: 'flood-malformed', label: `malformed-key flood (${floodRoute})`, route: floodRoute, keys: malformed, expect: 401, counter: floodRoute },
     { name: 'flood-unknown', label: `unknown-key flood, 100 keys (${floodRoute})`, route: floodRoute, keys: unknownKeys, expect: 401, counter: floodRoute },
   );
+  if (keys['memory-rotating'] && keys['memory-peppered']) {
+    // The same unknown keys with a pepper, without and with a previous one: one more HMAC each.
+    cases.push(
+      { name: 'flood-unknown-peppered', label: 'unknown-key flood, 100 keys (memory, pepper)', route: 'memory-peppered', keys: unknownKeys, expect: 401, counter: 'memory-peppered' },
+      { name: 'flood-unknown-rotating', label: 'unknown-key flood, 100 keys (memory, pepper and one previous pepper)', route: 'memory-rotating', keys: unknownKeys, expect: 401, counter: 'memory-rotating' },
+    );
+  }
 
   return only === null ? cases : selectCases(cases, only);
 }

@@ -8,6 +8,7 @@ import type {
   ApiKeyCursor,
   ListAllOptions,
   ListByOwnerOptions,
+  PurgeOptions,
   UpdateOptions,
 } from '../backends/backend.interface.js';
 import { ApiKeyStatements, changedFields } from './api-key.statements.js';
@@ -200,6 +201,33 @@ export class MikroOrmBackend implements ApiKeyBackend {
       if (rows.length < size) return;
       after = rows.at(-1)!.id;
     }
+  }
+
+  /**
+   * Deletes up to `limit` expired, then revoked rows, one bounded `delete ... where id in
+   * (select ... limit n for update skip locked)` per criterion on the `expires_at` and
+   * `revoked_at` indexes.
+   */
+  async purge(options: PurgeOptions): Promise<number> {
+    let left = options.limit;
+    const deleted: Array<{ id: string; keyHash: string }> = [];
+    for (const [sql, before] of [
+      [this.sql.purgeExpired, options.expiredBefore],
+      [this.sql.purgeRevoked, options.revokedBefore],
+    ] as const) {
+      if (before === undefined || left <= 0) continue;
+      const { rows } = await this.query<{ id: string; key_hash: string }>(sql, [before, left]);
+      for (const row of rows) deleted.push({ id: row.id, keyHash: row.key_hash });
+      left -= rows.length;
+    }
+    if (deleted.length > 0) options.onDeleted?.(deleted);
+    return deleted.length;
+  }
+
+  async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
+    if (!isUuid(id)) return false;
+    const { rowCount } = await this.query(this.sql.replaceHash, [toHash, id, fromHash]);
+    return rowCount > 0;
   }
 
   async countByOwner(ownerId: string): Promise<number> {
