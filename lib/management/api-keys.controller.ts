@@ -1,8 +1,6 @@
 import {
   Body,
-  Controller,
   Delete,
-  ForbiddenException,
   Get,
   Header,
   Headers,
@@ -15,7 +13,6 @@ import {
   UseFilters,
   UseGuards,
   UseInterceptors,
-  type Type,
 } from '@nestjs/common';
 import { API_AUTH_OPTIONS } from '../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
@@ -24,7 +21,6 @@ import { ApiKeyNotFoundError } from '../api-key.errors.js';
 import { ApiKeyGuard } from '../api-key.guard.js';
 import { ApiKeyService } from '../api-key.service.js';
 import { CurrentApiKey } from '../decorators/current-api-key.decorator.js';
-import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
 import { validateQuotaChange } from '../policy/quota-balance.js';
 import type { RateLimiter } from '../policy/rate-limiter.interface.js';
 import { notSupported, quotaBalanceOf, toQuotaBalanceResource } from './quota-balance.resource.js';
@@ -41,16 +37,8 @@ import { EntityTagInterceptor } from './entity-tag.interceptor.js';
 import { expectedVersionFromIfMatch } from './if-match.js';
 import { ManagementCallBounds } from './management-call-bounds.interceptor.js';
 import { ManagementExceptionFilter } from './management-exception.filter.js';
-import {
-  assertGrantable,
-  assertPolicyUntouched,
-  callerOf,
-  forbidden,
-  inheritedPolicy,
-  refuse,
-  writerOf,
-  type Caller,
-} from './management-caller.js';
+import { assertAdmin, assertGrantable, assertPolicyUntouched, callerOf, forbidden, refuse, writerOf, type Caller } from './management-caller.js';
+import { issueRequestOf } from './issue-request.js';
 import { splitListAllQuery } from './list-all.validation.js';
 import {
   parseEmptyRequest,
@@ -61,18 +49,13 @@ import {
   parseUpdateRequest,
   type ManagementLimits,
 } from './management.validation.js';
-import {
-  expiryForIssue,
-  refusalForExpiryChange,
-  refusalForScopes,
-  refusalForResult,
-} from './self-service.rules.js';
+import { refusalForExpiryChange, refusalForResult, refusalForScopes } from './self-service.rules.js';
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * The key-management routes. Never registered as is: `ApiAuthModule` registers a
- * subclass per configured path (see {@link createApiKeysController}) that also
+ * subclass per configured path (see `createApiKeysController` in management-routes.ts) that also
  * demands the admin, self-service or read scope.
  *
  * The guard sits on this base class, so no subclass and no configuration can serve
@@ -99,7 +82,12 @@ export class ApiKeysController {
       maxGracePeriodMs: routes.maxGracePeriodMs,
       defaultPageSize: routes.defaultPageSize,
       maxPageSize: routes.maxPageSize,
+      scopesOptional: apiKeys.defaultScopes !== null,
     };
+    const outside = apiKeys.defaultScopes?.filter((scope) => routes.allowedScopes !== null && !routes.allowedScopes.has(scope));
+    if (outside !== undefined && outside.length > 0) {
+      throw new Error(`nestjs-api-auth: option "defaultScopes" names scopes outside routes.allowedScopes: ${outside.join(', ')}.`);
+    }
   }
 
   /** Issues a key. The plaintext is in this response and nowhere else, ever. */
@@ -108,25 +96,7 @@ export class ApiKeysController {
   @Header('Cache-Control', 'no-store')
   async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
     const caller = writerOf(apiKey, this.routes);
-    const request = parseIssueRequest(body, this.limits);
-    const ownerId = request.ownerId ?? caller.ownerId;
-    if (!caller.admin && ownerId !== caller.ownerId) {
-      throw forbidden('forbidden_owner', 'A self-service key can only issue keys for its own owner.');
-    }
-    assertGrantable(caller, request.scopes);
-    if (!caller.admin) {
-      assertPolicyUntouched(caller, request.policy);
-      if (request.environment !== undefined && request.environment !== caller.environment) {
-        throw forbidden('forbidden_environment', 'A self-service key can only issue keys in its own environment.');
-      }
-      // A key minted by a self-service caller lives under the caller's own limits, in
-      // its own environment, and no longer than the caller: minting keys must not
-      // multiply a budget, shed an allowlist or outlive the key that minted them.
-      request.policy = inheritedPolicy(caller);
-      request.environment = caller.environment ?? undefined;
-      request.expiresAt = expiryForIssue(request.expiresAt, caller);
-      refuse(refusalForResult(caller, { ...request, id: '', environment: caller.environment, expiresAt: request.expiresAt }));
-    }
+    const { ownerId, ...request } = issueRequestOf(caller, parseIssueRequest(body, this.limits), this.apiKeys.defaultScopes ?? []);
     const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId, issuedById: caller.id });
     return { key, apiKey: toApiKeyResource(issued) };
   }
@@ -172,16 +142,7 @@ export class ApiKeysController {
   @Header('Cache-Control', 'no-store')
   async quota(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Param('id') id: string, @Body() body: unknown): Promise<ApiKeyResource> {
     const caller = callerOf(apiKey, this.routes);
-    if (!caller.admin) {
-      throw new ForbiddenException({
-        statusCode: 403,
-        error: 'Forbidden',
-        code: 'insufficient_scope',
-        message: 'Only an admin key can change a quota balance.',
-        requiredScopes: [this.routes.adminScope].filter((scope): scope is string => scope !== null),
-        scopeMatch: 'all',
-      });
-    }
+    assertAdmin(caller, this.routes, 'Only an admin key can change a quota balance.');
     const change = validateQuotaChange(body);
     const target = await this.load(caller, id);
     const balance = await this.apiKeys.adjustQuota(target.id, change).catch((error: unknown) => {
@@ -340,19 +301,4 @@ export class ApiKeysController {
     if (!found || (!everyOwner && found.ownerId !== caller.ownerId)) throw new ApiKeyNotFoundError(id);
     return found;
   }
-
-}
-
-/**
- * The controller class registered for one configuration: `ApiKeysController` at
- * `routes.path`, admitting keys with the admin, the self-service or the read scope.
- */
-export function createApiKeysController(routes: ResolvedApiAuthRoutesOptions): Type<ApiKeysController> {
-  class ConfiguredApiKeysController extends ApiKeysController {}
-  // Swagger derives operation ids from the class name: keep them stable.
-  Object.defineProperty(ConfiguredApiKeysController, 'name', { value: 'ApiKeysController' });
-  Controller(routes.path)(ConfiguredApiKeysController);
-  const scopes = [routes.adminScope, routes.selfServiceScope, routes.readScope ?? null].filter((s): s is string => s !== null);
-  RequireAnyScope(...scopes)(ConfiguredApiKeysController);
-  return ConfiguredApiKeysController;
 }

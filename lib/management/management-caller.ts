@@ -109,3 +109,15 @@ export function inheritedPolicy(caller: Caller): ApiKeyPolicy | null {
   return hasLimits(rules) ? { ...rules, counterKey: counterKey ?? caller.id } : rules;
 }
 
+/** Refuses a caller without the admin scope (403 `insufficient_scope`, naming that scope). */
+export function assertAdmin(caller: Caller, routes: ResolvedApiAuthRoutesOptions, message: string): void {
+  if (caller.admin) return;
+  throw new ForbiddenException({
+    statusCode: 403,
+    error: 'Forbidden',
+    code: 'insufficient_scope',
+    message,
+    requiredScopes: [routes.adminScope].filter((scope): scope is string => scope !== null),
+    scopeMatch: 'all',
+  });
+}

@@ -1,11 +1,13 @@
-import type { DynamicModule } from '@nestjs/common';
+import { Controller, type DynamicModule, type Type } from '@nestjs/common';
+import { RequireAnyScope } from '../decorators/require-scopes.decorator.js';
 import {
   API_AUTH_ROUTES_OPTIONS,
   resolveApiAuthRoutesOptions,
   type ApiAuthRoutesOptions,
+  type ResolvedApiAuthRoutesOptions,
 } from './api-auth-routes.options.js';
 import { createConsoleController } from '../console/console.controller.js';
-import { createApiKeysController } from './api-keys.controller.js';
+import { ApiKeysController } from './api-keys.controller.js';
 
 /**
  * Adds the key-management controller (at the configured path) and its options to the
@@ -27,4 +29,18 @@ export function withManagementRoutes(
     providers: [...(definition.providers ?? []), { provide: API_AUTH_ROUTES_OPTIONS, useValue: resolved }],
     exports: [...(definition.exports ?? []), API_AUTH_ROUTES_OPTIONS],
   };
+}
+
+/**
+ * The controller class registered for one configuration: `ApiKeysController` at
+ * `routes.path`, admitting keys with the admin, the self-service or the read scope.
+ */
+export function createApiKeysController(routes: ResolvedApiAuthRoutesOptions): Type<ApiKeysController> {
+  class ConfiguredApiKeysController extends ApiKeysController {}
+  // Swagger derives operation ids from the class name: keep them stable.
+  Object.defineProperty(ConfiguredApiKeysController, 'name', { value: 'ApiKeysController' });
+  Controller(routes.path)(ConfiguredApiKeysController);
+  const scopes = [routes.adminScope, routes.selfServiceScope, routes.readScope ?? null].filter((s): s is string => s !== null);
+  RequireAnyScope(...scopes)(ConfiguredApiKeysController);
+  return ConfiguredApiKeysController;
 }

@@ -8,6 +8,7 @@ import type {
   ApiKeyCursor,
   ListAllOptions,
   ListByOwnerOptions,
+  PurgeOptions,
   UpdateOptions,
 } from '../backends/backend.interface.js';
 import { ApiKeyStatements, changedFields } from './api-key.statements.js';
@@ -36,7 +37,8 @@ type UpdateRow = { current_version: number | null } & ({ id: string } & ApiKeyRo
 /**
  * Stores keys in PostgreSQL through your MikroORM instance (6.4+ or 7):
  * `new MikroOrmBackend(orm)` (or an `EntityManager`). It uses the ORM's connection pool
- * and never closes it.
+ * and never closes it (with `lookupPool` on MikroORM 6, key lookups use a small pool
+ * of the backend's own, which `close()` ends).
  *
  * Safe outside a request context (guards, cron jobs, WebSockets, `allowGlobalContext:
  * false`): it never touches an EntityManager's identity map, unit of work or
@@ -62,7 +64,7 @@ export class MikroOrmBackend implements ApiKeyBackend {
 
   constructor(ormOrEm: MikroORM<any> | EntityManager<any>, options: MikroOrmBackendOptions = {}) {
     this.options = resolveMikroOrmBackendOptions(options);
-    this.runner = createSqlRunner(ormOrEm);
+    this.runner = createSqlRunner(ormOrEm, this.options.lookupPool);
     this.table = new ApiKeyTable(this.options.tableName, this.options.schema);
     this.sql = new ApiKeyStatements(this.table);
   }
@@ -101,8 +103,22 @@ export class MikroOrmBackend implements ApiKeyBackend {
     return this.schemaReady;
   }
 
+  /**
+   * Ends the lookup pool the backend opened for `lookupPool` (Nest calls this at
+   * application shutdown); lookups after it fail with `BackendUnavailableError`. The
+   * ORM's connection is the application's and stays open.
+   */
+  close(): Promise<void> {
+    return this.runner.close();
+  }
+
+  /** Nest calls this at application shutdown: {@link close}. */
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
+  }
+
   getByHash(keyHash: string): Promise<ApiKey | null> {
-    return this.query<Omit<ApiKeyRow, 'key_hash'>>(this.sql.byHash, [keyHash]).then(({ rows }) =>
+    return this.query<Omit<ApiKeyRow, 'key_hash'>>(this.sql.byHash, [keyHash], true).then(({ rows }) =>
       rows[0] ? recordOf(rows[0], keyHash) : null,
     );
   }
@@ -185,6 +201,33 @@ export class MikroOrmBackend implements ApiKeyBackend {
       if (rows.length < size) return;
       after = rows.at(-1)!.id;
     }
+  }
+
+  /**
+   * Deletes up to `limit` expired, then revoked rows, one bounded `delete ... where id in
+   * (select ... limit n for update skip locked)` per criterion on the `expires_at` and
+   * `revoked_at` indexes.
+   */
+  async purge(options: PurgeOptions): Promise<number> {
+    let left = options.limit;
+    const deleted: Array<{ id: string; keyHash: string }> = [];
+    for (const [sql, before] of [
+      [this.sql.purgeExpired, options.expiredBefore],
+      [this.sql.purgeRevoked, options.revokedBefore],
+    ] as const) {
+      if (before === undefined || left <= 0) continue;
+      const { rows } = await this.query<{ id: string; key_hash: string }>(sql, [before, left]);
+      for (const row of rows) deleted.push({ id: row.id, keyHash: row.key_hash });
+      left -= rows.length;
+    }
+    if (deleted.length > 0) options.onDeleted?.(deleted);
+    return deleted.length;
+  }
+
+  async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
+    if (!isUuid(id)) return false;
+    const { rowCount } = await this.query(this.sql.replaceHash, [toHash, id, fromHash]);
+    return rowCount > 0;
   }
 
   async countByOwner(ownerId: string): Promise<number> {
@@ -288,14 +331,16 @@ export class MikroOrmBackend implements ApiKeyBackend {
     }
   }
 
-  private query<R = unknown>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
-    if (this.options.ensureSchema && !this.schemaChecked) return this.ensureSchema().then(() => this.run<R>(sql, bindings));
-    return this.run<R>(sql, bindings);
+  /** `lookup`: the key lookup, which may have a pool of its own (`lookupPool`). */
+  private query<R = unknown>(sql: string, bindings: unknown[], lookup = false): Promise<{ rows: R[]; rowCount: number }> {
+    if (this.options.ensureSchema && !this.schemaChecked) return this.ensureSchema().then(() => this.run<R>(sql, bindings, lookup));
+    return this.run<R>(sql, bindings, lookup);
   }
 
   /** Chained rather than awaited: each async layer on the lookup path costs a few promise jobs. */
-  private run<R>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
-    return this.runner.query<R>(sql, bindings).then(undefined, (error: unknown) => {
+  private run<R>(sql: string, bindings: unknown[], lookup: boolean): Promise<{ rows: R[]; rowCount: number }> {
+    const pending = lookup ? this.runner.lookup<R>(sql, bindings) : this.runner.query<R>(sql, bindings);
+    return pending.then(undefined, (error: unknown) => {
       throw toBackendError(error, bindings, this.table);
     });
   }

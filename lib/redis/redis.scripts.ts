@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { RedisCommandClient } from './redis-client.types.js';
 import { TIME_WIDTH } from './redis-record.codec.js';
 import { LUA_RECORD } from './redis-record.lua.js';
+import { LUA_LIFECYCLE_INDEX } from './redis-lifecycle.index.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL (which also caches it) when the
@@ -59,10 +60,10 @@ return raw or false
 /**
  * KEYS: id index, record, owner set, the index across owners, and the issuer's set when
  * the key has an issuer. ARGV: key hash, owner entry, expire-at ms or '', the stored
- * record, id. Resolves to 'ok', or the name of the field that already exists, in which
- * case nothing was written.
+ * record, id, key base. Resolves to 'ok', or the name of the field that already exists,
+ * in which case nothing was written. Files the record in the purge index.
  */
-export const CREATE = new RedisScript(`
+export const CREATE = new RedisScript(`${LUA_RECORD}${LUA_LIFECYCLE_INDEX}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'keyHash' end
 redis.call('SET', KEYS[2], ARGV[4])
@@ -74,6 +75,7 @@ if ARGV[3] ~= '' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
 end
+syncLifecycle(ARGV[6], readRecord(ARGV[4]), KEYS[2])
 return 'ok'
 `);
 
@@ -86,7 +88,7 @@ return 'ok'
  * record, nil when no record has that id, or `{ 'conflict', <stored version> }`
  * (nothing written).
  */
-export const UPDATE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}
+export const UPDATE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}${LUA_LIFECYCLE_INDEX}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return false end
 local rec, encoding = readRecord(raw)
@@ -108,6 +110,7 @@ elseif ARGV[3] ~= '-' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', recordKey, ARGV[3])
 end
+syncLifecycle(ARGV[1], rec, recordKey)
 return stored
 `);
 
@@ -115,7 +118,7 @@ return stored
  * KEYS: id index. ARGV: key base, id. Removes the id index, the record (only if it is
  * this id's), its owner entry and its issuer entry. Resolves to 1, or 0 when there was none.
  */
-export const DELETE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}
+export const DELETE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}${LUA_LIFECYCLE_INDEX}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not recordKey then return 0 end
 redis.call('DEL', KEYS[1])
@@ -129,6 +132,7 @@ if raw then
     if present(rec[P.issuedById]) then redis.call('SREM', ARGV[1] .. 'issuer:' .. rec[P.issuedById], ARGV[2]) end
   end
 end
+dropLifecycle(ARGV[1], ARGV[2])
 return 1
 `);
 

@@ -120,6 +120,17 @@ function policySchema(): Json {
   };
 }
 
+/** `schema` with this deployment's `keyLifetime` said in its description. */
+function lifetimeNote(schema: Json, options: ResolvedApiAuthOptions): Json {
+  const { defaultMs, maxMs } = options.keyLifetime;
+  if (defaultMs === null && maxMs === null) return schema;
+  const notes = [
+    defaultMs === null ? null : `Default when left out: ${defaultMs} ms from now.`,
+    maxMs === null ? null : `At most ${maxMs} ms from now, and required (400 \`validation_failed\` otherwise).`,
+  ].filter((note) => note !== null);
+  return { ...schema, description: `${String(schema.description ?? '')} ${notes.join(' ')}`.trim() };
+}
+
 /** The component schemas of the management routes, reflecting this deployment's limits. */
 export function managementSchemas(
   options: ResolvedApiAuthOptions,
@@ -196,7 +207,8 @@ export function managementSchemas(
     [MANAGEMENT_SCHEMAS.issueRequest]: {
       type: 'object',
       additionalProperties: false,
-      required: ['name', 'scopes'],
+      // With defaultScopes a key may be issued without naming any.
+      required: options.defaultScopes === null ? ['name', 'scopes'] : ['name'],
       properties: {
         ownerId: {
           type: 'string',
@@ -205,8 +217,15 @@ export function managementSchemas(
           description: "Who the key acts for. Default: the caller's owner. Self-service keys may only name their own.",
         },
         name,
-        scopes: { ...scopes, description: 'Scopes granted. A self-service key may only grant scopes it holds.' },
-        expiresAt: futureExpiry,
+        scopes: {
+          ...scopes,
+          description:
+            'Scopes granted. A self-service key may only grant scopes it holds.' +
+            (options.defaultScopes === null
+              ? ''
+              : ` Default: ${options.defaultScopes.map((scope) => `"${scope}"`).join(', ') || 'none'} (a self-service key gets those of them it holds).`),
+        },
+        expiresAt: lifetimeNote(futureExpiry, options),
         metadata,
         // Without environments the only valid value is none, so the field is not offered.
         ...(environments.length === 0
@@ -233,7 +252,7 @@ export function managementSchemas(
       properties: {
         name,
         scopes,
-        expiresAt: futureExpiry,
+        expiresAt: lifetimeNote(futureExpiry, options),
         metadata,
         policy: policyInput('Replaces the whole policy; `null` removes it. Admin keys only (403 `forbidden_policy` otherwise).'),
       },

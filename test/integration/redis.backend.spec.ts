@@ -152,8 +152,9 @@ describe('RedisBackend against real Redis', () => {
         }),
       );
       await Promise.all(records.map((r) => own.backend.create(r)));
-      // Records, id index entries, owner sets, and the index across owners.
-      expect((await scanKeys(own.client, own.namespace)).length).toBe(30 + 30 + 3 + 1);
+      // Records, id index entries, owner sets, the index across owners, and the purge index
+      // of the keys that expire.
+      expect((await scanKeys(own.client, own.namespace)).length).toBe(30 + 30 + 3 + 1 + 1);
       for (const [i, r] of records.entries()) {
         await own.backend.recordUsage(r.id, new Date(), new Date());
         // An update keeps the key in its owner's list.
@@ -523,6 +524,30 @@ describe('RedisBackend when Redis is unavailable', () => {
       vi.useRealTimers();
       client.destroy();
       await proxy.stop();
+    }
+  });
+});
+
+describe('RedisBackend purge index of records stored before it existed', () => {
+  it('rebuildPurgeIndex files them, page by page, so purge reaches them; running it again changes nothing', async () => {
+    // A namespace with glob characters, which SCAN MATCH must take literally.
+    const env = await isolated('redis-purge-[index]', { pageSize: 3 });
+    try {
+      const past = new Date(Date.UTC(1995, 0, 1));
+      const expired = Array.from({ length: 7 }, () => makeApiKeyRecord({ expiresAt: past }));
+      const revoked = makeApiKeyRecord({ revokedAt: past });
+      const live = makeApiKeyRecord();
+      for (const record of [...expired, revoked, live]) await storeLegacyRecord(env.client, env.backend.keyPrefix, record);
+      const bounds = { expiredBefore: new Date(Date.UTC(1996, 0, 1)), revokedBefore: new Date(Date.UTC(1996, 0, 1)), limit: 100 };
+      expect(await env.backend.purge(bounds)).toBe(0);
+
+      expect(await env.backend.rebuildPurgeIndex()).toBe(9);
+      expect(await env.backend.rebuildPurgeIndex()).toBe(9);
+      expect(await env.backend.purge(bounds)).toBe(8);
+      expect((await env.backend.getById(live.id))?.id).toBe(live.id);
+      for (const record of [...expired, revoked]) expect(await env.backend.getById(record.id)).toBeNull();
+    } finally {
+      await env.done();
     }
   });
 });
