@@ -12,7 +12,7 @@ import type {
   UpdateOptions,
 } from '../backends/backend.interface.js';
 import { ApiKeyStatements, changedFields } from './api-key.statements.js';
-import { ADDED_COLUMNS, API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
+import { ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
 import { listAllPageQuery } from './list-all.query.js';
 import {
   resolveMikroOrmBackendOptions,
@@ -20,6 +20,7 @@ import {
   type ResolvedMikroOrmBackendOptions,
 } from './mikro-orm-backend.options.js';
 import { toBackendError } from './postgres-errors.js';
+import { createApiKeySchema } from './api-key.schema-setup.js';
 import { createSqlRunner, type SqlRunner } from './sql-runner.js';
 import { safeErrorMessage } from '../internal/safe-error-message.js';
 import { checkChanges, checkCursor, checkIssuer, checkVersion, encodeChange, isUuid, recordOf, requireUuid, toApiKey } from './api-key.row.js';
@@ -91,7 +92,7 @@ export class MikroOrmBackend implements ApiKeyBackend {
    * number of processes serialise on a PostgreSQL advisory lock.
    */
   async ensureSchema(): Promise<void> {
-    this.schemaReady ??= this.createSchema().then(
+    this.schemaReady ??= createApiKeySchema(this.runner, this.table).then(
       () => {
         this.schemaChecked = true;
       },
@@ -292,42 +293,6 @@ export class MikroOrmBackend implements ApiKeyBackend {
       if (rows.length < size) return;
       const last = rows.at(-1)!;
       after = { createdAt: new Date(last.created_at_ms), id: last.id };
-    }
-  }
-
-  private async createSchema(): Promise<void> {
-    const ddl = this.table.createStatements();
-    let missing: string[] = [];
-    try {
-      await this.runner.transaction(async (run) => {
-        // Serialises concurrent start-ups: `create ... if not exists` alone can still
-        // collide on PostgreSQL's catalog when two sessions create the same table.
-        await run('select pg_advisory_xact_lock(hashtext(?))', [`nestjs-api-auth:${this.table.qualifiedName}`]);
-        if (ddl.schema) await run(ddl.schema);
-        await run(ddl.table);
-        const columns = await run<{ column_name: string }>(
-          'select column_name from information_schema.columns where table_schema = coalesce(?, current_schema()) and table_name = ?',
-          [this.table.schema ?? null, this.table.tableName],
-        );
-        const present = new Set(columns.map((row) => row.column_name));
-        missing = API_KEY_COLUMNS.filter((column) => !present.has(column));
-        // A key table of an earlier release lacks only columns added since; add them
-        // (nullable or defaulted, so existing rows stay valid). Any other gap is not our table.
-        if (missing.length > 0 && missing.every((column) => column in ADDED_COLUMNS)) {
-          await run(ddl.addColumns(missing));
-          missing = [];
-        }
-        if (missing.length === 0) for (const index of ddl.indexes) await run(index);
-      });
-    } catch (error) {
-      throw toBackendError(error, [], this.table);
-    }
-    if (missing.length > 0) {
-      // A table of that name exists but is not ours (or an older shape): say so plainly.
-      throw new Error(
-        `nestjs-api-auth: table ${this.table.qualifiedName} exists but lacks column(s) ${missing.join(', ')}. ` +
-          'Migrate it to the shape of ApiKeyEntity or choose another tableName.',
-      );
     }
   }
 
