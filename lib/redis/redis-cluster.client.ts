@@ -89,3 +89,10 @@ export function firstKeyOf(args: readonly string[]): string | undefined {
   }
   return KEYLESS.has(name) ? undefined : args[1];
 }
+
+/** Whether Redis Cluster hashes `namespace`-prefixed keys by a tag inside it (a non-empty `{...}`). */
+export function hasHashTag(namespace: string): boolean {
+  const open = namespace.indexOf('{');
+  const close = open < 0 ? -1 : namespace.indexOf('}', open + 1);
+  return close > open + 1;
+}

@@ -1,6 +1,5 @@
 import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
-import { redactedError } from '../internal/safe-error-message.js';
 import { changedFields } from '../backends/apply-changes.js';
 import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
 import { matchesListAllFilters } from '../backends/key-status.js';
@@ -11,9 +10,10 @@ import {
   type RedisBackendOptions,
   type ResolvedRedisBackendOptions,
 } from './redis-backend.options.js';
-import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../internal/reply-deadlines.js';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { commandClient, isRedisCluster, sendCommandForKey, type RedisClient } from './redis-cluster.client.js';
+import { commandClient, hasHashTag, isRedisCluster, sendCommandForKey, type RedisClient } from './redis-cluster.client.js';
+import { RedisBackendCommands } from './redis-backend.commands.js';
+import { RedisBackendKeys } from './redis-backend.keys.js';
 import { decodeStoredRecord, encodeChanges, encodeStoredRecord, ownerEntry } from './redis-record.codec.js';
 import {
   BACKFILL_ALL_INDEX,
@@ -25,7 +25,6 @@ import {
   LIST_PAGE,
   RECORD_USAGE,
   UPDATE,
-  type RedisScript,
 } from './redis.scripts.js';
 
 export type { RedisBackendOptions } from './redis-backend.options.js';
@@ -41,7 +40,8 @@ export type { RedisCommandClient } from './redis-client.types.js';
 export class RedisBackend implements ApiKeyBackend {
   private readonly options: ResolvedRedisBackendOptions;
   private readonly base: string;
-  private readonly deadlines: ReplyDeadlines | undefined;
+  private readonly commands: RedisBackendCommands;
+  private readonly keys: RedisBackendKeys;
   private readonly client: RedisCommandClient;
   /** Settles once the index across owners is known to hold every record (see `backfillListAllIndex`). */
   private listAllIndexReady: Promise<void> | null = null;
@@ -64,8 +64,8 @@ export class RedisBackend implements ApiKeyBackend {
       );
     }
     this.base = `${this.options.namespace}${REDIS_SCHEMA_VERSION}:`;
-    const timeout = this.options.commandTimeoutMs;
-    this.deadlines = timeout > 0 ? new ReplyDeadlines(timeout) : undefined;
+    this.keys = new RedisBackendKeys(this.base);
+    this.commands = new RedisBackendCommands(this.client, this.options.commandTimeoutMs, this.options.waitForReplicas);
   }
 
   /** The prefix of every Redis key this backend writes, schema version included. */
@@ -74,7 +74,7 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   getByHash(keyHash: string): Promise<ApiKey | null> {
-    return this.command('getByHash', ['GET', this.recordKey(keyHash)], (reply) => {
+    return this.commands.command('getByHash', ['GET', this.keys.record(keyHash)], (reply) => {
       const record = this.decode('getByHash', reply);
       // Guards against a value left by a foreign writer: never answer with another key.
       return record && record.keyHash === keyHash ? record : null;
@@ -82,7 +82,7 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   getById(id: string): Promise<ApiKey | null> {
-    return this.script('getById', GET_BY_ID, [this.idKey(id)], [this.base], (reply) => {
+    return this.commands.script('getById', GET_BY_ID, [this.keys.id(id)], [this.base], (reply) => {
       const record = this.decode('getById', reply);
       return record && record.id === id ? record : null;
     });
@@ -90,9 +90,9 @@ export class RedisBackend implements ApiKeyBackend {
 
   async create(apiKey: ApiKey): Promise<ApiKey> {
     const stored = encodeStoredRecord(apiKey, this.options.recordEncoding);
-    const keys = [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId), this.allKey()];
-    if (apiKey.issuedById != null) keys.push(this.issuerKey(apiKey.issuedById));
-    const outcome = await this.script('create', CREATE, keys, [
+    const keys = [this.keys.id(apiKey.id), this.keys.record(apiKey.keyHash), this.keys.owner(apiKey.ownerId), this.keys.all()];
+    if (apiKey.issuedById != null) keys.push(this.keys.issuer(apiKey.issuedById));
+    const outcome = await this.commands.script('create', CREATE, keys, [
       apiKey.keyHash,
       ownerEntry(apiKey.createdAt, apiKey.id),
       this.expireAt(apiKey.expiresAt),
@@ -109,7 +109,7 @@ export class RedisBackend implements ApiKeyBackend {
     // The expiry Redis keeps follows `expiresAt`: moved only when the update moves it.
     const expiry = fields.includes('expiresAt') && this.options.expireRecords ? this.expireAt(changes.expiresAt ?? null) : '-';
     const expected = options?.expectedVersion;
-    const reply = await this.script('update', UPDATE, [this.idKey(id)], [
+    const reply = await this.commands.script('update', UPDATE, [this.keys.id(id)], [
       this.base,
       expected === undefined ? '' : String(expected),
       expiry,
@@ -126,10 +126,10 @@ export class RedisBackend implements ApiKeyBackend {
   async *listByIssuer(issuerId: string): AsyncIterable<ApiKey> {
     let cursor = '0';
     do {
-      const [next, records] = (await this.script(
+      const [next, records] = (await this.commands.script(
         'listByIssuer',
         LIST_ISSUED_PAGE,
-        [this.issuerKey(issuerId)],
+        [this.keys.issuer(issuerId)],
         [this.base, cursor, String(this.options.pageSize), issuerId],
       )) as [unknown, unknown[]];
       for (const stored of records) {
@@ -141,7 +141,7 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   async delete(id: string): Promise<void> {
-    await this.script('delete', DELETE, [this.idKey(id)], [this.base, id]);
+    await this.commands.script('delete', DELETE, [this.keys.id(id)], [this.base, id]);
   }
 
   async *listByOwner(ownerId: string, options: ListByOwnerOptions = {}): AsyncIterable<ApiKey> {
@@ -150,10 +150,10 @@ export class RedisBackend implements ApiKeyBackend {
     let yielded = 0;
     while (limit === undefined || yielded < limit) {
       const want = limit === undefined ? this.options.pageSize : Math.min(this.options.pageSize, limit - yielded);
-      const reply = (await this.script(
+      const reply = (await this.commands.script(
         'listByOwner',
         LIST_PAGE,
-        [this.ownerKey(ownerId)],
+        [this.keys.owner(ownerId)],
         [this.base, bound, String(want), ownerId],
       )) as [unknown[], unknown[]];
       const [entries, records] = reply;
@@ -176,7 +176,7 @@ export class RedisBackend implements ApiKeyBackend {
    */
   async purge(options: PurgeOptions): Promise<number> {
     const bound = (date: Date | undefined) => (date === undefined ? '' : String(date.getTime()));
-    const reply = (await this.script(
+    const reply = (await this.commands.script(
       'purge',
       PURGE,
       [`${this.base}expiring`, `${this.base}revoked`],
@@ -202,11 +202,11 @@ export class RedisBackend implements ApiKeyBackend {
     let indexed = 0;
     do {
       // Routed by a key of this layout: on a cluster, its one slot's node holds every key.
-      const [next, keys] = (await this.guard('rebuildPurgeIndex', () =>
+      const [next, keys] = (await this.commands.guard('rebuildPurgeIndex', () =>
         sendCommandForKey(this.client, anchor, ['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(this.options.pageSize)]),
       )) as [unknown, unknown[]];
       if (keys.length > 0) {
-        indexed += Number(await this.script('rebuildPurgeIndex', INDEX_RECORDS, keys.map(String), [this.base]));
+        indexed += Number(await this.commands.script('rebuildPurgeIndex', INDEX_RECORDS, keys.map(String), [this.base]));
       }
       cursor = String(next);
     } while (cursor !== '0');
@@ -214,7 +214,7 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
-    const outcome = await this.script('replaceHash', REPLACE_HASH, [this.idKey(id), this.recordKey(fromHash), this.recordKey(toHash)], [
+    const outcome = await this.commands.script('replaceHash', REPLACE_HASH, [this.keys.id(id), this.keys.record(fromHash), this.keys.record(toHash)], [
       fromHash,
       toHash,
       id,
@@ -233,12 +233,12 @@ export class RedisBackend implements ApiKeyBackend {
   async *listAll(options: ListAllOptions): AsyncIterable<ApiKey> {
     const { limit, after, ownerId } = options;
     if (ownerId === undefined) await this.ensureListAllIndex();
-    const set = ownerId === undefined ? this.allKey() : this.ownerKey(ownerId);
+    const set = ownerId === undefined ? this.keys.all() : this.keys.owner(ownerId);
     let bound = after ? `(${ownerEntry(after.createdAt, after.id)}` : '+';
     let yielded = 0;
     while (limit === undefined || yielded < limit) {
       const want = this.options.pageSize;
-      const [entries, records] = (await this.script('listAll', LIST_ALL_PAGE, [set], [this.base, bound, String(want), ownerId ?? ''])) as [
+      const [entries, records] = (await this.commands.script('listAll', LIST_ALL_PAGE, [set], [this.base, bound, String(want), ownerId ?? ''])) as [
         unknown[],
         unknown[],
       ];
@@ -267,15 +267,15 @@ export class RedisBackend implements ApiKeyBackend {
     const pattern = `${escapeGlob(this.base)}owner:*`;
     let cursor = '0';
     do {
-      cursor = String(await this.script('backfillListAllIndex', BACKFILL_ALL_INDEX, [this.allKey()], [cursor, '200', pattern]));
+      cursor = String(await this.commands.script('backfillListAllIndex', BACKFILL_ALL_INDEX, [this.keys.all()], [cursor, '200', pattern]));
     } while (cursor !== '0');
-    await this.command('backfillListAllIndex', ['SET', this.allIndexedKey(), '1']);
+    await this.commands.command('backfillListAllIndex', ['SET', this.keys.allIndexed(), '1']);
   }
 
   /** Backfills the index across owners once per process when the store says it never was. */
   private ensureListAllIndex(): Promise<void> {
     this.listAllIndexReady ??= (async () => {
-      const done = await this.command('listAll', ['GET', this.allIndexedKey()]);
+      const done = await this.commands.command('listAll', ['GET', this.keys.allIndexed()]);
       if (done === null || done === undefined) await this.backfillListAllIndex();
     })().catch((error: unknown) => {
       this.listAllIndexReady = null;
@@ -285,42 +285,17 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   async countByOwner(ownerId: string): Promise<number> {
-    return Number(await this.command('countByOwner', ['ZCARD', this.ownerKey(ownerId)]));
+    return Number(await this.commands.command('countByOwner', ['ZCARD', this.keys.owner(ownerId)]));
   }
 
   async recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean> {
-    const wrote = await this.script(
+    const wrote = await this.commands.script(
       'recordUsage',
       RECORD_USAGE,
-      [this.idKey(id)],
+      [this.keys.id(id)],
       [this.base, String(usedAt.getTime()), String(staleBefore.getTime()), String(this.options.recordEncoding)],
     );
     return Number(wrote) === 1;
-  }
-
-  private recordKey(keyHash: string): string {
-    return `${this.base}hash:${keyHash}`;
-  }
-
-  private idKey(id: string): string {
-    return `${this.base}id:${id}`;
-  }
-
-  private ownerKey(ownerId: string): string {
-    return `${this.base}owner:${ownerId}`;
-  }
-
-  private allKey(): string {
-    return `${this.base}all`;
-  }
-
-  /** Set once the index across owners holds every record stored before it existed. */
-  private allIndexedKey(): string {
-    return `${this.base}all:indexed`;
-  }
-
-  private issuerKey(issuerId: string): string {
-    return `${this.base}issuer:${issuerId}`;
   }
 
   /** When Redis should drop the record: '' for never. */
@@ -338,46 +313,6 @@ export class RedisBackend implements ApiKeyBackend {
     }
   }
 
-  private script<T = unknown>(operation: string, script: RedisScript, keys: string[], args: string[], decode?: (reply: unknown) => T): Promise<T> {
-    const wait = this.options.waitForReplicas;
-    if (wait && REPLICATED_WRITES.has(operation)) {
-      return this.guard(
-        operation,
-        async () => {
-          const reply = await script.run(this.client, keys, args);
-          // On the connection that ran the script (routed by the same first key), so it waits for it.
-          const acknowledged = Number(await sendCommandForKey(this.client, keys[0]!, ['WAIT', String(wait.replicas), String(wait.timeoutMs)]));
-          if (!(acknowledged >= wait.replicas)) throw new ReplicasDidNotAcknowledge(acknowledged, wait);
-          return reply;
-        },
-        decode,
-      );
-    }
-    return this.guard(operation, () => script.run(this.client, keys, args), decode);
-  }
-
-  private command<T = unknown>(operation: string, args: string[], decode?: (reply: unknown) => T): Promise<T> {
-    return this.guard(operation, () => this.client.sendCommand(args), decode);
-  }
-
-  /** One client call with the backend's deadline and error mapping (see `callWithin`). */
-  private guard<T>(operation: string, run: () => Promise<unknown>, decode?: (reply: unknown) => T): Promise<T> {
-    return callWithin(run, this.deadlines, (error) => this.unavailable(operation, error), decode);
-  }
-
-  /**
-   * Only the error's class name goes into the message, and only a redacted copy of it
-   * into `cause`: a reply's text can echo command arguments, and those include key
-   * hashes.
-   */
-  private unavailable(operation: string, error: unknown): BackendUnavailableError {
-    if (error instanceof ReplyDeadlineExceeded) {
-      // A write that timed out may still have been applied, all or nothing (scripts are atomic).
-      return new BackendUnavailableError(`Redis did not answer ${operation} within ${error.ms} ms.`, { cause: error });
-    }
-    const kind = error instanceof Error ? error.constructor.name : typeof error;
-    return new BackendUnavailableError(`Redis could not complete ${operation} (${kind}).`, { cause: redactedError(error) });
-  }
 }
 
 /** `value` with the glob characters of SCAN's MATCH escaped, so it matches itself only. */
@@ -385,19 +320,3 @@ function escapeGlob(value: string): string {
   return value.replace(/[*?[\]\\]/g, '\\$&');
 }
 
-/** Whether Redis Cluster hashes `namespace`-prefixed keys by a tag inside it (a non-empty `{...}`). */
-function hasHashTag(namespace: string): boolean {
-  const open = namespace.indexOf('{');
-  const close = open < 0 ? -1 : namespace.indexOf('}', open + 1);
-  return close > open + 1;
-}
-
-/** The writes `waitForReplicas` applies to: every management write, not usage writes. */
-const REPLICATED_WRITES = new Set(['create', 'update', 'delete', 'purge', 'replaceHash']);
-
-/** Fewer replicas than `waitForReplicas.replicas` acknowledged a write in time. */
-class ReplicasDidNotAcknowledge extends Error {
-  constructor(acknowledged: number, wait: { replicas: number; timeoutMs: number }) {
-    super(`${acknowledged} of ${wait.replicas} replicas acknowledged the write within ${wait.timeoutMs} ms; a failover now could lose it.`);
-  }
-}
