@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-sample/', 'dist-bench/', 'dist-scripts/', 'node_modules/', 'coverage/', 'bench/results/'] },
+  { ignores: ['dist/', 'dist-sample/', 'dist-bench/', 'dist-scripts/', 'node_modules/', 'coverage/', 'bench/results/', 'compat/node24/.bench/'] },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -11,8 +11,8 @@ export default tseslint.config(
     },
   },
   {
-    // The sample, the benchmarks and scripts talk to a terminal on purpose.
-    files: ['sample/**', 'bench/**', 'scripts/**', 'test/**'],
+    // The sample, the benchmarks, scripts and compat runners talk to a terminal on purpose.
+    files: ['sample/**', 'bench/**', 'scripts/**', 'test/**', 'compat/**'],
     rules: { 'no-console': 'off' },
   },
 );

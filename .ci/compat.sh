@@ -5,7 +5,11 @@
 #     and Terminus): the backend conformance suite and contract tests on PostgreSQL, the
 #     MikroORM e2e tests on Express and Fastify, the sample on PostgreSQL, and
 #     MikroOrmModule.forRootAsync feeding ApiAuthModule.forRootAsync.
-#  2. Fresh consumers of the packed tarball, installed from the registry in an empty
+#  2. The MikroORM 7 column of docs/postgresql.md, top to bottom (compat/migrations7,
+#     its own lockfile: @mikro-orm/migrations and @mikro-orm/cli were last published at
+#     7.2.1 and pin core 7.2.1 exactly, so they cannot sit beside compat/node24's 7.2.5):
+#     the page's files and migration commands on an empty database, the app served, exit.
+#  3. Fresh consumers of the packed tarball, installed from the registry in an empty
 #     directory: on Node 24 with no version pins (MikroORM 7 + @mikro-orm/nestjs), on
 #     Node 20 with MikroORM 6; each type-checks against our .d.ts with the latest
 #     TypeScript, issues/verifies/revokes a key on PostgreSQL and must exit by itself.
@@ -32,12 +36,15 @@ NODE20=$(command -v node)
 with_node24() { PATH="$(dirname "$NODE24"):$PATH" "$@"; }
 
 step "install compat/node24 (npm ci on Node $NODE24_VERSION, skipped while the lockfile is unchanged)"
-stamp=compat/node24/node_modules/.compat-lock-sha
-lock_sha=$(sha256sum compat/node24/package-lock.json | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sha" ]; then
-  (cd compat/node24 && with_node24 npm ci --no-audit --no-fund --loglevel=error) && echo "$lock_sha" > "$stamp" \
-    || { ko "npm ci in compat/node24"; finish; }
-fi
+# install_locked <folder>: npm ci on Node 24, skipped while its lockfile is unchanged.
+install_locked() {
+  local stamp=$1/node_modules/.compat-lock-sha lock_sha
+  lock_sha=$(sha256sum "$1/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sha" ]; then
+    (cd "$1" && with_node24 npm ci --no-audit --no-fund --loglevel=error) && echo "$lock_sha" > "$stamp"
+  fi
+}
+install_locked compat/node24 || { ko "npm ci in compat/node24"; finish; }
 
 if [ "${COMPAT_SKIP_BUILD:-0}" != 1 ]; then
   step "build"
@@ -66,6 +73,19 @@ trap 'rm -rf "$work"; [ -n "${dbs:-}" ] && for d in $dbs; do psql "$DATABASE_URL
 tarball=$work/$(npm pack --silent --pack-destination "$work" | tail -1)
 [ -f "$tarball" ] || { ko "npm pack"; finish; }
 dbs=""
+
+step "docs/postgresql.md, MikroORM 7 column, top to bottom (compat/migrations7, pinned 7.2.1)"
+if install_locked compat/migrations7; then
+  db="api_auth_compat_walkthrough_$RANDOM"
+  psql "$DATABASE_URL_BASE" -qc "create database \"$db\"" && dbs="$dbs $db"
+  walk=$(with_node24 timeout 300 node compat/migrations7/walkthrough.mjs "$tarball" "${DATABASE_URL_BASE%/*}/$db")
+  echo "$walk"
+  p=$(grep -c '^ok ' <<<"$walk"); f=$(grep -c '^FAILED ' <<<"$walk")
+  grep -q '^walkthrough: ' <<<"$walk" || f=$((f + 1))
+  passed=$((passed + p)); failed=$((failed + f))
+else
+  ko "npm ci in compat/migrations7"
+fi
 
 # consumer <label> <node> <wiring> <packages...>: a fresh directory, one plain npm i.
 consumer() {

@@ -65,13 +65,20 @@ export function benchCases(ready: Ready, only: ReadonlySet<string> | null): Case
   }
   for (const route of Object.keys(labels)) {
     const floor =
-      route === 'redis' && ready.redisFloor ? 'redis-floor' : route === 'postgres' && ready.pgFloor ? 'pg-floor' : undefined;
+      route === 'redis' && ready.redisFloor ? 'redis-floor' : route.startsWith('postgres') && ready.pgFloor ? 'pg-floor' : undefined;
     cases.push({ name: route, label: labels[route]!, route, keys: [keys[route]!], expect: 200, counter: route, floor });
   }
   cases.push(
     { name: 'flood-malformed', label: `malformed-key flood (${floodRoute})`, route: floodRoute, keys: malformed, expect: 401, counter: floodRoute },
     { name: 'flood-unknown', label: `unknown-key flood, 100 keys (${floodRoute})`, route: floodRoute, keys: unknownKeys, expect: 401, counter: floodRoute },
   );
+  if (keys['memory-rotating'] && keys['memory-peppered']) {
+    // The same unknown keys with a pepper, without and with a previous one: one more HMAC each.
+    cases.push(
+      { name: 'flood-unknown-peppered', label: 'unknown-key flood, 100 keys (memory, pepper)', route: 'memory-peppered', keys: unknownKeys, expect: 401, counter: 'memory-peppered' },
+      { name: 'flood-unknown-rotating', label: 'unknown-key flood, 100 keys (memory, pepper and one previous pepper)', route: 'memory-rotating', keys: unknownKeys, expect: 401, counter: 'memory-rotating' },
+    );
+  }
 
   return only === null ? cases : selectCases(cases, only);
 }

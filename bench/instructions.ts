@@ -28,7 +28,8 @@
  * `<adapter>-<case>-<round>`, and with BENCH_FUNCTIONS the JIT map as
  * `<adapter>-perf.map`, for `callgrind_annotate --tree=caller`: who calls what),
  * BENCH_CACHE_SIM=1 (also simulate the caches: misses per request and a cycle
- * estimate, for code whose cost is in cache misses more than in instructions).
+ * estimate, for code whose cost is in cache misses more than in instructions),
+ * BENCH_STACK ("node24": the server on Node 24 with compat/node24's MikroORM 7; see stack.ts).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,7 @@ import { join } from 'node:path';
 import { waitForMessage } from './ipc.js';
 import { median } from './median.js';
 import { benchCases, floorOf, type Case, type Ready } from './cases.js';
+import { benchStack, type BenchStack } from './stack.js';
 
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',');
 /** The routes the targets are about; with the bare route and their floors. Counting is slow. */
@@ -215,7 +217,7 @@ function nameFunctions(functions: Map<string, number>, perfMap: string): Map<str
   return named;
 }
 
-async function countAdapter(adapter: string): Promise<Counted[]> {
+async function countAdapter(adapter: string, stack: BenchStack): Promise<Counted[]> {
   const dir = mkdtempSync(join(os.tmpdir(), `bench-instructions-${adapter}-`));
   const out = join(dir, 'callgrind.out');
   const server = spawn(
@@ -228,10 +230,10 @@ async function countAdapter(adapter: string): Promise<Counted[]> {
       '--smc-check=all-non-file',
       `--callgrind-out-file=${out}`,
       `--log-file=${join(dir, 'valgrind.log')}`,
-      process.execPath,
+      stack.execPath,
       // V8's map of its JIT code, to name what callgrind knows only by address.
       ...(TOP_FUNCTIONS > 0 ? ['--perf-basic-prof'] : []),
-      new URL('./server.js', import.meta.url).pathname,
+      new URL('server.js', stack.dir).pathname,
       adapter,
     ],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
@@ -322,12 +324,13 @@ async function main() {
   requireTools();
   if (KEEP) mkdirSync(KEEP, { recursive: true });
   const valgrind = execFileSync('valgrind', ['--version']).toString().trim();
+  const stack = benchStack();
   const header =
-    `Node ${process.version}, ${valgrind} (callgrind), ${WARMUP} warm-up requests per case, then ${ROUNDS} rounds of ` +
+    `server on ${stack.label}, ${valgrind} (callgrind), ${WARMUP} warm-up requests per case, then ${ROUNDS} rounds of ` +
     `${REWARM} uncounted and ${REQUESTS} counted requests per case, ${CONCURRENCY} in flight`;
   console.log(`nestjs-api-auth benchmark, CPU instructions per request: ${header}\n`);
   const started = Date.now();
-  const results = await Promise.all(ADAPTERS.map(async (adapter) => [adapter, await countAdapter(adapter)] as const));
+  const results = await Promise.all(ADAPTERS.map(async (adapter) => [adapter, await countAdapter(adapter, stack)] as const));
   for (const [adapter, rows] of results) {
     const byName = new Map(rows.map((r) => [r.name, r]));
     const bare = byName.get('bare')!.perRequest;

@@ -45,10 +45,13 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
   const postgres = new MikroOrmBackend(orm, { ensureSchema: true });
   await postgres.ensureSchema();
 
-  // (f) PostgreSQL directly.
+  // (f) PostgreSQL directly; (f') the same with the lookup pool (MikroORM 6; 7 ignores the
+  // option and looks up through its own pg pool either way). Its pool has the floor's size.
   const direct = countCalls(postgres);
+  const pooled = new MikroOrmBackend(orm, { lookupPool: { max: 10 } });
+  const directPooled = countCalls(pooled);
   // (e) Redis as the only store.
-  const redisPrimary = countCalls(new RedisBackend(redis, { namespace: `${namespace}:primary:` }));
+  const redisPrimary = countCalls(new RedisBackend(redis, { namespace: `${namespace}:primary:`, recordEncoding: 2 }));
   // (d) The cached provider: L1 -> Redis cache (cache-manager + @keyv/redis) -> PostgreSQL,
   // with pub/sub invalidation, exactly as an application builds it.
   const cachedPrimary = countCalls(postgres);
@@ -59,6 +62,7 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
 
   const close = async () => {
     await floorPool.end();
+    await pooled.close();
     await cached.close();
     await cache.disconnect().catch(() => undefined);
     await orm.close();
@@ -92,6 +96,13 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
     { route: 'cached', label: '(d) L1 + Redis cache + PostgreSQL, warm', ...guardFor(cached), primaryCalls: cachedPrimary.counts, close: closeOnce },
     { route: 'redis', label: '(e) RedisBackend, no L1', ...guardFor(redisPrimary.backend), primaryCalls: redisPrimary.counts, close: closeOnce },
     { route: 'postgres', label: '(f) MikroOrmBackend on PostgreSQL, no cache', ...guardFor(direct.backend), primaryCalls: direct.counts, close: closeOnce },
+    {
+      route: 'postgres-pool',
+      label: "(f') MikroOrmBackend on PostgreSQL, no cache, lookupPool",
+      ...guardFor(directPooled.backend),
+      primaryCalls: directPooled.counts,
+      close: closeOnce,
+    },
   ];
   return { scenarios, redisFloor, pgFloor };
 }

@@ -16,7 +16,8 @@
  * ("0" to not pin processes to CPUs), BENCH_SEED (the route order's seed; printed),
  * BENCH_CASES (a comma-separated subset of the table's cases, by name, to study a few
  * quickly; the bare route and the floors they are divided by always run),
- * BENCH_PROFILE_SECONDS (load per profiled scenario, default 4; 0 skips the profiler).
+ * BENCH_PROFILE_SECONDS (load per profiled scenario, default 4; 0 skips the profiler),
+ * BENCH_STACK ("node24": the server on Node 24 with compat/node24's MikroORM 7; see stack.ts).
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ import { median } from './median.js';
 import { benchCases, floorOf, type Case, type Ready } from './cases.js';
 import type { GuardShare } from './guard-share.js';
 import { pickLoadGenerator, runLoad, type LoadGenerator } from './load.js';
+import { benchStack, type BenchStack } from './stack.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
@@ -162,9 +164,9 @@ async function runCase(
 
 const range = (values: number[]) => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
 
-async function benchAdapter(adapter: string, generator: LoadGenerator) {
+async function benchAdapter(adapter: string, generator: LoadGenerator, stack: BenchStack) {
   const cpus = pinning();
-  const server = fork(new URL('./server.js', import.meta.url), [adapter], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const server = fork(new URL('server.js', stack.dir), [adapter], { execPath: stack.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ready = await waitForMessage<Ready>(server, 'ready');
   if (cpus) {
     pin(server.pid!, cpus.server);
@@ -234,14 +236,15 @@ async function benchAdapter(adapter: string, generator: LoadGenerator) {
 async function main() {
   const generator = pickLoadGenerator();
   const cpus = pinning();
+  const stack = benchStack();
   const header =
-    `Node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${generator}, ${CONNECTIONS} connections, ` +
+    `server on ${stack.label}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${generator}, ${CONNECTIONS} connections, ` +
     `${DURATION}s x ${ROUNDS} rounds interleaved (order seed ${SEED}), ` +
     (cpus ? `server pinned to CPU ${cpus.server}, load generator to CPU ${cpus.generator}` : 'not pinned');
   console.log(`nestjs-api-auth benchmark: ${header}\n`);
   const all: Record<string, unknown> = {};
   for (const adapter of ADAPTERS) {
-    const { rows, shares } = await benchAdapter(adapter, generator);
+    const { rows, shares } = await benchAdapter(adapter, generator, stack);
     all[adapter] = { http: rows, profile: shares };
     console.log(`### ${adapter}\n`);
     console.log('| scenario | req/s | ratio to (a) | range over rounds | ratio to its floor | server µs/req | CPU ratio | server busy | p50 ms | p99 ms | primary reads | Redis calls | wrong status |');

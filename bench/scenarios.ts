@@ -51,3 +51,25 @@ export async function memoryScenario(): Promise<GuardedScenario> {
   const backend = new CountingMemoryBackend();
   return { route: 'memory', label: '(c) ApiKeyGuard, memory backend', ...guardFor(backend), primaryCalls: backend.counts, close: async () => undefined };
 }
+
+/** Routes of {@link pepperScenarios}: a pepper alone, and a pepper with one previous pepper. */
+export const PEPPERED_ROUTE = 'memory-peppered';
+export const ROTATING_PEPPER_ROUTE = 'memory-rotating';
+
+/**
+ * The memory route with a `pepper`, without and with one `previousPeppers` entry: an
+ * unknown key costs one more HMAC (and, unless the store knows the hash offline, one
+ * more lookup) during a rotation, which the `flood-unknown-peppered` and
+ * `flood-unknown-rotating` cases compare. Served only when BENCH_CASES names a pepper
+ * case, so the default table is unchanged.
+ */
+export async function pepperScenarios(): Promise<GuardedScenario[]> {
+  const pepper = 'bench-pepper-0123456789';
+  return [
+    { route: PEPPERED_ROUTE, label: '(c) memory backend, pepper', extra: {} },
+    { route: ROTATING_PEPPER_ROUTE, label: '(c) memory backend, pepper plus one previous pepper', extra: { previousPeppers: ['bench-old-pepper-0123456789'] } },
+  ].map(({ route, label, extra }) => {
+    const backend = new CountingMemoryBackend();
+    return { route, label, ...guardFor(backend, { pepper, ...extra }), primaryCalls: backend.counts, close: async () => undefined };
+  });
+}

@@ -6,7 +6,7 @@ import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { HeaderAPIKeyStrategy } from 'passport-headerapikey';
 import { ApiAuthModule } from 'nestjs-api-auth';
-import { memoryScenario, PREFIX, type GuardedScenario } from './scenarios.js';
+import { memoryScenario, pepperScenarios, PREFIX, type GuardedScenario } from './scenarios.js';
 import { optionalScenarios } from './optional-scenarios.js';
 import { GuardProfiler } from './guard-share.js';
 
@@ -122,6 +122,7 @@ function buildController(guards: Record<string, CanActivate>) {
 async function main() {
   const optional = await optionalScenarios();
   const scenarios: GuardedScenario[] = [await memoryScenario(), ...optional.scenarios];
+  if (/peppered|rotating/.test(process.env.BENCH_CASES ?? '')) scenarios.push(...(await pepperScenarios()));
   const guards: Record<string, CanActivate> = Object.fromEntries(scenarios.map((s) => [s.route, s.guard]));
   if (optional.redisFloor) guards['redis-floor'] = optional.redisFloor;
   if (optional.pgFloor) guards['pg-floor'] = optional.pgFloor;

@@ -14,6 +14,7 @@ import { API_KEY_BACKEND } from './backends/backend.interface.js';
 import { declareExpressRequestProperty } from './transport/express-request-property.js';
 import { assertKnownForRootAsyncOptions, assertKnownForRootOptions } from './options/module-option-names.js';
 import { resolveApiAuthOptions } from './options/resolve-options.js';
+import { PurgeScheduler } from './purge/purge.scheduler.js';
 
 const providers: Provider[] = [
   {
@@ -30,6 +31,8 @@ const providers: Provider[] = [
   },
   ApiKeyService,
   ApiKeyGuard,
+  // Idle unless the `purge` option is set.
+  PurgeScheduler,
 ];
 
 /**

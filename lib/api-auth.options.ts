@@ -3,6 +3,9 @@ import type { ApiKeyEventEmitter, ApiKeyEventListener, ApiKeyEventSink } from '.
 import type { UsageWriteCoordinator } from './usage/usage-coordinator.js';
 import type { RateLimiter } from './policy/rate-limiter.interface.js';
 import type { ApiAuthRoutesOptions } from './management/api-auth-routes.options.js';
+import type { KeyLifetimeOptions, ResolvedKeyLifetime } from './management/key-lifetime.js';
+import type { ApiKeyPolicy } from './policy/api-key-policy.js';
+import type { ApiAuthPurgeOptions, ResolvedPurgeOptions } from './purge/purge.options.js';
 
 /** Options that shape the module itself and so cannot come from an async factory. */
 export interface ApiAuthModuleExtras {
@@ -143,6 +146,45 @@ export interface ApiAuthModuleOptions {
    * checksum check (16-512 printable characters) and looked up. Default none.
    */
   legacyKeyPrefixes?: string[];
+  /**
+   * Peppers used before `pepper`, newest first, for rotating it without breaking keys;
+   * `null` stands for "no pepper" (plain SHA-256), to introduce a pepper. A key whose
+   * hash is not found under `pepper` is looked up under each of these in turn; when
+   * found, its stored hash is upgraded to `pepper` on that first use (once across a
+   * fleet, through the backend's `replaceHash`), and an `api-key.rehashed` event names
+   * it. An unknown key costs one extra lookup per previous pepper and one more read of
+   * the current hash from the store (the L1 answers repeats offline). Procedure:
+   * docs/security.md, "Rotating the pepper". Default none.
+   */
+  previousPeppers?: Array<string | Buffer | null>;
+  /**
+   * How long keys live: `defaultMs` for a key issued or imported without `expiresAt`,
+   * and `maxMs` as the longest life any key may be given (issue, import, update,
+   * self-service; a rotation's replacement is capped). See `KeyLifetimeOptions`.
+   * Default: no default, no maximum.
+   */
+  keyLifetime?: KeyLifetimeOptions;
+  /**
+   * Scopes a key is issued or imported with when the caller gives none (`scopes`
+   * absent; an explicit `[]` stands). Over HTTP, `scopes` may then be left out of
+   * `POST /api-keys`; a self-service caller's key gets only the defaults it holds
+   * itself. Validated at start-up like any key's scopes. Default none.
+   */
+  defaultScopes?: string[];
+  /**
+   * Policy (rate limits, quota, allowed addresses) a key is issued or imported with
+   * when the caller gives none (`policy` absent; an explicit `null` stands). A
+   * self-service caller with a policy of its own passes its own on instead. Validated
+   * at start-up like any key's policy; it may not set `counterKey`. Default none.
+   */
+  defaultPolicy?: ApiKeyPolicy;
+  /**
+   * Delete expired and revoked keys periodically (`ApiKeyService.purge`), on one
+   * instance of a fleet per interval when `usageCoordinator` is shared (each instance
+   * otherwise, which is harmless). Stopped at shutdown. See `ApiAuthPurgeOptions`.
+   * Default: off.
+   */
+  purge?: ApiAuthPurgeOptions;
 }
 
 /** Options after defaults and validation; what the services receive. */
@@ -177,6 +219,15 @@ export interface ResolvedApiAuthOptions {
   /** Delivers an event; `null` when nobody listens. */
   emitEvent: ApiKeyEventSink | null;
   legacyKeyPrefixes: string[];
+  /** `[]` without pepper rotation. */
+  previousPeppers: Array<string | Buffer | null>;
+  keyLifetime: ResolvedKeyLifetime;
+  /** As given (validated when the service starts); `null` when unset. */
+  defaultScopes: string[] | null;
+  /** As given (validated when the service starts); `null` when unset. */
+  defaultPolicy: ApiKeyPolicy | null;
+  /** `null` when periodic purging is off. */
+  purge: ResolvedPurgeOptions | null;
 }
 
 export const DEFAULT_PREFIX = 'sk_';

@@ -159,6 +159,19 @@ export class ApiKeyLimitReachedError extends ApiKeyError {
 }
 
 /**
+ * The configured backend lacks an optional capability the call needs (a custom backend
+ * written before it existed). Names the method to implement; nothing was changed.
+ */
+export class UnsupportedBackendOperationError extends ApiKeyError {
+  constructor(
+    /** The optional `ApiKeyBackend` method that is missing, e.g. `"purge"`. */
+    readonly operation: string,
+  ) {
+    super(`The API key backend does not implement the optional method "${operation}", which this call needs.`);
+  }
+}
+
+/**
  * `enable` or `disable` named a revoked key: revocation is final, so there is nothing
  * to switch. Nothing was written. The management routes answer 409 `key_revoked`: the
  * request is well formed, the key's state is what refuses it.

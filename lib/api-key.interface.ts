@@ -77,6 +77,33 @@ export function toApiKeyView(record: ApiKey): ApiKeyView {
   };
 }
 
+/**
+ * {@link toApiKeyView} for a record nobody else holds, such as a backend's answer (the
+ * backend contract makes it a copy): its scopes, metadata and policy are taken as they
+ * are, not copied again.
+ */
+export function ownedApiKeyView(record: ApiKey): ApiKeyView {
+  return {
+    id: record.id,
+    name: record.name,
+    ownerId: record.ownerId,
+    hint: record.hint,
+    scopes: record.scopes,
+    metadata: record.metadata,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    expiresAt: record.expiresAt,
+    revokedAt: record.revokedAt,
+    lastUsedAt: record.lastUsedAt,
+    rotatedFromId: record.rotatedFromId,
+    environment: record.environment ?? null,
+    policy: record.policy ?? null,
+    version: record.version ?? 1,
+    issuedById: record.issuedById ?? null,
+    disabledAt: record.disabledAt ?? null,
+  };
+}
+
 /** A deep copy of a record, so callers and stores never share mutable state. */
 export function cloneApiKey(record: ApiKey): ApiKey {
   return {

@@ -22,6 +22,8 @@ import type {
   UpdateApiKeyOptions,
 } from './management/key-inputs.js';
 import { KeyVerifier, type AuthenticationResult } from './verification/key-verifier.js';
+import { purgeKeys } from './purge/key-purge.js';
+import type { PurgeKeysOptions, PurgeResult } from './purge/purge.options.js';
 import { consumeKey, type ConsumeOptions, type ConsumeOutcome } from './verification/key-consumption.js';
 import type { ApiKeyUsage, QuotaBalance } from './policy/quota-balance.js';
 import type { QuotaChange } from './policy/rate-limiter.interface.js';
@@ -52,7 +54,11 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
     });
   }
 
-  /** Mints a key for `input.ownerId`. The plaintext is in the result and nowhere else. */
+  /**
+   * Mints a key for `input.ownerId`. The plaintext is in the result and nowhere else.
+   * Fields left out (`undefined`) get the module's `defaultScopes`, `defaultPolicy` and
+   * `keyLifetime.defaultMs`; an expiry past `keyLifetime.maxMs` throws `ApiKeyValidationError`.
+   */
   issue(input: IssueApiKeyInput): Promise<IssuedApiKey> {
     return this.operations.issue(input);
   }
@@ -181,8 +187,9 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
   }
 
   /**
-   * Issues a replacement with the same owner, scopes, metadata and expiry, linked by
-   * `rotatedFromId`, and lets the old key live for `gracePeriodMs` more.
+   * Issues a replacement with the same owner, scopes, metadata and expiry (capped at
+   * now + `keyLifetime.maxMs` when that is set), linked by `rotatedFromId`, and lets the
+   * old key live for `gracePeriodMs` more.
    *
    * A key is rotated once. Its replacement's id is derived from its own, so the store
    * keeps exactly one replacement however many rotations of the key race, on however
@@ -193,6 +200,23 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
    */
   rotate(id: string, options: RotateApiKeyOptions = {}): Promise<RotatedApiKey> {
     return this.operations.rotate(id, options);
+  }
+
+  /**
+   * Deletes keys that expired before `expiredBefore` and/or were revoked before
+   * `revokedBefore` (neither may be in the future), for good, in batches of `batchSize`
+   * (one bounded backend call each), at most `maxBatches` per call: `done: false` means
+   * call again to continue. Caches drop the deleted keys on every instance; one
+   * `api-key.purged` event gives the count. Throws `UnsupportedBackendOperationError`
+   * when the backend has no `purge`. The module's `purge` option runs it periodically.
+   */
+  purge(options: PurgeKeysOptions): Promise<PurgeResult> {
+    return purgeKeys(this.backend, options, this.options.emitEvent);
+  }
+
+  /** The module's `defaultScopes`, validated; `null` when unset. For the management routes. */
+  get defaultScopes(): readonly string[] | null {
+    return this.operations.defaults.scopes;
   }
 
   /**

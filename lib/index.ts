@@ -36,6 +36,7 @@ export {
   ApiKeyValidationError,
   BackendUnavailableError,
   DuplicateApiKeyError,
+  UnsupportedBackendOperationError,
   VersionConflictError,
   type AuthenticationFailureCode,
 } from './api-key.errors.js';
@@ -45,6 +46,7 @@ export {
   type ApiKeyChanges,
   type ApiKeyCursor,
   type ListByOwnerOptions,
+  type PurgeOptions,
   type UpdateOptions,
 } from './backends/backend.interface.js';
 export { MemoryBackend } from './backends/memory.backend.js';
@@ -64,6 +66,8 @@ export {
   type ApiKeyEventMap,
   type ApiKeyImportedEvent,
   type ApiKeyIssuedEvent,
+  type ApiKeyPurgedEvent,
+  type ApiKeyRehashedEvent,
   type ApiKeyRevokedEvent,
   type ApiKeyRotatedEvent,
   type ApiKeyQuotaChangedEvent,
@@ -104,6 +108,8 @@ export { CachedBackend, withL1Cache, type CacheInvalidation, type CachedBackendO
 export type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './cache/invalidation-bus.interface.js';
 export { LocalInvalidationBus } from './cache/local-invalidation.bus.js';
 export { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from './usage/usage-coordinator.js';
+export type { ApiAuthPurgeOptions, PurgeKeysOptions, PurgeResult } from './purge/purge.options.js';
+export type { KeyLifetimeOptions } from './management/key-lifetime.js';
 // Disable/enable and the listing across owners (issue 21).
 export type { SetKeyStatusOptions } from './management/key-status.js';
 export type { ApiKeyListAllPage, ListAllPageOptions } from './management/list-all.js';

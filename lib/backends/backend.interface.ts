@@ -28,6 +28,22 @@ export interface ListByOwnerOptions {
   limit?: number;
 }
 
+/** Options of {@link ApiKeyBackend.purge}. Each criterion applies only when given; at least one is. */
+export interface PurgeOptions {
+  /** Delete records whose `expiresAt` is earlier than this. */
+  expiredBefore?: Date;
+  /** Delete records whose `revokedAt` is earlier than this. */
+  revokedBefore?: Date;
+  /** Delete at most this many records in this call (a positive integer). */
+  limit: number;
+  /**
+   * Called with the id and hash of the records this call deleted, before it resolves,
+   * so a cache in front of the store can drop them. A backend that never calls it
+   * still works: the caches then drop every entry after a purge that deleted something.
+   */
+  onDeleted?: (records: ReadonlyArray<Pick<ApiKey, 'id' | 'keyHash'>>) => void;
+}
+
 /** What a key is at an instant, for `listAll`'s `status` filter (see `keyStatusAt`). */
 export type ApiKeyStatus = 'active' | 'expired' | 'revoked' | 'disabled';
 
@@ -120,6 +136,28 @@ export interface ApiKeyBackend {
    * owner (which covers every key a self-service key can mint) and says so in the docs.
    */
   listByIssuer?(issuerId: string): AsyncIterable<ApiKey>;
+
+  /**
+   * Optional: deletes at most `limit` records with `expiresAt < expiredBefore` or
+   * `revokedAt < revokedBefore` (each criterion only when given), with every index entry
+   * of them, and resolves to how many it deleted. Calling again continues where it left
+   * off (the deleted records are gone), so a caller loops until a call deletes fewer
+   * than `limit`. One call is bounded in time and memory by `limit`. Without it,
+   * `ApiKeyService.purge` throws `UnsupportedBackendOperationError`.
+   */
+  purge?(options: PurgeOptions): Promise<number>;
+
+  /**
+   * Optional, for pepper rotation: atomically, and only if the stored `keyHash` of `id`
+   * equals `fromHash`, sets it to `toHash` and moves the hash index with it (`fromHash`
+   * stops resolving, `toHash` resolves). Resolves `true` only for the call that made the
+   * change; `false` for an unknown id or another stored hash (another instance upgraded
+   * it first). Rejects with `DuplicateApiKeyError('keyHash')` when `toHash` belongs to
+   * another record, changing nothing. Not a management write: `version` and `updatedAt`
+   * stay as they are, so no ETag goes stale. Without it, keys hashed under a previous
+   * pepper keep authenticating through the slower fallback and are never upgraded.
+   */
+  replaceHash?(id: string, fromHash: string, toHash: string): Promise<boolean>;
 
   /**
    * Optional: every owner's records matching the filters, newest first (`createdAt`

@@ -5,4 +5,5 @@ export { hasCachedLookup, type CachedLookup } from '../cache/cached-lookup.inter
 export { decodeInvalidation, encodeInvalidation } from '../cache/invalidation-message.js';
 export { INVALIDATION_TAG_COUNT, invalidationTag } from '../cache/invalidation-tag.js';
 export { L1Cache, type CachedApiKey, type L1CacheOptions } from '../cache/l1-cache.js';
+export { isPurgeable } from './purge-criteria.js';
 export { API_KEY_STATUSES, compareNewestFirst, isBeforeCursor, keyStatusAt, matchesListAllFilters } from './key-status.js';

@@ -3,7 +3,8 @@ import { ApiKeyNotFoundError, DuplicateApiKeyError } from '../api-key.errors.js'
 import type { CachedLookup } from '../cache/cached-lookup.interface.js';
 import { snapshotApiKey, type CachedApiKey } from '../cache/l1-cache.js';
 import { applyChanges } from './apply-changes.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, UpdateOptions } from './backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from './backend.interface.js';
+import { isPurgeable } from './purge-criteria.js';
 import { compareByCursor, isAfterCursor } from './cursor.js';
 import { compareNewestFirst, isBeforeCursor, matchesListAllFilters } from './key-status.js';
 
@@ -160,6 +161,30 @@ export class MemoryBackend implements ApiKeyBackend, CachedLookup {
     if (!current) return false;
     if (current.lastUsedAt && current.lastUsedAt.getTime() >= staleBefore.getTime()) return false;
     current.lastUsedAt = new Date(usedAt);
+    this.snapshots.delete(id);
+    return true;
+  }
+
+  async purge(options: PurgeOptions): Promise<number> {
+    const victims: ApiKey[] = [];
+    for (const record of this.byId.values()) {
+      if (victims.length >= options.limit) break;
+      if (isPurgeable(record, options)) victims.push(record);
+    }
+    // `delete` runs to completion synchronously: no other call interleaves with the batch.
+    for (const record of victims) void this.delete(record.id);
+    if (victims.length > 0) options.onDeleted?.(victims.map(({ id, keyHash }) => ({ id, keyHash })));
+    return victims.length;
+  }
+
+  async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
+    const current = this.byId.get(id);
+    if (!current || current.keyHash !== fromHash) return false;
+    if (this.idByHash.has(toHash)) throw new DuplicateApiKeyError('keyHash');
+    // No await between the check and the move: concurrent calls cannot both win.
+    this.byId.set(id, { ...current, keyHash: toHash });
+    this.idByHash.delete(fromHash);
+    this.idByHash.set(toHash, id);
     this.snapshots.delete(id);
     return true;
   }

@@ -13,6 +13,13 @@ export interface CachedLookup {
    * never does I/O.
    */
   peekByHash(keyHash: string): CachedApiKey | null | undefined;
+
+  /**
+   * Optional: drops this process's answer for a hash, after the store of record was
+   * seen to hold a key the cache remembers as unknown (pepper rotation's last read).
+   * Local only: the instance that changed the store tells the others.
+   */
+  forgetHash?(keyHash: string): void;
 }
 
 /** Whether `backend` offers {@link CachedLookup.peekByHash}. */

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
 import type { CachedLookup } from './cached-lookup.interface.js';
 import type { ApiKeyInvalidation, ApiKeyInvalidationBus } from './invalidation-bus.interface.js';
 import { invalidationTag } from './invalidation-tag.js';
@@ -65,6 +65,10 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
   readonly countByOwner?: (ownerId: string) => Promise<number>;
   /** Optional in the contract, so present only when the primary has it; always fresh. */
   readonly listByIssuer?: (issuerId: string) => AsyncIterable<ApiKey>;
+  /** Present only when the primary has it; drops the purged keys here and on every instance. */
+  readonly purge?: (options: PurgeOptions) => Promise<number>;
+  /** Present only when the primary has it; drops the key and the new hash's negative entry everywhere. */
+  readonly replaceHash?: (id: string, fromHash: string, toHash: string) => Promise<boolean>;
   /** Optional in the contract, so present only when the primary has it; always fresh. */
   readonly listAll?: (options: ListAllOptions) => AsyncIterable<ApiKey>;
   private readonly logger = new Logger('ApiAuth');
@@ -91,6 +95,18 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     this.bus = bus;
     if (primary.countByOwner) this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
     if (primary.listByIssuer) this.listByIssuer = (issuerId) => primary.listByIssuer!(issuerId);
+    if (primary.purge) this.purge = (options) => purgeThrough(primary, options, (change) => this.invalidate(change));
+    if (primary.replaceHash) {
+      this.replaceHash = async (id, fromHash, toHash) => {
+        try {
+          return await primary.replaceHash!(id, fromHash, toHash);
+        } finally {
+          // By id for the record under the old hash; by hash for the new one, which the
+          // lookup that led here has just remembered as unknown.
+          await this.invalidate({ ids: [id], hashes: [toHash] });
+        }
+      };
+    }
     if (primary.listAll) this.listAll = (listOptions) => primary.listAll!(listOptions);
     if (this.bus) {
       this.unsubscribers.push(
@@ -105,6 +121,10 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
 
   peekByHash(keyHash: string): CachedApiKey | null | undefined {
     return this.cache.get(keyHash);
+  }
+
+  forgetHash(keyHash: string): void {
+    this.cache.deleteHash(keyHash);
   }
 
   async getByHash(keyHash: string): Promise<ApiKey | null> {
@@ -247,6 +267,27 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     this.inflight.set(keyHash, shared);
     return shared;
   }
+}
+
+/**
+ * Runs the primary's purge and drops what it deleted: by id when the primary reports
+ * them (`onDeleted`), everything when it deleted some without saying which.
+ */
+export async function purgeThrough(
+  primary: ApiKeyBackend,
+  options: PurgeOptions,
+  invalidate: (change: CacheInvalidation) => Promise<void>,
+): Promise<number> {
+  const ids: string[] = [];
+  const deleted = await primary.purge!({
+    ...options,
+    onDeleted: (records) => {
+      for (const record of records) ids.push(record.id);
+      options.onDeleted?.(records);
+    },
+  });
+  if (deleted > 0) await invalidate(ids.length >= deleted ? { ids } : { all: true });
+  return deleted;
 }
 
 /** `change` itself, once it is known to be a {@link CacheInvalidation}; a `TypeError` otherwise. */

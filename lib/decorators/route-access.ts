@@ -20,17 +20,10 @@ export interface RouteAccess {
 type Target = Parameters<Reflector['get']>[1];
 
 /**
- * Reads the access rules of a handler of `controller`. The nearest metadata wins:
- *
- * - a method's own `@Public()`, `@RequireScopes()`, `@RequireAnyScope()` or
- *   `@RequireEnvironment()` decides over anything on its class: `@RequireScopes()` on a
- *   method guards it inside a `@Public()` controller, and `@Public()` on a method opens
- *   it inside a guarded one;
- * - at one level, a requirement beats `@Public()` (a contradiction fails closed);
- * - the requirements themselves are taken method first, then class, each on its own.
- *
- * The guard and the OpenAPI document read routes through this one function, so the
- * document cannot disagree with what the server enforces.
+ * Reads the access rules of a handler of `controller`. The nearest metadata wins (a
+ * method over its class; at one level a requirement beats `@Public()`), as
+ * docs/protect-routes.md#which-decorator-wins-the-nearest-one explains. The guard and the
+ * OpenAPI document both read routes here, so they cannot disagree.
  */
 export function readRouteAccess(reflector: Reflector, handler: Target, controller: Target): RouteAccess {
   const targets = [handler, controller];

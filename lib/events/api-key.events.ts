@@ -14,6 +14,8 @@ export const ApiKeyEventName = {
   Disabled: 'api-key.disabled',
   Enabled: 'api-key.enabled',
   AuthenticationDenied: 'api-key.authentication-denied',
+  Purged: 'api-key.purged',
+  Rehashed: 'api-key.rehashed',
   QuotaChanged: 'api-key.quota-changed',
 } as const;
 
@@ -101,6 +103,26 @@ export interface ApiKeyAuthenticationDeniedEvent {
   at: Date;
 }
 
+/** `purge` (called, or run by the module's `purge` option) deleted keys. Counts only. */
+export interface ApiKeyPurgedEvent {
+  type: typeof ApiKeyEventName.Purged;
+  /** Records deleted by this purge. */
+  deleted: number;
+  /** Backend calls it made. */
+  batches: number;
+  /** `false` when it stopped at its batch bound with more possibly left. */
+  done: boolean;
+  at: Date;
+}
+
+/** A key hashed under a previous pepper was used and its stored hash upgraded to the current pepper. */
+export interface ApiKeyRehashedEvent {
+  type: typeof ApiKeyEventName.Rehashed;
+  /** The key's id; nothing else (the event fires on the verification path). */
+  id: string;
+  at: Date;
+}
+
 /** `adjustQuota` set or topped up a key's quota balance (shared by every key on the same counters). */
 export interface ApiKeyQuotaChangedEvent {
   type: typeof ApiKeyEventName.QuotaChanged;
@@ -124,6 +146,8 @@ export type ApiKeyEvent =
   | ApiKeyDisabledEvent
   | ApiKeyEnabledEvent
   | ApiKeyAuthenticationDeniedEvent
+  | ApiKeyPurgedEvent
+  | ApiKeyRehashedEvent
   | ApiKeyQuotaChangedEvent;
 
 /** Event name to payload, for typed listeners. */

@@ -82,7 +82,12 @@ export class ApiKeysController {
       maxGracePeriodMs: routes.maxGracePeriodMs,
       defaultPageSize: routes.defaultPageSize,
       maxPageSize: routes.maxPageSize,
+      scopesOptional: apiKeys.defaultScopes !== null,
     };
+    const outside = apiKeys.defaultScopes?.filter((scope) => routes.allowedScopes !== null && !routes.allowedScopes.has(scope));
+    if (outside !== undefined && outside.length > 0) {
+      throw new Error(`nestjs-api-auth: option "defaultScopes" names scopes outside routes.allowedScopes: ${outside.join(', ')}.`);
+    }
   }
 
   /** Issues a key. The plaintext is in this response and nowhere else, ever. */
@@ -91,7 +96,7 @@ export class ApiKeysController {
   @Header('Cache-Control', 'no-store')
   async issue(@CurrentApiKey() apiKey: ApiKeyView | undefined, @Body() body: unknown): Promise<IssuedApiKeyResource> {
     const caller = writerOf(apiKey, this.routes);
-    const { ownerId, ...request } = issueRequestOf(caller, parseIssueRequest(body, this.limits));
+    const { ownerId, ...request } = issueRequestOf(caller, parseIssueRequest(body, this.limits), this.apiKeys.defaultScopes ?? []);
     const { key, apiKey: issued } = await this.apiKeys.issue({ ...request, ownerId, issuedById: caller.id });
     return { key, apiKey: toApiKeyResource(issued) };
   }

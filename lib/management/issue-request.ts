@@ -1,7 +1,7 @@
 import type { Caller } from './management-caller.js';
 import { assertGrantable, assertPolicyUntouched, forbidden, inheritedPolicy, refuse } from './management-caller.js';
 import type { IssueRequest } from './management.validation.js';
-import { expiryForIssue, refusalForResult } from './self-service.rules.js';
+import { expiryForIssue, grantableDefaultScopes, refusalForResult } from './self-service.rules.js';
 
 /**
  * The issue request as `caller` may make it, with the owner resolved. An admin's passes
@@ -10,7 +10,15 @@ import { expiryForIssue, refusalForResult } from './self-service.rules.js';
  * the caller's own limits, in its environment, and no longer than the caller: minting
  * keys must not multiply a budget, shed an allowlist or outlive the key that minted them.
  */
-export function issueRequestOf(caller: Caller, request: IssueRequest): IssueRequest & { ownerId: string } {
+export function issueRequestOf(
+  caller: Caller,
+  parsed: IssueRequest,
+  defaultScopes: readonly string[],
+): IssueRequest & { ownerId: string; scopes: string[] } {
+  // Scopes left out (allowed with the module's defaultScopes) are resolved here, not by
+  // the service: a self-service caller gets only the defaults it holds.
+  const scopes = parsed.scopes ?? (caller.admin ? [...defaultScopes] : grantableDefaultScopes(defaultScopes, caller));
+  const request = { ...parsed, scopes };
   const ownerId = request.ownerId ?? caller.ownerId;
   if (!caller.admin && ownerId !== caller.ownerId) {
     throw forbidden('forbidden_owner', 'A self-service key can only issue keys for its own owner.');
@@ -24,10 +32,12 @@ export function issueRequestOf(caller: Caller, request: IssueRequest): IssueRequ
   const shaped = {
     ...request,
     ownerId,
-    policy: inheritedPolicy(caller),
+    // A caller without a policy leaves it out, so the module's defaultPolicy applies.
+    policy: inheritedPolicy(caller) ?? undefined,
     environment: caller.environment ?? undefined,
-    expiresAt: expiryForIssue(request.expiresAt, caller),
+    // A caller that never expires leaves it out too, so keyLifetime.defaultMs applies.
+    expiresAt: request.expiresAt === undefined && caller.expiresAt === null ? undefined : expiryForIssue(request.expiresAt, caller),
   };
-  refuse(refusalForResult(caller, { ...shaped, id: '', environment: caller.environment, expiresAt: shaped.expiresAt }));
+  refuse(refusalForResult(caller, { ...shaped, id: '', environment: caller.environment, expiresAt: shaped.expiresAt ?? null }));
   return shaped;
 }

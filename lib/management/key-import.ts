@@ -17,6 +17,8 @@ import {
 } from './key-input.validation.js';
 import type { ImportApiKeyInput, ImportApiKeySource } from './key-inputs.js';
 import type { KeyMinter } from './key-minter.js';
+import { withDefaults, type KeyDefaults } from './key-defaults.js';
+import { expiryForNewKey } from './key-lifetime.js';
 
 /** What an import needs from the service it runs in. */
 export interface KeyImportContext {
@@ -24,6 +26,8 @@ export interface KeyImportContext {
   readonly legacy: LegacyKeyFormat;
   readonly hasher: KeyHasher;
   readonly minter: KeyMinter;
+  /** The module's `defaultScopes` / `defaultPolicy`, for an input without them. */
+  readonly defaults: KeyDefaults;
   environmentOf(key: string): KeyEnvironment | undefined;
 }
 
@@ -41,7 +45,8 @@ export async function importKey(context: KeyImportContext, source: ImportApiKeyS
   const now = new Date();
   const identity = 'key' in source ? fromPlaintext(context, source.key, input) : fromHash(context, source, input);
   const createdAt = input.createdAt === undefined ? now : validatePast('createdAt', input.createdAt, now);
-  const fields = validateNewKey({ ...input, environment: undefined }, now, options);
+  const fields = validateNewKey(withDefaults({ ...input, environment: undefined }, context.defaults), now, options);
+  fields.expiresAt = expiryForNewKey(input.expiresAt === undefined ? undefined : fields.expiresAt, now, options.keyLifetime);
   const record: ApiKey = {
     id: randomUUID(),
     ...fields,

@@ -10,6 +10,8 @@ import type { ApiKeyPolicy } from '../policy/api-key-policy.js';
 import { hasLimits, validatePolicy } from '../policy/policy.validation.js';
 import type { KeyEnvironment } from '../verification/key-verifier.js';
 import { importKey } from './key-import.js';
+import { resolveKeyDefaults, withDefaults, type KeyDefaults } from './key-defaults.js';
+import { assertWithinMaxLifetime, expiryForNewKey } from './key-lifetime.js';
 import {
   assertKnownFields,
   ISSUE_FIELDS,
@@ -58,6 +60,8 @@ export class KeyOperations {
   private readonly minter: KeyMinter;
   private readonly revocation: KeyRevocation;
   private readonly emit: EmitEvent;
+  /** `defaultScopes` / `defaultPolicy`, validated here since their checks are the key inputs'. */
+  readonly defaults: KeyDefaults;
 
   constructor(
     private readonly options: ResolvedApiAuthOptions,
@@ -68,6 +72,7 @@ export class KeyOperations {
     const sink = options.emitEvent;
     this.emit = sink === null ? () => undefined : (build) => sink(build());
     this.revocation = new KeyRevocation(this.store, this.emit);
+    this.defaults = resolveKeyDefaults(options.defaultScopes ?? undefined, options.defaultPolicy ?? undefined, options.maxScopes);
   }
 
   /** See {@link ApiKeyService.issue}. */
@@ -75,7 +80,8 @@ export class KeyOperations {
     if (input == null || typeof input !== 'object') throw new ApiKeyValidationError('input', 'must be an object');
     assertKnownFields(input, ISSUE_FIELDS);
     const now = new Date();
-    const fields = validateNewKey(input, now, this.options);
+    const fields = validateNewKey(withDefaults(input, this.defaults), now, this.options);
+    fields.expiresAt = expiryForNewKey(input.expiresAt === undefined ? undefined : fields.expiresAt, now, this.options.keyLifetime);
     await this.minter.assertRoomFor(fields.ownerId);
     const issued = await this.minter.mint({ ...fields, rotatedFromId: null }, now);
     this.emit(() => ({ type: ApiKeyEventName.Issued, apiKey: { ...issued.apiKey }, at: now }));
@@ -89,6 +95,7 @@ export class KeyOperations {
         legacy: this.context.legacy,
         hasher: this.context.hasher,
         minter: this.minter,
+        defaults: this.defaults,
         environmentOf: (key) => this.context.environmentOf(key),
       },
       source,
@@ -112,7 +119,10 @@ export class KeyOperations {
     if (changes.name !== undefined) write.name = validateName(changes.name);
     if (changes.scopes !== undefined) write.scopes = validateScopes(changes.scopes, this.options.maxScopes);
     if (changes.metadata !== undefined) write.metadata = validateMetadata(changes.metadata, this.options.maxMetadataBytes);
-    if (changes.expiresAt !== undefined) write.expiresAt = validateExpiry(changes.expiresAt, now);
+    if (changes.expiresAt !== undefined) {
+      write.expiresAt = validateExpiry(changes.expiresAt, now);
+      assertWithinMaxLifetime(write.expiresAt, now, this.options.keyLifetime);
+    }
     const policy = changes.policy === undefined ? undefined : validatePolicy(changes.policy);
     if (policy !== undefined && policy !== null && policy.counterKey === undefined && hasLimits(policy)) {
       // The new policy keeps the stored one's counter key. That key is fixed when a key

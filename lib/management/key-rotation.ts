@@ -8,6 +8,7 @@ import { shownId, validateIssuedById, validateName } from './key-input.validatio
 import type { IssuedApiKey, RotateApiKeyOptions, RotatedApiKey } from './key-inputs.js';
 import type { KeyMinter } from './key-minter.js';
 import type { EmitEvent, StoreWrites } from './store-writes.js';
+import { expiryForReplacement } from './key-lifetime.js';
 
 /** What a rotation needs from the service it runs in. */
 export interface KeyRotationContext {
@@ -43,7 +44,7 @@ export async function rotateKey(context: KeyRotationContext, id: string, options
   await minter.assertRoomFor(old.ownerId);
   let issued: IssuedApiKey;
   try {
-    issued = await minter.mint(replacementFields(context.options, old, options, issuedBy), now, replacementId);
+    issued = await minter.mint(replacementFields(context.options, old, options, issuedBy, now), now, replacementId);
   } catch (error) {
     // Another rotation stored the replacement first. This one must not touch the old
     // key: the winner has set (or is setting) its grace period.
@@ -75,13 +76,21 @@ export async function rotateKey(context: KeyRotationContext, id: string, options
   return { ...issued, previous: toApiKeyView(previous) };
 }
 
-function replacementFields(options: ResolvedApiAuthOptions, old: ApiKey, rotation: RotateApiKeyOptions, issuedBy: string | null | undefined) {
+function replacementFields(
+  options: ResolvedApiAuthOptions,
+  old: ApiKey,
+  rotation: RotateApiKeyOptions,
+  issuedBy: string | null | undefined,
+  now: Date,
+) {
   return {
     ownerId: old.ownerId,
     name: rotation.name === undefined ? old.name : validateName(rotation.name),
     scopes: old.scopes,
     metadata: old.metadata,
-    expiresAt: old.expiresAt,
+    // Rotation takes no expiry, so it cannot be refused for one: under keyLifetime.maxMs
+    // the replacement's is capped, which brings keys from before the limit within it.
+    expiresAt: expiryForReplacement(old.expiresAt, now, options.keyLifetime),
     rotatedFromId: old.id,
     // A key imported under an environment this deployment no longer accepts gets the current one.
     environment: options.environments.includes(old.environment ?? null) ? (old.environment ?? null) : options.environment,

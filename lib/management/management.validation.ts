@@ -13,13 +13,16 @@ export interface ManagementLimits {
   maxGracePeriodMs: number;
   defaultPageSize: number;
   maxPageSize: number;
+  /** `POST /` may leave `scopes` out: the module has `defaultScopes`. */
+  scopesOptional?: boolean;
 }
 
 /** A validated `POST /` body. `ownerId` is absent when the caller issues for its own owner. */
 export interface IssueRequest {
   ownerId?: string;
   name: string;
-  scopes: string[];
+  /** Absent only when the module has `defaultScopes` and the body names none. */
+  scopes?: string[];
   /** Absent when the body names none (never expires, or for a self-service caller its own expiry); `null` when it asks for none. */
   expiresAt?: Date | null;
   metadata: ApiKeyMetadata;
@@ -144,11 +147,11 @@ function policy(value: unknown): ApiKeyPolicy | null {
 export function parseIssueRequest(body: unknown, limits: ManagementLimits, now = Date.now()): IssueRequest {
   const input = objectBody(body, ['ownerId', 'name', 'scopes', 'expiresAt', 'metadata', 'environment', 'policy'], false);
   if (input.name === undefined) throw invalid('name', 'is required');
-  if (input.scopes === undefined) throw invalid('scopes', 'is required');
+  if (input.scopes === undefined && limits.scopesOptional !== true) throw invalid('scopes', 'is required');
   return {
     ...(input.ownerId === undefined ? {} : { ownerId: text('ownerId', input.ownerId, OWNER_ID_MAX_LENGTH) }),
     name: text('name', input.name, NAME_MAX_LENGTH),
-    scopes: scopes(input.scopes, limits),
+    ...(input.scopes === undefined ? {} : { scopes: scopes(input.scopes, limits) }),
     ...(input.expiresAt === undefined ? {} : { expiresAt: expiry(input.expiresAt, now) }),
     metadata: input.metadata === undefined ? {} : metadata(input.metadata, limits),
     ...(input.environment === undefined ? {} : { environment: environment(input.environment) }),

@@ -147,6 +147,14 @@ export function expiryForIssue(requested: Date | null | undefined, caller: Pick<
   return requested === undefined ? caller.expiresAt : requested;
 }
 
+/**
+ * The module's `defaultScopes` as a self-service caller may grant them: those it holds
+ * itself. Defaults are a convenience, never a way past {@link refusalForScopes}.
+ */
+export function grantableDefaultScopes(defaults: readonly string[], caller: Pick<KeyCapabilities, 'scopes'>): string[] {
+  return defaults.filter((scope) => scopesWithin([scope], caller.scopes));
+}
+
 /** Whether `address` lies inside `network/prefix`; both valid and of `family`. */
 function inRange(address: string, network: string, prefix: number, family: 'ipv4' | 'ipv6'): boolean {
   const range = new BlockList();

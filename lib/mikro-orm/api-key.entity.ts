@@ -65,6 +65,8 @@ export function createApiKeyEntity(options: ApiKeyEntityOptions = {}): EntitySch
     indexes: [
       { name: names.ownerIndex, properties: ['ownerId', 'createdAt', 'id'] },
       { name: names.issuerIndex, properties: ['issuedById', 'id'] },
+      { name: names.expiresIndex, properties: ['expiresAt'] },
+      { name: names.revokedIndex, properties: ['revokedAt'] },
       { name: names.createdIndex, properties: ['createdAt', 'id'] },
     ],
   });

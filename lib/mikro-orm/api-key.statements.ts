@@ -31,6 +31,9 @@ export class ApiKeyStatements {
   readonly pageAfter: string;
   readonly firstIssuedPage: string;
   readonly issuedPageAfter: string;
+  readonly purgeExpired: string;
+  readonly purgeRevoked: string;
+  readonly replaceHash: string;
   private readonly updates = new Map<number, string>();
 
   constructor(private readonly table: ApiKeyTable) {
@@ -54,6 +57,15 @@ export class ApiKeyStatements {
     this.pageAfter = `${select} where "owner_id" = ? and ("created_at", "id") > (?::timestamptz, ?::uuid) ${order}`;
     this.firstIssuedPage = `${select} where "issued_by_id" = ? order by "id" limit ?`;
     this.issuedPageAfter = `${select} where "issued_by_id" = ? and "id" > ?::uuid order by "id" limit ?`;
+    // One bounded batch on the expires_at / revoked_at index; `skip locked` lets purges
+    // on several instances share the work instead of waiting on each other's rows.
+    const purge = (column: string) =>
+      `delete from ${t} where "id" in (select "id" from ${t} where "${column}" < ?::timestamptz ` +
+      'limit ? for update skip locked) returning "id", "key_hash"';
+    this.purgeExpired = purge('expires_at');
+    this.purgeRevoked = purge('revoked_at');
+    // Not a management write: `version` and `updated_at` stay (see ApiKeyBackend.replaceHash).
+    this.replaceHash = `update ${t} set "key_hash" = ? where "id" = ?::uuid and "key_hash" = ?`;
   }
 
   /**

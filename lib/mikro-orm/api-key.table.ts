@@ -22,6 +22,8 @@ export function apiKeyTableNames(tableName: string) {
     keyHashUnique: `${tableName}_key_hash_unique`,
     ownerIndex: `${tableName}_owner_id_created_at_id_index`,
     issuerIndex: `${tableName}_issued_by_id_id_index`,
+    expiresIndex: `${tableName}_expires_at_index`,
+    revokedIndex: `${tableName}_revoked_at_index`,
     createdIndex: `${tableName}_created_at_id_index`,
   };
 }
@@ -158,6 +160,9 @@ export class ApiKeyTable {
       indexes: [
         `create index if not exists ${quote(n.ownerIndex)} on ${this.qualifiedName} ("owner_id", "created_at", "id")`,
         `create index if not exists ${quote(n.issuerIndex)} on ${this.qualifiedName} ("issued_by_id", "id")`,
+        // For purge: finding the expired or revoked rows without a scan of the table.
+        `create index if not exists ${quote(n.expiresIndex)} on ${this.qualifiedName} ("expires_at")`,
+        `create index if not exists ${quote(n.revokedIndex)} on ${this.qualifiedName} ("revoked_at")`,
         // The admin listing across owners walks it backwards (newest first).
         `create index if not exists ${quote(n.createdIndex)} on ${this.qualifiedName} ("created_at", "id")`,
       ],

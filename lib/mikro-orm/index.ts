@@ -2,4 +2,4 @@
 export { ApiKeyEntity, createApiKeyEntity, type ApiKeyEntityOptions } from './api-key.entity.js';
 export { DEFAULT_TABLE_NAME } from './api-key.table.js';
 export { MikroOrmBackend, type ApiKeyRecordPage } from './mikro-orm.backend.js';
-export type { MikroOrmBackendOptions, ResolvedMikroOrmBackendOptions } from './mikro-orm-backend.options.js';
+export type { MikroOrmBackendOptions, MikroOrmLookupPoolOptions, ResolvedMikroOrmBackendOptions } from './mikro-orm-backend.options.js';

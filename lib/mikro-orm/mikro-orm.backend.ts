@@ -8,10 +8,11 @@ import type {
   ApiKeyCursor,
   ListAllOptions,
   ListByOwnerOptions,
+  PurgeOptions,
   UpdateOptions,
 } from '../backends/backend.interface.js';
 import { ApiKeyStatements, changedFields } from './api-key.statements.js';
-import { ADDED_COLUMNS, API_KEY_COLUMNS, ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
+import { ApiKeyTable, type ApiKeyRow } from './api-key.table.js';
 import { listAllPageQuery } from './list-all.query.js';
 import {
   resolveMikroOrmBackendOptions,
@@ -19,6 +20,7 @@ import {
   type ResolvedMikroOrmBackendOptions,
 } from './mikro-orm-backend.options.js';
 import { toBackendError } from './postgres-errors.js';
+import { createApiKeySchema } from './api-key.schema-setup.js';
 import { createSqlRunner, type SqlRunner } from './sql-runner.js';
 import { safeErrorMessage } from '../internal/safe-error-message.js';
 import { checkChanges, checkCursor, checkIssuer, checkVersion, encodeChange, isUuid, recordOf, requireUuid, toApiKey } from './api-key.row.js';
@@ -36,7 +38,8 @@ type UpdateRow = { current_version: number | null } & ({ id: string } & ApiKeyRo
 /**
  * Stores keys in PostgreSQL through your MikroORM instance (6.4+ or 7):
  * `new MikroOrmBackend(orm)` (or an `EntityManager`). It uses the ORM's connection pool
- * and never closes it.
+ * and never closes it (with `lookupPool` on MikroORM 6, key lookups use a small pool
+ * of the backend's own, which `close()` ends).
  *
  * Safe outside a request context (guards, cron jobs, WebSockets, `allowGlobalContext:
  * false`): it never touches an EntityManager's identity map, unit of work or
@@ -62,7 +65,7 @@ export class MikroOrmBackend implements ApiKeyBackend {
 
   constructor(ormOrEm: MikroORM<any> | EntityManager<any>, options: MikroOrmBackendOptions = {}) {
     this.options = resolveMikroOrmBackendOptions(options);
-    this.runner = createSqlRunner(ormOrEm);
+    this.runner = createSqlRunner(ormOrEm, this.options.lookupPool);
     this.table = new ApiKeyTable(this.options.tableName, this.options.schema);
     this.sql = new ApiKeyStatements(this.table);
   }
@@ -89,7 +92,7 @@ export class MikroOrmBackend implements ApiKeyBackend {
    * number of processes serialise on a PostgreSQL advisory lock.
    */
   async ensureSchema(): Promise<void> {
-    this.schemaReady ??= this.createSchema().then(
+    this.schemaReady ??= createApiKeySchema(this.runner, this.table).then(
       () => {
         this.schemaChecked = true;
       },
@@ -101,8 +104,22 @@ export class MikroOrmBackend implements ApiKeyBackend {
     return this.schemaReady;
   }
 
+  /**
+   * Ends the lookup pool the backend opened for `lookupPool` (Nest calls this at
+   * application shutdown); lookups after it fail with `BackendUnavailableError`. The
+   * ORM's connection is the application's and stays open.
+   */
+  close(): Promise<void> {
+    return this.runner.close();
+  }
+
+  /** Nest calls this at application shutdown: {@link close}. */
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
+  }
+
   getByHash(keyHash: string): Promise<ApiKey | null> {
-    return this.query<Omit<ApiKeyRow, 'key_hash'>>(this.sql.byHash, [keyHash]).then(({ rows }) =>
+    return this.query<Omit<ApiKeyRow, 'key_hash'>>(this.sql.byHash, [keyHash], true).then(({ rows }) =>
       rows[0] ? recordOf(rows[0], keyHash) : null,
     );
   }
@@ -187,6 +204,33 @@ export class MikroOrmBackend implements ApiKeyBackend {
     }
   }
 
+  /**
+   * Deletes up to `limit` expired, then revoked rows, one bounded `delete ... where id in
+   * (select ... limit n for update skip locked)` per criterion on the `expires_at` and
+   * `revoked_at` indexes.
+   */
+  async purge(options: PurgeOptions): Promise<number> {
+    let left = options.limit;
+    const deleted: Array<{ id: string; keyHash: string }> = [];
+    for (const [sql, before] of [
+      [this.sql.purgeExpired, options.expiredBefore],
+      [this.sql.purgeRevoked, options.revokedBefore],
+    ] as const) {
+      if (before === undefined || left <= 0) continue;
+      const { rows } = await this.query<{ id: string; key_hash: string }>(sql, [before, left]);
+      for (const row of rows) deleted.push({ id: row.id, keyHash: row.key_hash });
+      left -= rows.length;
+    }
+    if (deleted.length > 0) options.onDeleted?.(deleted);
+    return deleted.length;
+  }
+
+  async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
+    if (!isUuid(id)) return false;
+    const { rowCount } = await this.query(this.sql.replaceHash, [toHash, id, fromHash]);
+    return rowCount > 0;
+  }
+
   async countByOwner(ownerId: string): Promise<number> {
     const { rows } = await this.query<{ count: number }>(this.sql.countByOwner, [ownerId]);
     return rows[0]?.count ?? 0;
@@ -252,50 +296,16 @@ export class MikroOrmBackend implements ApiKeyBackend {
     }
   }
 
-  private async createSchema(): Promise<void> {
-    const ddl = this.table.createStatements();
-    let missing: string[] = [];
-    try {
-      await this.runner.transaction(async (run) => {
-        // Serialises concurrent start-ups: `create ... if not exists` alone can still
-        // collide on PostgreSQL's catalog when two sessions create the same table.
-        await run('select pg_advisory_xact_lock(hashtext(?))', [`nestjs-api-auth:${this.table.qualifiedName}`]);
-        if (ddl.schema) await run(ddl.schema);
-        await run(ddl.table);
-        const columns = await run<{ column_name: string }>(
-          'select column_name from information_schema.columns where table_schema = coalesce(?, current_schema()) and table_name = ?',
-          [this.table.schema ?? null, this.table.tableName],
-        );
-        const present = new Set(columns.map((row) => row.column_name));
-        missing = API_KEY_COLUMNS.filter((column) => !present.has(column));
-        // A key table of an earlier release lacks only columns added since; add them
-        // (nullable or defaulted, so existing rows stay valid). Any other gap is not our table.
-        if (missing.length > 0 && missing.every((column) => column in ADDED_COLUMNS)) {
-          await run(ddl.addColumns(missing));
-          missing = [];
-        }
-        if (missing.length === 0) for (const index of ddl.indexes) await run(index);
-      });
-    } catch (error) {
-      throw toBackendError(error, [], this.table);
-    }
-    if (missing.length > 0) {
-      // A table of that name exists but is not ours (or an older shape): say so plainly.
-      throw new Error(
-        `nestjs-api-auth: table ${this.table.qualifiedName} exists but lacks column(s) ${missing.join(', ')}. ` +
-          'Migrate it to the shape of ApiKeyEntity or choose another tableName.',
-      );
-    }
-  }
-
-  private query<R = unknown>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
-    if (this.options.ensureSchema && !this.schemaChecked) return this.ensureSchema().then(() => this.run<R>(sql, bindings));
-    return this.run<R>(sql, bindings);
+  /** `lookup`: the key lookup, which may have a pool of its own (`lookupPool`). */
+  private query<R = unknown>(sql: string, bindings: unknown[], lookup = false): Promise<{ rows: R[]; rowCount: number }> {
+    if (this.options.ensureSchema && !this.schemaChecked) return this.ensureSchema().then(() => this.run<R>(sql, bindings, lookup));
+    return this.run<R>(sql, bindings, lookup);
   }
 
   /** Chained rather than awaited: each async layer on the lookup path costs a few promise jobs. */
-  private run<R>(sql: string, bindings: unknown[]): Promise<{ rows: R[]; rowCount: number }> {
-    return this.runner.query<R>(sql, bindings).then(undefined, (error: unknown) => {
+  private run<R>(sql: string, bindings: unknown[], lookup: boolean): Promise<{ rows: R[]; rowCount: number }> {
+    const pending = lookup ? this.runner.lookup<R>(sql, bindings) : this.runner.query<R>(sql, bindings);
+    return pending.then(undefined, (error: unknown) => {
       throw toBackendError(error, bindings, this.table);
     });
   }

@@ -1,5 +1,6 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/core';
 import { BackendUnavailableError } from '../api-key.errors.js';
+import { LookupPool, type LookupPoolSettings } from './lookup-pool.js';
 
 /** What one statement returns: its rows and how many rows it wrote. */
 export interface SqlResult<R> {
@@ -15,7 +16,8 @@ export interface SqlResult<R> {
  *   protocol), so no value (a key hash above all) is ever part of the statement text,
  *   PostgreSQL's logs or MikroORM's query log. MikroORM 7 hands out its `pg` pool
  *   (`connection.getNativeClient()`); MikroORM 6 its knex instance (`connection.getKnex()`,
- *   of which only the public `raw(sql)` and `options()` are used). Neither major's
+ *   of which only the public `raw(sql)` and `options()` are used), and with `lookupPool`
+ *   sends key lookups to a `pg` pool of its own instead (see lookup-pool.ts). Neither major's
  *   `connection.execute` would do: both inline the values into the text before sending it.
  * - `transaction` runs DDL through `connection.transactional` and `connection.execute`,
  *   the same calls on both majors; its values are only table and schema names.
@@ -26,6 +28,13 @@ export interface SqlResult<R> {
 export interface SqlRunner {
   /** Runs one statement (`?` placeholders) with bound values, outside any ORM transaction. */
   query<R>(sql: string, values: readonly unknown[]): Promise<SqlResult<R>>;
+  /**
+   * Runs the key lookup (`getByHash`), like `query`: on the dedicated lookup pool when
+   * there is one (MikroORM 6 with `lookupPool`), else on the ORM's connection.
+   */
+  lookup<R>(sql: string, values: readonly unknown[]): Promise<SqlResult<R>>;
+  /** Ends what the runner itself opened (the lookup pool); never the ORM's connection. */
+  close(): Promise<void>;
   /** Runs `fn` in one transaction; `run` executes a statement in it and resolves to its rows. */
   transaction(fn: (run: <R>(sql: string, values?: readonly unknown[]) => Promise<R[]>) => Promise<void>): Promise<void>;
 }
@@ -40,6 +49,8 @@ interface SqlConnection {
   getNativeClient?: () => Promise<PgPool>;
   /** MikroORM 6 (`@mikro-orm/knex`): the knex instance. */
   getKnex?: () => KnexLike;
+  /** Host, port, user, password, database and pg's type parsers, from the ORM's config. */
+  getConnectionOptions(): Record<string, unknown>;
 }
 
 interface PgPool {
@@ -62,7 +73,7 @@ interface KnexRaw {
  * MikroORM on PostgreSQL. Duck-typed, not `instanceof`: the app and this library may
  * load distinct copies of @mikro-orm/core.
  */
-export function createSqlRunner(ormOrEm: MikroORM<any> | EntityManager<any>): SqlRunner {
+export function createSqlRunner(ormOrEm: MikroORM<any> | EntityManager<any>, lookupPool: LookupPoolSettings | null = null): SqlRunner {
   const candidate = ormOrEm as Partial<MikroORM<any>> & Partial<EntityManager<any>>;
   const em = typeof candidate?.fork === 'function' ? (candidate as EntityManager) : candidate?.em;
   if (!em || typeof em.getDriver !== 'function') {
@@ -80,7 +91,16 @@ export function createSqlRunner(ormOrEm: MikroORM<any> | EntityManager<any>): Sq
   const transaction: SqlRunner['transaction'] = (fn) =>
     connection.transactional((trx) => fn((sql, values = []) => connection.execute(sql, values, 'all', trx) as Promise<any[]>));
   if (typeof connection.getNativeClient === 'function') return new PoolRunner(connection, transaction);
-  if (typeof connection.getKnex === 'function') return new KnexRunner(connection.getKnex.bind(connection), transaction);
+  if (typeof connection.getKnex === 'function') {
+    const config = em.config;
+    const pool = lookupPool
+      ? new LookupPool(
+          () => ({ connectionOptions: connection.getConnectionOptions(), driverOptions: config.get('driverOptions') as { connection?: unknown } }),
+          lookupPool,
+        )
+      : null;
+    return new KnexRunner(connection.getKnex.bind(connection), transaction, pool);
+  }
   throw new Error('nestjs-api-auth: MikroOrmBackend needs MikroORM 6.4+ or 7 with @mikro-orm/postgresql.');
 }
 
@@ -99,6 +119,13 @@ class PoolRunner implements SqlRunner {
     const result = await pool.query({ text: numbered(this.numbered, sql), values: values as unknown[] });
     return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
   }
+
+  /** The ORM's own pool is already a plain `pg` pool: `lookupPool` changes nothing here. */
+  lookup<R>(sql: string, values: readonly unknown[]): Promise<SqlResult<R>> {
+    return this.query<R>(sql, values);
+  }
+
+  async close(): Promise<void> {}
 
   private async resolvePool(): Promise<PgPool> {
     // `getNativeClient()` connects a closed ORM. After `orm.close()` (the app shutting
@@ -128,7 +155,19 @@ class KnexRunner implements SqlRunner {
     /** Called each time: `orm.connect()` after `orm.close()` replaces the instance. */
     private readonly getKnex: () => KnexLike,
     readonly transaction: SqlRunner['transaction'],
+    private readonly lookupPool: LookupPool | null,
   ) {}
+
+  lookup<R>(sql: string, values: readonly unknown[]): Promise<SqlResult<R>> {
+    if (!this.lookupPool) return this.query<R>(sql, values);
+    return this.lookupPool
+      .query(numbered(this.numbered, sql), values as unknown[])
+      .then((result) => ({ rows: result.rows as R[], rowCount: result.rowCount ?? 0 }));
+  }
+
+  close(): Promise<void> {
+    return this.lookupPool?.close() ?? Promise.resolve();
+  }
 
   async query<R>(sql: string, values: readonly unknown[]): Promise<SqlResult<R>> {
     const result = await this.getKnex()

@@ -32,6 +32,11 @@ export const API_AUTH_OPTION_NAMES = optionNames<ApiAuthModuleOptions>({
   events: true,
   onEvent: true,
   legacyKeyPrefixes: true,
+  previousPeppers: true,
+  keyLifetime: true,
+  defaultScopes: true,
+  defaultPolicy: true,
+  purge: true,
 });
 
 /**

@@ -8,6 +8,9 @@ import type { RateLimiter } from '../policy/rate-limiter.interface.js';
 import { NoopUsageWriteCoordinator, type UsageWriteCoordinator } from '../usage/usage-coordinator.js';
 import { DEFAULT_PREFIX, type ApiAuthModuleOptions, type ResolvedApiAuthOptions } from '../api-auth.options.js';
 import { assertKnownModuleOptions } from './module-option-names.js';
+import { resolveKeyLifetime } from '../management/key-lifetime.js';
+import { previousPepperHashers } from '../keys/previous-peppers.js';
+import { resolvePurgeOptions } from '../purge/purge.options.js';
 import { resolveSchemes } from './authorization-schemes.js';
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
@@ -105,8 +108,19 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     fail('events', 'must have an emit(event, payload) method, like EventEmitter2', options.events);
   }
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') fail('onEvent', 'must be a function', options.onEvent);
+  if (options.purge !== undefined && backend !== undefined && typeof backend.purge !== 'function') {
+    fail('purge', 'needs a backend that implements the optional method "purge"', backend);
+  }
   const legacyKeyPrefixes = options.legacyKeyPrefixes ?? [];
   assertLegacyPrefixes(legacyKeyPrefixes);
+  // Built once here only to validate; the verifier builds its own from the same list.
+  previousPepperHashers(options.previousPeppers, pepper);
+  if (options.defaultScopes !== undefined && !Array.isArray(options.defaultScopes)) {
+    fail('defaultScopes', 'must be an array of scopes', options.defaultScopes);
+  }
+  if (options.defaultPolicy !== undefined && (options.defaultPolicy === null || typeof options.defaultPolicy !== 'object')) {
+    fail('defaultPolicy', 'must be a policy object', options.defaultPolicy);
+  }
 
   return {
     backend: backend ?? new MemoryBackend(),
@@ -131,5 +145,10 @@ export function resolveApiAuthOptions(options: ApiAuthModuleOptions | undefined 
     rateLimiter: rateLimiter ?? new MemoryRateLimiter(),
     emitEvent: createEventSink(options.events, options.onEvent),
     legacyKeyPrefixes: [...legacyKeyPrefixes],
+    previousPeppers: [...(options.previousPeppers ?? [])],
+    keyLifetime: resolveKeyLifetime(options.keyLifetime),
+    defaultScopes: options.defaultScopes === undefined ? null : [...options.defaultScopes],
+    defaultPolicy: options.defaultPolicy ?? null,
+    purge: resolvePurgeOptions(options.purge),
   };
 }

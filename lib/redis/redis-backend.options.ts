@@ -48,6 +48,15 @@ export interface RedisBackendOptions {
    * must be below `commandTimeoutMs` (unless that is `0`). Default: no wait.
    */
   waitForReplicas?: RedisReplicaWait;
+  /**
+   * The record encoding new and rewritten records are stored in. `2` is cheaper to
+   * read on every verification (docs/redis.md, "How keys are stored") but releases
+   * before it cannot read it. `1` (the default in this release) writes what those
+   * releases read, and leaves every record in the encoding it has. Both are always read.
+   * Set `2` once no instance of an earlier release shares the store: from then on,
+   * every write (a usage write included) also rewrites an encoding-1 record in 2.
+   */
+  recordEncoding?: 1 | 2;
 }
 
 /** How many replicas must acknowledge a management write, and for how long to wait. */
@@ -66,6 +75,7 @@ export interface ResolvedRedisBackendOptions {
   expiredRetentionMs: number;
   commandTimeoutMs: number;
   waitForReplicas: RedisReplicaWait | null;
+  recordEncoding: 1 | 2;
 }
 
 /** Version of the key layout and record encoding; part of every key. */
@@ -86,6 +96,7 @@ const OPTION_NAMES = optionNames<RedisBackendOptions>({
   expiredRetentionMs: true,
   commandTimeoutMs: true,
   waitForReplicas: true,
+  recordEncoding: true,
 });
 
 /** Merges options over the defaults, naming any bad or unknown option. */
@@ -98,6 +109,9 @@ export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): R
   if (options.expireRecords !== undefined && typeof options.expireRecords !== 'boolean') {
     throw new Error('RedisBackend: option "expireRecords" must be a boolean.');
   }
+  if (options.recordEncoding !== undefined && options.recordEncoding !== 1 && options.recordEncoding !== 2) {
+    throw new Error(`RedisBackend: option "recordEncoding" must be 1 or 2 (got ${String(options.recordEncoding)}).`);
+  }
   const commandTimeoutMs = integer('commandTimeoutMs', options.commandTimeoutMs, 5_000, 0, 2_147_483_647);
   return {
     namespace,
@@ -106,6 +120,7 @@ export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): R
     expiredRetentionMs: integer('expiredRetentionMs', options.expiredRetentionMs, 0, 0, Number.MAX_SAFE_INTEGER),
     commandTimeoutMs,
     waitForReplicas: replicaWait(options.waitForReplicas, commandTimeoutMs),
+    recordEncoding: options.recordEncoding ?? 1,
   };
 }
 

@@ -1,7 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
 import { SingleFlight } from '../internal/single-flight.js';
 import { RedisCacheCircuit, RedisCacheFailure } from './redis-cache.circuit.js';
 import { decodeRedisCacheEntry, encodeRedisCacheEntry } from './redis-cache.codec.js';
@@ -23,6 +23,8 @@ export type { RedisCacheBackendOptions, RedisCacheInvalidation, RedisCacheManage
  */
 const GENERATION_MARGIN_MS = 60_000;
 const PROBE_TTL_MS = 10_000;
+/** Invalidations in flight at once after a purge: bounded, so a batch of 1000 is no burst of 3000 commands. */
+const PURGE_INVALIDATION_CONCURRENCY = 16;
 
 /** Marks a read that must not fill the cache: the cache is down, or its generation unreadable. */
 const BYPASS = Symbol('bypass');
@@ -46,6 +48,10 @@ export class RedisCacheBackend implements ApiKeyBackend {
   readonly countByOwner?: (ownerId: string) => Promise<number>;
   /** Present only when the primary has it; always from the primary. */
   readonly listByIssuer?: (issuerId: string) => AsyncIterable<ApiKey>;
+  /** Present only when the primary has it; voids the purged keys' entries. */
+  readonly purge?: (options: PurgeOptions) => Promise<number>;
+  /** Present only when the primary has it; voids the entries of both hashes. */
+  readonly replaceHash?: (id: string, fromHash: string, toHash: string) => Promise<boolean>;
   /** Present only when the primary has it; always from the primary. */
   readonly listAll?: (options: ListAllOptions) => AsyncIterable<ApiKey>;
   private readonly cache: RedisCacheManager;
@@ -68,6 +74,17 @@ export class RedisCacheBackend implements ApiKeyBackend {
     const primary = options.primary;
     if (typeof primary.countByOwner === 'function') this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
     if (typeof primary.listByIssuer === 'function') this.listByIssuer = (issuerId) => primary.listByIssuer!(issuerId);
+    if (typeof primary.purge === 'function') this.purge = (purgeOptions) => this.purgeThrough(purgeOptions);
+    if (typeof primary.replaceHash === 'function') {
+      this.replaceHash = async (id, fromHash, toHash) => {
+        try {
+          return await primary.replaceHash!(id, fromHash, toHash);
+        } finally {
+          await this.invalidate(fromHash, id);
+          await this.invalidate(toHash, id);
+        }
+      };
+    }
     if (typeof primary.listAll === 'function') this.listAll = (listOptions) => primary.listAll!(listOptions);
     if ((this.cache.stores?.length ?? 1) > 1) {
       // A per-process store in the list would keep entries that other instances' writes cannot reach.
@@ -151,6 +168,26 @@ export class RedisCacheBackend implements ApiKeyBackend {
     // No invalidation: that would empty the cache once per usage interval. Cached
     // `lastUsedAt` lags by up to `ttl` instead.
     return this.primary.recordUsage(id, usedAt, staleBefore);
+  }
+
+  /**
+   * The primary's purge, then voids each deleted key's entry (a few at a time). The
+   * entries of keys it deleted without reporting them show the keys expired or revoked,
+   * and so refuse them, until their `ttl` runs out.
+   */
+  private async purgeThrough(options: PurgeOptions): Promise<number> {
+    const deleted: Array<{ id: string; keyHash: string }> = [];
+    const count = await this.primary.purge!({
+      ...options,
+      onDeleted: (records) => {
+        deleted.push(...records);
+        options.onDeleted?.(records);
+      },
+    });
+    for (let i = 0; i < deleted.length; i += PURGE_INVALIDATION_CONCURRENCY) {
+      await Promise.all(deleted.slice(i, i + PURGE_INVALIDATION_CONCURRENCY).map(({ id, keyHash }) => this.invalidate(keyHash, id)));
+    }
+    return count;
   }
 
   /**

@@ -1,168 +1,69 @@
 import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyValidationError } from '../api-key.errors.js';
 import { asciiJson } from '../internal/ascii-json.js';
+import { AT, KIND, ownerEntry, RECORD_ENCODING, RECORD_LAYOUT, wellFormed, type FieldKind, type StoredField } from './redis-record.layout.js';
+import { decodeV1, encodeV1, UnreadableRecordError } from './redis-record.v1.js';
 
 /**
- * How an `ApiKey` lives in Redis: one STRING holding a JSON array of the values of
- * `STORED_FIELDS`, in that order, every value a string (dates as epoch milliseconds;
- * `scopes`, `metadata` and `policy` as JSON text) or `false` for null. Verification
- * reads it with one GET and parses one string: no Lua, no thirty RESP strings. The
- * write scripts read and rewrite it with Redis's `cjson`; since every value is a string
- * or `false`, nothing changes on the way through (no number rounding, no `[]` turned
- * into `{}`).
+ * How an `ApiKey` lives in Redis: one STRING, a JSON array in the layout of
+ * `redis-record.layout.ts` (encoding 2), or in encoding 1 for a record no write has
+ * touched since an older release stored it. Verification reads it with one GET and
+ * one `JSON.parse`: dates come out as numbers and scopes as an array, with nothing
+ * parsed twice.
  */
 
-/**
- * The record fields after `id`, `keyHash` and `createdAt`, in the order of the stored
- * array as first laid out. Never reorder: stored records depend on it.
- */
-const ORIGINAL_FIELDS = [
-  'name',
-  'ownerId',
-  'hint',
-  'scopes',
-  'metadata',
-  'updatedAt',
-  'expiresAt',
-  'revokedAt',
-  'lastUsedAt',
-  'rotatedFromId',
-  'environment',
-  'policy',
-] as const;
+export { ownerEntry, TIME_WIDTH } from './redis-record.layout.js';
 
-/**
- * Fields appended to the stored array after the owner entry, later than the original
- * layout, in the order they were added. A record written before them is shorter and
- * decodes the missing ones as their defaults (`version` 1, `issuedById` and
- * `disabledAt` null); the update script fills them in on its next write.
- */
-const ADDED_FIELDS = ['version', 'issuedById', 'disabledAt'] as const;
-/** How many of {@link ADDED_FIELDS} the layouts of earlier releases held. */
-const EARLIER_ADDED_COUNTS = [0, 2];
-
-/**
- * Hash field holding the record's member in its owner's sorted set. Stored so scripts
- * can remove or move the entry without recomputing it.
- */
-export const OWNER_ENTRY_FIELD = 'ownerEntry';
-
-// Shifts every valid Date (±8.64e15 ms) to a non-negative number of fixed width, so
-// lexicographic order of the strings is chronological order.
-const EPOCH_SHIFT = 8_640_000_000_000_000n;
-/** Digits of the time part of an owner entry; the id starts after it and a `:`. */
-export const TIME_WIDTH = 17;
-
-/**
- * The member of an owner's sorted set: `<createdAt, fixed width>:<id>`. All members
- * share score 0, so Redis orders them byte-wise: by `createdAt`, then by `id`, which is
- * exactly the order `listByOwner` promises, and a cursor maps to one exclusive
- * `ZRANGEBYLEX` bound (keyset paging, no offsets).
- */
-export function ownerEntry(createdAt: Date, id: string): string {
-  const ms = createdAt.getTime();
-  return `${(BigInt(ms) + EPOCH_SHIFT).toString().padStart(TIME_WIDTH, '0')}:${id}`;
-}
-
-type Field = keyof ApiKey;
-
-function encodeDate(field: Field, value: Date): string {
-  const ms = value instanceof Date ? value.getTime() : Number.NaN;
-  if (!Number.isFinite(ms)) throw new ApiKeyValidationError(field, 'must be a valid Date');
-  return String(ms);
-}
-
-function encodeField(record: ApiKey, field: Field): string | null {
-  switch (field) {
-    case 'scopes':
-      return JSON.stringify(record.scopes);
-    case 'metadata':
-      return JSON.stringify(record.metadata);
-    case 'createdAt':
-    case 'updatedAt':
-      return encodeDate(field, record[field]);
-    case 'expiresAt':
-    case 'revokedAt':
-    case 'lastUsedAt':
-    case 'disabledAt': {
-      const value = record[field];
-      return value === null || value === undefined ? null : encodeDate(field, value);
-    }
-    case 'rotatedFromId':
-      return record.rotatedFromId ?? null;
-    case 'environment':
-      return record.environment ?? null;
-    case 'policy':
-      return record.policy ? JSON.stringify(record.policy) : null;
+/** A field's value as the stored array holds it (before JSON). */
+function encodeValue(field: StoredField, kind: FieldKind, value: unknown): unknown {
+  switch (kind) {
+    case 'text':
+      return wellFormed(String(value));
+    case 'text?':
+      return value === null || value === undefined ? null : wellFormed(String(value));
+    case 'date':
+      return epochMs(field, value);
+    case 'date?':
+      return value === null || value === undefined ? null : epochMs(field, value);
+    case 'list':
+      return (value as string[]).map((item) => wellFormed(String(item)));
+    case 'json':
+      return JSON.stringify(value);
+    case 'json?':
+      // `policy`: an empty value is none.
+      return value ? JSON.stringify(value) : null;
     case 'version':
-      return String(record.version ?? 1);
-    case 'issuedById':
-      return record.issuedById ?? null;
-    default:
-      return String(record[field]);
+      return value ?? 1;
+    case 'entry':
+      return null;
   }
 }
 
-/**
- * `[field, value, ...]` for an update's changes (`updatedAt` included), each value
- * tagged: `s<text>` for a value, `n` for null, so the script can clear a field.
- */
-export function encodeChanges(changes: Partial<ApiKey>, fields: readonly Field[]): string[] {
-  const out: string[] = [];
-  for (const field of fields) {
-    const value = encodeField(changes as ApiKey, field);
-    out.push(field, value === null ? 'n' : `s${wellFormed(value)}`);
-  }
-  return out;
+function epochMs(field: StoredField, value: unknown): number {
+  const ms = value instanceof Date ? value.getTime() : Number.NaN;
+  if (!Number.isFinite(ms)) throw new ApiKeyValidationError(field as keyof ApiKey, 'must be a valid Date');
+  return ms;
 }
 
-/**
- * Every stored record field of the original layout, in the order of the stored array
- * (the owner entry is bookkeeping, not part of the record).
- */
-const RECORD_FIELDS = ['id', 'keyHash', 'createdAt', ...ORIGINAL_FIELDS] as const;
-/** The stored array's fields: the original record's, its owner entry, then the added fields. */
-export const STORED_FIELDS = [...RECORD_FIELDS, OWNER_ENTRY_FIELD, ...ADDED_FIELDS] as const;
-/** Lengths of the stored array this version reads: the current layout's, and every earlier one's. */
-const READABLE_LENGTHS = new Set([STORED_FIELDS.length, ...EARLIER_ADDED_COUNTS.map((added) => RECORD_FIELDS.length + 1 + added)]);
-
-type StoredField = (typeof STORED_FIELDS)[number];
-/** Each field's position in the stored array, so decoding does not depend on the order. */
-const AT = Object.fromEntries(STORED_FIELDS.map((field, index) => [field, index])) as Record<StoredField, number>;
-
-/** Lua for the scripts: `P.<field>`, the field's (1-based) position in the stored array. */
-export const LUA_FIELD_POSITIONS = `local P = { ${STORED_FIELDS.map((field, index) => `${field} = ${index + 1}`).join(', ')} }\n`;
-
-/** A new record as it is stored, owner entry included. */
-export function encodeStoredRecord(record: ApiKey): string {
-  const values: Array<string | false> = STORED_FIELDS.map((field) => {
-    if (field === OWNER_ENTRY_FIELD) return ownerEntry(record.createdAt, record.id);
-    const value = encodeField(record, field);
-    return value === null ? false : wellFormed(value);
-  });
-  // A key that was never disabled keeps the previous release's layout, so that
-  // instances still on it read the keys this one creates (during a rolling upgrade).
-  // The update script appends the field when a disable or enable first writes it.
-  if (values.at(-1) === false && STORED_FIELDS.at(-1) === 'disabledAt') values.pop();
+/** A new record as it is stored in `encoding`, owner entry included. */
+export function encodeStoredRecord(record: ApiKey, encoding: 1 | 2 = RECORD_ENCODING): string {
+  if (encoding === 1) return encodeV1(record);
+  const values: unknown[] = [RECORD_ENCODING];
+  for (const [field, kind] of RECORD_LAYOUT) {
+    values.push(kind === 'entry' ? ownerEntry(record.createdAt, record.id) : encodeValue(field, kind, record[field]));
+  }
   return asciiJson(JSON.stringify(values));
 }
 
 /**
- * Lone UTF-16 surrogates become U+FFFD, as UTF-8 encoding makes them anyway: JSON would
- * carry them as `\ud800` escapes, which `cjson` refuses to decode, so a record holding
- * one could never be updated again.
+ * `[field, value, ...]` for an update's changes (`updatedAt` included), each value the
+ * JSON text of what the stored array holds for it (`null` clears a field), for the
+ * update script to decode and put in place.
  */
-function wellFormed(value: string): string {
-  return LONE_SURROGATE.test(value) ? value.replace(LONE_SURROGATE_ALL, '\ufffd') : value;
-}
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const LONE_SURROGATE_ALL = new RegExp(LONE_SURROGATE.source, 'g');
-
-/** Thrown for a stored value this version cannot read. Its message holds none of the value. */
-class UnreadableRecordError extends Error {
-  constructor() {
-    super('a value this version of RedisBackend cannot read.');
-  }
+export function encodeChanges(changes: Partial<ApiKey>, fields: ReadonlyArray<keyof ApiKey & StoredField>): string[] {
+  const out: string[] = [];
+  for (const field of fields) out.push(field, JSON.stringify(encodeValue(field, KIND[field], changes[field])));
+  return out;
 }
 
 /** The record a GET of its key (or a script passing it on) answered, or `null` for nil. */
@@ -170,92 +71,81 @@ export function decodeStoredRecord(reply: unknown): ApiKey | null {
   if (reply === null || reply === undefined) return null;
   try {
     const values = JSON.parse(String(reply)) as unknown;
-    if (!Array.isArray(values) || !READABLE_LENGTHS.has(values.length)) {
-      throw new UnreadableRecordError();
-    }
-    return decodeValues(values);
+    if (!Array.isArray(values)) throw new UnreadableRecordError();
+    if (values[0] === RECORD_ENCODING) return decodeV2(values);
+    if (typeof values[0] === 'string') return decodeV1(values);
+    throw new UnreadableRecordError();
   } catch {
     // Not the parser's message: it quotes the text it choked on, a key hash included.
     throw new UnreadableRecordError();
   }
 }
 
-/** A stored value: a string, or `undefined` for `false` (null) and anything else. */
-function text(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
-function date(value: unknown): Date {
-  const ms = typeof value === 'string' ? Number(value) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new UnreadableRecordError();
-  return new Date(ms);
-}
-
-function version(value: unknown): number {
-  const n = typeof value === 'string' ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new UnreadableRecordError();
-  return n;
-}
-
-function optionalDate(value: unknown): Date | null {
-  return typeof value === 'string' ? date(value) : null;
-}
-
-/** Parses a JSON field, without the parser for the values nearly every key has. */
-function json(value: unknown, empty: '[]' | '{}'): unknown {
-  const source = typeof value === 'string' ? value : empty;
-  if (source === '[]') return [];
-  if (source === '{}') return {};
-  return JSON.parse(source);
-}
-
-// Positions as constants: indexing by a field name looked up per call was a fifth of
-// the decode, and the decode runs on every request when Redis is the only store.
+// Positions as module constants: the decode runs on every request when Redis is the
+// only store, and a position looked up by name per call was a fifth of it.
 const ID = AT.id;
 const KEY_HASH = AT.keyHash;
-const CREATED_AT = AT.createdAt;
-const NAME = AT.name;
 const OWNER_ID = AT.ownerId;
-const HINT = AT.hint;
 const SCOPES = AT.scopes;
-const METADATA = AT.metadata;
-const UPDATED_AT = AT.updatedAt;
 const EXPIRES_AT = AT.expiresAt;
 const REVOKED_AT = AT.revokedAt;
 const LAST_USED_AT = AT.lastUsedAt;
-const ROTATED_FROM_ID = AT.rotatedFromId;
 const ENVIRONMENT = AT.environment;
 const POLICY = AT.policy;
 const VERSION = AT.version;
+const NAME = AT.name;
+const HINT = AT.hint;
+const METADATA = AT.metadata;
+const CREATED_AT = AT.createdAt;
+const UPDATED_AT = AT.updatedAt;
+const ROTATED_FROM_ID = AT.rotatedFromId;
 const ISSUED_BY_ID = AT.issuedById;
 const DISABLED_AT = AT.disabledAt;
 
-/** A record from the stored array, in `STORED_FIELDS` order. */
-function decodeValues(values: readonly unknown[]): ApiKey {
-  const id = text(values[ID]);
-  const keyHash = text(values[KEY_HASH]);
-  if (id === undefined || keyHash === undefined) throw new UnreadableRecordError();
-  const createdAt = date(values[CREATED_AT]);
-  const policy = text(values[POLICY]);
+function text(value: unknown): string {
+  if (typeof value !== 'string') throw new UnreadableRecordError();
+  return value;
+}
+
+/** `null` for `null`, and for `undefined`: a field appended after the record was written. */
+function optionalText(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+function date(value: unknown): Date {
+  if (typeof value !== 'number') throw new UnreadableRecordError();
+  return new Date(value);
+}
+
+function optionalDate(value: unknown): Date | null {
+  return value === null || value === undefined ? null : date(value);
+}
+
+/** A record from an encoding-2 array. A freshly parsed array is nobody else's: its parts are used as they are. */
+function decodeV2(values: readonly unknown[]): ApiKey {
+  const scopes = values[SCOPES];
+  const metadata = text(values[METADATA]);
+  const policy = values[POLICY];
+  const version = values[VERSION];
+  if (!Array.isArray(scopes) || typeof version !== 'number' || !(version >= 1)) throw new UnreadableRecordError();
   return {
-    id,
-    name: text(values[NAME]) ?? '',
-    ownerId: text(values[OWNER_ID]) ?? '',
-    keyHash,
-    hint: text(values[HINT]) ?? '',
-    scopes: json(values[SCOPES], '[]') as string[],
-    metadata: json(values[METADATA], '{}') as ApiKey['metadata'],
-    createdAt,
-    updatedAt: optionalDate(values[UPDATED_AT]) ?? createdAt,
+    id: text(values[ID]),
+    name: text(values[NAME]),
+    ownerId: text(values[OWNER_ID]),
+    keyHash: text(values[KEY_HASH]),
+    hint: text(values[HINT]),
+    scopes: scopes as string[],
+    metadata: metadata === '{}' ? {} : (JSON.parse(metadata) as ApiKey['metadata']),
+    createdAt: date(values[CREATED_AT]),
+    updatedAt: date(values[UPDATED_AT]),
     expiresAt: optionalDate(values[EXPIRES_AT]),
     revokedAt: optionalDate(values[REVOKED_AT]),
     lastUsedAt: optionalDate(values[LAST_USED_AT]),
-    rotatedFromId: text(values[ROTATED_FROM_ID]) ?? null,
-    environment: text(values[ENVIRONMENT]) ?? null,
-    policy: policy === undefined ? null : (JSON.parse(policy) as ApiKey['policy']),
-    // Absent (undefined) in a record stored before versions existed.
-    version: values[VERSION] === undefined ? 1 : version(values[VERSION]),
-    issuedById: text(values[ISSUED_BY_ID]) ?? null,
+    rotatedFromId: optionalText(values[ROTATED_FROM_ID]),
+    environment: optionalText(values[ENVIRONMENT]),
+    policy: typeof policy === 'string' ? (JSON.parse(policy) as ApiKey['policy']) : null,
+    version,
+    issuedById: optionalText(values[ISSUED_BY_ID]),
     disabledAt: optionalDate(values[DISABLED_AT]),
   };
 }

@@ -2,8 +2,9 @@ import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
 import { redactedError } from '../internal/safe-error-message.js';
 import { changedFields } from '../backends/apply-changes.js';
-import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, UpdateOptions } from '../backends/backend.interface.js';
+import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
 import { matchesListAllFilters } from '../backends/key-status.js';
+import { INDEX_RECORDS, PURGE, REPLACE_HASH } from './redis-lifecycle.scripts.js';
 import {
   REDIS_SCHEMA_VERSION,
   resolveRedisBackendOptions,
@@ -88,7 +89,7 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   async create(apiKey: ApiKey): Promise<ApiKey> {
-    const stored = encodeStoredRecord(apiKey);
+    const stored = encodeStoredRecord(apiKey, this.options.recordEncoding);
     const keys = [this.idKey(apiKey.id), this.recordKey(apiKey.keyHash), this.ownerKey(apiKey.ownerId), this.allKey()];
     if (apiKey.issuedById != null) keys.push(this.issuerKey(apiKey.issuedById));
     const outcome = await this.script('create', CREATE, keys, [
@@ -97,6 +98,7 @@ export class RedisBackend implements ApiKeyBackend {
       this.expireAt(apiKey.expiresAt),
       stored,
       apiKey.id,
+      this.base,
     ]);
     if (outcome === 'id' || outcome === 'keyHash') throw new DuplicateApiKeyError(outcome);
     return this.decode('create', stored) as ApiKey;
@@ -111,6 +113,7 @@ export class RedisBackend implements ApiKeyBackend {
       this.base,
       expected === undefined ? '' : String(expected),
       expiry,
+      String(this.options.recordEncoding),
       ...encodeChanges(changes, [...fields, 'updatedAt']),
     ]);
     if (Array.isArray(reply) && reply[0] === 'conflict') throw new VersionConflictError(id, expected!, Number(reply[1]));
@@ -164,6 +167,60 @@ export class RedisBackend implements ApiKeyBackend {
       if (entries.length < want) return;
       bound = `(${String(entries[entries.length - 1])}`;
     }
+  }
+
+  /**
+   * Deletes up to `limit` expired, then revoked records, found through the purge index
+   * (two sorted sets by expiry and revocation time that every write keeps in step), in
+   * one script: atomic, and bounded by `limit`.
+   */
+  async purge(options: PurgeOptions): Promise<number> {
+    const bound = (date: Date | undefined) => (date === undefined ? '' : String(date.getTime()));
+    const reply = (await this.script(
+      'purge',
+      PURGE,
+      [`${this.base}expiring`, `${this.base}revoked`],
+      [this.base, bound(options.expiredBefore), bound(options.revokedBefore), String(options.limit)],
+    )) as unknown[];
+    const deleted: Array<{ id: string; keyHash: string }> = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) deleted.push({ id: String(reply[i]), keyHash: String(reply[i + 1]) });
+    if (deleted.length > 0) options.onDeleted?.(deleted);
+    return deleted.length;
+  }
+
+  /**
+   * Files every stored record in the purge index. Writes keep the index in step, so this
+   * is needed once, after upgrading from a release without it: a record stored then and
+   * not written since is otherwise invisible to `purge`. Walks the id index with SCAN,
+   * `pageSize` keys per step (one script each), so it never blocks Redis for long;
+   * idempotent, and safe while the app runs. Resolves to the number of records read.
+   */
+  async rebuildPurgeIndex(): Promise<number> {
+    const anchor = `${this.base}expiring`;
+    const pattern = `${escapeGlob(this.base)}id:*`;
+    let cursor = '0';
+    let indexed = 0;
+    do {
+      // Routed by a key of this layout: on a cluster, its one slot's node holds every key.
+      const [next, keys] = (await this.guard('rebuildPurgeIndex', () =>
+        sendCommandForKey(this.client, anchor, ['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(this.options.pageSize)]),
+      )) as [unknown, unknown[]];
+      if (keys.length > 0) {
+        indexed += Number(await this.script('rebuildPurgeIndex', INDEX_RECORDS, keys.map(String), [this.base]));
+      }
+      cursor = String(next);
+    } while (cursor !== '0');
+    return indexed;
+  }
+
+  async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
+    const outcome = await this.script('replaceHash', REPLACE_HASH, [this.idKey(id), this.recordKey(fromHash), this.recordKey(toHash)], [
+      fromHash,
+      toHash,
+      id,
+    ]);
+    if (outcome === 'keyHash') throw new DuplicateApiKeyError('keyHash');
+    return Number(outcome) === 1;
   }
 
   /**
@@ -236,7 +293,7 @@ export class RedisBackend implements ApiKeyBackend {
       'recordUsage',
       RECORD_USAGE,
       [this.idKey(id)],
-      [this.base, String(usedAt.getTime()), String(staleBefore.getTime())],
+      [this.base, String(usedAt.getTime()), String(staleBefore.getTime()), String(this.options.recordEncoding)],
     );
     return Number(wrote) === 1;
   }
@@ -336,7 +393,7 @@ function hasHashTag(namespace: string): boolean {
 }
 
 /** The writes `waitForReplicas` applies to: every management write, not usage writes. */
-const REPLICATED_WRITES = new Set(['create', 'update', 'delete']);
+const REPLICATED_WRITES = new Set(['create', 'update', 'delete', 'purge', 'replaceHash']);
 
 /** Fewer replicas than `waitForReplicas.replicas` acknowledged a write in time. */
 class ReplicasDidNotAcknowledge extends Error {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { LUA_ASCII_JSON } from '../internal/ascii-json.js';
-import { LUA_FIELD_POSITIONS, OWNER_ENTRY_FIELD, TIME_WIDTH } from './redis-record.codec.js';
+import { TIME_WIDTH } from './redis-record.codec.js';
+import { LUA_RECORD } from './redis-record.lua.js';
+import { LUA_LIFECYCLE_INDEX } from './redis-lifecycle.index.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL (which also caches it) when the
@@ -34,8 +35,8 @@ function isNoScript(error: unknown): boolean {
 // Key layout (see RedisBackend): `<base>hash:<keyHash>` STRING, the record as a JSON
 // array (see redis-record.codec); `<base>id:<id>` -> key hash; `<base>owner:<ownerId>`
 // ZSET of owner entries; `<base>all` ZSET of every record's owner entry (the listing
-// across owners). Scripts get `<base>` to reach the keys they only learn from
-// what they read. `P.<field>` is a field's position in the stored array.
+// across owners). Scripts get `<base>` to reach the keys they only learn from what
+// they read, and read and write records through `LUA_RECORD` (redis-record.lua).
 
 /**
  * Lua: `byId(idKey, base)`, the record key the id index names and the stored record
@@ -59,10 +60,10 @@ return raw or false
 /**
  * KEYS: id index, record, owner set, the index across owners, and the issuer's set when
  * the key has an issuer. ARGV: key hash, owner entry, expire-at ms or '', the stored
- * record, id. Resolves to 'ok', or the name of the field that already exists, in which
- * case nothing was written.
+ * record, id, key base. Resolves to 'ok', or the name of the field that already exists,
+ * in which case nothing was written. Files the record in the purge index.
  */
-export const CREATE = new RedisScript(`
+export const CREATE = new RedisScript(`${LUA_RECORD}${LUA_LIFECYCLE_INDEX}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'keyHash' end
 redis.call('SET', KEYS[2], ARGV[4])
@@ -74,35 +75,33 @@ if ARGV[3] ~= '' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
 end
+syncLifecycle(ARGV[6], readRecord(ARGV[4]), KEYS[2])
 return 'ok'
 `);
 
 /**
  * KEYS: id index. ARGV: key base, the expected version or '', the expiry to set ('-'
- * keeps it, '' removes it, else expire-at ms), then the changed field/value pairs
- * (`s<value>` or `n` for null). Applies only those fields to the record as stored now,
- * keeps the first `revokedAt`, bumps `version`. Resolves to the stored record, nil
- * when no record has that id, or `{ 'conflict', <stored version> }` (nothing written).
+ * keeps it, '' removes it, else expire-at ms), the encoding to write ('2', or '1' to
+ * keep the record's own), then the changed field/value pairs (each value the JSON text
+ * of its stored form; `null` clears). Applies only those fields to the record as
+ * stored now, keeps the first `revokedAt`, bumps `version`. Resolves to the stored
+ * record, nil when no record has that id, or `{ 'conflict', <stored version> }`
+ * (nothing written).
  */
-export const UPDATE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}
+export const UPDATE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}${LUA_LIFECYCLE_INDEX}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return false end
-local cur = cjson.decode(raw)
--- A record stored before versions existed is at version 1 and has no issuer.
-local v = cur[P.version]
-local version = (type(v) == 'string' and tonumber(v)) or 1
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return { 'conflict', tostring(version) } end
-if cur[P.issuedById] == nil then cur[P.issuedById] = false end
-local revoked = cur[P.revokedAt]
-for i = 4, #ARGV, 2 do
-  local f, value = ARGV[i], ARGV[i + 1]
-  -- Revocation is sticky: the first revokedAt stays.
-  if not (f == 'revokedAt' and revoked) then
-    if value == 'n' then cur[P[f]] = false else cur[P[f]] = string.sub(value, 2) end
-  end
+local rec, encoding = readRecord(raw)
+local version = rec[P.version]
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return { 'conflict', string.format('%.0f', version) } end
+-- Revocation is sticky: the first revokedAt stays.
+local revoked = present(rec[P.revokedAt])
+for i = 5, #ARGV, 2 do
+  local f = ARGV[i]
+  if not (f == 'revokedAt' and revoked) then rec[P[f]] = cjson.decode(ARGV[i + 1]) end
 end
-cur[P.version] = tostring(version + 1)
-local stored = ascii(cjson.encode(cur))
+rec[P.version] = version + 1
+local stored = writeRecord(rec, ARGV[4] == '2' and 2 or encoding)
 redis.call('SET', recordKey, stored, 'KEEPTTL')
 if ARGV[3] == '' then
   redis.call('PERSIST', KEYS[1])
@@ -111,6 +110,7 @@ elseif ARGV[3] ~= '-' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('PEXPIREAT', recordKey, ARGV[3])
 end
+syncLifecycle(ARGV[1], rec, recordKey)
 return stored
 `);
 
@@ -118,36 +118,38 @@ return stored
  * KEYS: id index. ARGV: key base, id. Removes the id index, the record (only if it is
  * this id's), its owner entry and its issuer entry. Resolves to 1, or 0 when there was none.
  */
-export const DELETE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_BY_ID}
+export const DELETE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}${LUA_LIFECYCLE_INDEX}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not recordKey then return 0 end
 redis.call('DEL', KEYS[1])
 if raw then
-  local cur = cjson.decode(raw)
-  if cur[P.id] == ARGV[2] then
+  local rec = readRecord(raw)
+  if rec[P.id] == ARGV[2] then
     redis.call('DEL', recordKey)
-    local entry = cur[P.${OWNER_ENTRY_FIELD}]
-    if cur[P.ownerId] and entry then redis.call('ZREM', ARGV[1] .. 'owner:' .. cur[P.ownerId], entry) end
-    if entry then redis.call('ZREM', ARGV[1] .. 'all', entry) end
-    if cur[P.issuedById] then redis.call('SREM', ARGV[1] .. 'issuer:' .. cur[P.issuedById], ARGV[2]) end
+    local entry = rec[P.ownerEntry]
+    if present(rec[P.ownerId]) and present(entry) then redis.call('ZREM', ARGV[1] .. 'owner:' .. rec[P.ownerId], entry) end
+    if present(entry) then redis.call('ZREM', ARGV[1] .. 'all', entry) end
+    if present(rec[P.issuedById]) then redis.call('SREM', ARGV[1] .. 'issuer:' .. rec[P.issuedById], ARGV[2]) end
   end
 end
+dropLifecycle(ARGV[1], ARGV[2])
 return 1
 `);
 
 /**
- * KEYS: id index. ARGV: key base, used-at ms, stale-before ms. Writes lastUsedAt alone,
+ * KEYS: id index. ARGV: key base, used-at ms, stale-before ms, the encoding to write
+ * (as for UPDATE). Writes lastUsedAt alone,
  * and only when it is missing or older than stale-before; never creates a deleted
  * record again, never changes its expiry. Resolves to 1 when it wrote.
  */
-export const RECORD_USAGE = new RedisScript(`${LUA_FIELD_POSITIONS}${LUA_ASCII_JSON}${LUA_BY_ID}
+export const RECORD_USAGE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return 0 end
-local cur = cjson.decode(raw)
-local last = cur[P.lastUsedAt]
-if last and tonumber(last) >= tonumber(ARGV[3]) then return 0 end
-cur[P.lastUsedAt] = ARGV[2]
-redis.call('SET', recordKey, ascii(cjson.encode(cur)), 'KEEPTTL')
+local rec, encoding = readRecord(raw)
+local last = rec[P.lastUsedAt]
+if present(last) and last >= tonumber(ARGV[3]) then return 0 end
+rec[P.lastUsedAt] = tonumber(ARGV[2])
+redis.call('SET', recordKey, writeRecord(rec, ARGV[4] == '2' and 2 or encoding), 'KEEPTTL')
 return 1
 `);
 
@@ -157,14 +159,14 @@ return 1
  * and the stored records of those that still exist under this owner. An entry whose
  * record is gone (expired with `expireRecords`) is removed on the way.
  */
-export const LIST_PAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+export const LIST_PAGE = new RedisScript(`${LUA_RECORD}
 local entries = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
 local records = {}
 for _, entry in ipairs(entries) do
   local h = redis.call('GET', ARGV[1] .. 'id:' .. string.sub(entry, ${TIME_WIDTH + 2}))
   local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
-  local cur = raw and cjson.decode(raw)
-  if cur and cur[P.ownerId] == ARGV[4] and cur[P.${OWNER_ENTRY_FIELD}] == entry then
+  local rec = raw and readRecord(raw)
+  if rec and rec[P.ownerId] == ARGV[4] and rec[P.ownerEntry] == entry then
     records[#records + 1] = raw
   else
     redis.call('ZREM', KEYS[1], entry)
@@ -179,14 +181,14 @@ return { entries, records }
  * this issuer. An id whose record is gone (deleted, or expired with `expireRecords`)
  * is removed on the way.
  */
-export const LIST_ISSUED_PAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+export const LIST_ISSUED_PAGE = new RedisScript(`${LUA_RECORD}
 local page = redis.call('SSCAN', KEYS[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))
 local records = {}
 for _, id in ipairs(page[2]) do
   local h = redis.call('GET', ARGV[1] .. 'id:' .. id)
   local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
-  local cur = raw and cjson.decode(raw)
-  if cur and cur[P.id] == id and cur[P.issuedById] == ARGV[4] then
+  local rec = raw and readRecord(raw)
+  if rec and rec[P.id] == id and rec[P.issuedById] == ARGV[4] then
     records[#records + 1] = raw
   else
     redis.call('SREM', KEYS[1], id)
@@ -203,14 +205,14 @@ return { page[1], records }
  * named). An entry whose record is gone (deleted, or expired with `expireRecords`) is
  * removed on the way.
  */
-export const LIST_ALL_PAGE = new RedisScript(`${LUA_FIELD_POSITIONS}
+export const LIST_ALL_PAGE = new RedisScript(`${LUA_RECORD}
 local entries = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[2], '-', 'LIMIT', 0, tonumber(ARGV[3]))
 local records = {}
 for _, entry in ipairs(entries) do
   local h = redis.call('GET', ARGV[1] .. 'id:' .. string.sub(entry, ${TIME_WIDTH + 2}))
   local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
-  local cur = raw and cjson.decode(raw)
-  if cur and cur[P.${OWNER_ENTRY_FIELD}] == entry and (ARGV[4] == '' or cur[P.ownerId] == ARGV[4]) then
+  local rec = raw and readRecord(raw)
+  if rec and rec[P.ownerEntry] == entry and (ARGV[4] == '' or rec[P.ownerId] == ARGV[4]) then
     records[#records + 1] = raw
   else
     redis.call('ZREM', KEYS[1], entry)

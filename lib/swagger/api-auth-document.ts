@@ -13,7 +13,8 @@ import type { ApiAuthModuleOptions, ResolvedApiAuthOptions } from '../api-auth.o
 import { API_AUTH_ROUTES_OPTIONS, type ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
 import { findApiKeyRoutes, type ApiKeyRoute, type MetadataTarget } from './guarded-routes.js';
 import { managementOperation } from './management.openapi.js';
-import { MANAGEMENT_SCHEMAS, managementSchemas, ref } from './management.schemas.js';
+import { managementSchemas } from './management.schemas.js';
+import { MANAGEMENT_SCHEMAS, ref } from './schema-helpers.js';
 
 /** Options of {@link createApiAuthDocument}. */
 export interface ApiAuthDocumentOptions {

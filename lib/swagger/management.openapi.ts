@@ -1,5 +1,5 @@
 import type { ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
-import { MANAGEMENT_SCHEMAS, ref, type Json } from './management.schemas.js';
+import { MANAGEMENT_SCHEMAS, ref, type Json } from './schema-helpers.js';
 
 // The management routes' operations (paths); their component schemas are in management.schemas.ts.
 

@@ -2,122 +2,18 @@ import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
 import { ApiKeyErrorCode } from '../api-key.errors.js';
 import type { ResolvedApiAuthRoutesOptions } from '../management/api-auth-routes.options.js';
 import { NAME_MAX_LENGTH, OWNER_ID_MAX_LENGTH } from '../management/management.validation.js';
-import { MAX_QUOTA_BALANCE } from '../policy/rate-limiter.interface.js';
+import { policySchema, quotaSchemas } from './policy.schemas.js';
+import { MANAGEMENT_SCHEMAS, nullable, nullableRef, ref, type Json } from './schema-helpers.js';
 
-// Plain OpenAPI objects, typed loosely: this file must not need @nestjs/swagger's types
-// to describe routes that exist without it.
-export type Json = Record<string, any>;
-
-/** Names of the component schemas the management routes reference. */
-export const MANAGEMENT_SCHEMAS = {
-  apiKey: 'ApiKey',
-  policy: 'ApiKeyPolicy',
-  issueRequest: 'IssueApiKeyRequest',
-  updateRequest: 'UpdateApiKeyRequest',
-  rotateRequest: 'RotateApiKeyRequest',
-  issued: 'IssuedApiKey',
-  rotated: 'RotatedApiKey',
-  page: 'ApiKeyPage',
-  allPage: 'ApiKeyListAllPage',
-  error: 'ApiKeyErrorResponse',
-  limitError: 'ApiKeyLimitErrorResponse',
-  validationError: 'ApiKeyValidationErrorResponse',
-  quotaBalance: 'ApiKeyQuotaBalance',
-  quotaChangeRequest: 'ApiKeyQuotaChangeRequest',
-} as const;
-
-export const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
-
-/** A nullable schema in the dialect of the document's OpenAPI version. */
-export function nullable(schema: Json, oas31: boolean): Json {
-  if (!oas31) return { ...schema, nullable: true };
-  return { ...schema, type: [schema.type, 'null'] };
-}
-
-/** A `$ref` that may also be `null` (siblings of a bare `$ref` are ignored in OpenAPI 3.0). */
-export function nullableRef(name: string, description: string, oas31: boolean): Json {
-  if (!oas31) return { allOf: [ref(name)], nullable: true, description };
-  return { oneOf: [ref(name), { type: 'null' }], description };
-}
-
-/** The quota balance (`ApiKey.quota`) and the body of `POST /{id}/quota`. */
-function quotaSchemas(oas31: boolean): Json {
-  const max = MAX_QUOTA_BALANCE;
-  return {
-    [MANAGEMENT_SCHEMAS.quotaBalance]: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['limit', 'remaining', 'refillsAt'],
-      properties: {
-        limit: { type: 'integer', minimum: 0, description: "The policy's quota limit." },
-        remaining: { type: 'integer', minimum: 0, description: 'Credits left now; may exceed `limit` after a top-up, until the next refill.' },
-        refillsAt: nullable({ type: 'string', format: 'date-time', description: 'When the balance returns to `limit`; `null`: never.' }, oas31),
-      },
-    },
-    [MANAGEMENT_SCHEMAS.quotaChangeRequest]: {
-      description: 'Exactly one of `set` (the balance becomes n) or `add` (the balance moves by n; negative takes away).',
-      oneOf: [
-        { type: 'object', additionalProperties: false, required: ['set'], properties: { set: { type: 'integer', minimum: 0, maximum: max } } },
-        { type: 'object', additionalProperties: false, required: ['add'], properties: { add: { type: 'integer', minimum: -max, maximum: max } } },
-      ],
-    },
-  };
-}
-
-/**
- * `ApiKeyPolicy` as clients send and see it. The bounds mirror the core's
- * `validatePolicy`, which remains the one that decides; `counterKey` is server-side
- * bookkeeping and has no place here.
- */
-function policySchema(): Json {
-  const maxCount = 1_000_000_000;
-  const maxWindowMs = 366 * 86_400_000;
-  return {
-    type: 'object',
-    additionalProperties: false,
-    description:
-      'Per-key limits, all optional: rate limits (429 `rate_limited`), a credit quota (429 `quota_exhausted`) and an ' +
-      'IP allowlist (403 `ip_not_allowed`). `null` or `{}`: no limits.',
-    properties: {
-      rateLimits: {
-        type: 'array',
-        minItems: 1,
-        maxItems: 10,
-        description: 'Sliding-window limits, all enforced; names unique.',
-        items: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['name', 'limit', 'windowMs'],
-          properties: {
-            name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Names the limit in headers, e.g. "burst".' },
-            limit: { type: 'integer', minimum: 1, maximum: maxCount, description: 'Requests allowed per window.' },
-            windowMs: { type: 'integer', minimum: 1, maximum: maxWindowMs, description: 'Window length in milliseconds.' },
-          },
-        },
-      },
-      quota: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['limit'],
-        properties: {
-          limit: { type: 'integer', minimum: 0, maximum: maxCount, description: 'Credits per refill interval (or in total).' },
-          refillIntervalMs: {
-            type: 'integer',
-            minimum: 1,
-            maximum: maxWindowMs,
-            description: 'Credits return to `limit` at every multiple of this since the Unix epoch. Omit: never refill.',
-          },
-        },
-      },
-      allowedIps: {
-        type: 'array',
-        minItems: 1,
-        maxItems: 1000,
-        items: { type: 'string' },
-        description: 'IPv4/IPv6 addresses and CIDR ranges, e.g. "203.0.113.7", "10.0.0.0/8", "2001:db8::/32".',
-      },
-    },
-  };
+/** `schema` with this deployment's `keyLifetime` said in its description. */
+function lifetimeNote(schema: Json, options: ResolvedApiAuthOptions): Json {
+  const { defaultMs, maxMs } = options.keyLifetime;
+  if (defaultMs === null && maxMs === null) return schema;
+  const notes = [
+    defaultMs === null ? null : `Default when left out: ${defaultMs} ms from now.`,
+    maxMs === null ? null : `At most ${maxMs} ms from now, and required (400 \`validation_failed\` otherwise).`,
+  ].filter((note) => note !== null);
+  return { ...schema, description: `${String(schema.description ?? '')} ${notes.join(' ')}`.trim() };
 }
 
 /** The component schemas of the management routes, reflecting this deployment's limits. */
@@ -196,7 +92,8 @@ export function managementSchemas(
     [MANAGEMENT_SCHEMAS.issueRequest]: {
       type: 'object',
       additionalProperties: false,
-      required: ['name', 'scopes'],
+      // With defaultScopes a key may be issued without naming any.
+      required: options.defaultScopes === null ? ['name', 'scopes'] : ['name'],
       properties: {
         ownerId: {
           type: 'string',
@@ -205,8 +102,15 @@ export function managementSchemas(
           description: "Who the key acts for. Default: the caller's owner. Self-service keys may only name their own.",
         },
         name,
-        scopes: { ...scopes, description: 'Scopes granted. A self-service key may only grant scopes it holds.' },
-        expiresAt: futureExpiry,
+        scopes: {
+          ...scopes,
+          description:
+            'Scopes granted. A self-service key may only grant scopes it holds.' +
+            (options.defaultScopes === null
+              ? ''
+              : ` Default: ${options.defaultScopes.map((scope) => `"${scope}"`).join(', ') || 'none'} (a self-service key gets those of them it holds).`),
+        },
+        expiresAt: lifetimeNote(futureExpiry, options),
         metadata,
         // Without environments the only valid value is none, so the field is not offered.
         ...(environments.length === 0
@@ -233,7 +137,7 @@ export function managementSchemas(
       properties: {
         name,
         scopes,
-        expiresAt: futureExpiry,
+        expiresAt: lifetimeNote(futureExpiry, options),
         metadata,
         policy: policyInput('Replaces the whole policy; `null` removes it. Admin keys only (403 `forbidden_policy` otherwise).'),
       },

@@ -1,6 +1,8 @@
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
 import type { BackendConformanceOptions, ConformanceRunner, ConformanceSuite } from './conformance/conformance-options.js';
 import { listAndUsageCases } from './conformance/lists-and-usage.cases.js';
+import { purgeCases } from './conformance/purge.cases.js';
+import { replaceHashCases } from './conformance/replace-hash.cases.js';
 import { recordCases } from './conformance/records.cases.js';
 import { statusCases } from './conformance/status.cases.js';
 import { updateCases } from './conformance/updates.cases.js';
@@ -37,6 +39,8 @@ export function runBackendConformance<B extends ApiKeyBackend>(
     recordCases(it, suite, options);
     updateCases(it, suite, options);
     listAndUsageCases(it, suite, options);
+    describe('purge (optional: deletes expired and revoked records in bounded batches)', () => purgeCases(it, suite));
+    describe('replaceHash (optional: moves a key to a new hash, for pepper rotation)', () => replaceHashCases(it, suite, options));
     statusCases(describe, it, suite);
   });
 }

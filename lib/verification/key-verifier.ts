@@ -1,5 +1,5 @@
 import type { ResolvedApiAuthOptions } from '../api-auth.options.js';
-import { toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
+import { ownedApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
 import { ApiKeyErrorCode, BackendUnavailableError, type AuthenticationFailureCode } from '../api-key.errors.js';
 import type { ApiKeyBackend } from '../backends/backend.interface.js';
 import { hasCachedLookup, type CachedLookup } from '../cache/cached-lookup.interface.js';
@@ -9,6 +9,9 @@ import { KeyHasher, sameKeyHash } from '../keys/key-hasher.js';
 import { LegacyKeyFormat } from '../keys/legacy-key-format.js';
 import { environmentPrefix } from '../policy/environment.js';
 import { UsageRecorder } from '../usage/usage-recorder.js';
+import { previousPepperHashers } from '../keys/previous-peppers.js';
+import { PepperUpgrade } from './pepper-upgrade.js';
+import { storeOfRecord } from '../cache/store-of-record.js';
 
 /** Outcome of {@link ApiKeyService.authenticate}: the key, or why it was refused. */
 export type AuthenticationResult =
@@ -51,6 +54,11 @@ export abstract class KeyVerifier {
   private pendingLookups = 0;
   /** `verifyTimeoutMs` for lookups: one timer for all of them, not one each; `null` when 0. */
   private readonly lookupDeadlines: ReplyDeadlines | null;
+  /** Hashers of `previousPeppers`, newest first; empty without pepper rotation. */
+  private readonly previousHashers: readonly KeyHasher[];
+  private readonly pepperUpgrade: PepperUpgrade | null;
+  /** The backend behind the caches, for the fallback's last read. */
+  private readonly storeOfRecord: ApiKeyBackend;
 
   protected constructor(protected readonly options: ResolvedApiAuthOptions) {
     this.formats = options.environments.map((environment) => ({
@@ -64,6 +72,10 @@ export abstract class KeyVerifier {
     this.usage = new UsageRecorder(options.backend, options.usageIntervalMs, options.trackUsage, options.usageCoordinator);
     this.cached = hasCachedLookup(options.backend) ? options.backend : null;
     this.lookupDeadlines = options.verifyTimeoutMs > 0 ? new ReplyDeadlines(options.verifyTimeoutMs, backendTimedOut) : null;
+    this.previousHashers = previousPepperHashers(options.previousPeppers, options.pepper);
+    this.storeOfRecord = storeOfRecord(options.backend);
+    this.pepperUpgrade =
+      this.previousHashers.length === 0 ? null : new PepperUpgrade(options.backend, options.emitEvent, (promise) => this.bounded(promise));
   }
 
   /**
@@ -80,17 +92,17 @@ export abstract class KeyVerifier {
     const keyHash = this.hasher.hash(key);
     // A warm L1 answers synchronously: no timeout race, no timer, no copy of the record.
     const hit = this.peek(keyHash);
-    if (hit === null) return INVALID;
+    if (hit === null) return this.pepperUpgrade === null ? INVALID : this.underPreviousPeppers(key, keyHash, environment);
     // The cached view is frozen and shared by every hit.
     if (hit !== undefined) return this.judge(hit.record, environment, hit.view);
-    return this.lookupAndJudge(keyHash, environment);
+    return this.lookupAndJudge(keyHash, environment, key);
   }
 
   /**
    * Asks the backend, within `verifyTimeoutMs`. One promise, settled by whichever comes
    * first, the backend or the deadline: no async frame, no race, no timer per lookup.
    */
-  private lookupAndJudge(keyHash: string, environment: KeyEnvironment): AuthenticationResult | Promise<AuthenticationResult> {
+  private lookupAndJudge(keyHash: string, environment: KeyEnvironment, key: string): AuthenticationResult | Promise<AuthenticationResult> {
     const max = this.options.maxPendingLookups;
     if (max !== 0 && this.pendingLookups >= max) {
       // The store is not keeping up; another lookup would only add to what it holds.
@@ -120,7 +132,11 @@ export abstract class KeyVerifier {
           if (late) return;
           if (deadline !== undefined) deadlines!.clear(deadline);
           try {
-            resolve(this.judgeLookup(record, keyHash, environment));
+            resolve(
+              record === null && this.pepperUpgrade !== null
+                ? this.underPreviousPeppers(key, keyHash, environment)
+                : this.judgeLookup(record, keyHash, environment),
+            );
           } catch (error) {
             reject(error);
           }
@@ -132,6 +148,53 @@ export abstract class KeyVerifier {
         },
       );
     });
+  }
+
+  /**
+   * Pepper rotation's fallback, only after the current hash missed: the key under each
+   * previous pepper in turn. A hit is judged as usual and, when it verifies, its stored
+   * hash is upgraded to the current pepper before the answer, so the next use is an
+   * ordinary lookup.
+   */
+  private underPreviousPeppers(key: string, currentHash: string, environment: KeyEnvironment): AuthenticationResult | Promise<AuthenticationResult> {
+    const hashes = this.previousHashers.map((hasher) => hasher.hash(key));
+    // When the L1 (or MemoryBackend) knows every old hash as unknown, answer without a
+    // promise: an unknown key then costs its HMACs and nothing more.
+    if (hashes.every((hash) => this.peek(hash) === null)) return INVALID;
+    return this.lookUpPreviousHashes(hashes, currentHash, environment);
+  }
+
+  private async lookUpPreviousHashes(hashes: string[], currentHash: string, environment: KeyEnvironment): Promise<AuthenticationResult> {
+    for (const oldHash of hashes) {
+      let record: ApiKey | null;
+      try {
+        record = await this.bounded(this.backend.getByHash(oldHash));
+      } catch (error) {
+        return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+      }
+      if (record === null || !sameKeyHash(record.keyHash, oldHash)) continue;
+      const verdict = this.judge(record, environment, undefined);
+      if (verdict.ok) await this.pepperUpgrade!.upgrade(record.id, oldHash, currentHash);
+      return verdict;
+    }
+    // Another instance may have moved the key to the current hash between the first
+    // lookup and these: ask the store of record once more, past any cache that still
+    // remembers the first miss (its invalidation may not have arrived yet).
+    let moved: ApiKey | null;
+    try {
+      moved = await this.bounded(this.storeOfRecord.getByHash(currentHash));
+    } catch (error) {
+      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+    }
+    if (moved === null || !sameKeyHash(moved.keyHash, currentHash)) return INVALID;
+    // This process's cache may still hold the first miss: the next use must not trust it.
+    this.cached?.forgetHash?.(currentHash);
+    return this.judge(moved, environment, undefined);
+  }
+
+  /** A backend call within `verifyTimeoutMs`, off the hot path. */
+  private bounded<T>(promise: Promise<T>): Promise<T> {
+    return this.lookupDeadlines === null ? promise : this.lookupDeadlines.track(promise);
   }
 
   private judgeLookup(record: Readonly<ApiKey> | null, keyHash: string, environment: KeyEnvironment): AuthenticationResult {
@@ -153,7 +216,8 @@ export abstract class KeyVerifier {
     const now = Date.now();
     if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
     this.usage.record(record.id, record.lastUsedAt, now);
-    return { ok: true, apiKey: view ?? toApiKeyView(record as ApiKey) };
+    // Without a cached view, the record is the backend's answer: a copy by contract.
+    return { ok: true, apiKey: view ?? ownedApiKeyView(record as ApiKey) };
   }
 
   /**

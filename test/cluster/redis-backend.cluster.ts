@@ -3,28 +3,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendUnavailableError, type ApiKey } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
-import { asciiJson } from '../../lib/internal/ascii-json.js';
-import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { encodeV1Record } from '../fixtures/redis-record-v1.js';
 import { connectCluster, type TestCluster } from './cluster.fixture.js';
 
 const runner = { describe, it, beforeAll, afterAll };
 
 // Single-slot mode: the hash tag puts every key of the namespace in one slot.
 let cluster: TestCluster;
-runBackendConformance('RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace)', runner, {
-  create: async () => {
-    cluster = await connectCluster();
-    return new RedisBackend(cluster, { namespace: `{test-rb-${randomBytes(6).toString('hex')}}:` });
-  },
-  destroy: () => void cluster.destroy(),
-  storeLegacyRecord: (backend, record) => storeLegacyRecord(backend.keyPrefix, record),
-});
+for (const [label, recordEncoding] of [
+  ['RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace)', 1],
+  ['RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace, recordEncoding 2)', 2],
+] as const) {
+  runBackendConformance(label, runner, {
+    create: async () => {
+      cluster = await connectCluster();
+      return new RedisBackend(cluster, { namespace: `{test-rb-${randomBytes(6).toString('hex')}}:`, recordEncoding });
+    },
+    destroy: () => void cluster.destroy(),
+    storeLegacyRecord: (backend, record) => storeLegacyRecord(backend.keyPrefix, record),
+  });
+}
 
 /** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it (see redis.backend.spec). */
 async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>): Promise<void> {
-  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null, disabledAt: null })) as unknown[];
   const hashKey = `${prefix}hash:${record.keyHash}`;
-  await cluster.sendCommand(hashKey, false, ['SET', hashKey, asciiJson(JSON.stringify(values.slice(0, -2)))]);
+  await cluster.sendCommand(hashKey, false, ['SET', hashKey, encodeV1Record({ ...record, version: 1, issuedById: null, disabledAt: null }, { beforeVersions: true })]);
   await cluster.sendCommand(`${prefix}id:${record.id}`, false, ['SET', `${prefix}id:${record.id}`, record.keyHash]);
   const ownerKey = `${prefix}owner:${record.ownerId}`;
   await cluster.sendCommand(ownerKey, false, ['ZADD', ownerKey, '0', ownerEntry(record.createdAt, record.id)]);

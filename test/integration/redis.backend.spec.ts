@@ -12,16 +12,13 @@ import {
   startRedisProxy,
   uniqueNamespace,
 } from '../fixtures/redis.js';
-import { asciiJson } from '../../lib/internal/ascii-json.js';
-import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { encodeV1Record } from '../fixtures/redis-record-v1.js';
 
-/**
- * Writes `record` as a RedisBackend from before `version` and `issuedById` stored it:
- * the stored array without its last two values.
- */
+/** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it. */
 async function storeLegacyRecord(client: Client, prefix: string, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>): Promise<void> {
-  const values = JSON.parse(encodeStoredRecord({ ...record, version: 1, issuedById: null, disabledAt: null })) as unknown[];
-  await client.sendCommand(['SET', `${prefix}hash:${record.keyHash}`, asciiJson(JSON.stringify(values.slice(0, -2)))]);
+  const stored = encodeV1Record({ ...record, version: 1, issuedById: null, disabledAt: null }, { beforeVersions: true });
+  await client.sendCommand(['SET', `${prefix}hash:${record.keyHash}`, stored]);
   await client.sendCommand(['SET', `${prefix}id:${record.id}`, record.keyHash]);
   await client.sendCommand(['ZADD', `${prefix}owner:${record.ownerId}`, '0', ownerEntry(record.createdAt, record.id)]);
 }
@@ -77,6 +74,8 @@ for (const [label, options, clientOptions] of [
   ['RedisBackend (pageSize 2, expireRecords)', { pageSize: 2, expireRecords: true }, {}],
   // A RESP3 connection decodes replies into other types; nothing may rely on RESP2's.
   ['RedisBackend (RESP3 client)', {}, { RESP: 3 }],
+  // Record encoding 2 (cheaper to read); the default, 1, is what earlier releases read.
+  ['RedisBackend (recordEncoding 2)', { recordEncoding: 2 }, {}],
 ] as const) {
   let env: Awaited<ReturnType<typeof isolated>>;
   runBackendConformance(label, runner, {
@@ -153,8 +152,9 @@ describe('RedisBackend against real Redis', () => {
         }),
       );
       await Promise.all(records.map((r) => own.backend.create(r)));
-      // Records, id index entries, owner sets, and the index across owners.
-      expect((await scanKeys(own.client, own.namespace)).length).toBe(30 + 30 + 3 + 1);
+      // Records, id index entries, owner sets, the index across owners, and the purge index
+      // of the keys that expire.
+      expect((await scanKeys(own.client, own.namespace)).length).toBe(30 + 30 + 3 + 1 + 1);
       for (const [i, r] of records.entries()) {
         await own.backend.recordUsage(r.id, new Date(), new Date());
         // An update keeps the key in its owner's list.
@@ -524,6 +524,30 @@ describe('RedisBackend when Redis is unavailable', () => {
       vi.useRealTimers();
       client.destroy();
       await proxy.stop();
+    }
+  });
+});
+
+describe('RedisBackend purge index of records stored before it existed', () => {
+  it('rebuildPurgeIndex files them, page by page, so purge reaches them; running it again changes nothing', async () => {
+    // A namespace with glob characters, which SCAN MATCH must take literally.
+    const env = await isolated('redis-purge-[index]', { pageSize: 3 });
+    try {
+      const past = new Date(Date.UTC(1995, 0, 1));
+      const expired = Array.from({ length: 7 }, () => makeApiKeyRecord({ expiresAt: past }));
+      const revoked = makeApiKeyRecord({ revokedAt: past });
+      const live = makeApiKeyRecord();
+      for (const record of [...expired, revoked, live]) await storeLegacyRecord(env.client, env.backend.keyPrefix, record);
+      const bounds = { expiredBefore: new Date(Date.UTC(1996, 0, 1)), revokedBefore: new Date(Date.UTC(1996, 0, 1)), limit: 100 };
+      expect(await env.backend.purge(bounds)).toBe(0);
+
+      expect(await env.backend.rebuildPurgeIndex()).toBe(9);
+      expect(await env.backend.rebuildPurgeIndex()).toBe(9);
+      expect(await env.backend.purge(bounds)).toBe(8);
+      expect((await env.backend.getById(live.id))?.id).toBe(live.id);
+      for (const record of [...expired, revoked]) expect(await env.backend.getById(record.id)).toBeNull();
+    } finally {
+      await env.done();
     }
   });
 });

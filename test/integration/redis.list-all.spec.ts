@@ -3,8 +3,8 @@ import type { ApiKey } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
-import { asciiJson } from '../../lib/internal/ascii-json.js';
-import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { ownerEntry } from '../../lib/redis/redis-record.codec.js';
+import { encodeV1Record } from '../fixtures/redis-record-v1.js';
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -23,8 +23,8 @@ const newestFirst = (records: ApiKey[]) =>
  * before `version` and `issuedById`).
  */
 async function storeWithoutIndex(client: Client, prefix: string, record: ApiKey, drop = 0): Promise<void> {
-  const values = JSON.parse(encodeStoredRecord(record)) as unknown[];
-  await client.sendCommand(['SET', `${prefix}hash:${record.keyHash}`, asciiJson(JSON.stringify(drop ? values.slice(0, -drop) : values))]);
+  const stored = encodeV1Record(drop === 2 ? { ...record, version: 1, issuedById: null } : record, { beforeVersions: drop === 2 });
+  await client.sendCommand(['SET', `${prefix}hash:${record.keyHash}`, stored]);
   await client.sendCommand(['SET', `${prefix}id:${record.id}`, record.keyHash]);
   await client.sendCommand(['ZADD', `${prefix}owner:${record.ownerId}`, '0', ownerEntry(record.createdAt, record.id)]);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  grantableDefaultScopes,
   addressesWithin,
   expiresNoLater,
   expiryForIssue,
@@ -160,5 +161,13 @@ describe('refusalForScopes', () => {
     expect(refusalForScopes(caller, minted())).toBeNull();
     expect(refusalForScopes(caller, caller)).toBeNull();
     expect(refusalForScopes(caller, { scopes: ['api-keys:admin'] })?.code).toBe('scope_escalation');
+  });
+});
+
+describe('grantableDefaultScopes', () => {
+  it('keeps only the defaults the caller holds, in their order: defaults never escalate', () => {
+    expect(grantableDefaultScopes(['b', 'a', 'c'], { scopes: ['a', 'b'] })).toEqual(['b', 'a']);
+    expect(grantableDefaultScopes(['a'], { scopes: [] })).toEqual([]);
+    expect(grantableDefaultScopes([], { scopes: ['a'] })).toEqual([]);
   });
 });
