@@ -16,7 +16,7 @@ import { getAuthCarrier } from './transport/request-context.js';
 import { attachToExpressRequest } from './transport/express-request-property.js';
 import type { ScopeRequirement } from './decorators/require-scopes.decorator.js';
 import { RouteRulesCache, type RouteRules } from './decorators/route-rules.js';
-import { ApiKeyEventName } from './events/api-key.events.js';
+import { emitDenial } from './events/denial-event.js';
 import type { LimitDecision, QuotaStatus, RateLimitStatus } from './policy/rate-limiter.interface.js';
 import { accessRefusal, chargeLimits, limitRefusal, limitsCalls, type AccessChecks } from './policy/access-decision.js';
 import { clientIp } from './transport/client-ip.js';
@@ -204,17 +204,7 @@ export class ApiKeyGuard implements CanActivate {
    * for the cost of a plain `Promise.reject`).
    */
   private deny(context: ExecutionContext, failure: ApiKeyFailure, apiKey?: ApiKeyView): Promise<never> {
-    const sink = this.options.emitEvent;
-    if (sink !== null) {
-      sink({
-        type: ApiKeyEventName.AuthenticationDenied,
-        code: failure.code,
-        status: failure.status,
-        apiKeyId: apiKey?.id ?? null,
-        ownerId: apiKey?.ownerId ?? null,
-        at: new Date(),
-      });
-    }
+    emitDenial(this.options.emitEvent, failure, apiKey);
     if (this.throwFailure !== ApiKeyGuard.prototype.throwFailure) return this.throwFailure(context, failure);
     return rejected(this.failureException(context, failure));
   }

@@ -53,28 +53,7 @@ export type ApiKeyView = Omit<ApiKey, 'keyHash'>;
 
 /** A copy of the record without its hash, safe to return to a caller or attach to a request. */
 export function toApiKeyView(record: ApiKey): ApiKeyView {
-  return {
-    id: record.id,
-    name: record.name,
-    ownerId: record.ownerId,
-    hint: record.hint,
-    scopes: [...record.scopes],
-    metadata: cloneJson(record.metadata),
-    createdAt: record.createdAt,
-    updatedAt: record.updatedAt,
-    expiresAt: record.expiresAt,
-    revokedAt: record.revokedAt,
-    lastUsedAt: record.lastUsedAt,
-    rotatedFromId: record.rotatedFromId,
-    // `?? null`: a custom backend written before these fields existed returns neither.
-    environment: record.environment ?? null,
-    policy: record.policy ? cloneJson(record.policy) : null,
-    // Records of stores written before versions and issuer links existed.
-    version: record.version ?? 1,
-    issuedById: record.issuedById ?? null,
-    // Records of stores written before keys could be disabled.
-    disabledAt: record.disabledAt ?? null,
-  };
+  return viewOf(record, [...record.scopes], cloneJson(record.metadata), record.policy ? cloneJson(record.policy) : null);
 }
 
 /**
@@ -83,21 +62,27 @@ export function toApiKeyView(record: ApiKey): ApiKeyView {
  * are, not copied again.
  */
 export function ownedApiKeyView(record: ApiKey): ApiKeyView {
+  return viewOf(record, record.scopes, record.metadata, record.policy ?? null);
+}
+
+/** The view's fields, always in this order so every view has one shape. */
+function viewOf(record: ApiKey, scopes: string[], metadata: ApiKeyMetadata, policy: ApiKeyPolicy | null): ApiKeyView {
   return {
     id: record.id,
     name: record.name,
     ownerId: record.ownerId,
     hint: record.hint,
-    scopes: record.scopes,
-    metadata: record.metadata,
+    scopes,
+    metadata,
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     expiresAt: record.expiresAt,
     revokedAt: record.revokedAt,
     lastUsedAt: record.lastUsedAt,
     rotatedFromId: record.rotatedFromId,
+    // `?? null` / `?? 1`: records of custom backends written before these fields existed.
     environment: record.environment ?? null,
-    policy: record.policy ?? null,
+    policy,
     version: record.version ?? 1,
     issuedById: record.issuedById ?? null,
     disabledAt: record.disabledAt ?? null,

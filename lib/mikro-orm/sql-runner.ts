@@ -10,20 +10,8 @@ export interface SqlResult<R> {
 
 /**
  * Runs the backend's statements on the ORM's PostgreSQL connection, on MikroORM 6 or 7,
- * through each major's public API:
- *
- * - `query` sends the statement with its values bound by the server (extended
- *   protocol), so no value (a key hash above all) is ever part of the statement text,
- *   PostgreSQL's logs or MikroORM's query log. MikroORM 7 hands out its `pg` pool
- *   (`connection.getNativeClient()`); MikroORM 6 its knex instance (`connection.getKnex()`,
- *   of which only the public `raw(sql)` and `options()` are used), and with `lookupPool`
- *   sends key lookups to a `pg` pool of its own instead (see lookup-pool.ts). Neither major's
- *   `connection.execute` would do: both inline the values into the text before sending it.
- * - `transaction` runs DDL through `connection.transactional` and `connection.execute`,
- *   the same calls on both majors; its values are only table and schema names.
- *
- * Statements are written once with `?` placeholders; both paths send them numbered
- * (`$1, $2, ...`), each text numbered once.
+ * through each major's public API, with every value bound by the server so none is ever
+ * in a statement's text or a log (docs/internals.md#sql-on-mikroorm-6-and-7-sql-runnerts).
  */
 export interface SqlRunner {
   /** Runs one statement (`?` placeholders) with bound values, outside any ORM transaction. */

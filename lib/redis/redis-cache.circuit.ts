@@ -30,21 +30,11 @@ export interface RedisCacheCircuitOptions {
 }
 
 /**
- * Decides whether the Redis cache may be used, and remembers what must be fixed when
- * it comes back.
- *
- * cache-manager and Keyv swallow most store errors (a failed read looks like a miss,
- * a failed write resolves), so a failure is detected three ways: an operation
- * rejects, it stays unanswered for several `timeoutMs`, or the cache or one of its
- * Keyv stores emits an error while it runs. Any of them opens the circuit: requests then skip the cache
- * and go to the primary, and a probe every `retryIntervalMs` checks whether Redis
- * is back.
- *
- * Writes made while the circuit is open could not invalidate their entries, so their
- * cache ids are kept and replayed before the circuit closes. Entries filled before the
- * recovery are ignored by this instance afterwards ({@link notBefore}): one of them
- * may predate a write whose invalidation never reached Redis. The warning is logged
- * once per outage and the recovery once.
+ * Decides whether the Redis cache may be used, and remembers what must be fixed when it
+ * comes back: a failure (a rejection, an operation unanswered for several `timeoutMs`, or
+ * an error the store emits) sends lookups to the primary until a probe succeeds, and the
+ * invalidations written meanwhile are replayed before the cache is read again
+ * (docs/internals.md#the-redis-caches-circuit-redis-cachecircuitts).
  */
 export class RedisCacheCircuit {
   /**
@@ -89,13 +79,8 @@ export class RedisCacheCircuit {
   /**
    * Runs one cache operation. A `lookup` waits `timeoutMs`, then rejects so the caller
    * can answer from the primary; a `write` (an invalidation, a probe) waits up to
-   * {@link DOWN_AFTER_TIMEOUTS} times longer, since giving up on it costs more.
-   *
-   * The circuit opens when the operation fails, when the store reports an error while
-   * it runs, or when it is still unanswered after that longer wait. A lookup that is
-   * merely late does not open it: under a burst the event loop itself can delay a
-   * reply past `timeoutMs`, and sending every request to the primary then would turn
-   * a slow moment into a database overload.
+   * {@link DOWN_AFTER_TIMEOUTS} times longer. A failure, an error event or that longer
+   * wait opens the circuit; a lookup that is merely late does not.
    */
   run<T>(operation: () => Promise<T>, kind: 'lookup' | 'write' = 'lookup'): Promise<T> {
     const errorsBefore = this.errors;

@@ -19,15 +19,9 @@ const MAX_RETRY_MS = 1_000;
 
 /**
  * The invalidation bus's subscriber on a Redis Cluster: one classic `SUBSCRIBE` on one
- * node (classic `PUBLISH` reaches every node of a cluster), through its own plain
- * connection, never the cluster client's. Sharded pub/sub is not used: node-redis 5
- * loses a sharded subscription for good when its master dies.
- *
- * It looks to the bus like a node-redis client: when its node fails it emits `error`
- * and `reconnecting`, subscribes again on another node of the current topology
- * (masters and replicas), and emits `ready` once it listens there, so the bus clears
- * its L1 of whatever it missed in between, as it does after a reconnect on a single
- * Redis.
+ * node, on a connection of its own, moving to another node when that one fails and then
+ * emitting `ready` so the bus clears its L1
+ * (docs/internals.md#the-invalidation-bus-on-a-redis-cluster-redis-invalidationcluster-subscriberts).
  */
 export class ClusterInvalidationSubscriber extends EventEmitter implements RedisInvalidationSubscriber {
   private connection: NodeConnection | undefined;

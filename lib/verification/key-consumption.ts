@@ -1,7 +1,7 @@
 import type { ApiKeyView } from '../api-key.interface.js';
 import { ApiKeyValidationError } from '../api-key.errors.js';
 import type { ApiKeyEventSink } from '../events/api-key-event.sink.js';
-import { ApiKeyEventName } from '../events/api-key.events.js';
+import { emitDenial } from '../events/denial-event.js';
 import { accessRefusal, chargeLimits, limitRefusal, limitsCalls, type AccessChecks, type AccessDemand } from '../policy/access-decision.js';
 import { isEnvironmentName } from '../policy/environment.js';
 import { IpAllowlist } from '../policy/ip-allowlist.js';
@@ -84,17 +84,7 @@ function validated(options: ConsumeOptions): { cost: number; carrier: ConsumeCar
 }
 
 function refused(failure: ApiKeyFailure, apiKey: ApiKeyView | null, sink: ApiKeyEventSink | null): ConsumeOutcome {
-  // The same event the guard emits for a refusal, so audit listeners see workers too.
-  if (sink !== null) {
-    sink({
-      type: ApiKeyEventName.AuthenticationDenied,
-      code: failure.code,
-      status: failure.status,
-      apiKeyId: apiKey?.id ?? null,
-      ownerId: apiKey?.ownerId ?? null,
-      at: new Date(),
-    });
-  }
+  emitDenial(sink, failure, apiKey);
   const outcome: ConsumeOutcome = {
     ok: false,
     code: failure.code,

@@ -5,7 +5,7 @@ import { ApiKeyService, CachedBackend, MemoryBackend, type ApiKeyInvalidation } 
 import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { RedisInvalidationBus } from 'nestjs-api-auth/redis';
 import { CapturingLogger } from '../fixtures/log-capture.js';
-import { waitFor } from '../fixtures/wait-for.js';
+import { pollUntil } from '../fixtures/wait-for.js';
 import { CLUSTER_PORTS, connectCluster, connectNode, killNode, nodeWithConnection, restoreNode, type TestCluster } from './cluster.fixture.js';
 
 /** One app instance: its own cluster client, bus, L1 and service, over the shared primary. */
@@ -14,6 +14,24 @@ interface Instance {
   bus: RedisInvalidationBus;
   backend: CachedBackend;
   service: ApiKeyService;
+}
+
+/**
+ * Resolves once `to` has received a barrier `from` publishes now: every invalidation
+ * `from` published before it (same connection, one channel) has reached `to` first.
+ */
+async function heardBy(from: Instance, to: Instance): Promise<void> {
+  const barrier = `barrier-${randomBytes(6).toString('hex')}`;
+  let heard = false;
+  const off = to.bus.subscribe((message) => {
+    if (message.ids?.includes(barrier)) heard = true;
+  });
+  try {
+    await from.bus.publish({ ids: [barrier] });
+    await pollUntil(() => heard, 'the other instance hearing the barrier');
+  } finally {
+    off();
+  }
 }
 
 describe('RedisInvalidationBus on a real 3+3 Redis Cluster, given a createCluster() client', () => {
@@ -59,7 +77,7 @@ describe('RedisInvalidationBus on a real 3+3 Redis Cluster, given a createCluste
       await node.sendCommand(['PUBLISH', two.bus.channel, JSON.stringify({ v: 1, i: [`from-${other}`], t: [] })]);
       node.destroy();
     }
-    await waitFor(() => received.length === 5, 2_000, 'five messages');
+    await pollUntil(() => received.length === 5, 'five messages');
     off();
     expect(received.map((m) => m.ids?.[0]).sort()).toEqual(CLUSTER_PORTS.filter((p) => p !== port).map((p) => `from-${p}`).sort());
   });
@@ -68,7 +86,9 @@ describe('RedisInvalidationBus on a real 3+3 Redis Cluster, given a createCluste
     const { key, apiKey } = await one.service.issue({ ownerId: 'o', name: 'n' });
     expect((await two.service.authenticate(key)).ok).toBe(true);
     await one.service.revoke(apiKey.id);
-    await waitFor(async () => !(await two.service.authenticate(key)).ok, 1_000, 'the revoke to reach instance two');
+    // Decided by order, not by how soon: once a barrier sent after the revoke has arrived.
+    await heardBy(one, two);
+    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
   });
 
   it('when its node dies for good it moves to another node, clears the L1, and keeps receiving', async () => {
@@ -83,7 +103,8 @@ describe('RedisInvalidationBus on a real 3+3 Redis Cluster, given a createCluste
     killed = before!;
     killNode(before!);
 
-    await waitFor(() => reconnected > 0, 15_000, 'the subscription to move');
+    // A generous count of polls, not a deadline: a busy machine makes the move slower, not wrong.
+    await pollUntil(() => reconnected > 0, 'the subscription to move', { attempts: 6_000 });
     expect(two.backend.cache.size).toBe(0);
     expect(two.bus.isListening).toBe(true);
     const after = await nodeWithConnection(
@@ -98,6 +119,7 @@ describe('RedisInvalidationBus on a real 3+3 Redis Cluster, given a createCluste
     // The publisher sends on a node that is up, never on the dead one: the revoke arrives.
     expect((await two.service.authenticate(key)).ok).toBe(true);
     await one.service.revoke(apiKey.id);
-    await waitFor(async () => !(await two.service.authenticate(key)).ok, 2_000, 'the revoke after the move');
+    await heardBy(one, two);
+    expect(await two.service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
   });
 });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyService } from 'nestjs-api-auth';
 import { resolveApiAuthOptions } from 'nestjs-api-auth/testing';
 import { RedisBackend, RedisRateLimiter } from 'nestjs-api-auth/redis';
-import { waitFor } from '../fixtures/wait-for.js';
+import { pollUntil } from '../fixtures/wait-for.js';
 import { CLUSTER_PORTS, connectCluster, connectNode, killNode, masterPortOf, restoreNode, type TestCluster } from './cluster.fixture.js';
 
 /** The replica port of `masterPort`, from the master's own replication info. */
@@ -38,7 +38,7 @@ describe('a master of a real 3+3 Redis Cluster dies for good', () => {
     if (killed !== undefined) await restoreNode(killed);
   });
 
-  it('verifies and writes come back without a restart, and the revoked key is never accepted', async ({ annotate }) => {
+  it('verifies and writes come back without a restart, and the revoked key is never accepted', async ({ annotate, signal }) => {
     const live = await service.issue({ ownerId: 'o', name: 'live' });
     const revoked = await service.issue({ ownerId: 'o', name: 'revoked' });
     await service.revoke(revoked.apiKey.id);
@@ -53,9 +53,8 @@ describe('a master of a real 3+3 Redis Cluster dies for good', () => {
     const primary = await connectNode(master);
     const copy = await connectNode(replica);
     await copy.sendCommand(['READONLY']);
-    await waitFor(
+    await pollUntil(
       async () => String(await primary.sendCommand(['GET', recordKeys[0]!])) === String(await copy.sendCommand(['GET', recordKeys[0]!])),
-      5_000,
       'the revoke to replicate',
     );
     primary.destroy();
@@ -65,46 +64,49 @@ describe('a master of a real 3+3 Redis Cluster dies for good', () => {
     const limiter = new RedisRateLimiter(cluster, { namespace: `${tag}:limits:`, commandTimeoutMs: 500 });
 
     killed = master;
-    const killedAt = Date.now();
     killNode(master);
 
+    // Decided by what happens in each round until everything is back, not by how soon:
+    // the test's timeout is only a give-up bound (the recovery time is measured in
+    // docs/redis-cluster.md and the bench).
+    let rounds = 0;
     let falseAccepts = 0;
     let unavailable = 0;
-    let verifyBackAt = 0;
-    let writeBackAt = 0;
-    let limiterBackAt = 0;
+    let verifyBackIn = 0;
+    let writeBackIn = 0;
+    let limiterBackIn = 0;
     const outcome = (r: { ok: boolean; code?: string }) => (r.ok ? 'ok' : r.code);
-    while (!(verifyBackAt && writeBackAt && limiterBackAt)) {
-      if (Date.now() - killedAt > 30_000) throw new Error('no recovery within 30 s of the kill');
+    while (!(verifyBackIn && writeBackIn && limiterBackIn)) {
+      if (signal.aborted) throw new Error(`no recovery after ${rounds} rounds (verify ${verifyBackIn}, create ${writeBackIn}, limiter ${limiterBackIn})`);
+      rounds++;
       const [good, bad] = await Promise.all([service.authenticate(live.key), service.authenticate(revoked.key)]);
       if (bad.ok) falseAccepts++;
       // During the failover only "unavailable" or the right answer.
       expect(['ok', 'backend_unavailable']).toContain(outcome(good));
       expect(['revoked_api_key', 'backend_unavailable']).toContain(outcome(bad));
       if (outcome(good) === 'backend_unavailable') unavailable++;
-      if (good.ok && !verifyBackAt) verifyBackAt = Date.now();
-      if (!writeBackAt) {
+      if (good.ok && !verifyBackIn) verifyBackIn = rounds;
+      if (!writeBackIn) {
         const wrote = await service.issue({ ownerId: 'o', name: 'after' }).then(
           () => true,
           () => false,
         );
-        if (wrote) writeBackAt = Date.now();
+        if (wrote) writeBackIn = rounds;
       }
-      if (!limiterBackAt) {
+      if (!limiterBackIn) {
         const consumed = await limiter.consume(`k-${randomBytes(3).toString('hex')}`, { rateLimits: [{ name: 'r', limit: 5, windowMs: 60_000 }], quota: undefined, cost: 1 }).then(
           () => true,
           () => false,
         );
-        if (consumed) limiterBackAt = Date.now();
+        if (consumed) limiterBackIn = rounds;
       }
+      // A pause between rounds: the loop only gets slower under load, never wrong.
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(falseAccepts).toBe(0);
     // The kill did hit the namespace's shard: verifications failed closed for a while.
     expect(unavailable).toBeGreaterThan(0);
-    await annotate(
-      `after SIGKILL of master ${master}: verify back at +${verifyBackAt - killedAt} ms, create at +${writeBackAt - killedAt} ms, limiter at +${limiterBackAt - killedAt} ms; ${unavailable} rounds answered 503`,
-    );
+    await annotate(`after SIGKILL of master ${master}: verify back in round ${verifyBackIn}, create in round ${writeBackIn}, limiter in round ${limiterBackIn}; ${unavailable} rounds answered 503`);
 
     // Everything works on the new topology, with the dead node still down.
     await expect(connectNode(master)).rejects.toThrow();
@@ -112,5 +114,5 @@ describe('a master of a real 3+3 Redis Cluster dies for good', () => {
     await service.revoke(live.apiKey.id);
     expect(await service.authenticate(live.key)).toMatchObject({ ok: false, code: 'revoked_api_key' });
     expect(CLUSTER_PORTS).toContain(master);
-  });
+  }, 120_000);
 });

@@ -64,12 +64,14 @@ async function health(url: string) {
   };
 }
 
-/** Polls `/health` until `accept` holds; node-redis reconnects with back-off. */
-async function healthUntil(url: string, accept: (h: Awaited<ReturnType<typeof health>>) => boolean, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
+/**
+ * Polls `/health` until `accept` holds, at most `attempts` times; node-redis reconnects
+ * with back-off. Bounded by a count, not a deadline: a busy machine makes it slower, never shorter.
+ */
+async function healthUntil(url: string, accept: (h: Awaited<ReturnType<typeof health>>) => boolean, attempts = 100) {
+  for (let attempt = 1; ; attempt++) {
     const h = await health(url);
-    if (accept(h) || Date.now() > deadline) return h;
+    if (accept(h) || attempt >= attempts) return h;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

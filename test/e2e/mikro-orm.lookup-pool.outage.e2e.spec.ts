@@ -10,7 +10,7 @@ import { captureProcessOutput } from '../fixtures/log-capture.js';
 import { failFast, initOrm } from '../fixtures/mikro-orm.js';
 import { PostgresRelay } from '../fixtures/postgres-relay.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
-import { waitFor } from '../fixtures/wait-for.js';
+import { pollUntil } from '../fixtures/wait-for.js';
 
 let db: TestDatabase;
 
@@ -71,7 +71,7 @@ describe.each(ADAPTERS)('an outage behind the lookup pool over %s', (adapter) =>
       expect(res.body.code).toBe('backend_unavailable');
     }
     await relay.start();
-    await waitFor(async () => (await call()).status === 200, 10_000, 'a 200', 100);
+    await pollUntil(async () => (await call()).status === 200, 'a 200', { attempts: 100, intervalMs: 100 });
     const refusals = output.lines.filter((line) => line.includes('answering 503'));
     expect(refusals.length).toBeGreaterThan(0);
     expect(refusals.every((line) => /PostgreSQL is unavailable/.test(line))).toBe(true);
@@ -81,7 +81,7 @@ describe.each(ADAPTERS)('an outage behind the lookup pool over %s', (adapter) =>
   it('survives PostgreSQL terminating its connections', async () => {
     await call().expect(200);
     expect(await db.terminateConnections()).toBeGreaterThan(0);
-    await waitFor(async () => (await call()).status === 200, 10_000, 'a 200', 100);
+    await pollUntil(async () => (await call()).status === 200, 'a 200', { attempts: 100, intervalMs: 100 });
     for (const secret of secrets()) expect(output.lines.filter((line) => line.includes(secret))).toEqual([]);
   });
 });

@@ -10,14 +10,16 @@ import { failFast, initOrm } from '../fixtures/mikro-orm.js';
 import { PostgresRelay } from '../fixtures/postgres-relay.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 
-/** Calls until `accept` holds or `ms` pass; returns every status seen. */
-async function pollUntil(send: () => Promise<{ status: number }>, accept: (status: number) => boolean, ms = 10_000) {
+/**
+ * Calls until `accept` holds or `attempts` calls were made; returns every status seen.
+ * Bounded by a count, not a deadline: a busy machine makes it slower, never shorter.
+ */
+async function pollUntil(send: () => Promise<{ status: number }>, accept: (status: number) => boolean, attempts = 100) {
   const seen: number[] = [];
-  const deadline = Date.now() + ms;
   for (;;) {
     const { status } = await send();
     seen.push(status);
-    if (accept(status) || Date.now() > deadline) return seen;
+    if (accept(status) || seen.length >= attempts) return seen;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

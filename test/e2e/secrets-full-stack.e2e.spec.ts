@@ -11,7 +11,8 @@ import { CapturingLogger, captureProcessOutput } from '../fixtures/log-capture.j
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
 import { PostgresRelay } from '../fixtures/postgres-relay.js';
 import { connectRedis, scanKeys, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
-import { RedisProxy, waitFor } from '../fixtures/redis-cache.fixtures.js';
+import { RedisProxy } from '../fixtures/redis-cache.fixtures.js';
+import { pollUntil } from '../fixtures/wait-for.js';
 
 const PREFIX = 'fss_';
 const PEPPER = 'secrets-full-stack-pepper-0123456789';
@@ -189,7 +190,7 @@ describe.each(ADAPTERS)('no plaintext key anywhere after a full lifecycle on the
     expect((await send('redis down', http.get('/t/me'), quiet.body.key)).status).toBe(200);
     expect((await send('redis down, update', http.patch(`/api-keys/${quiet.body.apiKey.id}`).send({ name: 'q2' }))).status).toBe(200);
     proxy.restore();
-    await waitFor(() => stack.redisCache.cacheAvailable, 5_000, 'the Redis cache to come back');
+    await pollUntil(() => stack.redisCache.cacheAvailable, 'the Redis cache to come back');
 
     // Rotate: the new key is in this one response; the old one keeps working for the grace period.
     const rotated = await send('rotate', http.post(`/api-keys/${id}/rotate`).send({ gracePeriodMs: 60_000 }));

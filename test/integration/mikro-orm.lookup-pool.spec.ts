@@ -9,7 +9,7 @@ import { CapturingLogger } from '../fixtures/log-capture.js';
 import { initOrm, insertLegacyRow } from '../fixtures/mikro-orm.js';
 import { captureStatements } from '../fixtures/pg-capture.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
-import { waitFor } from '../fixtures/wait-for.js';
+import { pollUntil } from '../fixtures/wait-for.js';
 
 // MikroORM 6's `lookupPool`: key lookups on a `pg` pool of the backend's own, every
 // other statement on the ORM's. (The compatibility suite, on MikroORM 7, does not run
@@ -124,7 +124,7 @@ describe('MikroOrmBackend lookupPool', () => {
       await db.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'nestjs-api-auth lookups' and datname = ?", [
         db.name,
       ]);
-      await waitFor(() => logs.lines.length > 0, 5_000, 'the warning');
+      await pollUntil(() => logs.lines.length > 0, 'the warning');
     } finally {
       Logger.overrideLogger(new ConsoleLogger());
     }

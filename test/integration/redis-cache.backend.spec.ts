@@ -15,10 +15,15 @@ const NAMESPACE = 'api-auth';
 /** A primary whose `getByHash` can be held after it has read, to stage a stale fill. */
 class GatedBackend extends MemoryBackend {
   gate: Promise<void> | null = null;
+  /** Called when a read has read the store and starts waiting at the gate. */
+  onGated: (() => void) | null = null;
 
   override async getByHash(keyHash: string): Promise<ApiKey | null> {
     const record = await super.getByHash(keyHash);
-    if (this.gate) await this.gate;
+    if (this.gate) {
+      this.onGated?.();
+      await this.gate;
+    }
     return record;
   }
 }
@@ -207,8 +212,10 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name on real Redis', (var
 
     let release!: () => void;
     gated.gate = new Promise((resolve) => (release = resolve));
+    const atGate = new Promise<void>((resolve) => (gated.onGated = resolve));
     const staleRead = backend.getByHash(record.keyHash); // reads the unrevoked record, then waits
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The write comes after that read by order, not by a pause long enough for it.
+    await atGate;
     const revokedAt = new Date();
     await backend.update(record.id, { revokedAt, updatedAt: revokedAt });
     gated.gate = null;
