@@ -127,7 +127,8 @@ export class RedisCacheCircuit {
     this.probeTimer = setInterval(() => this.probe(), this.options.retryIntervalMs);
     this.probeTimer.unref();
     this.options.logger.warn(
-      `The Redis cache is unavailable (${describe(reason)}); answering from the primary store until it is back.`,
+      `The Redis cache is unavailable (${describe(reason)}); answering from the primary store until it is back. ` +
+        'Writes made here meanwhile reach the other instances only when it is back (or after their cache ttl): they may serve those keys as they were until then.',
     );
   }
 
