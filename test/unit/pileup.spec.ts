@@ -184,7 +184,9 @@ describe('a lookup answered after verifyTimeoutMs', () => {
     const [outcome] = await burst(service, [key]);
     expect(outcome!.result).toMatchObject({ ok: false, code: 'backend_unavailable' });
     backend.release();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A barrier, not a wait: every microtask the release set off (the late answer and
+    // whatever the service chains on it) has run before the next macrotask.
+    await new Promise((resolve) => setImmediate(resolve));
     await service.flushUsage();
     expect(recordUsage).not.toHaveBeenCalled();
     expect((await service.get(apiKey.id))?.lastUsedAt).toBeNull();
