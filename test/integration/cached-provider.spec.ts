@@ -181,9 +181,12 @@ describe('the cached provider (createRedisTwoTierBackend): L1 + Redis cache + st
       store.reset();
       const warmStart = proxy.sent;
       for (let i = 0; i < 2_000; i++) expect((await four.service.authenticate(key)).ok).toBe(true);
-      // Let any command a hit might have queued reach the wire before counting.
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(proxy.sent - warmStart).toBe(0);
+      // A barrier on each connection a hit could use (commands go out in order, so once
+      // both PINGs are answered, anything queued before them has been sent): exactly the
+      // two PINGs' bytes, and nothing else, went through the proxy.
+      await four.redis.ping();
+      await ((await four.cacheStore.getClient()) as unknown as { ping(): Promise<string> }).ping();
+      expect(proxy.sent - warmStart).toBe(2 * Buffer.byteLength('*1\r\n$4\r\nPING\r\n'));
       expect(store.calls('getByHash')).toBe(0);
       expect(store.calls('peekByHash')).toBe(0);
     } finally {
