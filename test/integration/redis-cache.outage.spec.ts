@@ -3,7 +3,7 @@ import type { LoggerService } from '@nestjs/common';
 import { createCache } from 'cache-manager';
 import { Keyv } from 'keyv';
 import { createServer } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiKeyService, MemoryBackend, type AuthenticationResult } from 'nestjs-api-auth';
 import { RedisCacheBackend } from 'nestjs-api-auth/redis';
 import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
@@ -145,6 +145,8 @@ describe('RedisCacheBackend with a cache pointed at a closed port', () => {
     const cache = createCache({ stores: [new Keyv({ store, namespace: uniqueNamespace('redis-cache-closed') })] });
     const primary = new CountingBackend(new MemoryBackend());
     backend = new RedisCacheBackend({ cache, primary, ttl: 60_000, timeoutMs: 100, retryIntervalMs: 200, logger });
+    // The circuit probes through this method; counting its calls replaces a guessed wait.
+    const probes = vi.spyOn(backend as unknown as { probe(): Promise<void> }, 'probe');
     const service = serviceOver(backend);
 
     const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'k' });
@@ -152,7 +154,7 @@ describe('RedisCacheBackend with a cache pointed at a closed port', () => {
     expect(results.every((r) => r.ok)).toBe(true);
     await service.revoke(apiKey.id);
     expect(await service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
-    await new Promise((resolve) => setTimeout(resolve, 500)); // a few failed probes
+    await pollUntil(() => probes.mock.calls.length >= 3, 'three failed probes', { attempts: 1_000, intervalMs: 20 });
     expect(backend.cacheAvailable).toBe(false);
     expect(lines.warn).toHaveLength(1);
     expect(lines.log).toEqual([]);
