@@ -3,6 +3,29 @@ import { RedisScript } from './redis.scripts.js';
 // The rate limiter's Lua scripts: each runs atomically on the one slot of a key's counters.
 
 /**
+ * Shared by CONSUME and PEEK: Redis's clock in ms, and a window's counters rolled over to
+ * `now` with their sliding estimate (`lib/policy/sliding-window.ts`), so both scripts
+ * read a window the same way.
+ */
+const WINDOW_LUA = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function window_at(key, w, now)
+  local idx = math.floor(now / w)
+  local s = redis.call('HMGET', key, 'w', 'c', 'p')
+  local sw, c, p = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0
+  if sw == nil or sw < idx - 1 or sw > idx then
+    c, p = 0, 0
+  elseif sw == idx - 1 then
+    p, c = c, 0
+  end
+  local elapsed = now - idx * w
+  return idx, c, p, elapsed, p * (w - elapsed) / w + c
+end`;
+
+/**
  * The sliding window counter of `lib/policy/sliding-window.ts`, ported line by line,
  * for every rule of a request plus its quota, as one script: Redis runs it atomically,
  * so instances sharing the Redis never count a request twice nor let two requests
@@ -19,8 +42,8 @@ import { RedisScript } from './redis.scripts.js';
  */
 export const CONSUME = new RedisScript(`
 if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${WINDOW_LUA}
+local now = now_ms()
 local n = tonumber(ARGV[1])
 local rules = {}
 local denied, deniedRetry = 0, -1
@@ -28,16 +51,7 @@ local tightest, tightestRemaining = 0, math.huge
 for i = 1, n do
   local limit = tonumber(ARGV[2 * i])
   local w = tonumber(ARGV[2 * i + 1])
-  local idx = math.floor(now / w)
-  local s = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
-  local sw, c, p = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0
-  if sw == nil or sw < idx - 1 or sw > idx then
-    c, p = 0, 0
-  elseif sw == idx - 1 then
-    p, c = c, 0
-  end
-  local elapsed = now - idx * w
-  local estimate = p * (w - elapsed) / w + c
+  local idx, c, p, elapsed, estimate = window_at(KEYS[i], w, now)
   local fits = estimate + 1 <= limit
   local after = estimate
   if fits then after = estimate + 1 end
@@ -99,23 +113,14 @@ return { 0, 0, 0, 0, 0, qRemaining, qReset }
  * refill (-1 for never; both -1 without a quota).
  */
 export const PEEK = new RedisScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${WINDOW_LUA}
+local now = now_ms()
 local n = tonumber(ARGV[1])
 local out = {}
 for i = 1, n do
   local limit = tonumber(ARGV[2 * i])
   local w = tonumber(ARGV[2 * i + 1])
-  local idx = math.floor(now / w)
-  local s = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
-  local sw, c, p = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0
-  if sw == nil or sw < idx - 1 or sw > idx then
-    c, p = 0, 0
-  elseif sw == idx - 1 then
-    p, c = c, 0
-  end
-  local elapsed = now - idx * w
-  local estimate = p * (w - elapsed) / w + c
+  local _, _, _, elapsed, estimate = window_at(KEYS[i], w, now)
   out[#out + 1] = math.max(0, math.floor(limit - estimate))
   out[#out + 1] = w - elapsed
 end
