@@ -31,27 +31,6 @@ export function scopeGrammarError(scope: string): string | null {
 }
 
 /**
- * The prefixes (`reports:`) of the patterns in a scope list, remembered per array: the
- * L1 cache hands out one frozen record per key, so a key's list is usually the same
- * array from one request to the next.
- */
-const prefixesByList = new WeakMap<readonly string[], readonly string[]>();
-const NONE: readonly string[] = Object.freeze([]);
-
-function patternPrefixes(held: readonly string[]): readonly string[] {
-  let prefixes = prefixesByList.get(held);
-  if (prefixes === undefined) {
-    let found: string[] | undefined;
-    for (const scope of held) {
-      if (isScopePattern(scope)) (found ??= []).push(scope.slice(0, -1));
-    }
-    prefixes = found ?? NONE;
-    prefixesByList.set(held, prefixes);
-  }
-  return prefixes;
-}
-
-/**
  * Whether a key holding `held` has `scope`: listed as is, or under one of its patterns.
  * Also answers for a requested pattern (`reports:eu:*` is under `reports:*`), which is
  * what the self-service escalation checks ask. The exact match comes first, so a key
@@ -59,10 +38,10 @@ function patternPrefixes(held: readonly string[]): readonly string[] {
  */
 export function grantsScope(held: readonly string[], scope: string): boolean {
   if (held.includes(scope)) return true;
-  const prefixes = patternPrefixes(held);
-  for (let i = 0; i < prefixes.length; i++) {
-    const prefix = prefixes[i]!;
-    if (scope.length > prefix.length && scope.startsWith(prefix)) return true;
+  for (let i = 0; i < held.length; i++) {
+    const pattern = held[i]!;
+    // `reports:*` grants what starts with `reports:` and is longer than it.
+    if (scope.length >= pattern.length && isScopePattern(pattern) && scope.startsWith(pattern.slice(0, -1))) return true;
   }
   return false;
 }
