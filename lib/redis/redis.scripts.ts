@@ -51,6 +51,29 @@ local function byId(idKey, base)
 end
 `;
 
+/**
+ * Lua: `recordsOf(setKey, base, entries, ownerId)`, the stored records behind a page of
+ * owner entries (`<createdAt>:<id>`), under `ownerId` unless it is ''. An entry whose
+ * record is gone, or no longer that entry's, is removed from `setKey` on the way.
+ * Shared by the owner's listing and the listing across owners.
+ */
+const LUA_RECORDS_OF_ENTRIES = `
+local function recordsOf(setKey, base, entries, ownerId)
+  local records = {}
+  for _, entry in ipairs(entries) do
+    local h = redis.call('GET', base .. 'id:' .. string.sub(entry, ${TIME_WIDTH + 2}))
+    local raw = h and redis.call('GET', base .. 'hash:' .. h)
+    local rec = raw and readRecord(raw)
+    if rec and rec[P.ownerEntry] == entry and (ownerId == '' or rec[P.ownerId] == ownerId) then
+      records[#records + 1] = raw
+    else
+      redis.call('ZREM', setKey, entry)
+    end
+  end
+  return records
+end
+`;
+
 /** KEYS: id index. ARGV: key base. Resolves to the stored record, or nil. */
 export const GET_BY_ID = new RedisScript(`${LUA_BY_ID}
 local _, raw = byId(KEYS[1], ARGV[1])
@@ -159,20 +182,9 @@ return 1
  * and the stored records of those that still exist under this owner. An entry whose
  * record is gone (expired with `expireRecords`) is removed on the way.
  */
-export const LIST_PAGE = new RedisScript(`${LUA_RECORD}
+export const LIST_PAGE = new RedisScript(`${LUA_RECORD}${LUA_RECORDS_OF_ENTRIES}
 local entries = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
-local records = {}
-for _, entry in ipairs(entries) do
-  local h = redis.call('GET', ARGV[1] .. 'id:' .. string.sub(entry, ${TIME_WIDTH + 2}))
-  local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
-  local rec = raw and readRecord(raw)
-  if rec and rec[P.ownerId] == ARGV[4] and rec[P.ownerEntry] == entry then
-    records[#records + 1] = raw
-  else
-    redis.call('ZREM', KEYS[1], entry)
-  end
-end
-return { entries, records }
+return { entries, recordsOf(KEYS[1], ARGV[1], entries, ARGV[4]) }
 `);
 
 /**
@@ -205,20 +217,9 @@ return { page[1], records }
  * named). An entry whose record is gone (deleted, or expired with `expireRecords`) is
  * removed on the way.
  */
-export const LIST_ALL_PAGE = new RedisScript(`${LUA_RECORD}
+export const LIST_ALL_PAGE = new RedisScript(`${LUA_RECORD}${LUA_RECORDS_OF_ENTRIES}
 local entries = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[2], '-', 'LIMIT', 0, tonumber(ARGV[3]))
-local records = {}
-for _, entry in ipairs(entries) do
-  local h = redis.call('GET', ARGV[1] .. 'id:' .. string.sub(entry, ${TIME_WIDTH + 2}))
-  local raw = h and redis.call('GET', ARGV[1] .. 'hash:' .. h)
-  local rec = raw and readRecord(raw)
-  if rec and rec[P.ownerEntry] == entry and (ARGV[4] == '' or rec[P.ownerId] == ARGV[4]) then
-    records[#records + 1] = raw
-  else
-    redis.call('ZREM', KEYS[1], entry)
-  end
-end
-return { entries, records }
+return { entries, recordsOf(KEYS[1], ARGV[1], entries, ARGV[4]) }
 `);
 
 /**
