@@ -6,8 +6,7 @@ import { ApiKeyErrorCode, ApiKeyValidationError, BackendUnavailableError } from 
 import { decodeCursor, encodeCursor } from './backends/cursor.js';
 import { redactedError } from './internal/safe-error-message.js';
 import { KeyOperations } from './management/key-operations.js';
-import { setKeyDisabled, type KeyStatusContext, type SetKeyStatusOptions } from './management/key-status.js';
-import { StoreWrites } from './management/store-writes.js';
+import type { SetKeyStatusOptions } from './management/key-status.js';
 import { listAllPage, type ApiKeyListAllPage, type ListAllPageOptions } from './management/list-all.js';
 import type {
   ApiKeyPage,
@@ -36,14 +35,10 @@ const SHUTDOWN_FLUSH_TIMEOUT_MS = 5_000;
 @Injectable()
 export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown {
   private readonly operations: KeyOperations;
-  /** What `disable` and `enable` read and write through. */
-  private readonly status: KeyStatusContext;
   private readonly quotas: KeyQuotas;
 
   constructor(@Inject(API_AUTH_OPTIONS) options: ResolvedApiAuthOptions) {
     super(options);
-    const store = new StoreWrites(options.backend, options.verifyTimeoutMs);
-    this.status = { options, require: (id) => store.require(id) };
     this.quotas = new KeyQuotas(options);
     this.operations = new KeyOperations(options, {
       formats: this.formats,
@@ -226,7 +221,7 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
    * `ApiKeyRevokedError`. With `expectedVersion`, writes only at that version.
    */
   disable(id: string, options: SetKeyStatusOptions = {}): Promise<ApiKeyView> {
-    return setKeyDisabled(this.status, id, true, options);
+    return this.operations.setDisabled(id, true, options);
   }
 
   /**
@@ -234,7 +229,7 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
    * a revoked key throws `ApiKeyRevokedError` (revocation stays final).
    */
   enable(id: string, options: SetKeyStatusOptions = {}): Promise<ApiKeyView> {
-    return setKeyDisabled(this.status, id, false, options);
+    return this.operations.setDisabled(id, false, options);
   }
 
   /**

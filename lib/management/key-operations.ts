@@ -38,6 +38,7 @@ import type {
 import { KeyMinter } from './key-minter.js';
 import { KeyRevocation } from './key-revocation.js';
 import { rotateKey } from './key-rotation.js';
+import { setKeyDisabled, type SetKeyStatusOptions } from './key-status.js';
 import { StoreWrites, type EmitEvent } from './store-writes.js';
 
 /** What the operations need from the verifier they share a key format and hasher with. */
@@ -152,6 +153,11 @@ export class KeyOperations {
     await this.options.backend.delete(id);
     if (!existing) return;
     this.emit(() => ({ type: ApiKeyEventName.Deleted, id: existing.id, ownerId: existing.ownerId, at: new Date() }));
+  }
+
+  /** See {@link ApiKeyService.disable} and {@link ApiKeyService.enable}. */
+  setDisabled(id: string, disabled: boolean, options: SetKeyStatusOptions = {}): Promise<ApiKeyView> {
+    return setKeyDisabled(this.store, this.emit, id, disabled, options);
   }
 
   rotate(id: string, options: RotateApiKeyOptions = {}): Promise<RotatedApiKey> {
