@@ -2,10 +2,10 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { API_AUTH_OPTIONS } from './api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from './api-auth.options.js';
 import { toApiKeyView, type ApiKeyView } from './api-key.interface.js';
-import { ApiKeyErrorCode, ApiKeyValidationError, BackendUnavailableError } from './api-key.errors.js';
-import { decodeCursor, encodeCursor } from './backends/cursor.js';
+import { ApiKeyErrorCode, BackendUnavailableError } from './api-key.errors.js';
 import { redactedError } from './internal/safe-error-message.js';
 import { KeyOperations } from './management/key-operations.js';
+import { collectPage, pageLimit, pageStart } from './management/key-page.js';
 import type { SetKeyStatusOptions } from './management/key-status.js';
 import { listAllPage, type ApiKeyListAllPage, type ListAllPageOptions } from './management/list-all.js';
 import type {
@@ -114,30 +114,9 @@ export class ApiKeyService extends KeyVerifier implements OnApplicationShutdown 
 
   /** One page of an owner's keys, oldest first, with an opaque cursor for the next. */
   async listPage(ownerId: string, options: { cursor?: string | null; limit?: number } = {}): Promise<ApiKeyPage> {
-    const limit = options.limit ?? 50;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
-      throw new ApiKeyValidationError('limit', 'must be an integer from 1 to 1000');
-    }
-    let after;
-    if (options.cursor) {
-      after = decodeCursor(options.cursor);
-      if (!after) throw new ApiKeyValidationError('cursor', 'is not a cursor returned by this API');
-    }
-    const items: ApiKeyView[] = [];
-    let more = false;
-    for await (const record of this.backend.listByOwner(ownerId, { after, limit: limit + 1 })) {
-      if (items.length === limit) {
-        more = true;
-        break;
-      }
-      items.push(toApiKeyView(record));
-    }
-    const last = items.at(-1);
-    return {
-      items,
-      nextCursor: more && last ? encodeCursor(last) : null,
-      total: await this.countByOwner(ownerId),
-    };
+    const limit = pageLimit(options.limit);
+    const page = await collectPage(this.backend.listByOwner(ownerId, { after: pageStart(options.cursor), limit: limit + 1 }), limit);
+    return { ...page, total: await this.countByOwner(ownerId) };
   }
 
   /** How many keys an owner has. */

@@ -1,8 +1,8 @@
-import { toApiKeyView, type ApiKeyView } from '../api-key.interface.js';
+import type { ApiKeyView } from '../api-key.interface.js';
 import { ApiKeyValidationError, ListAllUnsupportedError } from '../api-key.errors.js';
 import type { ApiKeyBackend, ApiKeyStatus, ListAllOptions } from '../backends/backend.interface.js';
-import { decodeCursor, encodeCursor } from '../backends/cursor.js';
 import { API_KEY_STATUSES } from '../backends/key-status.js';
+import { collectPage, pageLimit, pageStart } from './key-page.js';
 
 /** Options of {@link ApiKeyService.listAllPage}. */
 export interface ListAllPageOptions {
@@ -31,16 +31,10 @@ export interface ApiKeyListAllPage {
  */
 export async function listAllPage(backend: ApiKeyBackend, options: ListAllPageOptions = {}): Promise<ApiKeyListAllPage> {
   if (options == null || typeof options !== 'object') throw new ApiKeyValidationError('options', 'must be an object');
-  const limit = options.limit ?? 50;
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
-    throw new ApiKeyValidationError('limit', 'must be an integer from 1 to 1000');
-  }
+  const limit = pageLimit(options.limit);
   const query: ListAllOptions = { limit: limit + 1, now: new Date() };
-  if (options.cursor) {
-    const after = decodeCursor(options.cursor);
-    if (!after) throw new ApiKeyValidationError('cursor', 'is not a cursor returned by this API');
-    query.after = after;
-  }
+  const after = pageStart(options.cursor);
+  if (after !== undefined) query.after = after;
   if (options.ownerId !== undefined) {
     if (typeof options.ownerId !== 'string' || options.ownerId.length === 0) throw new ApiKeyValidationError('ownerId', 'must be a non-empty string');
     query.ownerId = options.ownerId;
@@ -57,15 +51,5 @@ export async function listAllPage(backend: ApiKeyBackend, options: ListAllPageOp
   }
   // Checked after the input, so a bad request is a 400 on every backend.
   if (typeof backend.listAll !== 'function') throw new ListAllUnsupportedError();
-  const items: ApiKeyView[] = [];
-  let more = false;
-  for await (const record of backend.listAll(query)) {
-    if (items.length === limit) {
-      more = true;
-      break;
-    }
-    items.push(toApiKeyView(record));
-  }
-  const last = items.at(-1);
-  return { items, nextCursor: more && last ? encodeCursor(last) : null };
+  return collectPage(backend.listAll(query), limit);
 }
