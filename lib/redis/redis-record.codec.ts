@@ -3,14 +3,19 @@ import { ApiKeyValidationError } from '../api-key.errors.js';
 import { asciiJson } from '../internal/ascii-json.js';
 import { AT, KIND, ownerEntry, RECORD_ENCODING, RECORD_LAYOUT, wellFormed, type FieldKind, type StoredField } from './redis-record.layout.js';
 import { decodeV1, encodeV1, UnreadableRecordError } from './redis-record.v1.js';
+import { decodeV3, encodeV3 } from './redis-record.v3.js';
 
 /**
- * How an `ApiKey` lives in Redis: one STRING, a JSON array in the layout of
- * `redis-record.layout.ts` (encoding 2), or in encoding 1 for a record no write has
- * touched since an older release stored it. Verification reads it with one GET and
- * one `JSON.parse`: dates come out as numbers and scopes as an array, with nothing
- * parsed twice.
+ * How an `ApiKey` lives in Redis: one STRING holding the fields of
+ * `redis-record.layout.ts` in one of three encodings, told apart by how the text
+ * starts: encoding 3 (`redis-record.v3.ts`: separated values, read without a JSON
+ * parser), encoding 2 (a JSON array starting with `2`) or encoding 1 (a JSON array of
+ * strings starting with the id, `redis-record.v1.ts`). Every one is read; which one is
+ * written is `RedisBackendOptions.recordEncoding`.
  */
+
+/** The record encodings this version reads and writes. */
+export type RecordEncoding = 1 | 2 | 3;
 
 export { ownerEntry, TIME_WIDTH } from './redis-record.layout.js';
 
@@ -46,8 +51,9 @@ function epochMs(field: StoredField, value: unknown): number {
 }
 
 /** A new record as it is stored in `encoding`, owner entry included. */
-export function encodeStoredRecord(record: ApiKey, encoding: 1 | 2 = RECORD_ENCODING): string {
+export function encodeStoredRecord(record: ApiKey, encoding: RecordEncoding = RECORD_ENCODING): string {
   if (encoding === 1) return encodeV1(record);
+  if (encoding === 3) return encodeV3(record);
   const values: unknown[] = [RECORD_ENCODING];
   for (const [field, kind] of RECORD_LAYOUT) {
     values.push(kind === 'entry' ? ownerEntry(record.createdAt, record.id) : encodeValue(field, kind, record[field]));
@@ -70,7 +76,9 @@ export function encodeChanges(changes: Partial<ApiKey>, fields: ReadonlyArray<ke
 export function decodeStoredRecord(reply: unknown): ApiKey | null {
   if (reply === null || reply === undefined) return null;
   try {
-    const values = JSON.parse(String(reply)) as unknown;
+    const text = typeof reply === 'string' ? reply : String(reply);
+    if (text.charCodeAt(0) === V3_FIRST && text.charCodeAt(1) === V3_SECOND) return decodeV3(text);
+    const values = JSON.parse(text) as unknown;
     if (!Array.isArray(values)) throw new UnreadableRecordError();
     if (values[0] === RECORD_ENCODING) return decodeV2(values);
     if (typeof values[0] === 'string') return decodeV1(values);
@@ -80,6 +88,10 @@ export function decodeStoredRecord(reply: unknown): ApiKey | null {
     throw new UnreadableRecordError();
   }
 }
+
+// `3` and the separator: what an encoding-3 record starts with (V3_HEAD).
+const V3_FIRST = 51;
+const V3_SECOND = 0x1f;
 
 // Positions as module constants: the decode runs on every request when Redis is the
 // only store, and a position looked up by name per call was a fifth of it.

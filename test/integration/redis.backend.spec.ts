@@ -76,6 +76,9 @@ for (const [label, options, clientOptions] of [
   ['RedisBackend (RESP3 client)', {}, { RESP: 3 }],
   // Record encoding 2 (cheaper to read); the default, 1, is what earlier releases read.
   ['RedisBackend (recordEncoding 2)', { recordEncoding: 2 }, {}],
+  // Record encoding 3 (cheapest to read), also over RESP3.
+  ['RedisBackend (recordEncoding 3)', { recordEncoding: 3 }, {}],
+  ['RedisBackend (recordEncoding 3, RESP3 client)', { recordEncoding: 3 }, { RESP: 3 }],
 ] as const) {
   let env: Awaited<ReturnType<typeof isolated>>;
   runBackendConformance(label, runner, {

@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import type { ApiKey } from 'nestjs-api-auth';
+import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
+import { decodeStoredRecord, encodeStoredRecord } from '../../lib/redis/redis-record.codec.js';
+import { RECORD_LAYOUT } from '../../lib/redis/redis-record.layout.js';
+import { V3_HEAD, V3_SEPARATOR } from '../../lib/redis/redis-record.v3.js';
+
+const MAX_MS = 8_640_000_000_000_000;
+
+/** Every optional field set, each to a value of its own. */
+function fullRecord(overrides: Partial<ApiKey> = {}): ApiKey {
+  return makeApiKeyRecord({
+    name: 'café … 😀',
+    scopes: ['read', 'write:things', 'reports:*'],
+    metadata: { plan: 'pro', n: 0.1 + 0.2, big: 12345678901234567890, tiny: 5e-324, order: { z: 1, a: 2 } },
+    createdAt: new Date(1_700_000_000_123),
+    updatedAt: new Date(1_700_000_001_456),
+    expiresAt: new Date(1_800_000_000_789),
+    revokedAt: new Date(1_750_000_000_000),
+    lastUsedAt: new Date(1_700_000_002_000),
+    rotatedFromId: 'previous-id',
+    environment: 'live',
+    policy: { rateLimits: [{ name: 'burst', limit: 5, windowMs: 1_000 }] },
+    version: 7,
+    issuedById: 'issuer-id',
+    disabledAt: new Date(1_760_000_000_000),
+    ...overrides,
+  });
+}
+
+const roundTrip = (record: ApiKey) => decodeStoredRecord(encodeStoredRecord(record, 3));
+
+describe('record encoding 3', () => {
+  it('starts with 3 and a separator, stays ASCII, and holds one value per field of the layout', () => {
+    const stored = encodeStoredRecord(fullRecord(), 3);
+    expect(stored.startsWith(V3_HEAD)).toBe(true);
+    expect(stored).toMatch(/^[\x00-\x7f]*$/);
+    expect(stored.split(V3_SEPARATOR)).toHaveLength(RECORD_LAYOUT.length + 1);
+  });
+
+  it('reads back every field kind, set and unset', () => {
+    const full = fullRecord();
+    expect(roundTrip(full)).toEqual(full);
+    const bare = makeApiKeyRecord({ scopes: [], metadata: {} });
+    expect(roundTrip(bare)).toEqual(bare);
+  });
+
+  it('reads back each optional field null and non-null on its own', () => {
+    const optional = ['expiresAt', 'revokedAt', 'lastUsedAt', 'rotatedFromId', 'environment', 'policy', 'issuedById', 'disabledAt'] as const;
+    const full = fullRecord();
+    for (const field of optional) {
+      const one = { ...full, [field]: null };
+      expect(roundTrip(one)).toEqual(one);
+      const only = { ...makeApiKeyRecord(), [field]: full[field] };
+      expect(roundTrip(only)).toEqual(only);
+    }
+  });
+
+  it('keeps text that is not plain ASCII, empty text, and text that looks like the encoding', () => {
+    const texts = ['', '"quoted"', '"', 'ünïcødé ✓ 😀', 'tab\there', 'line\nbreak', `sep${V3_SEPARATOR}inside`, '\\back\\slash', '[not a list]', '3', ' '];
+    for (const text of texts) {
+      const record = fullRecord({ name: text, ownerId: `o${text}`, hint: text, rotatedFromId: text, environment: text, issuedById: text, id: `id${text}` });
+      expect(roundTrip(record)).toEqual(record);
+    }
+  });
+
+  it('stores lone surrogates as U+FFFD, as encoding 2 does', () => {
+    const record = fullRecord({ name: 'a\ud800b', ownerId: '\udc00', scopes: ['x\ud83d'] });
+    expect(roundTrip(record)).toEqual({ ...record, name: 'a\ufffdb', ownerId: '\ufffd', scopes: ['x\ufffd'] });
+  });
+
+  it('keeps scopes of every shape: none, one, several, and items a joined list could not hold', () => {
+    const lists = [[], [''], ['a'], ['a', 'b'], ['a,b'], ['[a'], ['a', '[b'], ['ü'], ['a', ''], ['"q"'], [' '], ['a b', 'c:*']];
+    for (const scopes of lists) {
+      const record = fullRecord({ scopes });
+      expect(roundTrip(record)).toEqual(record);
+    }
+  });
+
+  it('keeps every digit of dates at both ends of the Date range, and metadata numbers exactly as JSON has them', () => {
+    const record = fullRecord({
+      createdAt: new Date(-MAX_MS),
+      updatedAt: new Date(MAX_MS),
+      expiresAt: new Date(MAX_MS - 1),
+      revokedAt: new Date(-MAX_MS + 1),
+      lastUsedAt: new Date(0),
+      disabledAt: new Date(-1),
+      metadata: { f: 1.0000000000000002, e: 1e21, neg: -0.000001, int: 9007199254740993 },
+    });
+    const decoded = roundTrip(record)!;
+    expect(decoded).toEqual(record);
+    expect(JSON.stringify(decoded.metadata)).toBe(JSON.stringify(record.metadata));
+  });
+
+  it('reads a record written before a field was appended (fewer values) as null, and ignores values appended later', () => {
+    const record = fullRecord({ disabledAt: null });
+    const stored = encodeStoredRecord(record, 3);
+    const shorter = stored.slice(0, stored.lastIndexOf(V3_SEPARATOR));
+    expect(decodeStoredRecord(shorter)).toEqual(record);
+    expect(decodeStoredRecord(`${stored}${V3_SEPARATOR}123${V3_SEPARATOR}later`)).toEqual(record);
+  });
+
+  it('refuses a value out of shape, never answering a record', () => {
+    const stored = encodeStoredRecord(fullRecord(), 3);
+    const values = stored.split(V3_SEPARATOR);
+    const at = (field: string) => RECORD_LAYOUT.findIndex(([name]) => name === field) + 1;
+    const replace = (field: string, value: string) => values.map((v, i) => (i === at(field) ? value : v)).join(V3_SEPARATOR);
+    const broken = [
+      replace('createdAt', ''),
+      replace('createdAt', '17e11'),
+      replace('createdAt', '12345678901234567'),
+      replace('createdAt', '8640000000000001'),
+      replace('expiresAt', 'soon'),
+      replace('version', '0'),
+      replace('version', '-'),
+      replace('scopes', '[1]'),
+      replace('scopes', '[broken'),
+      replace('metadata', ''),
+      replace('metadata', '{broken'),
+      replace('name', '"unterminated'),
+      replace('name', '123'.replace('123', '"\\u12"')),
+      values.slice(0, at('createdAt')).join(V3_SEPARATOR),
+      V3_HEAD,
+      '3',
+    ];
+    for (const value of broken) expect(() => decodeStoredRecord(value), value).toThrow(/cannot read/);
+  });
+});
