@@ -68,7 +68,7 @@ export function benchCases(ready: Ready, only: ReadonlySet<string> | null): Case
   }
   for (const route of Object.keys(labels)) {
     const floor =
-      route === 'redis' && ready.redisFloor ? 'redis-floor' : route.startsWith('postgres') && ready.pgFloor ? 'pg-floor' : undefined;
+      route.startsWith('redis') && ready.redisFloor ? 'redis-floor' : route.startsWith('postgres') && ready.pgFloor ? 'pg-floor' : undefined;
     cases.push({ name: route, label: labels[route]!, route, keys: [keys[route]!], expect: 200, counter: route, floor });
   }
   cases.push(

@@ -11,8 +11,8 @@ import { countCalls } from './counting.js';
 import { guardFor, type GuardedScenario } from './scenarios.js';
 import { openBenchServices, REDIS_URL, type BenchServices } from './services.js';
 
-/** The record encoding route (e) writes its key in: `BENCH_RECORD_ENCODING`, else the newest. */
-const BENCH_RECORD_ENCODING = Number(process.env.BENCH_RECORD_ENCODING ?? 2) as 1 | 2;
+/** The record encoding route (e) writes its key in: `BENCH_RECORD_ENCODING`, else the cheapest to read. */
+const BENCH_RECORD_ENCODING = Number(process.env.BENCH_RECORD_ENCODING ?? 3) as 1 | 2 | 3;
 
 /** `RedisBackend` counting its lookups itself, as the memory route's backend does. */
 class CountingRedisBackend extends RedisBackend {
@@ -139,6 +139,11 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
     },
   };
 
+  // (e) again with record encoding 2, beside it in one run: only when BENCH_CASES names it.
+  const encoding2 = /\bredis-encoding2\b/.test(process.env.BENCH_CASES ?? '')
+    ? new CountingRedisBackend(redis, { namespace: `${namespace}:encoding2:`, recordEncoding: 2 })
+    : null;
+
   const scenarios: GuardedScenario[] = [
     { route: 'cached', label: '(d) L1 + Redis cache + PostgreSQL, warm', ...guardFor(cached), primaryCalls: cachedPrimary.counts, close: closeOnce },
     {
@@ -157,5 +162,8 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
       close: closeOnce,
     },
   ];
+  if (encoding2) {
+    scenarios.push({ route: 'redis-encoding2', label: '(e) RedisBackend, no L1 (recordEncoding 2)', ...guardFor(encoding2), primaryCalls: encoding2.counts, close: closeOnce });
+  }
   return { scenarios, redisFloor, redisNilFloor, pgFloor, locateRedisRecord };
 }

@@ -1,9 +1,9 @@
 import type { ApiKey } from '../api-key.interface.js';
-import { ApiKeyValidationError } from '../api-key.errors.js';
 import { asciiJson } from '../internal/ascii-json.js';
-import { AT, KIND, ownerEntry, RECORD_ENCODING, RECORD_LAYOUT, wellFormed, type FieldKind, type StoredField } from './redis-record.layout.js';
+import { AT, KIND, ownerEntry, RECORD_ENCODING, RECORD_LAYOUT, type StoredField } from './redis-record.layout.js';
+import { encodeValue } from './redis-record.values.js';
 import { decodeV1, encodeV1, UnreadableRecordError } from './redis-record.v1.js';
-import { decodeV3, encodeV3 } from './redis-record.v3.js';
+import { decodeV3, encodeV3, isV3 } from './redis-record.v3.js';
 
 /**
  * How an `ApiKey` lives in Redis: one STRING holding the fields of
@@ -18,37 +18,6 @@ import { decodeV3, encodeV3 } from './redis-record.v3.js';
 export type RecordEncoding = 1 | 2 | 3;
 
 export { ownerEntry, TIME_WIDTH } from './redis-record.layout.js';
-
-/** A field's value as the stored array holds it (before JSON). */
-function encodeValue(field: StoredField, kind: FieldKind, value: unknown): unknown {
-  switch (kind) {
-    case 'text':
-      return wellFormed(String(value));
-    case 'text?':
-      return value === null || value === undefined ? null : wellFormed(String(value));
-    case 'date':
-      return epochMs(field, value);
-    case 'date?':
-      return value === null || value === undefined ? null : epochMs(field, value);
-    case 'list':
-      return (value as string[]).map((item) => wellFormed(String(item)));
-    case 'json':
-      return JSON.stringify(value);
-    case 'json?':
-      // `policy`: an empty value is none.
-      return value ? JSON.stringify(value) : null;
-    case 'version':
-      return value ?? 1;
-    case 'entry':
-      return null;
-  }
-}
-
-function epochMs(field: StoredField, value: unknown): number {
-  const ms = value instanceof Date ? value.getTime() : Number.NaN;
-  if (!Number.isFinite(ms)) throw new ApiKeyValidationError(field as keyof ApiKey, 'must be a valid Date');
-  return ms;
-}
 
 /** A new record as it is stored in `encoding`, owner entry included. */
 export function encodeStoredRecord(record: ApiKey, encoding: RecordEncoding = RECORD_ENCODING): string {
@@ -72,26 +41,28 @@ export function encodeChanges(changes: Partial<ApiKey>, fields: ReadonlyArray<ke
   return out;
 }
 
-/** The record a GET of its key (or a script passing it on) answered, or `null` for nil. */
-export function decodeStoredRecord(reply: unknown): ApiKey | null {
+/**
+ * The record a GET of its key (or a script passing it on) answered, or `null` for nil.
+ * With `keyHash` (a lookup by hash), also `null` for a record of another hash: a value
+ * a foreign writer left there must never answer for this key.
+ */
+export function decodeStoredRecord(reply: unknown, keyHash?: string): ApiKey | null {
   if (reply === null || reply === undefined) return null;
   try {
     const text = typeof reply === 'string' ? reply : String(reply);
-    if (text.charCodeAt(0) === V3_FIRST && text.charCodeAt(1) === V3_SECOND) return decodeV3(text);
+    if (isV3(text)) return decodeV3(text, keyHash);
     const values = JSON.parse(text) as unknown;
     if (!Array.isArray(values)) throw new UnreadableRecordError();
-    if (values[0] === RECORD_ENCODING) return decodeV2(values);
-    if (typeof values[0] === 'string') return decodeV1(values);
-    throw new UnreadableRecordError();
+    let record: ApiKey;
+    if (values[0] === RECORD_ENCODING) record = decodeV2(values);
+    else if (typeof values[0] === 'string') record = decodeV1(values);
+    else throw new UnreadableRecordError();
+    return keyHash === undefined || record.keyHash === keyHash ? record : null;
   } catch {
     // Not the parser's message: it quotes the text it choked on, a key hash included.
     throw new UnreadableRecordError();
   }
 }
-
-// `3` and the separator: what an encoding-3 record starts with (V3_HEAD).
-const V3_FIRST = 51;
-const V3_SECOND = 0x1f;
 
 // Positions as module constants: the decode runs on every request when Redis is the
 // only store, and a position looked up by name per call was a fifth of it.

@@ -1,7 +1,10 @@
 import { LUA_ASCII_JSON } from '../internal/ascii-json.js';
-import { AT, RECORD_ENCODING, RECORD_LAYOUT, RECORD_LENGTH } from './redis-record.layout.js';
+import { AT, RECORD_ENCODING, RECORD_LENGTH } from './redis-record.layout.js';
 import { V1_FIELDS } from './redis-record.v1.js';
-import { V3_SEPARATOR } from './redis-record.v3.js';
+import { V3_FIELDS } from './redis-record.v3.js';
+
+/** EPOCH_SHIFT (redis-record.layout.ts) over 10^8. */
+const EPOCH_SHIFT_HIGH = 86_400_000;
 
 const positions = (at: Record<string, number>, base: number) =>
   Object.entries(at)
@@ -24,8 +27,8 @@ const positions = (at: Record<string, number>, base: number) =>
  *   it found in `found`, given the `recordEncoding` option (its ARGV text):
  *   `recordEncoding` 2 or 3 rewrites whatever they find in that encoding; 1 keeps the
  *   encoding the record has.
- * Encoding 3 (`redis-record.v3.ts`) is read into the same array, each value by its
- * kind; values a newer release appended are kept as their stored text.
+ * Encoding 3 (`redis-record.v3.ts`) is read into the same array: its key hash from
+ * before the JSON, its owner entry derived (`entryOf`), every other value at its place.
  */
 export const LUA_RECORD = `${LUA_ASCII_JSON}
 local P = { ${positions(AT, 1)} }
@@ -33,45 +36,43 @@ local V1 = { ${positions(Object.fromEntries(V1_FIELDS.map((field, index) => [fie
 local NULL = cjson.null
 local function present(v) return v ~= nil and v ~= NULL end
 
-local K = { ${RECORD_LAYOUT.map(([, kind], index) => `[${index + 2}] = '${kind}'`).join(', ')} }
-local SEP = '\\${V3_SEPARATOR.charCodeAt(0)}'
+local V3 = { ${V3_FIELDS.map(([field]) => `'${field}'`).join(', ')} }
 
-local function text3(v)
-  if string.byte(v, 1) == 34 then return cjson.decode(v) end
-  return v
+-- The owner entry of encoding 3's records, which do not store it: ownerEntry() in
+-- redis-record.layout.ts, with createdAt split at 10^8 so every part stays exact.
+local function entryOf(createdAt, id)
+  local negative = createdAt < 0
+  local digits = string.format('%.0f', negative and -createdAt or createdAt)
+  local hi = tonumber(string.sub(digits, 1, -9)) or 0
+  local lo = tonumber(string.sub(digits, -8))
+  local H, L = ${EPOCH_SHIFT_HIGH} + hi, lo
+  if negative then
+    if lo > 0 then H, L = ${EPOCH_SHIFT_HIGH} - hi - 1, 100000000 - lo
+    else H, L = ${EPOCH_SHIFT_HIGH} - hi, 0 end
+  end
+  return string.format('%09.0f%08.0f', H, L) .. ':' .. id
 end
 
 local function readV3(raw)
+  local open = string.find(raw, '[', 2, true)
+  if not open then error('a value this version of RedisBackend cannot read') end
+  local cur = cjson.decode(string.sub(raw, open))
   local rec = { ${RECORD_ENCODING} }
-  local i, pos, last = 1, 3, #raw + 1
-  while pos <= last do
-    local e = string.find(raw, SEP, pos, true) or last
-    local v = string.sub(raw, pos, e - 1)
-    i = i + 1
-    local kind = K[i]
-    if kind == nil then rec[i] = { stored3 = v }
-    elseif v == '' and (kind == 'text?' or kind == 'date?' or kind == 'json?') then rec[i] = NULL
-    elseif kind == 'text' or kind == 'text?' or kind == 'entry' then rec[i] = text3(v)
-    elseif kind == 'date' or kind == 'date?' or kind == 'version' then
-      rec[i] = tonumber(v)
-      if rec[i] == nil then error('a value this version of RedisBackend cannot read') end
-    elseif kind == 'list' then
-      if v == '' then rec[i] = {}
-      elseif string.byte(v, 1) == 91 then rec[i] = cjson.decode(v)
-      else
-        local items = {}
-        for item in string.gmatch(v, '[^,]+') do items[#items + 1] = item end
-        rec[i] = items
-      end
-    else rec[i] = v end
-    pos = e + 1
+  rec[P.keyHash] = string.sub(raw, 2, open - 1)
+  for j, field in ipairs(V3) do
+    local v = cur[j]
+    if v == nil then v = NULL end
+    rec[P[field]] = v
   end
-  for at = i + 1, ${RECORD_LENGTH} do rec[at] = NULL end
+  -- Values a newer release appended, after this version's.
+  for j = #V3 + 1, #cur do rec[${RECORD_LENGTH} + j - #V3] = cur[j] end
+  if type(rec[P.createdAt]) ~= 'number' or type(rec[P.id]) ~= 'string' then error('a value this version of RedisBackend cannot read') end
+  rec[P.ownerEntry] = entryOf(rec[P.createdAt], rec[P.id])
   return rec
 end
 
 local function readRecord(raw)
-  if string.sub(raw, 1, 2) == '3' .. SEP then return readV3(raw), 3 end
+  if string.byte(raw, 1) == 51 then return readV3(raw), 3 end
   local cur = cjson.decode(raw)
   if cur[1] == ${RECORD_ENCODING} then return cur, ${RECORD_ENCODING} end
   if type(cur[1]) ~= 'string' then error('a value this version of RedisBackend cannot read') end
@@ -114,40 +115,19 @@ local function writeV1(rec)
   return ascii(cjson.encode(out))
 end
 
-local function plain3(v)
-  return not string.find(v, '[^\\32-\\126]') and string.byte(v, 1) ~= 34
-end
-
-local function textOut3(v, nullable)
-  if v == '' and nullable then return '""' end
-  if plain3(v) then return v end
-  return cjson.encode(v)
-end
-
-local function listOut3(list)
-  if #list == 0 then return '' end
-  local joinable = string.byte(list[1], 1) ~= 91
-  for _, item in ipairs(list) do
-    if item == '' or string.find(item, '[^\\32-\\43\\45-\\126]') then joinable = false end
-  end
-  if joinable then return table.concat(list, ',') end
-  return listText(list)
+local function valueText(v)
+  local t = type(v)
+  if v == nil or v == NULL then return 'null'
+  elseif t == 'number' then return string.format('%.0f', v)
+  elseif t == 'table' then return listText(v)
+  else return cjson.encode(v) end
 end
 
 local function writeV3(rec)
-  local out = { '3' }
-  for i = 2, math.max(${RECORD_LENGTH}, #rec) do
-    local v = rec[i]
-    local kind = K[i]
-    local t = type(v)
-    if v == nil or v == NULL then out[i] = ''
-    elseif t == 'number' then out[i] = string.format('%.0f', v)
-    elseif t == 'table' and v.stored3 then out[i] = v.stored3
-    elseif t == 'table' then out[i] = listOut3(v)
-    elseif kind == 'json' or kind == 'json?' then out[i] = v
-    else out[i] = textOut3(v, kind ~= 'text' and kind ~= 'entry') end
-  end
-  return ascii(table.concat(out, SEP))
+  local out = {}
+  for j, field in ipairs(V3) do out[j] = valueText(rec[P[field]]) end
+  for i = ${RECORD_LENGTH} + 1, #rec do out[#V3 + i - ${RECORD_LENGTH}] = valueText(rec[i]) end
+  return '3' .. rec[P.keyHash] .. ascii('[' .. table.concat(out, ',') .. ']')
 end
 
 local function encodingFor(option, found)
@@ -162,13 +142,7 @@ local function writeRecord(rec, encoding)
   local out = {}
   -- Past this version's fields too: a newer release may have appended some.
   for i = 1, math.max(${RECORD_LENGTH}, #rec) do
-    local v = rec[i]
-    local t = type(v)
-    if v == nil or v == NULL then out[i] = 'null'
-    elseif t == 'number' then out[i] = string.format('%.0f', v)
-    elseif t == 'table' and v.stored3 then out[i] = cjson.encode(v.stored3)
-    elseif t == 'table' then out[i] = listText(v)
-    else out[i] = cjson.encode(v) end
+    out[i] = valueText(rec[i])
   end
   return ascii('[' .. table.concat(out, ',') .. ']')
 end

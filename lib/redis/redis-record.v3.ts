@@ -1,265 +1,119 @@
 import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyValidationError } from '../api-key.errors.js';
 import { asciiJson } from '../internal/ascii-json.js';
-import { ownerEntry, RECORD_LAYOUT, wellFormed, type FieldKind, type StoredField } from './redis-record.layout.js';
+import { RECORD_LAYOUT, type StoredField } from './redis-record.layout.js';
+import { encodeValue } from './redis-record.values.js';
 import { UnreadableRecordError } from './redis-record.v1.js';
 
 /**
- * Record encoding 3: `3`, then the values of RECORD_LAYOUT in order, each after one
- * separator (U+001F, which no value holds raw), ASCII throughout. Verification reads it
- * with `indexOf` and `slice`: no JSON parser, no number parser, no string table.
+ * Record encoding 3: `3`, the key hash, then a JSON array (ASCII) of every other field
+ * of RECORD_LAYOUT in its order, valued as in encoding 2 (dates as numbers, `scopes`
+ * an array, `metadata` and `policy` as JSON text, `null` for null), without the owner
+ * entry, which follows from `createdAt` and `id` (the scripts derive it).
  *
- * What each kind is stored as (an empty value is `null` for the nullable kinds):
- * - `text`, `text?`, `entry`: the string itself when it is printable ASCII and does not
- *   start with `"`; otherwise its JSON string literal, ASCII (`text?` stores `""` for
- *   an empty string, which an empty value would read as `null`);
- * - `date`, `date?`, `version`: a decimal integer (epoch milliseconds), every digit;
- * - `list`: empty for none; the items joined by `,` when each is non-empty printable
- *   ASCII without a `,` and the first does not start with `[`; else a JSON array;
- * - `json`, `json?`: the value's JSON text, ASCII (`metadata`, `policy`).
- *
- * A record written before a field was appended has fewer values and reads it as
- * `null`. The Lua side (`redis-record.lua.ts`) reads and writes the same text.
+ * Why the hash stands outside the array: the record is looked up by it, so a lookup
+ * compares it in place and keeps the string it already has, and the JSON parser never
+ * scans its 64 characters. A field appended to the layout is appended to the array;
+ * a record written before it is shorter and reads it as `null`.
  */
+export const V3_FIELDS = RECORD_LAYOUT.filter(([field]) => field !== 'keyHash' && field !== 'ownerEntry');
 
-/** The separator before every value. */
-export const V3_SEPARATOR = '\x1f';
-/** What an encoding-3 record starts with. */
-export const V3_HEAD = `3${V3_SEPARATOR}`;
+/** Each field's index in the array of encoding 3. */
+export const V3_AT = Object.fromEntries(V3_FIELDS.map(([field], index) => [field, index])) as Record<StoredField, number>;
 
-const PLAIN = /^[\x20-\x7e]*$/;
-const PLAIN_ITEM = /^[\x20-\x2b\x2d-\x7e]+$/;
-
-function plainText(value: string): boolean {
-  return PLAIN.test(value) && value.charCodeAt(0) !== 34;
-}
-
-function textValue(value: unknown, nullable: boolean): string {
-  if (value === null || value === undefined) {
-    if (nullable) return '';
-    throw new UnreadableRecordError();
-  }
-  const text = wellFormed(String(value));
-  if (text === '' && nullable) return '""';
-  return plainText(text) ? text : asciiJson(JSON.stringify(text));
-}
-
-function dateValue(field: StoredField, value: unknown, nullable: boolean): string {
-  if (nullable && (value === null || value === undefined)) return '';
-  const ms = value instanceof Date ? value.getTime() : Number.NaN;
-  if (!Number.isFinite(ms)) throw new ApiKeyValidationError(field as keyof ApiKey, 'must be a valid Date');
-  return String(ms);
-}
-
-function listValue(items: readonly string[]): string {
-  const texts = items.map((item) => wellFormed(String(item)));
-  if (texts.length === 0) return '';
-  if (texts.every((item) => PLAIN_ITEM.test(item)) && texts[0]!.charCodeAt(0) !== 91) return texts.join(',');
-  return asciiJson(JSON.stringify(texts));
-}
-
-function encodeValue(record: ApiKey, field: StoredField, kind: FieldKind): string {
-  switch (kind) {
-    case 'text':
-      return textValue(record[field as keyof ApiKey], false);
-    case 'text?':
-      return textValue(record[field as keyof ApiKey], true);
-    case 'date':
-      return dateValue(field, record[field as keyof ApiKey], false);
-    case 'date?':
-      return dateValue(field, record[field as keyof ApiKey], true);
-    case 'list':
-      return listValue(record.scopes);
-    case 'json':
-      return asciiJson(JSON.stringify(record.metadata));
-    case 'json?':
-      // `policy`: an empty value is none.
-      return record.policy ? asciiJson(JSON.stringify(record.policy)) : '';
-    case 'version':
-      return String(record.version ?? 1);
-    case 'entry':
-      return textValue(ownerEntry(record.createdAt, record.id), false);
-  }
-}
-
-/** A new record in encoding 3, owner entry included. */
-export function encodeV3(record: ApiKey): string {
-  let out = '3';
-  for (const [field, kind] of RECORD_LAYOUT) out += V3_SEPARATOR + encodeValue(record, field, kind);
-  return out;
-}
-
-// Fixed once, for the reason lib/keys/checksum.ts gives.
 const charCodeAt = String.prototype.charCodeAt;
+const HEAD = 51; // '3'
+const OPEN = 91; // '['
+const HEX_HASH_LENGTH = 64;
+/** A key hash the text can hold: where the array starts must stay unambiguous. */
+const STORABLE_HASH = /^[\x21-\x5a\x5c-\x7e]+$/;
 
-const SEPARATOR_CODE = 0x1f;
-const QUOTE = 34;
-const OPEN_BRACKET = 91;
-const MINUS = 45;
-/** ±8.64e15, the range of a `Date`: 16 digits, exact in a double. */
-const MAX_MS = 8_640_000_000_000_000;
+/** Whether stored text is in encoding 3. */
+export function isV3(text: string): boolean {
+  return charCodeAt.call(text, 0) === HEAD;
+}
 
-/**
- * Reads an encoding-3 record value by value. `at` is where the next value starts and
- * `end` where it ends (its separator, or the text's end); past the last value both are
- * beyond the text, and an absent value reads as `null`.
- */
-class Reader {
-  at: number;
-  end: number;
+/** A new record in encoding 3. */
+export function encodeV3(record: ApiKey): string {
+  if (!STORABLE_HASH.test(record.keyHash)) throw new ApiKeyValidationError('keyHash', 'must be printable ASCII without "["');
+  const values = V3_FIELDS.map(([field, kind]) => encodeValue(field, kind, record[field as keyof ApiKey]));
+  return `3${record.keyHash}${asciiJson(JSON.stringify(values))}`;
+}
 
-  constructor(readonly stored: string) {
-    this.at = 2;
-    this.end = this.find(2);
-  }
+const ID = V3_AT.id;
+const OWNER_ID = V3_AT.ownerId;
+const SCOPES = V3_AT.scopes;
+const EXPIRES_AT = V3_AT.expiresAt;
+const REVOKED_AT = V3_AT.revokedAt;
+const LAST_USED_AT = V3_AT.lastUsedAt;
+const ENVIRONMENT = V3_AT.environment;
+const POLICY = V3_AT.policy;
+const VERSION = V3_AT.version;
+const NAME = V3_AT.name;
+const HINT = V3_AT.hint;
+const METADATA = V3_AT.metadata;
+const CREATED_AT = V3_AT.createdAt;
+const UPDATED_AT = V3_AT.updatedAt;
+const ROTATED_FROM_ID = V3_AT.rotatedFromId;
+const ISSUED_BY_ID = V3_AT.issuedById;
+const DISABLED_AT = V3_AT.disabledAt;
 
-  private find(from: number): number {
-    if (from > this.stored.length) return from;
-    const next = this.stored.indexOf(V3_SEPARATOR, from);
-    return next < 0 ? this.stored.length : next;
-  }
+function text(value: unknown): string {
+  if (typeof value !== 'string') throw new UnreadableRecordError();
+  return value;
+}
 
-  /** Moves to the next value. */
-  next(): void {
-    this.at = this.end + 1;
-    this.end = this.find(this.at);
-  }
+/** `null` for `null`, and for `undefined`: a field appended after the record was written. */
+function optionalText(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
 
-  absentOrEmpty(): boolean {
-    return this.at >= this.end;
-  }
+function date(value: unknown): Date {
+  if (typeof value !== 'number') throw new UnreadableRecordError();
+  return new Date(value);
+}
 
-  text(): string {
-    if (this.at > this.stored.length) throw new UnreadableRecordError();
-    const at = this.at;
-    const end = this.end;
-    if (at < end && charCodeAt.call(this.stored, at) === QUOTE) {
-      const value = JSON.parse(this.stored.slice(at, end)) as unknown;
-      if (typeof value !== 'string') throw new UnreadableRecordError();
-      return value;
-    }
-    return this.stored.slice(at, end);
-  }
-
-  optionalText(): string | null {
-    return this.at >= this.end ? null : this.text();
-  }
-
-  integer(): number {
-    let at = this.at;
-    const end = this.end;
-    const text = this.stored;
-    const negative = at < end && charCodeAt.call(text, at) === MINUS;
-    if (negative) at++;
-    // At most 16 digits: every integer up to 2^53 is exact, and a Date ends at 8.64e15.
-    if (at >= end || end - at > 16) throw new UnreadableRecordError();
-    let n = 0;
-    for (let i = at; i < end; i++) {
-      const digit = charCodeAt.call(text, i) - 48;
-      if (digit < 0 || digit > 9) throw new UnreadableRecordError();
-      n = n * 10 + digit;
-    }
-    return negative ? -n : n;
-  }
-
-  date(): Date {
-    const ms = this.integer();
-    if (ms > MAX_MS || ms < -MAX_MS) throw new UnreadableRecordError();
-    return new Date(ms);
-  }
-
-  optionalDate(): Date | null {
-    return this.at >= this.end ? null : this.date();
-  }
-
-  list(): string[] {
-    const at = this.at;
-    const end = this.end;
-    if (at >= end) {
-      if (at > this.stored.length) throw new UnreadableRecordError();
-      return [];
-    }
-    if (charCodeAt.call(this.stored, at) !== OPEN_BRACKET) return this.stored.slice(at, end).split(',');
-    const items = JSON.parse(this.stored.slice(at, end)) as unknown;
-    if (!Array.isArray(items) || !items.every((item) => typeof item === 'string')) throw new UnreadableRecordError();
-    return items as string[];
-  }
-
-  json(): unknown {
-    if (this.at >= this.end) throw new UnreadableRecordError();
-    // Metadata is most often empty: no parser for it.
-    if (this.end - this.at === 2 && charCodeAt.call(this.stored, this.at) === 123 && charCodeAt.call(this.stored, this.at + 1) === 125) return {};
-    return JSON.parse(this.stored.slice(this.at, this.end));
-  }
-
-  optionalJson(): unknown {
-    return this.at >= this.end ? null : JSON.parse(this.stored.slice(this.at, this.end));
-  }
+function optionalDate(value: unknown): Date | null {
+  return value === null || value === undefined ? null : date(value);
 }
 
 /**
- * A record from encoding-3 text (which starts with `V3_HEAD`). Any value out of shape
- * throws `UnreadableRecordError`; the caller turns it into `BackendUnavailableError`.
+ * A record from encoding-3 text. With `keyHash` (a lookup by hash), `null` when the
+ * stored hash is another one, and the record holds the caller's string.
  */
-export function decodeV3(stored: string): ApiKey {
-  const r = new Reader(stored);
-  const id = r.text();
-  r.next();
-  const keyHash = r.text();
-  r.next();
-  const ownerId = r.text();
-  r.next();
-  const scopes = r.list();
-  r.next();
-  const expiresAt = r.optionalDate();
-  r.next();
-  const revokedAt = r.optionalDate();
-  r.next();
-  const lastUsedAt = r.optionalDate();
-  r.next();
-  const environment = r.optionalText();
-  r.next();
-  const policy = r.optionalJson() as ApiKey['policy'];
-  r.next();
-  const version = r.integer();
-  if (version < 1) throw new UnreadableRecordError();
-  r.next();
-  const name = r.text();
-  r.next();
-  const hint = r.text();
-  r.next();
-  const metadata = r.json() as ApiKey['metadata'];
-  r.next();
-  const createdAt = r.date();
-  r.next();
-  const updatedAt = r.date();
-  r.next();
-  const rotatedFromId = r.optionalText();
-  r.next();
-  const issuedById = r.optionalText();
-  // The owner entry is the scripts' bookkeeping: skipped, never sliced.
-  r.next();
-  r.next();
-  const disabledAt = r.optionalDate();
-  // The same fields in the same order as the other decoders: one object shape for all.
+export function decodeV3(stored: string, keyHash?: string): ApiKey | null {
+  const open = charCodeAt.call(stored, HEX_HASH_LENGTH + 1) === OPEN ? HEX_HASH_LENGTH + 1 : stored.indexOf('[', 1);
+  if (open < 2) throw new UnreadableRecordError();
+  let hash: string;
+  if (keyHash === undefined) hash = stored.slice(1, open);
+  else if (open - 1 === keyHash.length && stored.startsWith(keyHash, 1)) hash = keyHash;
+  else return null;
+  const values = JSON.parse(stored.slice(open)) as unknown;
+  if (!Array.isArray(values)) throw new UnreadableRecordError();
+  const scopes = values[SCOPES];
+  const metadata = text(values[METADATA]);
+  const policy = values[POLICY];
+  const version = values[VERSION];
+  if (!Array.isArray(scopes) || typeof version !== 'number' || !(version >= 1)) throw new UnreadableRecordError();
+  // The fields in the order of the other decoders: one object shape for every record.
   return {
-    id,
-    name,
-    ownerId,
-    keyHash,
-    hint,
-    scopes,
-    metadata,
-    createdAt,
-    updatedAt,
-    expiresAt,
-    revokedAt,
-    lastUsedAt,
-    rotatedFromId,
-    environment,
-    policy,
+    id: text(values[ID]),
+    name: text(values[NAME]),
+    ownerId: text(values[OWNER_ID]),
+    keyHash: hash,
+    hint: text(values[HINT]),
+    scopes: scopes as string[],
+    metadata: metadata === '{}' ? {} : (JSON.parse(metadata) as ApiKey['metadata']),
+    createdAt: date(values[CREATED_AT]),
+    updatedAt: date(values[UPDATED_AT]),
+    expiresAt: optionalDate(values[EXPIRES_AT]),
+    revokedAt: optionalDate(values[REVOKED_AT]),
+    lastUsedAt: optionalDate(values[LAST_USED_AT]),
+    rotatedFromId: optionalText(values[ROTATED_FROM_ID]),
+    environment: optionalText(values[ENVIRONMENT]),
+    policy: typeof policy === 'string' ? (JSON.parse(policy) as ApiKey['policy']) : null,
     version,
-    issuedById,
-    disabledAt,
+    issuedById: optionalText(values[ISSUED_BY_ID]),
+    disabledAt: optionalDate(values[DISABLED_AT]),
   };
 }

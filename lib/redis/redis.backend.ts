@@ -74,11 +74,8 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   getByHash(keyHash: string): Promise<ApiKey | null> {
-    return this.commands.command('getByHash', ['GET', this.keys.record(keyHash)], (reply) => {
-      const record = this.decode('getByHash', reply);
-      // Guards against a value left by a foreign writer: never answer with another key.
-      return record && record.keyHash === keyHash ? record : null;
-    });
+    // With the hash: a value a foreign writer left there never answers for this key.
+    return this.commands.command('getByHash', ['GET', this.keys.record(keyHash)], (reply) => this.decode('getByHash', reply, keyHash));
   }
 
   getById(id: string): Promise<ApiKey | null> {
@@ -305,9 +302,9 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   /** A stored record, or `BackendUnavailableError` for a value this version cannot read. */
-  private decode(operation: string, reply: unknown): ApiKey | null {
+  private decode(operation: string, reply: unknown, keyHash?: string): ApiKey | null {
     try {
-      return decodeStoredRecord(reply);
+      return decodeStoredRecord(reply, keyHash);
     } catch (error) {
       throw new BackendUnavailableError(`Redis answered ${operation} with ${(error as Error).message}`, { cause: error });
     }

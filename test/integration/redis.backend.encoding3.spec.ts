@@ -5,7 +5,7 @@ import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 import { encodeV1Record } from '../fixtures/redis-record-v1.js';
 import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
-import { V3_HEAD, V3_SEPARATOR } from '../../lib/redis/redis-record.v3.js';
+import { V3_AT } from '../../lib/redis/redis-record.v3.js';
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -70,7 +70,7 @@ describe('RedisBackend with recordEncoding 3', () => {
     await backend.create(record);
     const stored = (await raw(record))!;
     expect(stored).toBe(encodeStoredRecord(record, 3));
-    expect(stored.startsWith(V3_HEAD)).toBe(true);
+    expect(stored.startsWith(`3${record.keyHash}[`)).toBe(true);
     expect(stored).toMatch(/^[\x00-\x7f]*$/);
     expect(await backend.getByHash(record.keyHash)).toEqual(record);
     expect(await backend.getById(record.id)).toEqual(record);
@@ -165,27 +165,49 @@ describe('RedisBackend with recordEncoding 3', () => {
     await backend.delete(record.id);
   });
 
+  it('derives each owner entry in the scripts exactly as the codec does, at both ends of the Date range', async () => {
+    const ownerId = `owner-far-${Date.now()}`;
+    const times = [-MAX_MS, -MAX_MS + 1, -100_000_001, -100_000_000, -99_999_999, -1, 0, 1, 99_999_999, 100_000_000, 1_700_000_000_123, MAX_MS - 1, MAX_MS];
+    const records = times.map((ms) => fullRecord({ ownerId, createdAt: new Date(ms), updatedAt: new Date(ms) }));
+    for (const record of records) await backend.create(record);
+    // The listing script keeps a record only when the entry it derives is the one in the set.
+    expect((await collect(backend.listByOwner(ownerId))).map((r) => r.id)).toEqual(records.map((r) => r.id));
+    expect((await collect(backend.listByOwner(ownerId, { after: records[5]!, limit: 3 }))).map((r) => r.id)).toEqual(records.slice(6, 9).map((r) => r.id));
+    // Delete removes the entry it derives: nothing is left in the owner's set.
+    for (const record of records) await backend.delete(record.id);
+    expect(await client.zCard(`${backend.keyPrefix}owner:${ownerId}`)).toBe(0);
+  });
+
   it('keeps values a newer release appended when it rewrites the record', async () => {
     const record = fullRecord();
     await backend.create(record);
-    const appended = `${V3_SEPARATOR}1800000000000${V3_SEPARATOR}${V3_SEPARATOR}later "x"`;
-    await client.set(key(record), `${(await raw(record))!}${appended}`);
+    const stored = (await raw(record))!;
+    const head = stored.slice(0, stored.indexOf('['));
+    const values = JSON.parse(stored.slice(head.length)) as unknown[];
+    await client.set(key(record), `${head}${JSON.stringify([...values, 1_800_000_000_000, null, 'later "x"'])}`);
     expect(await backend.getByHash(record.keyHash)).toEqual(record);
     const updatedAt = new Date(1_700_000_300_000);
     await backend.update(record.id, { name: 'renamed', updatedAt });
-    expect(await raw(record)).toBe(`${encodeStoredRecord({ ...record, name: 'renamed', updatedAt, version: record.version + 1 }, 3)}${appended}`);
+    const rewritten = (await raw(record))!;
+    expect((JSON.parse(rewritten.slice(head.length)) as unknown[]).slice(values.length)).toEqual([1_800_000_000_000, null, 'later "x"']);
+    expect(await backend.getByHash(record.keyHash)).toEqual({ ...record, name: 'renamed', updatedAt, version: record.version + 1 });
     await backend.delete(record.id);
   });
 
   it('answers BackendUnavailableError for a corrupt or foreign value, by verification and by the scripts alike', async () => {
     const record = fullRecord();
     await backend.create(record);
-    const values = (await raw(record))!.split(V3_SEPARATOR);
+    const stored = (await raw(record))!;
+    const head = stored.slice(0, stored.indexOf('['));
+    const values = JSON.parse(stored.slice(head.length)) as unknown[];
+    const replace = (at: number, value: unknown) => `${head}${JSON.stringify(values.map((v, i) => (i === at ? value : v)))}`;
     const corrupt = [
-      values.map((v, i) => (i === 14 ? 'x' : v)).join(V3_SEPARATOR),
-      values.map((v, i) => (i === 10 ? '' : v)).join(V3_SEPARATOR),
-      values.slice(0, 5).join(V3_SEPARATOR),
-      `4${V3_SEPARATOR}${values.slice(1).join(V3_SEPARATOR)}`,
+      replace(V3_AT.createdAt, 'x'),
+      replace(V3_AT.version, null),
+      replace(V3_AT.id, null),
+      `${head}${JSON.stringify(values.slice(0, 5))}`,
+      `${head}{"not":"an array"}`,
+      `3${record.keyHash}`,
       'not a record',
     ];
     for (const value of corrupt) {
@@ -197,13 +219,19 @@ describe('RedisBackend with recordEncoding 3', () => {
         expect((error as Error).message).not.toContain(record.keyHash);
       }
     }
-    // The scripts refuse it too, and write nothing over it.
-    await client.set(key(record), values.map((v, i) => (i === 10 ? '' : v)).join(V3_SEPARATOR));
-    const updatedAt = new Date(1_700_000_300_000);
-    await expect(backend.update(record.id, { name: 'x', updatedAt })).rejects.toBeInstanceOf(BackendUnavailableError);
-    await expect(backend.recordUsage(record.id, updatedAt, updatedAt)).rejects.toBeInstanceOf(BackendUnavailableError);
-    expect(await raw(record)).toBe(values.map((v, i) => (i === 10 ? '' : v)).join(V3_SEPARATOR));
-    await client.set(key(record), values.join(V3_SEPARATOR));
+    // A record of another hash under this key: no key, never another key's record.
+    const foreign = fullRecord();
+    await client.set(key(record), encodeStoredRecord(foreign, 3));
+    expect(await backend.getByHash(record.keyHash)).toBeNull();
+    // The scripts refuse what they cannot read, and write nothing over it.
+    for (const value of [replace(V3_AT.createdAt, 'x'), replace(V3_AT.id, null), `3${record.keyHash}`]) {
+      await client.set(key(record), value);
+      const updatedAt = new Date(1_700_000_300_000);
+      await expect(backend.update(record.id, { name: 'x', updatedAt })).rejects.toBeInstanceOf(BackendUnavailableError);
+      await expect(backend.recordUsage(record.id, updatedAt, updatedAt)).rejects.toBeInstanceOf(BackendUnavailableError);
+      expect(await raw(record)).toBe(value);
+    }
+    await client.set(key(record), stored);
     await backend.delete(record.id);
   });
 });

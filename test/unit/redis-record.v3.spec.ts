@@ -3,7 +3,11 @@ import type { ApiKey } from 'nestjs-api-auth';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { decodeStoredRecord, encodeStoredRecord } from '../../lib/redis/redis-record.codec.js';
 import { RECORD_LAYOUT } from '../../lib/redis/redis-record.layout.js';
-import { V3_HEAD, V3_SEPARATOR } from '../../lib/redis/redis-record.v3.js';
+import { V3_AT, V3_FIELDS } from '../../lib/redis/redis-record.v3.js';
+
+/** The array of an encoding-3 text, and the text with the array replaced. */
+const arrayOf = (stored: string) => JSON.parse(stored.slice(stored.indexOf('['))) as unknown[];
+const withArray = (stored: string, values: unknown[]) => `${stored.slice(0, stored.indexOf('['))}${JSON.stringify(values)}`;
 
 const MAX_MS = 8_640_000_000_000_000;
 
@@ -31,11 +35,38 @@ function fullRecord(overrides: Partial<ApiKey> = {}): ApiKey {
 const roundTrip = (record: ApiKey) => decodeStoredRecord(encodeStoredRecord(record, 3));
 
 describe('record encoding 3', () => {
-  it('starts with 3 and a separator, stays ASCII, and holds one value per field of the layout', () => {
-    const stored = encodeStoredRecord(fullRecord(), 3);
-    expect(stored.startsWith(V3_HEAD)).toBe(true);
+  it('is 3, the key hash, then a JSON array of every other field but the owner entry, ASCII', () => {
+    const record = fullRecord();
+    const stored = encodeStoredRecord(record, 3);
+    expect(stored.startsWith(`3${record.keyHash}[`)).toBe(true);
     expect(stored).toMatch(/^[\x00-\x7f]*$/);
-    expect(stored.split(V3_SEPARATOR)).toHaveLength(RECORD_LAYOUT.length + 1);
+    expect(arrayOf(stored)).toHaveLength(RECORD_LAYOUT.length - 2);
+    expect(V3_FIELDS.map(([field]) => field)).toEqual(RECORD_LAYOUT.map(([field]) => field).filter((f) => f !== 'keyHash' && f !== 'ownerEntry'));
+    expect(arrayOf(stored)[V3_AT.createdAt]).toBe(record.createdAt.getTime());
+  });
+
+  it('looked up by hash: the record under that hash, holding the caller\'s string; null under another hash', () => {
+    const record = fullRecord();
+    const stored = encodeStoredRecord(record, 3);
+    const expected = `${record.keyHash}`;
+    const found = decodeStoredRecord(stored, expected)!;
+    expect(found).toEqual(record);
+    expect(found.keyHash).toBe(expected);
+    expect(decodeStoredRecord(stored, record.keyHash.replace(/.$/, (c) => (c === '0' ? '1' : '0')))).toBeNull();
+    expect(decodeStoredRecord(stored, record.keyHash.slice(1))).toBeNull();
+    // Encodings 1 and 2 alike.
+    expect(decodeStoredRecord(encodeStoredRecord(record, 2), 'f'.repeat(64))).toBeNull();
+    expect(decodeStoredRecord(encodeStoredRecord(record, 1), 'f'.repeat(64))).toBeNull();
+    expect(decodeStoredRecord(encodeStoredRecord(record, 2), record.keyHash)).toEqual(record);
+  });
+
+  it('keeps a key hash of another length', () => {
+    for (const keyHash of ['abc', 'a'.repeat(128)]) {
+      const record = fullRecord({ keyHash });
+      expect(roundTrip(record)).toEqual(record);
+      expect(decodeStoredRecord(encodeStoredRecord(record, 3), keyHash)).toEqual(record);
+    }
+    expect(() => encodeStoredRecord(fullRecord({ keyHash: 'a[b' }), 3)).toThrow(/keyHash/);
   });
 
   it('reads back every field kind, set and unset', () => {
@@ -57,7 +88,7 @@ describe('record encoding 3', () => {
   });
 
   it('keeps text that is not plain ASCII, empty text, and text that looks like the encoding', () => {
-    const texts = ['', '"quoted"', '"', 'ünïcødé ✓ 😀', 'tab\there', 'line\nbreak', `sep${V3_SEPARATOR}inside`, '\\back\\slash', '[not a list]', '3', ' '];
+    const texts = ['', '"quoted"', '"', 'ünïcødé ✓ 😀', 'tab\there', 'line\nbreak', '\\back\\slash', '[not a list]', '3', ' ', '/'];
     for (const text of texts) {
       const record = fullRecord({ name: text, ownerId: `o${text}`, hint: text, rotatedFromId: text, environment: text, issuedById: text, id: `id${text}` });
       expect(roundTrip(record)).toEqual(record);
@@ -92,36 +123,34 @@ describe('record encoding 3', () => {
     expect(JSON.stringify(decoded.metadata)).toBe(JSON.stringify(record.metadata));
   });
 
-  it('reads a record written before a field was appended (fewer values) as null, and ignores values appended later', () => {
+  it('reads a record written before a field was appended (a shorter array) as null, and ignores values appended later', () => {
     const record = fullRecord({ disabledAt: null });
     const stored = encodeStoredRecord(record, 3);
-    const shorter = stored.slice(0, stored.lastIndexOf(V3_SEPARATOR));
-    expect(decodeStoredRecord(shorter)).toEqual(record);
-    expect(decodeStoredRecord(`${stored}${V3_SEPARATOR}123${V3_SEPARATOR}later`)).toEqual(record);
+    expect(decodeStoredRecord(withArray(stored, arrayOf(stored).slice(0, -1)))).toEqual(record);
+    expect(decodeStoredRecord(withArray(stored, [...arrayOf(stored), 123, 'later']))).toEqual(record);
   });
 
   it('refuses a value out of shape, never answering a record', () => {
     const stored = encodeStoredRecord(fullRecord(), 3);
-    const values = stored.split(V3_SEPARATOR);
-    const at = (field: string) => RECORD_LAYOUT.findIndex(([name]) => name === field) + 1;
-    const replace = (field: string, value: string) => values.map((v, i) => (i === at(field) ? value : v)).join(V3_SEPARATOR);
+    const values = arrayOf(stored);
+    const replace = (field: keyof typeof V3_AT, value: unknown) => withArray(stored, values.map((v, i) => (i === V3_AT[field] ? value : v)));
     const broken = [
-      replace('createdAt', ''),
-      replace('createdAt', '17e11'),
-      replace('createdAt', '12345678901234567'),
-      replace('createdAt', '8640000000000001'),
+      replace('createdAt', null),
+      replace('createdAt', '1700000000000'),
       replace('expiresAt', 'soon'),
-      replace('version', '0'),
-      replace('version', '-'),
-      replace('scopes', '[1]'),
-      replace('scopes', '[broken'),
-      replace('metadata', ''),
+      replace('version', 0),
+      replace('version', '1'),
+      replace('scopes', 'read'),
+      replace('metadata', null),
       replace('metadata', '{broken'),
-      replace('name', '"unterminated'),
-      replace('name', '123'.replace('123', '"\\u12"')),
-      values.slice(0, at('createdAt')).join(V3_SEPARATOR),
-      V3_HEAD,
+      replace('id', null),
+      replace('name', 5),
+      withArray(stored, values.slice(0, V3_AT.createdAt)),
+      `${stored.slice(0, stored.indexOf('['))}{}`,
+      stored.slice(0, -1),
+      `3${'a'.repeat(64)}`,
       '3',
+      '3[]',
     ];
     for (const value of broken) expect(() => decodeStoredRecord(value), value).toThrow(/cannot read/);
   });
