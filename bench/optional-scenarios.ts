@@ -14,12 +14,28 @@ import { openBenchServices, REDIS_URL, type BenchServices } from './services.js'
 /** The record encoding route (e) writes its key in: `BENCH_RECORD_ENCODING`, else the cheapest to read. */
 const BENCH_RECORD_ENCODING = Number(process.env.BENCH_RECORD_ENCODING ?? 3) as 1 | 2 | 3;
 
+/** The method the verifier looks keys up with when a backend has it (lib/verification/lookup-callbacks.ts). */
+const LOOK_UP_BY_HASH = Symbol.for('nestjs-api-auth.lookUpByHash');
+type LookUp = (keyHash: string, onRecord: (record: ApiKey | null) => void, onError: (error: unknown) => void) => void;
+
 /** `RedisBackend` counting its lookups itself, as the memory route's backend does. */
 class CountingRedisBackend extends RedisBackend {
   readonly counts: Record<string, number> = { getByHash: 0 };
   override getByHash(keyHash: string): Promise<ApiKey | null> {
     this.counts.getByHash!++;
     return super.getByHash(keyHash);
+  }
+  // The verification path's lookup, when this version of the library has it.
+  static {
+    const lookUp = (RedisBackend.prototype as unknown as Record<symbol, LookUp | undefined>)[LOOK_UP_BY_HASH];
+    if (lookUp) {
+      Object.defineProperty(CountingRedisBackend.prototype, LOOK_UP_BY_HASH, {
+        value: function (this: CountingRedisBackend, keyHash: string, onRecord: Parameters<LookUp>[1], onError: Parameters<LookUp>[2]) {
+          this.counts.getByHash!++;
+          lookUp.call(this, keyHash, onRecord, onError);
+        },
+      });
+    }
   }
 }
 

@@ -15,6 +15,7 @@ import { commandClient, hasHashTag, isRedisCluster, sendCommandForKey, type Redi
 import { RedisBackendCommands } from './redis-backend.commands.js';
 import { RedisBackendKeys } from './redis-backend.keys.js';
 import { decodeStoredRecord, encodeChanges, encodeStoredRecord, ownerEntry } from './redis-record.codec.js';
+import { LOOK_UP_BY_HASH } from '../verification/lookup-callbacks.js';
 import {
   BACKFILL_ALL_INDEX,
   CREATE,
@@ -76,6 +77,11 @@ export class RedisBackend implements ApiKeyBackend {
   getByHash(keyHash: string): Promise<ApiKey | null> {
     // With the hash: a value a foreign writer left there never answers for this key.
     return this.commands.command('getByHash', ['GET', this.keys.record(keyHash)], (reply) => this.decode('getByHash', reply, keyHash));
+  }
+
+  /** `getByHash` through callbacks, for the verification path (see `LOOK_UP_BY_HASH`). */
+  [LOOK_UP_BY_HASH](keyHash: string, onRecord: (record: ApiKey | null) => void, onError: (error: unknown) => void): void {
+    this.commands.commandThen('getByHash', ['GET', this.keys.record(keyHash)], (reply) => this.decode('getByHash', reply, keyHash), onRecord, onError);
   }
 
   getById(id: string): Promise<ApiKey | null> {

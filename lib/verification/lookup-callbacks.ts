@@ -1,0 +1,26 @@
+import type { ApiKey } from '../api-key.interface.js';
+import type { ApiKeyBackend } from '../backends/backend.interface.js';
+
+/**
+ * The method a backend may have to answer a lookup by hash through callbacks instead of
+ * a promise of its own: `backend[LOOK_UP_BY_HASH](keyHash, onRecord, onError)`, the
+ * same answer as `getByHash`. The verifier settles its one promise from them, so a
+ * verification costs no promise per layer. `RedisBackend` has it; a registered symbol,
+ * so that a subclass or a wrapper can forward it.
+ *
+ * @internal Not part of the backend contract.
+ */
+export const LOOK_UP_BY_HASH = Symbol.for('nestjs-api-auth.lookUpByHash');
+
+/** @internal See {@link LOOK_UP_BY_HASH}. */
+export type LookUpByHash = (keyHash: string, onRecord: (record: ApiKey | null) => void, onError: (error: unknown) => void) => void;
+
+/** @internal A backend with {@link LOOK_UP_BY_HASH}. */
+export interface CallbackLookup {
+  [LOOK_UP_BY_HASH]: LookUpByHash;
+}
+
+/** @internal Whether `backend` answers lookups through callbacks. */
+export function hasCallbackLookup(backend: ApiKeyBackend): backend is ApiKeyBackend & CallbackLookup {
+  return typeof (backend as Partial<CallbackLookup>)[LOOK_UP_BY_HASH] === 'function';
+}
