@@ -86,7 +86,8 @@ export function decodeV3(stored: string, keyHash?: string): ApiKey | null {
   if (open < 2) throw new UnreadableRecordError();
   let hash: string;
   if (keyHash === undefined) hash = stored.slice(1, open);
-  else if (open - 1 === keyHash.length && stored.startsWith(keyHash, 1)) hash = keyHash;
+  // A slice and one comparison: startsWith and indexOf compared character by character.
+  else if (stored.slice(1, open) === keyHash) hash = keyHash;
   else return null;
   const values = JSON.parse(stored.slice(open)) as unknown;
   if (!Array.isArray(values)) throw new UnreadableRecordError();
