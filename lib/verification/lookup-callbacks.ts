@@ -4,7 +4,9 @@ import type { ApiKeyBackend } from '../backends/backend.interface.js';
 /**
  * The method a backend may have to answer a lookup by hash through callbacks instead of
  * a promise of its own: `backend[LOOK_UP_BY_HASH](keyHash, onRecord, onError)`, the
- * same answer as `getByHash`. The verifier settles its one promise from them, so a
+ * same answer as `getByHash`: `onRecord` gets `null` or a record whose `keyHash` the
+ * backend has itself compared with `keyHash` (so the verifier does not compare it
+ * again), `onError` why it could not answer. The verifier settles its one promise from the callbacks, so a
  * verification costs no promise per layer. `RedisBackend` has it; a registered symbol,
  * so that a subclass or a wrapper can forward it.
  *

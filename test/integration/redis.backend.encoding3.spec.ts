@@ -6,6 +6,7 @@ import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redi
 import { encodeV1Record } from '../fixtures/redis-record-v1.js';
 import { encodeStoredRecord, ownerEntry } from '../../lib/redis/redis-record.codec.js';
 import { V3_AT } from '../../lib/redis/redis-record.v3.js';
+import { LOOK_UP_BY_HASH, type CallbackLookup } from '../../lib/verification/lookup-callbacks.js';
 
 type Client = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -221,8 +222,12 @@ describe('RedisBackend with recordEncoding 3', () => {
     }
     // A record of another hash under this key: no key, never another key's record.
     const foreign = fullRecord();
-    await client.set(key(record), encodeStoredRecord(foreign, 3));
-    expect(await backend.getByHash(record.keyHash)).toBeNull();
+    for (const encoding of [1, 2, 3] as const) {
+      await client.set(key(record), encodeStoredRecord(foreign, encoding));
+      expect(await backend.getByHash(record.keyHash)).toBeNull();
+      // The verifier's lookup, which trusts the backend's comparison of the hash.
+      expect(await new Promise((resolve, reject) => (backend as unknown as CallbackLookup)[LOOK_UP_BY_HASH](record.keyHash, resolve, reject))).toBeNull();
+    }
     // The scripts refuse what they cannot read, and write nothing over it.
     for (const value of [replace(V3_AT.createdAt, 'x'), replace(V3_AT.id, null), `3${record.keyHash}`]) {
       await client.set(key(record), value);
