@@ -1,7 +1,7 @@
 import { LUA_ASCII_JSON } from '../internal/ascii-json.js';
 import { AT, RECORD_ENCODING, RECORD_LENGTH } from './redis-record.layout.js';
 import { V1_FIELDS } from './redis-record.v1.js';
-import { V3_FIELDS } from './redis-record.v3.js';
+import { DATE_SPLIT, V3_FIELDS, V3_LENGTH } from './redis-record.v3.js';
 
 /** EPOCH_SHIFT (redis-record.layout.ts) over 10^8. */
 const EPOCH_SHIFT_HIGH = 86_400_000;
@@ -28,7 +28,8 @@ const positions = (at: Record<string, number>, base: number) =>
  *   `recordEncoding` 2 or 3 rewrites whatever they find in that encoding; 1 keeps the
  *   encoding the record has.
  * Encoding 3 (`redis-record.v3.ts`) is read into the same array: its key hash from
- * before the JSON, its owner entry derived (`entryOf`), every other value at its place.
+ * before the JSON, its owner entry derived (`entryOf`), each date from its two places,
+ * every other value at its place.
  */
 export const LUA_RECORD = `${LUA_ASCII_JSON}
 local P = { ${positions(AT, 1)} }
@@ -36,7 +37,22 @@ local V1 = { ${positions(Object.fromEntries(V1_FIELDS.map((field, index) => [fie
 local NULL = cjson.null
 local function present(v) return v ~= nil and v ~= NULL end
 
-local V3 = { ${V3_FIELDS.map(([field]) => `'${field}'`).join(', ')} }
+-- Encoding 3's fields in order, each with whether it is a date (two places: hi, lo).
+local V3 = { ${V3_FIELDS.map(([field, kind]) => `{ '${field}', ${kind === 'date' || kind === 'date?'} }`).join(', ')} }
+local V3_LENGTH = ${V3_LENGTH}
+local SPLIT = ${DATE_SPLIT}
+
+-- A date as encoding 3's two places, split through its digits so every part is exact.
+local function datePair(ms)
+  local negative = ms < 0
+  local digits = string.format('%.0f', negative and -ms or ms)
+  local hi = tonumber(string.sub(digits, 1, -9)) or 0
+  local lo = tonumber(string.sub(digits, -8))
+  if negative then
+    if lo > 0 then hi, lo = -hi - 1, SPLIT - lo else hi = -hi end
+  end
+  return string.format('%.0f,%.0f', hi, lo)
+end
 
 -- The owner entry of encoding 3's records, which do not store it: ownerEntry() in
 -- redis-record.layout.ts, with createdAt split at 10^8 so every part stays exact.
@@ -59,13 +75,22 @@ local function readV3(raw)
   local cur = cjson.decode(string.sub(raw, open))
   local rec = { ${RECORD_ENCODING} }
   rec[P.keyHash] = string.sub(raw, 2, open - 1)
-  for j, field in ipairs(V3) do
+  local j = 1
+  for _, f in ipairs(V3) do
     local v = cur[j]
+    if f[2] then
+      local lo = cur[j + 1]
+      if present(v) then
+        if type(v) ~= 'number' or type(lo) ~= 'number' then error('a value this version of RedisBackend cannot read') end
+        v = v * SPLIT + lo
+      end
+      j = j + 2
+    else j = j + 1 end
     if v == nil then v = NULL end
-    rec[P[field]] = v
+    rec[P[f[1]]] = v
   end
-  -- Values a newer release appended, after this version's.
-  for j = #V3 + 1, #cur do rec[${RECORD_LENGTH} + j - #V3] = cur[j] end
+  -- Values a newer release appended, after this version's, kept as they are.
+  for k = V3_LENGTH + 1, #cur do rec[${RECORD_LENGTH} + k - V3_LENGTH] = cur[k] end
   if type(rec[P.createdAt]) ~= 'number' or type(rec[P.id]) ~= 'string' then error('a value this version of RedisBackend cannot read') end
   rec[P.ownerEntry] = entryOf(rec[P.createdAt], rec[P.id])
   return rec
@@ -125,8 +150,13 @@ end
 
 local function writeV3(rec)
   local out = {}
-  for j, field in ipairs(V3) do out[j] = valueText(rec[P[field]]) end
-  for i = ${RECORD_LENGTH} + 1, #rec do out[#V3 + i - ${RECORD_LENGTH}] = valueText(rec[i]) end
+  for _, f in ipairs(V3) do
+    local v = rec[P[f[1]]]
+    if not f[2] then out[#out + 1] = valueText(v)
+    elseif present(v) then out[#out + 1] = datePair(v)
+    else out[#out + 1] = 'null,null' end
+  end
+  for i = ${RECORD_LENGTH} + 1, #rec do out[#out + 1] = valueText(rec[i]) end
   return '3' .. rec[P.keyHash] .. ascii('[' .. table.concat(out, ',') .. ']')
 end
 

@@ -1,25 +1,40 @@
 import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyValidationError } from '../api-key.errors.js';
 import { asciiJson } from '../internal/ascii-json.js';
-import { RECORD_LAYOUT, type StoredField } from './redis-record.layout.js';
+import { RECORD_LAYOUT, type FieldKind, type StoredField } from './redis-record.layout.js';
 import { encodeValue } from './redis-record.values.js';
 import { UnreadableRecordError } from './redis-record.v1.js';
 
 /**
  * Record encoding 3: `3`, the key hash, then a JSON array (ASCII) of every other field
- * of RECORD_LAYOUT in its order, valued as in encoding 2 (dates as numbers, `scopes`
- * an array, `metadata` and `policy` as JSON text, `null` for null), without the owner
- * entry, which follows from `createdAt` and `id` (the scripts derive it).
+ * of RECORD_LAYOUT in its order, valued as in encoding 2 (`scopes` an array, `metadata`
+ * and `policy` as JSON text, `null` for null) but for two things:
+ * - a date takes two places, `hi, lo` with `ms = hi * 10^8 + lo` and `0 <= lo < 10^8`
+ *   (`null, null` for none): each part is a small integer, which V8's JSON parser reads
+ *   without its string-to-double conversion, where an epoch millisecond has 13 digits;
+ * - there is no owner entry: it follows from `createdAt` and `id`, and the scripts
+ *   derive it.
  *
  * Why the hash stands outside the array: the record is looked up by it, so a lookup
- * compares it in place and keeps the string it already has, and the JSON parser never
- * scans its 64 characters. A field appended to the layout is appended to the array;
- * a record written before it is shorter and reads it as `null`.
+ * compares it as one slice and keeps the string it already has, and the JSON parser
+ * never scans its 64 characters. A field appended to the layout is appended to the
+ * array; a record written before it is shorter and reads it as `null`.
  */
 export const V3_FIELDS = RECORD_LAYOUT.filter(([field]) => field !== 'keyHash' && field !== 'ownerEntry');
 
-/** Each field's index in the array of encoding 3. */
-export const V3_AT = Object.fromEntries(V3_FIELDS.map(([field], index) => [field, index])) as Record<StoredField, number>;
+/** Places a field takes in the array: two for a date. */
+const placesOf = (kind: FieldKind): number => (kind === 'date' || kind === 'date?' ? 2 : 1);
+
+/** Each field's (first) index in the array of encoding 3. */
+export const V3_AT = Object.fromEntries(
+  V3_FIELDS.map(([field], index) => [field, V3_FIELDS.slice(0, index).reduce((places, [, kind]) => places + placesOf(kind), 0)]),
+) as Record<StoredField, number>;
+
+/** Length of the array with every field of this version. */
+export const V3_LENGTH = V3_FIELDS.reduce((places, [, kind]) => places + placesOf(kind), 0);
+
+/** The split of a date's epoch milliseconds (see above). */
+export const DATE_SPLIT = 100_000_000;
 
 const charCodeAt = String.prototype.charCodeAt;
 const HEAD = 51; // '3'
@@ -36,7 +51,17 @@ export function isV3(text: string): boolean {
 /** A new record in encoding 3. */
 export function encodeV3(record: ApiKey): string {
   if (!STORABLE_HASH.test(record.keyHash)) throw new ApiKeyValidationError('keyHash', 'must be printable ASCII without "["');
-  const values = V3_FIELDS.map(([field, kind]) => encodeValue(field, kind, record[field as keyof ApiKey]));
+  const values: unknown[] = [];
+  for (const [field, kind] of V3_FIELDS) {
+    const value = encodeValue(field, kind, record[field as keyof ApiKey]);
+    if (placesOf(kind) === 1) values.push(value);
+    else if (value === null) values.push(null, null);
+    else {
+      // Exact: `%` on doubles is, and so is dividing a multiple of 10^8 by it.
+      const lo = (((value as number) % DATE_SPLIT) + DATE_SPLIT) % DATE_SPLIT;
+      values.push(((value as number) - lo) / DATE_SPLIT, lo);
+    }
+  }
   return `3${record.keyHash}${asciiJson(JSON.stringify(values))}`;
 }
 
@@ -68,13 +93,13 @@ function optionalText(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
 }
 
-function date(value: unknown): Date {
-  if (typeof value !== 'number') throw new UnreadableRecordError();
-  return new Date(value);
+function date(hi: unknown, lo: unknown): Date {
+  if (typeof hi !== 'number' || typeof lo !== 'number') throw new UnreadableRecordError();
+  return new Date(hi * DATE_SPLIT + lo);
 }
 
-function optionalDate(value: unknown): Date | null {
-  return value === null || value === undefined ? null : date(value);
+function optionalDate(hi: unknown, lo: unknown): Date | null {
+  return hi === null || hi === undefined ? null : date(hi, lo);
 }
 
 /**
@@ -105,16 +130,16 @@ export function decodeV3(stored: string, keyHash?: string): ApiKey | null {
     hint: text(values[HINT]),
     scopes: scopes as string[],
     metadata: metadata === '{}' ? {} : (JSON.parse(metadata) as ApiKey['metadata']),
-    createdAt: date(values[CREATED_AT]),
-    updatedAt: date(values[UPDATED_AT]),
-    expiresAt: optionalDate(values[EXPIRES_AT]),
-    revokedAt: optionalDate(values[REVOKED_AT]),
-    lastUsedAt: optionalDate(values[LAST_USED_AT]),
+    createdAt: date(values[CREATED_AT], values[CREATED_AT + 1]),
+    updatedAt: date(values[UPDATED_AT], values[UPDATED_AT + 1]),
+    expiresAt: optionalDate(values[EXPIRES_AT], values[EXPIRES_AT + 1]),
+    revokedAt: optionalDate(values[REVOKED_AT], values[REVOKED_AT + 1]),
+    lastUsedAt: optionalDate(values[LAST_USED_AT], values[LAST_USED_AT + 1]),
     rotatedFromId: optionalText(values[ROTATED_FROM_ID]),
     environment: optionalText(values[ENVIRONMENT]),
     policy: typeof policy === 'string' ? (JSON.parse(policy) as ApiKey['policy']) : null,
     version,
     issuedById: optionalText(values[ISSUED_BY_ID]),
-    disabledAt: optionalDate(values[DISABLED_AT]),
+    disabledAt: optionalDate(values[DISABLED_AT], values[DISABLED_AT + 1]),
   };
 }

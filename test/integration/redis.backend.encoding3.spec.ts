@@ -169,11 +169,16 @@ describe('RedisBackend with recordEncoding 3', () => {
   it('derives each owner entry in the scripts exactly as the codec does, at both ends of the Date range', async () => {
     const ownerId = `owner-far-${Date.now()}`;
     const times = [-MAX_MS, -MAX_MS + 1, -100_000_001, -100_000_000, -99_999_999, -1, 0, 1, 99_999_999, 100_000_000, 1_700_000_000_123, MAX_MS - 1, MAX_MS];
-    const records = times.map((ms) => fullRecord({ ownerId, createdAt: new Date(ms), updatedAt: new Date(ms) }));
+    const records = times.map((ms) => fullRecord({ ownerId, createdAt: new Date(ms), updatedAt: new Date(ms), lastUsedAt: null }));
     for (const record of records) await backend.create(record);
     // The listing script keeps a record only when the entry it derives is the one in the set.
     expect((await collect(backend.listByOwner(ownerId))).map((r) => r.id)).toEqual(records.map((r) => r.id));
     expect((await collect(backend.listByOwner(ownerId, { after: records[5]!, limit: 3 }))).map((r) => r.id)).toEqual(records.slice(6, 9).map((r) => r.id));
+    // The scripts write each of these dates back digit for digit.
+    for (const record of records) {
+      expect(await backend.recordUsage(record.id, record.createdAt, record.createdAt)).toBe(true);
+      expect(await raw(record)).toBe(encodeStoredRecord({ ...record, lastUsedAt: record.createdAt }, 3));
+    }
     // Delete removes the entry it derives: nothing is left in the owner's set.
     for (const record of records) await backend.delete(record.id);
     expect(await client.zCard(`${backend.keyPrefix}owner:${ownerId}`)).toBe(0);

@@ -3,7 +3,7 @@ import type { ApiKey } from 'nestjs-api-auth';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { decodeStoredRecord, encodeStoredRecord } from '../../lib/redis/redis-record.codec.js';
 import { RECORD_LAYOUT } from '../../lib/redis/redis-record.layout.js';
-import { V3_AT, V3_FIELDS } from '../../lib/redis/redis-record.v3.js';
+import { DATE_SPLIT, V3_AT, V3_FIELDS, V3_LENGTH } from '../../lib/redis/redis-record.v3.js';
 
 /** The array of an encoding-3 text, and the text with the array replaced. */
 const arrayOf = (stored: string) => JSON.parse(stored.slice(stored.indexOf('['))) as unknown[];
@@ -40,9 +40,14 @@ describe('record encoding 3', () => {
     const stored = encodeStoredRecord(record, 3);
     expect(stored.startsWith(`3${record.keyHash}[`)).toBe(true);
     expect(stored).toMatch(/^[\x00-\x7f]*$/);
-    expect(arrayOf(stored)).toHaveLength(RECORD_LAYOUT.length - 2);
+    // Six dates, two places each.
+    expect(arrayOf(stored)).toHaveLength(RECORD_LAYOUT.length - 2 + 6);
+    expect(V3_LENGTH).toBe(RECORD_LAYOUT.length - 2 + 6);
     expect(V3_FIELDS.map(([field]) => field)).toEqual(RECORD_LAYOUT.map(([field]) => field).filter((f) => f !== 'keyHash' && f !== 'ownerEntry'));
-    expect(arrayOf(stored)[V3_AT.createdAt]).toBe(record.createdAt.getTime());
+    const [hi, lo] = arrayOf(stored).slice(V3_AT.createdAt, V3_AT.createdAt + 2) as [number, number];
+    expect([hi, lo]).toEqual([17_000, 123]);
+    expect(hi * DATE_SPLIT + lo).toBe(record.createdAt.getTime());
+    expect(arrayOf(stored).slice(V3_AT.expiresAt, V3_AT.expiresAt + 2)).toEqual([18_000, 789]);
   });
 
   it('looked up by hash: the record under that hash, holding the caller\'s string; null under another hash', () => {
@@ -123,6 +128,18 @@ describe('record encoding 3', () => {
     expect(JSON.stringify(decoded.metadata)).toBe(JSON.stringify(record.metadata));
   });
 
+  it('splits every date into two small integers, exactly, on both sides of zero and of each 10^8', () => {
+    const times = [-MAX_MS, -MAX_MS + 1, -100_000_001, -100_000_000, -99_999_999, -1, 0, 1, 99_999_999, 100_000_000, 100_000_001, MAX_MS - 1, MAX_MS];
+    for (const ms of times) {
+      const record = fullRecord({ createdAt: new Date(ms), lastUsedAt: new Date(ms) });
+      const stored = encodeStoredRecord(record, 3);
+      const [hi, lo] = arrayOf(stored).slice(V3_AT.createdAt, V3_AT.createdAt + 2) as [number, number];
+      expect(Number.isSafeInteger(hi) && lo >= 0 && lo < DATE_SPLIT && Number.isInteger(lo), String(ms)).toBe(true);
+      expect(Object.is(hi, -0)).toBe(false);
+      expect(roundTrip(record)).toEqual(record);
+    }
+  });
+
   it('reads a record written before a field was appended (a shorter array) as null, and ignores values appended later', () => {
     const record = fullRecord({ disabledAt: null });
     const stored = encodeStoredRecord(record, 3);
@@ -136,6 +153,7 @@ describe('record encoding 3', () => {
     const replace = (field: keyof typeof V3_AT, value: unknown) => withArray(stored, values.map((v, i) => (i === V3_AT[field] ? value : v)));
     const broken = [
       replace('createdAt', null),
+      withArray(stored, values.map((v, i) => (i === V3_AT.createdAt + 1 ? null : v))),
       replace('createdAt', '1700000000000'),
       replace('expiresAt', 'soon'),
       replace('version', 0),
