@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBackend } from 'nestjs-api-auth/redis';
+import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
+import { storeLegacyRecordV3 } from '../fixtures/redis-layout-v3.js';
+import { connectCluster, connectNode, masterPortOf, masterPorts, type TestCluster } from './cluster.fixture.js';
+
+const runner = { describe, it, beforeAll, afterAll };
+
+// Layout 3 with an UNTAGGED namespace: keys spread over every slot of the cluster.
+let cluster: TestCluster;
+for (const [label, options] of [
+  ['RedisBackend layout 3 on a real 3+3 Redis Cluster (untagged namespace)', {}],
+  ['RedisBackend layout 3 on a real 3+3 Redis Cluster (pageSize 2, expireRecords, recordEncoding 2)', { pageSize: 2, expireRecords: true, recordEncoding: 2 }],
+] as const) {
+  runBackendConformance(label, runner, {
+    create: async () => {
+      cluster = await connectCluster();
+      return new RedisBackend(cluster, { namespace: `test-rb3-${randomBytes(6).toString('hex')}:`, ...options });
+    },
+    destroy: () => void cluster.destroy(),
+    // Each command routed by its own key: the four keys are in four slots.
+    storeLegacyRecord: (backend, record) =>
+      storeLegacyRecordV3({ sendCommand: (args) => cluster.sendCommand(args[1], false, args) }, backend.keyPrefix, record),
+  });
+}
+
+describe('RedisBackend layout 3 spreads records over the cluster', () => {
+  it('puts the records of different keys in different slots, on every master', async () => {
+    const client = await connectCluster();
+    const backend = new RedisBackend(client, { namespace: `test-rb3s-${randomBytes(6).toString('hex')}:` });
+    expect(backend.layoutVersion).toBe(3);
+    try {
+      const records = Array.from({ length: 60 }, () => makeApiKeyRecord({ ownerId: `owner-${randomBytes(4).toString('hex')}` }));
+      await Promise.all(records.map((r) => backend.create(r)));
+      const node = await connectNode((await masterPorts())[0]!);
+      const slots = new Set<number>();
+      const perMaster = new Map<number, number>();
+      try {
+        for (const r of records) {
+          const key = `${backend.keyPrefix}{h:${r.keyHash}}`;
+          slots.add(Number(await node.sendCommand(['CLUSTER', 'KEYSLOT', key])));
+          const master = await masterPortOf(key);
+          perMaster.set(master, (perMaster.get(master) ?? 0) + 1);
+          // The record really is on that master, found with a plain GET there.
+          const there = await connectNode(master);
+          expect(await there.sendCommand(['EXISTS', key])).toBe(1);
+          there.destroy();
+        }
+      } finally {
+        node.destroy();
+      }
+      expect(slots.size).toBeGreaterThan(50);
+      expect([...perMaster.keys()].sort()).toEqual((await masterPorts()).sort());
+      for (const count of perMaster.values()) expect(count).toBeGreaterThan(5);
+      for (const r of records) expect((await backend.getByHash(r.keyHash))?.id).toBe(r.id);
+      await Promise.all(records.map((r) => backend.delete(r.id)));
+    } finally {
+      client.destroy();
+    }
+  });
+});
