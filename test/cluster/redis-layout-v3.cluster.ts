@@ -60,3 +60,33 @@ describe('RedisBackend layout 3 spreads records over the cluster', () => {
     }
   });
 });
+
+describe('RedisBackend.migrateFromLayout2 on a cluster', () => {
+  it('copies a hash-tagged layout-2 namespace into an untagged layout-3 one; a rerun writes nothing', async () => {
+    const client = await connectCluster();
+    const tag = `test-rb3m-${randomBytes(6).toString('hex')}`;
+    try {
+      const v2 = new RedisBackend(client, { namespace: `{${tag}}:` });
+      const records = Array.from({ length: 12 }, (_, i) => makeApiKeyRecord({ ownerId: `o${i % 3}` }));
+      for (const r of records) await v2.create(r);
+      const v3 = new RedisBackend(client, { namespace: `${tag}:` });
+      expect(await v3.migrateFromLayout2({ namespace: `{${tag}}:`, batchSize: 5 })).toMatchObject({ scanned: 12, copied: 12, conflicts: 0 });
+      expect(await v3.migrateFromLayout2({ namespace: `{${tag}}:` })).toMatchObject({ scanned: 12, copied: 0, unchanged: 12 });
+      for (const owner of ['o0', 'o1', 'o2']) {
+        const list = async (b: RedisBackend) => {
+          const out = [];
+          for await (const r of b.listByOwner(owner)) out.push(r);
+          return out;
+        };
+        expect(await list(v3)).toEqual(await list(v2));
+      }
+      for (const r of records) expect(await v3.getByHash(r.keyHash)).toEqual(r);
+      for (const r of records) {
+        await v2.delete(r.id);
+        await v3.delete(r.id);
+      }
+    } finally {
+      client.destroy();
+    }
+  });
+});
