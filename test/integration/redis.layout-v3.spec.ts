@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisBackend } from 'nestjs-api-auth/redis';
+import { RedisBackend, type RedisBackendOptions } from 'nestjs-api-auth/redis';
+import { REDIS_LAYOUT_TEST_HOOKS, type RedisLayoutTestHooks } from '../../lib/redis/layout/redis-layout.v3.hooks.js';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
 import { storeLegacyRecordV3 } from '../fixtures/redis-layout-v3.js';
 import { connectRedis, deleteNamespace, scanKeys, uniqueNamespace } from '../fixtures/redis.js';
@@ -72,3 +73,100 @@ describe('RedisBackend layout 3 keys', () => {
     expect(new RedisBackend(client).layoutVersion).toBe(2);
   });
 });
+
+describe('RedisBackend layout 3 under racing writes, over two connections', () => {
+  let env: Awaited<ReturnType<typeof isolated>>;
+  let second: Client;
+  beforeAll(async () => {
+    env = await isolated('redis-v3-race');
+    second = await connectRedis();
+  });
+  afterAll(async () => {
+    await env.done();
+    await second.close();
+  });
+
+  it('never loses a revoke that races a move of the key hash (replaceHash), 30 rounds', async () => {
+    const other = new RedisBackend(second, { namespace: env.namespace, layout: 3 });
+    for (let round = 0; round < 30; round++) {
+      const record = makeApiKeyRecord();
+      await env.backend.create(record);
+      const toHash = makeApiKeyRecord().keyHash;
+      const revokedAt = new Date();
+      const usage = Array.from({ length: 10 }, (_, i) => other.recordUsage(record.id, new Date(Date.now() + i), new Date(Date.now() + i)));
+      const [moved] = await Promise.all([
+        env.backend.replaceHash(record.id, record.keyHash, toHash),
+        ...usage.slice(0, 5),
+        other.update(record.id, { revokedAt, updatedAt: revokedAt }),
+        ...usage.slice(5),
+      ]);
+      expect(moved, `round ${round}`).toBe(true);
+      expect(await env.backend.getByHash(record.keyHash), `round ${round}`).toBeNull();
+      const stored = await env.backend.getByHash(toHash);
+      expect(stored?.revokedAt, `round ${round}`).toEqual(revokedAt);
+      expect(stored?.version).toBe(2);
+      expect(await env.backend.getById(record.id)).toEqual(stored);
+    }
+  });
+
+  it('sends a revoke that read the pointer before a move began, and lands after the freeze, to finish the move first', async () => {
+    const record = makeApiKeyRecord();
+    await env.backend.create(record);
+    const toHash = makeApiKeyRecord().keyHash;
+    let readPointer!: () => void;
+    const pointerRead = new Promise<void>((resolve) => (readPointer = resolve));
+    let frozen!: () => void;
+    const afterFreeze = new Promise<void>((resolve) => (frozen = resolve));
+    const updaterHooks: RedisLayoutTestHooks = {
+      afterStep: async (operation, step) => {
+        if (operation === 'update' && step === 1) {
+          readPointer();
+          await afterFreeze;
+        }
+      },
+    };
+    const updater = new RedisBackend(second, { namespace: env.namespace, layout: 3, [REDIS_LAYOUT_TEST_HOOKS]: updaterHooks } as RedisBackendOptions);
+    const revokedAt = new Date();
+    const revoke = updater.update(record.id, { revokedAt, updatedAt: revokedAt });
+    await pointerRead;
+    const moverHooks: RedisLayoutTestHooks = {
+      afterStep: async (operation, step) => {
+        if (operation === 'replaceHash' && step === 2) {
+          frozen();
+          // The revoke, which saw the old hash, runs to its end before the copy is placed.
+          await revoke;
+        }
+      },
+    };
+    const mover = new RedisBackend(env.client, { namespace: env.namespace, layout: 3, [REDIS_LAYOUT_TEST_HOOKS]: moverHooks } as RedisBackendOptions);
+    // The revoke finished the move itself, so this call made no change of its own.
+    expect(await mover.replaceHash(record.id, record.keyHash, toHash)).toBe(false);
+    expect(await revoke).toMatchObject({ revokedAt, keyHash: toHash, version: 2 });
+    expect(await env.backend.getByHash(record.keyHash)).toBeNull();
+    expect((await env.backend.getByHash(toHash))?.revokedAt).toEqual(revokedAt);
+  });
+
+  it('lists every key of an owner exactly once while creates, deletes and moves race the listing', async () => {
+    const ownerId = 'owner-busy';
+    const kept = Array.from({ length: 30 }, () => makeApiKeyRecord({ ownerId }));
+    await Promise.all(kept.map((r) => env.backend.create(r)));
+    const other = new RedisBackend(second, { namespace: env.namespace, layout: 3, pageSize: 4 });
+    const churn = Array.from({ length: 20 }, () => makeApiKeyRecord({ ownerId }));
+    const listings = async () => {
+      const seen: string[] = [];
+      for await (const r of other.listByOwner(ownerId)) seen.push(r.id);
+      return seen;
+    };
+    const [listed] = await Promise.all([
+      listings(),
+      ...churn.map(async (r) => {
+        await env.backend.create(r);
+        await env.backend.delete(r.id);
+      }),
+      ...kept.slice(0, 10).map((r) => env.backend.replaceHash(r.id, r.keyHash, makeApiKeyRecord().keyHash)),
+    ]);
+    for (const r of kept) expect(listed.filter((id) => id === r.id)).toHaveLength(1);
+    expect(await other.countByOwner(ownerId)).toBe(30);
+  });
+});
+
