@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackendUnavailableError } from 'nestjs-api-auth';
 import { RedisBackend } from 'nestjs-api-auth/redis';
 import { makeApiKeyRecord, runBackendConformance } from 'nestjs-api-auth/testing';
 import { storeLegacyRecordV3 } from '../fixtures/redis-layout-v3.js';
@@ -85,6 +86,26 @@ describe('RedisBackend.migrateFromLayout2 on a cluster', () => {
         await v2.delete(r.id);
         await v3.delete(r.id);
       }
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe('RedisBackend layout 3 option waitForReplicas on a cluster (one replica per master)', () => {
+  it('waits after each step on the shard it wrote: one replica acknowledges, two never can', async () => {
+    const client = await connectCluster();
+    const namespace = `test-rb3w-${randomBytes(6).toString('hex')}:`;
+    try {
+      const one = new RedisBackend(client, { namespace, waitForReplicas: { replicas: 1, timeoutMs: 2_000 } });
+      const record = makeApiKeyRecord();
+      await one.create(record);
+      await one.update(record.id, { revokedAt: new Date(), updatedAt: new Date() });
+      await one.delete(record.id);
+      expect(await one.getById(record.id)).toBeNull();
+
+      const two = new RedisBackend(client, { namespace, waitForReplicas: { replicas: 2, timeoutMs: 50 } });
+      await expect(two.create(makeApiKeyRecord())).rejects.toBeInstanceOf(BackendUnavailableError);
     } finally {
       client.destroy();
     }

@@ -67,6 +67,24 @@ describe('RedisBackend layout 3 keys', () => {
     }
   });
 
+  it('rebuildPurgeIndex files every record again from the index across owners; purge then reaches them', async () => {
+    const namespace = uniqueNamespace('redis-v3-rebuild');
+    const backend = new RedisBackend(client, { namespace, layout: 3, pageSize: 3 });
+    try {
+      const expired = Array.from({ length: 7 }, () => makeApiKeyRecord({ expiresAt: new Date(Date.now() - 60_000) }));
+      const live = makeApiKeyRecord({ expiresAt: new Date(Date.now() + 3_600_000) });
+      await Promise.all([...expired, live].map((r) => backend.create(r)));
+      await client.sendCommand(['DEL', `${backend.keyPrefix}{expiring}`, `${backend.keyPrefix}{expiring}:v`]);
+      expect(await backend.purge({ expiredBefore: new Date(), limit: 100 })).toBe(0);
+      expect(await backend.rebuildPurgeIndex()).toBe(8);
+      expect(await backend.rebuildPurgeIndex()).toBe(8);
+      expect(await backend.purge({ expiredBefore: new Date(), limit: 100 })).toBe(7);
+      expect(await backend.getById(live.id)).toEqual(live);
+    } finally {
+      await deleteNamespace(client, namespace);
+    }
+  });
+
   it('refuses a namespace with a brace, and a bad layout, by name', () => {
     expect(() => new RedisBackend(client, { namespace: '{api-auth}:', layout: 3 })).toThrow(/layout 3 the option "namespace" must not contain/);
     expect(() => new RedisBackend(client, { layout: 4 as 3 })).toThrow(/option "layout" must be 2 or 3/);
