@@ -88,9 +88,8 @@ export class RedisLayoutV3 implements RedisLayout {
     const op = 'create';
     const { store } = this;
     const record = decodeRecord(op, stored) as ApiKey;
-    const apiKey = record;
-    const hash = apiKey.keyHash;
-    const held = await this.claim(apiKey.id, hash, store.pointerExpireAt(expireAt));
+    const { id, keyHash: hash } = record;
+    const held = await this.claim(id, hash, store.pointerExpireAt(expireAt));
     await store.step(op, 1);
 
     const entries = store.entriesOf(record);
@@ -98,11 +97,11 @@ export class RedisLayoutV3 implements RedisLayout {
     await store.step(op, 2);
 
     const keys = [store.keys.record(hash), store.keys.moving(hash)];
-    const outcome = await store.script(op, COMMIT, keys, [stored, apiKey.id, expireAt]);
+    const outcome = await store.script(op, COMMIT, keys, [stored, id, expireAt]);
     if (outcome === 'keyHash') {
       // Another key's hash: take back what made this id reachable. A crash here leaves
       // entries whose pointer leads to no record of theirs, which readers repair.
-      await Promise.all([store.entries(op, entries, 'remove'), store.dropLifecycle(op, apiKey.id), store.swapPointer(op, apiKey.id, held, '')]);
+      await Promise.all([store.entries(op, entries, 'remove'), store.dropLifecycle(op, id), store.swapPointer(op, id, held, '')]);
       throw new DuplicateApiKeyError('keyHash');
     }
     if (outcome === 'id') throw new DuplicateApiKeyError('id');
@@ -110,15 +109,15 @@ export class RedisLayoutV3 implements RedisLayout {
 
     const committed = committedPointer(hash);
     const [settled] = await Promise.all([
-      held === committed ? Promise.resolve(true) : store.swapPointer(op, apiKey.id, held, committed),
+      held === committed ? Promise.resolve(true) : store.swapPointer(op, id, held, committed),
       store.entries(op, entries, 'settle'),
     ]);
-    const now = settled ? null : await store.pointer(op, apiKey.id);
+    const now = settled ? null : await store.pointer(op, id);
     // No pointer at all: it expired with the record (an expiresAt already past, with expireRecords).
     if (now && now.raw !== committed) {
       // Stalled past the grace period, this create lost its claim to a later create of
       // the id. The plaintext was never handed out, so no one verified with it: undo.
-      await store.script(op, DELETE_RECORD, keys, [apiKey.id]);
+      await store.script(op, DELETE_RECORD, keys, [id]);
       throw new DuplicateApiKeyError('id');
     }
     await store.step(op, 4);
@@ -140,8 +139,7 @@ export class RedisLayoutV3 implements RedisLayout {
       const pointer = parsePointer(current)!;
       if (pointer.state !== 'moving' && pointer.hash === hash) return pointer.raw;
       if ((await store.recordVia(op, id, pointer)) || store.inFlight(pointer)) throw new DuplicateApiKeyError('id');
-      const expiry = pointerExpireAt === '' ? '' : pointerExpireAt;
-      if (await store.swapPointer(op, id, pointer.raw, mine, expiry)) return mine;
+      if (await store.swapPointer(op, id, pointer.raw, mine, pointerExpireAt)) return mine;
     }
     throw new DuplicateApiKeyError('id');
   }
