@@ -134,6 +134,45 @@ describe('RedisBackend layout 3: a writer stopped between steps', () => {
     }
   });
 
+  describe('with expireRecords: the id pointer always outlives its record', () => {
+    const expireTime = (key: string) => client.sendCommand(['PEXPIRETIME', key]).then(Number);
+    const pointerOutlivesRecord = async (backend: RedisBackend, record: ApiKey) => {
+      const [pointer, stored] = await Promise.all([
+        expireTime(`${backend.keyPrefix}{i:${record.id}}`),
+        expireTime(`${backend.keyPrefix}{h:${record.keyHash}}`),
+      ]);
+      // -1: no expiry (forever); a record with an expiry needs a pointer with none or a later one.
+      if (stored !== -1) expect(pointer === -1 || pointer >= stored).toBe(true);
+      else expect(pointer).toBe(-1);
+    };
+    for (const [label, from, to] of [
+      ['moved later', 3_600_000, 7_200_000],
+      ['moved earlier', 7_200_000, 3_600_000],
+      ['removed', 3_600_000, null],
+      ['added', null, 3_600_000],
+    ] as const) {
+      for (const step of [1, 2, 3]) {
+        it(`an expiry ${label}, the writer stopped after step ${step}`, async () => {
+          await fresh();
+          const options = { namespace, expireRecords: true };
+          const make = (create?: { operation: string; step: number }) => layoutV3Backend(client, options, clock, create);
+          const record = makeApiKeyRecord({ expiresAt: from === null ? null : new Date(Date.now() + from) });
+          await make().create(record);
+          await pointerOutlivesRecord(reader, record);
+          const expiresAt = to === null ? null : new Date(Date.now() + to);
+          await make({ operation: 'update', step })
+            .update(record.id, { expiresAt, updatedAt: new Date() })
+            .catch((error: unknown) => {
+              // A name-only update has no step 2: the writer then finishes.
+              if (!(error instanceof WriterCrashed)) throw error;
+            });
+          await pointerOutlivesRecord(reader, record);
+          expect((await make().getById(record.id))?.id).toBe(record.id);
+        });
+      }
+    }
+  });
+
   describe('delete', () => {
     for (const step of [1, 2]) {
       it(`after step ${step}: the key ${step < 2 ? 'is untouched' : 'no longer verifies, nor is listed; its entries are repaired when read'}; a retry cleans up`, async () => {
