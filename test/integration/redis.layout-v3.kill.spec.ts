@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { build } from 'rolldown';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiKey } from 'nestjs-api-auth';
 import type { RedisBackend } from 'nestjs-api-auth/redis';
@@ -13,12 +13,13 @@ import { connectRedis, deleteNamespace, REDIS_URL, scanKeys, uniqueNamespace } f
 // The crash tests once more with a real process death: the writer runs in a child
 // process that stops after step k, and is SIGKILLed there.
 const root = fileURLToPath(new URL('../../', import.meta.url));
-// Inside the repository, so the bundle resolves `redis` from its node_modules.
-const bundle = `${root}node_modules/.cache/nestjs-api-auth-tests/v3-writer-${randomBytes(4).toString('hex')}.mjs`;
+// Compiled inside the repository, so the writer resolves `redis` from its node_modules.
+const outDir = `${root}node_modules/.cache/nestjs-api-auth-tests/v3-writer-${randomBytes(4).toString('hex')}`;
+const writer = `${outDir}/test/fixtures/redis-layout-v3-writer.js`;
 
 /** Runs `operation(...args)` in a child process, SIGKILLed once it reports the end of `step`. */
 function killedAfter(namespace: string, operation: string, step: number, args: unknown[]): Promise<void> {
-  const child = spawn(process.execPath, [bundle, JSON.stringify({ url: REDIS_URL, namespace, operation, step, args })], {
+  const child = spawn(process.execPath, [writer, JSON.stringify({ url: REDIS_URL, namespace, operation, step, args })], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -43,19 +44,19 @@ describe('RedisBackend layout 3: a writer process SIGKILLed between steps', () =
   let reader: RedisBackend;
 
   beforeAll(async () => {
-    mkdirSync(`${root}node_modules/.cache/nestjs-api-auth-tests`, { recursive: true });
-    await build({
-      input: `${root}test/fixtures/redis-layout-v3-writer.ts`,
-      platform: 'node',
-      external: ['redis'],
-      logLevel: 'silent',
-      output: { file: bundle, format: 'esm' },
-    });
+    // The writer and what it imports, compiled by TypeScript alone (types are checked by the suite's typecheck).
+    await promisify(execFile)(process.execPath, [
+      `${root}node_modules/typescript/bin/tsc`,
+      '--ignoreConfig',
+      `${root}test/fixtures/redis-layout-v3-writer.ts`,
+      ...['--outDir', outDir, '--rootDir', root, '--module', 'nodenext', '--moduleResolution', 'nodenext'],
+      ...['--target', 'es2022', '--types', 'node', '--skipLibCheck', '--noCheck'],
+    ]);
     client = await connectRedis();
   }, 60_000);
   afterAll(async () => {
     await client.close();
-    rmSync(bundle, { force: true });
+    rmSync(outDir, { recursive: true, force: true });
   });
   const fresh = async () => {
     if (namespace) await deleteNamespace(client, namespace);
