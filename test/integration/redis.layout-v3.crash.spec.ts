@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DuplicateApiKeyError, type ApiKey } from 'nestjs-api-auth';
-import type { RedisBackend } from 'nestjs-api-auth/redis';
+import { RedisBackend, type RedisBackendOptions } from 'nestjs-api-auth/redis';
+import { REDIS_LAYOUT_TEST_HOOKS } from '../../lib/redis/layout/redis-layout.v3.hooks.js';
 import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
 import { collect, layoutV3Backend, TestClock, visible, WriterCrashed } from '../fixtures/redis-layout-v3-crash.js';
 import { connectRedis, deleteNamespace, scanKeys, uniqueNamespace } from '../fixtures/redis.js';
@@ -91,6 +92,33 @@ describe('RedisBackend layout 3: a writer stopped between steps', () => {
         }
       });
     }
+
+    it('a create stalled past the grace period before its commit loses the id to a later create, and takes its record back', async () => {
+      await fresh();
+      const stalled = makeApiKeyRecord();
+      const later = { ...makeApiKeyRecord({ ownerId: stalled.ownerId }), id: stalled.id };
+      // The stalled writer: after its entries (step 2), the grace period passes and another create of the id runs to its end.
+      const stalledWriter = new RedisBackend(client, {
+        namespace,
+        layout: 3,
+        [REDIS_LAYOUT_TEST_HOOKS]: {
+          now: clock.now,
+          afterStep: async (operation: string, step: number) => {
+            if (operation !== 'create' || step !== 2) return;
+            clock.advance(GRACE + 1);
+            expect(await reader.create(later)).toEqual(later);
+          },
+        },
+      } as RedisBackendOptions);
+      await expect(stalledWriter.create(stalled)).rejects.toMatchObject({ field: 'id' });
+      expect(await visible(reader, later, [later.keyHash, stalled.keyHash])).toEqual({
+        byHash: [later, null],
+        byId: later,
+        listed: [later],
+        all: [later],
+        count: 1,
+      });
+    });
 
     it('a create losing on the hash leaves nothing reachable, and a crash in its undo is repaired by readers', async () => {
       await fresh();
