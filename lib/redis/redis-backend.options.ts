@@ -4,9 +4,10 @@ import { assertKnownOptions, optionNames } from '../options/assert-known-options
 export interface RedisBackendOptions {
   /**
    * Prefix of every Redis key the backend writes, so it can share a database with
-   * other data (and tests can use their own). The schema version follows it: keys look
-   * like `api-auth:v2:id:<id>`, so a layout never misreads another's data.
-   * Default `"api-auth:"`.
+   * other data (and tests can use their own). The layout version follows it: keys look
+   * like `api-auth:v2:id:<id>` (layout 2) or `api-auth:v3:{i:<id>}` (layout 3), so a
+   * layout never misreads another's data. Layout 3 refuses `{` and `}` here; layout 2
+   * on Redis Cluster needs them, as a hash tag (see `layout`). Default `"api-auth:"`.
    */
   namespace?: string;
   /**
