@@ -110,10 +110,11 @@ export class V3Lists {
         return own ? record : null;
       }),
     );
-    const stale = page.members.filter((_, i) => found[i] === null);
+    // Only members no write may still be filing; the script checks their marks again, atomically.
+    const cutoff = store.now() - store.graceMs;
+    const stale = page.members.filter((_, i) => found[i] === null && !(Number(page.marks[i] ?? -Infinity) >= cutoff));
     if (stale.length > 0) {
-      const cutoff = String(store.now() - store.graceMs);
-      await store.script(operation, INDEX_REPAIR, [page.key, store.keys.marks(page.key)], [page.kind, cutoff, ...stale]);
+      await store.script(operation, INDEX_REPAIR, [page.key, store.keys.marks(page.key)], [page.kind, String(cutoff), ...stale]);
     }
     return found.filter((record): record is ApiKey => record !== null && accept(record));
   }
