@@ -22,7 +22,18 @@ export interface CallbackLookup {
   [LOOK_UP_BY_HASH]: LookUpByHash;
 }
 
-/** @internal Whether `backend` answers lookups through callbacks. */
+/**
+ * @internal Whether `backend` answers lookups through callbacks: it has the method, and
+ * its `getByHash` is the one the method stands for (that of the object defining it). A
+ * subclass, `Object.create` wrapper or proxy that puts its own `getByHash` in front
+ * (to count, log or change lookups) gets it called, as before.
+ */
 export function hasCallbackLookup(backend: ApiKeyBackend): backend is ApiKeyBackend & CallbackLookup {
-  return typeof (backend as Partial<CallbackLookup>)[LOOK_UP_BY_HASH] === 'function';
+  let owner: object | null = backend;
+  while (owner !== null && !Object.prototype.hasOwnProperty.call(owner, LOOK_UP_BY_HASH)) owner = Object.getPrototypeOf(owner) as object | null;
+  return (
+    owner !== null &&
+    typeof (owner as Partial<CallbackLookup>)[LOOK_UP_BY_HASH] === 'function' &&
+    (owner as Partial<ApiKeyBackend>).getByHash === backend.getByHash
+  );
 }
