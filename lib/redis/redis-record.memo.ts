@@ -4,14 +4,16 @@ import { readonlyDate } from './redis-record.readonly-date.js';
 
 /**
  * A record decoded by a verification, with the bytes it was decoded from. Shared by every
- * verification that reads the same bytes, so both objects are frozen; the view's dates
- * are read-only copies of its own (`ReadonlyDate`: freezing cannot stop `setTime`), so
- * a consumer changing `request.apiKey` never changes what the next request sees or what
- * its verdict reads.
+ * verification that reads the same bytes, so both objects are frozen, and the dates they
+ * share are read-only (`ReadonlyDate`: freezing cannot stop `setTime`), so a consumer
+ * changing `request.apiKey` never changes what the next request sees or what its
+ * verdict reads.
  *
  * @internal
  */
 export interface MemoizedRecord {
+  /** The hash the record was looked up by, and the decoder matched. */
+  readonly keyHash: string;
   /** The reply of the `GET`, exactly as Redis answered it. */
   readonly stored: string;
   /** The record, frozen: judged per request, never handed out. */
@@ -32,7 +34,13 @@ export interface MemoizedRecord {
  * @internal Not exported from the package.
  */
 export class RecordMemo {
-  private readonly entries = new Map<string, MemoizedRecord>();
+  /**
+   * By a number made from the first characters of the hash (`slotOf`), not by the hash:
+   * the hash is a new string on every request, and a `Map` keyed by it hashes all of its
+   * characters each time. Two hashes on one slot replace each other's entry; an entry
+   * answers only after the whole hash and the whole reply compared equal.
+   */
+  private readonly entries = new Map<number, MemoizedRecord>();
 
   /** @param capacity most hashes held, at least 1. */
   constructor(readonly capacity: number) {}
@@ -44,9 +52,9 @@ export class RecordMemo {
 
   /** The entry of `keyHash` when it was decoded from exactly `stored`. */
   get(keyHash: string, stored: string): MemoizedRecord | undefined {
-    const entry = this.entries.get(keyHash);
-    // One string comparison: equal bytes decode to an equal record.
-    return entry !== undefined && entry.stored === stored ? entry : undefined;
+    const entry = this.entries.get(slotOf(keyHash));
+    // Equal bytes decode to an equal record; the hash, so that a record answers only for its own.
+    return entry !== undefined && entry.stored === stored && entry.keyHash === keyHash ? entry : undefined;
   }
 
   /**
@@ -56,12 +64,15 @@ export class RecordMemo {
    */
   remember(keyHash: string, stored: string, record: ApiKey): MemoizedRecord {
     const entries = this.entries;
-    if (entries.size >= this.capacity && !entries.has(keyHash)) {
+    const slot = slotOf(keyHash);
+    if (entries.size >= this.capacity && !entries.has(slot)) {
       // The oldest insertion: a Map iterates in insertion order.
       entries.delete(entries.keys().next().value!);
     }
-    const entry: MemoizedRecord = Object.freeze({ stored, record: freezeRecord(record), view: sharedView(record) });
-    entries.set(keyHash, entry);
+    shareDates(record);
+    // An internal object, not frozen: nothing outside this class holds it.
+    const entry: MemoizedRecord = { keyHash, stored, record: freezeRecord(record), view: Object.freeze(ownedApiKeyView(record)) };
+    entries.set(slot, entry);
     return entry;
   }
 
@@ -74,7 +85,7 @@ export class RecordMemo {
   answer(keyHash: string, reply: unknown, decode: (reply: unknown, keyHash: string) => ApiKey | null, onRecord: LookupAnswer): void {
     if (typeof reply !== 'string') {
       // Nil (deleted, or never there), or a client that maps replies to buffers.
-      if (reply === null || reply === undefined) this.entries.delete(keyHash);
+      if (reply === null || reply === undefined) this.forget(keyHash);
       onRecord(decode(reply, keyHash));
       return;
     }
@@ -86,10 +97,15 @@ export class RecordMemo {
   private decoded(keyHash: string, stored: string, record: ApiKey | null): MemoizedRecord | null {
     if (record === null) {
       // A record of another hash: the entry of this one is of no use any more.
-      this.entries.delete(keyHash);
+      this.forget(keyHash);
       return null;
     }
     return this.remember(keyHash, stored, record);
+  }
+
+  private forget(keyHash: string): void {
+    const slot = slotOf(keyHash);
+    if (this.entries.get(slot)?.keyHash === keyHash) this.entries.delete(slot);
   }
 
   clear(): void {
@@ -97,19 +113,20 @@ export class RecordMemo {
   }
 }
 
-/** The view of a frozen record, with read-only dates of its own, frozen. */
-function sharedView(record: Readonly<ApiKey>): Readonly<ApiKeyView> {
-  const view = ownedApiKeyView(record as ApiKey);
-  view.createdAt = readonlyDate(record.createdAt)!;
-  view.updatedAt = readonlyDate(record.updatedAt)!;
-  view.expiresAt = readonlyDate(record.expiresAt);
-  view.revokedAt = readonlyDate(record.revokedAt);
-  view.lastUsedAt = readonlyDate(record.lastUsedAt);
-  view.disabledAt = readonlyDate(record.disabledAt);
-  return Object.freeze(view);
+/**
+ * Replaces the record's dates with read-only ones (`ReadonlyDate`): the view shares them,
+ * so nobody can change a date the next request sees or its verdict reads.
+ */
+function shareDates(record: ApiKey): void {
+  record.createdAt = readonlyDate(record.createdAt)!;
+  record.updatedAt = readonlyDate(record.updatedAt)!;
+  record.expiresAt = readonlyDate(record.expiresAt);
+  record.revokedAt = readonlyDate(record.revokedAt);
+  record.lastUsedAt = readonlyDate(record.lastUsedAt);
+  record.disabledAt = readonlyDate(record.disabledAt);
 }
 
-/** Freezes a decoded record and what it holds (scopes, metadata, policy; not its dates). */
+/** Freezes a decoded record and what it holds (scopes, metadata, policy; its dates are read-only). */
 function freezeRecord(record: ApiKey): Readonly<ApiKey> {
   Object.freeze(record.scopes);
   deepFreeze(record.metadata);
@@ -121,4 +138,15 @@ function deepFreeze(value: unknown): void {
   if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return;
   Object.freeze(value);
   for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+}
+
+/**
+ * A small integer (a Smi, hashed cheaply by a `Map`) from the first 6 characters of a
+ * key hash: hex digits of a SHA-256 or HMAC, so slots spread evenly. Any other text
+ * still gets a slot, only a less even one.
+ */
+function slotOf(keyHash: string): number {
+  let slot = 0;
+  for (let i = 0; i < 6; i++) slot = (slot << 5) ^ keyHash.charCodeAt(i);
+  return slot & 0x3fffffff;
 }

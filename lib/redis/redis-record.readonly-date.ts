@@ -26,7 +26,7 @@ export class ReadonlyDate extends Date {
   }
 }
 
-/** `date` as a {@link ReadonlyDate}, frozen; `null` stays `null`. */
+/** `date` as a {@link ReadonlyDate}; `null` stays `null`. */
 export function readonlyDate(date: Date | null | undefined): Date | null {
-  return date === null || date === undefined ? null : Object.freeze(new ReadonlyDate(date.getTime()));
+  return date === null || date === undefined ? null : new ReadonlyDate(date.getTime());
 }

@@ -3,6 +3,9 @@ import { ApiKeyService } from 'nestjs-api-auth';
 import { RedisBackend, type RedisBackendOptions } from 'nestjs-api-auth/redis';
 import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { encodeStoredRecord } from '../../lib/redis/redis-record.codec.js';
+import { LOOK_UP_BY_HASH, type CallbackLookup } from '../../lib/verification/lookup-callbacks.js';
+import { makeApiKeyRecord } from 'nestjs-api-auth/testing';
+import type { ApiKey, ApiKeyView } from 'nestjs-api-auth';
 import type { RecordMemo } from '../../lib/redis/redis-record.memo.js';
 import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
 
@@ -191,6 +194,27 @@ describe('RedisBackend decode memo', () => {
     await admin.delete(apiKey.id);
     expect(await verifier.verify(key)).toBeNull();
     expect(memoOf(reader)!.size).toBe(0);
+  });
+
+  it('never answers a hash with the entry of another hash that shares its slot, even for that entry\'s very bytes', async () => {
+    const { reader, writer } = instances();
+    // The memo files entries by the first characters of the hash: these two share them.
+    const x = makeApiKeyRecord({ keyHash: `abcdef${'1'.repeat(58)}`, scopes: ['x'] });
+    const y = makeApiKeyRecord({ keyHash: `abcdef${'2'.repeat(58)}`, scopes: ['y'] });
+    await writer.create(x);
+    await writer.create(y);
+    const lookUp = (keyHash: string) =>
+      new Promise<{ record: Readonly<ApiKey> | null; view?: Readonly<ApiKeyView> }>((resolve, reject) =>
+        (reader as unknown as CallbackLookup)[LOOK_UP_BY_HASH](keyHash, (record, view) => resolve({ record, view }), reject),
+      );
+    expect((await lookUp(x.keyHash)).record!.scopes).toEqual(['x']);
+    const first = await lookUp(y.keyHash);
+    expect(first.record!.scopes).toEqual(['y']);
+    expect((await lookUp(y.keyHash)).view).toBe(first.view);
+    // Y's exact bytes under X's key: the entry found is Y's, with these very bytes.
+    await client.set(recordKey(reader, x.keyHash), (await client.get(recordKey(reader, y.keyHash)))!);
+    expect((await lookUp(x.keyHash)).record).toBeNull();
+    expect((await lookUp(x.keyHash)).record).toBeNull();
   });
 
   it('validates decodeCacheSize', () => {
