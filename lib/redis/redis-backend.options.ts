@@ -81,7 +81,7 @@ export interface RedisBackendOptions {
    * bytes a recent verification decoded, that decoded record (frozen, with a frozen view
    * shared by the requests) is used instead of decoding again. Any write changes the
    * bytes, so a revoke or an update is seen at once, as without it. Past the bound the
-   * oldest entry goes. Costs about 2 kB per entry with small metadata (docs/redis.md,
+   * oldest entry goes. Costs about 1.6 kB per entry with small metadata (docs/redis.md,
    * "Decode memo"). `getByHash` is not affected. `0` decodes every time. 0-100000,
    * default `1000`.
    */

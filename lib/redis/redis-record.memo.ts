@@ -141,12 +141,15 @@ function deepFreeze(value: unknown): void {
 }
 
 /**
- * A small integer (a Smi, hashed cheaply by a `Map`) from the first 6 characters of a
- * key hash: hex digits of a SHA-256 or HMAC, so slots spread evenly. Any other text
- * still gets a slot, only a less even one.
+ * A small integer (a Smi, which a `Map` hashes cheaply) from the first 7 characters of a
+ * key hash read as hex digits, 28 bits: a SHA-256 or HMAC in hex, so slots spread evenly.
+ * Any other text still gets a slot, only a less even one.
  */
 function slotOf(keyHash: string): number {
   let slot = 0;
-  for (let i = 0; i < 6; i++) slot = (slot << 5) ^ keyHash.charCodeAt(i);
-  return slot & 0x3fffffff;
+  for (let i = 0; i < 7; i++) {
+    const c = keyHash.charCodeAt(i);
+    slot = slot * 16 + ((c <= 57 ? c - 48 : c - 87) & 15);
+  }
+  return slot;
 }

@@ -199,8 +199,8 @@ describe('RedisBackend decode memo', () => {
   it('never answers a hash with the entry of another hash that shares its slot, even for that entry\'s very bytes', async () => {
     const { reader, writer } = instances();
     // The memo files entries by the first characters of the hash: these two share them.
-    const x = makeApiKeyRecord({ keyHash: `abcdef${'1'.repeat(58)}`, scopes: ['x'] });
-    const y = makeApiKeyRecord({ keyHash: `abcdef${'2'.repeat(58)}`, scopes: ['y'] });
+    const x = makeApiKeyRecord({ keyHash: `abcdef01${'1'.repeat(56)}`, scopes: ['x'] });
+    const y = makeApiKeyRecord({ keyHash: `abcdef01${'2'.repeat(56)}`, scopes: ['y'] });
     await writer.create(x);
     await writer.create(y);
     const lookUp = (keyHash: string) =>
