@@ -156,11 +156,11 @@ export class RedisCacheBackend implements ApiKeyBackend {
     return record;
   }
 
-  async create(apiKey: ApiKey): Promise<ApiKey> {
-    const created = await this.primary.create(apiKey);
-    // Clears a negative entry left by someone trying this hash before it existed.
-    await this.invalidate(created.keyHash, created.id);
-    return created;
+  create(apiKey: ApiKey): Promise<ApiKey> {
+    // Voids a negative entry left by someone trying this hash before it existed. A new
+    // key cannot be served stale, but a create is refused like any write when Redis is
+    // out of reach, so that a rotation refused there leaves no replacement behind.
+    return this.leasedWrite([apiKey.keyHash], apiKey.id, () => this.primary.create(apiKey));
   }
 
   async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {

@@ -79,7 +79,7 @@ export interface RedisCacheBackendOptions {
   /** Where outage and recovery messages go. Default a Nest `Logger` with context `"ApiAuth"`. */
   logger?: LoggerService;
   /**
-   * What a write (update, revoke, disable, delete, `replaceHash`) does when it cannot
+   * What a write (create, update, revoke, disable, delete, `replaceHash`) does when it cannot
    * first mark the key as being written in Redis, so that no instance serves the cached
    * copy while and after the primary changes (docs/redis-cache.md, "Writes while Redis is
    * unreachable"). This instance cannot tell a Redis that is down for everyone from one
@@ -95,8 +95,9 @@ export interface RedisCacheBackendOptions {
    *   back and its next probe succeeds (within `retryIntervalMs` of that), or for up to
    *   `ttl` if it never is (it stops first); plus their L1 `ttl` on top.
    *
-   * Creating a key is never refused: at worst another instance refuses a new key for
-   * `negativeTtl`.
+   * A create is refused too: a new key cannot be served stale (at worst another instance
+   * refuses it for `negativeTtl`), but a rotation refused at its second step would leave
+   * its replacement stored, and every retry would then answer "already rotated".
    */
   unreachableWrites?: 'refuse' | 'replay';
   /**

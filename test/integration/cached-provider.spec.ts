@@ -237,7 +237,11 @@ describe('the cached provider (createRedisTwoTierBackend): L1 + Redis cache + st
     expect(warn.mock.calls.some(([m]) => String(m).includes('invalidation subscription is not up yet'))).toBe(true);
 
     const service = new ApiKeyService(resolveApiAuthOptions({ backend, prefix: 'cp_', trackUsage: false }));
-    const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'n' });
+    // Writes through the provider need Redis (refused: below); this key is stored directly.
+    const { key, apiKey } = await new ApiKeyService(resolveApiAuthOptions({ backend: local, prefix: 'cp_', trackUsage: false })).issue({
+      ownerId: 'o',
+      name: 'n',
+    });
     expect((await service.authenticate(key)).ok).toBe(true);
     // Redis cannot hold back the cached copies, so the revoke is refused and nothing changes.
     await expect(service.revoke(apiKey.id)).rejects.toThrow(/The API key was not changed/);

@@ -158,7 +158,12 @@ describe('RedisCacheBackend with a cache pointed at a closed port', () => {
     const probes = vi.spyOn(backend as unknown as { probe(): Promise<void> }, 'probe');
     const service = serviceOver(backend);
 
-    const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'k' });
+    // Writes need the cache (they are refused: below); the key is stored behind its back.
+    const { key, apiKey } = await new ApiKeyService(resolveApiAuthOptions({ prefix: 'ro_', backend: primary, trackUsage: false })).issue({
+      ownerId: 'o',
+      name: 'k',
+    });
+    await expect(service.issue({ ownerId: 'o', name: 'refused' })).rejects.toBeInstanceOf(BackendUnavailableError);
     const results = await Promise.all(Array.from({ length: 50 }, () => service.authenticate(key)));
     expect(results.every((r) => r.ok)).toBe(true);
     // A write cannot hold back cached copies it cannot reach: refused, nothing changed.

@@ -194,6 +194,20 @@ describe('a write on an instance cut off from Redis (the fleet soak partition)',
     expect(fleet.logA.lines.filter((l) => l.startsWith('[warn]'))).toEqual([expect.stringMatching(/Redis cache is unavailable/)]);
   });
 
+  it('refuses a rotation there before it stores anything, so the retry on B rotates the key', async () => {
+    const fleet = await startFleet();
+    const { key, apiKey } = await warmKey(fleet);
+    fleet.proxy.hang();
+
+    await expect(fleet.a.service.rotate(apiKey.id, { gracePeriodMs: 0 })).rejects.toBeInstanceOf(BackendUnavailableError);
+    const [{ count }] = await db.query<{ count: string }>('select count(*) from api_keys where rotated_from_id = ?', [apiKey.id]);
+    expect(Number(count)).toBe(0);
+
+    const rotated = await fleet.b.service.rotate(apiKey.id, { gracePeriodMs: 0 });
+    expect((await fleet.b.service.authenticate(rotated.key)).ok).toBe(true);
+    expect((await fleet.b.service.authenticate(key)).ok).toBe(false);
+  });
+
   it('with unreachableWrites "replay": acknowledged, and B serves the old record from Redis until A is back and replays it', async () => {
     const fleet = await startFleet('replay');
     const { key, apiKey } = await warmKey(fleet);
