@@ -48,9 +48,11 @@ type Generation = string | null | typeof BYPASS;
 /**
  * A cache-manager cache (Redis) in front of any backend for `getByHash`, filled from
  * the primary with unknown keys remembered for `negativeTtl` and one primary read per
- * burst of misses; every other call goes to the primary. Writes void the key's cached
- * entry before they resolve, and an outage sends requests to the primary, which alone
- * decides: docs/redis-cache.md, "Consistency" and "Redis outages".
+ * burst of misses; every other call goes to the primary. A write first holds the key
+ * back in Redis with a lease (refused, by default, when it cannot) and voids the key's
+ * cached entry before it resolves; an outage sends lookups to the primary, which alone
+ * decides: docs/redis-cache.md, "Consistency", "Redis outages" and "Writes while Redis
+ * is unreachable".
  *
  * ```ts
  * const backend = new RedisCacheBackend({ cache, primary: new MikroOrmBackend(orm), ttl: 5 * 60_000 });
@@ -113,6 +115,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
       logger: this.logger,
       probe: () => this.probe(),
       replay: (id) => this.settleGeneration(redisCacheKeysFromId(this.settings.namespace, id)),
+      unreachableWrites: this.settings.unreachableWrites,
     });
   }
 
