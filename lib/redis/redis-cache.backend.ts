@@ -1,5 +1,5 @@
 import { Logger, type LoggerService } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { BackendUnavailableError } from '../api-key.errors.js';
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
 import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
@@ -40,6 +40,13 @@ const PROBE_TTL_MS = 10_000;
 export const LEASE_MARGIN_MS = 1_000;
 /** Invalidations in flight at once after a purge: bounded, so a batch of 1000 is no burst of 3000 commands. */
 const PURGE_INVALIDATION_CONCURRENCY = 16;
+
+/** Most rounds of placing a write lease against writers of the same key on other instances. */
+const MAX_LEASE_ATTEMPTS = 12;
+const pause = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
 
 /** Marks a read that must not fill the cache: the cache is down, or its generation unreadable. */
 const BYPASS = Symbol('bypass');
@@ -258,7 +265,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
     for (const key of keys) this.flights.forget(key.id);
     let leased = false;
     try {
-      await this.placeLeases(keys, lease);
+      await this.placeLeases(keys, lease, deadline);
       leased = true;
     } catch (error) {
       if (this.settings.unreachableWrites === 'refuse') {
@@ -412,7 +419,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
    * and deletes its entry. Resolves once Redis shows the lease, read back: cache-manager
    * resolves writes that the store failed. Leases of other writes in progress are kept.
    */
-  private async placeLeases(keys: readonly RedisCacheKeys[], lease: WriteLease): Promise<void> {
+  private async placeLeases(keys: readonly RedisCacheKeys[], lease: WriteLease, deadline: number): Promise<void> {
     if (!this.circuit.isUp) {
       // Redis is away as far as this instance knows: no wait, and a probe is due anyway.
       this.circuit.probe();
@@ -420,7 +427,10 @@ export class RedisCacheBackend implements ApiKeyBackend {
     }
     await Promise.all(
       keys.map((key) => this.oneAtATime(key.id, async () => {
-        for (let attempt = 0; attempt < 3; attempt++) {
+        for (let attempt = 0; attempt < MAX_LEASE_ATTEMPTS && Date.now() < deadline; attempt++) {
+          // Writers of one key on other instances replaced each other's value: a random
+          // pause, growing, lets one of them through per round.
+          if (attempt > 0) await pause(randomInt(1, 2 + 4 * attempt));
           const [before] = await this.circuit.run(() => this.cache.mget([key.generation]), 'write');
           const value = formatGeneration(newGenerationToken(), [...otherLiveLeases(before, Date.now(), lease.writer), lease]);
           await this.writeGeneration(key, value);
