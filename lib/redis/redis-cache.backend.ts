@@ -279,11 +279,12 @@ export class RedisCacheBackend implements ApiKeyBackend {
       }
     }
     if (!leased) {
-      // 'replay': today's order, the write first and its invalidation kept until Redis answers.
+      // 'replay': the write first, its invalidation kept until Redis answers (and a lease
+      // placed on some of the keys ended with it).
       try {
         return await write();
       } finally {
-        await this.invalidateAll(hashes, id);
+        await this.release(hashes, keys, id, lease);
       }
     }
     const left = deadline - Date.now();
@@ -350,9 +351,6 @@ export class RedisCacheBackend implements ApiKeyBackend {
     );
   }
 
-  private async invalidateAll(hashes: readonly string[], id: string): Promise<void> {
-    for (const hash of hashes) await this.invalidate(hash, id);
-  }
 
   /**
    * Resolves when the cache works: writes a probe value and reads it back. Rejects
