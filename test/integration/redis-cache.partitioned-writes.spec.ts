@@ -4,11 +4,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { BackendUnavailableError, type ApiKey, type ApiKeyBackend, type ApiKeyChanges, type ListByOwnerOptions, type UpdateOptions } from 'nestjs-api-auth';
 import { MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { LEASE_MARGIN_MS } from '../../lib/redis/redis-cache.backend.js';
+import { redisCacheKeys } from '../../lib/redis/redis-cache.keys.js';
 import { startCachedInstance, type CachedInstance } from '../fixtures/cached-instance.js';
 import { CapturingLogger } from '../fixtures/log-capture.js';
 import { initOrm } from '../fixtures/mikro-orm.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.js';
-import { connectRedis, deleteNamespace, uniqueNamespace } from '../fixtures/redis.js';
+import { connectRedis, deleteNamespace, scanKeys, uniqueNamespace } from '../fixtures/redis.js';
 import { RedisProxy } from '../fixtures/redis-cache.fixtures.js';
 import { pollUntil } from '../fixtures/wait-for.js';
 
@@ -130,7 +131,7 @@ afterEach(async () => {
   vi.restoreAllMocks();
 });
 
-async function startFleet(unreachableWrites?: 'refuse' | 'replay'): Promise<Fleet> {
+async function startFleet(unreachableWrites?: 'refuse' | 'replay', writeTimeoutMs = WRITE_TIMEOUT_MS): Promise<Fleet> {
   const shared: string[] = [];
   for (const level of ['log', 'warn', 'error'] as const) {
     vi.spyOn(Logger.prototype, level).mockImplementation((message: unknown) => void shared.push(`[${level}] ${String(message)}`));
@@ -143,7 +144,7 @@ async function startFleet(unreachableWrites?: 'refuse' | 'replay'): Promise<Flee
   const a = await startCachedInstance(namespace, storeA, {
     redisUrl: proxy.url,
     cacheUrl: proxy.url,
-    extra: { timeoutMs: 100, retryIntervalMs: 200, logger: logA, writeTimeoutMs: WRITE_TIMEOUT_MS, ...(unreachableWrites ? { unreachableWrites } : {}) },
+    extra: { timeoutMs: 100, retryIntervalMs: 200, logger: logA, writeTimeoutMs, ...(unreachableWrites ? { unreachableWrites } : {}) },
   });
   const b = await startCachedInstance(namespace, storeB, {
     extra: { logger: new CapturingLogger(), writeTimeoutMs: WRITE_TIMEOUT_MS, l1: { now: () => clockB.now } },
@@ -325,5 +326,42 @@ describe('a writer cut off after its lease and before clearing it', () => {
     }
     // One fill after the lease, then hits from Redis.
     expect(reads).toHaveBeenCalledTimes(4);
+  });
+
+  it('reports a store write still unanswered at writeTimeoutMs as failed, keeps the lease over it, and ends the lease once the store answers', async () => {
+    const fleet = await startFleet(undefined, 300);
+    const { key, apiKey } = await warmKey(fleet);
+    const reads = vi.spyOn(fleet.storeB, 'getByHash');
+    // The key's generation as Redis holds it (through Keyv's JSON): a lease shows as `~`.
+    const { id: cacheId } = redisCacheKeys(namespace, (await fleet.storeB.getById(apiKey.id))!.keyHash);
+    const leased = async () => {
+      const [name] = (await scanKeys(raw, namespace)).filter((n) => n.endsWith(`{${cacheId}}:g`));
+      return (await raw.get(name!))!.includes('~');
+    };
+
+    const write = fleet.storeA.holdNextUpdate();
+    const renaming = fleet.a.service.update(apiKey.id, { name: 'late' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await write.entered;
+    // The deadline passes while PostgreSQL has not answered: the caller hears "may still be applied".
+    const failure = await renaming;
+    expect(failure).toBeInstanceOf(BackendUnavailableError);
+    expect((failure as Error).message).toMatch(/did not finish the API key write within 300 ms; it may still be applied/);
+    expect(await leased()).toBe(true);
+    expireL1OfB(fleet);
+    expect((await fleet.b.service.authenticate(key)).ok).toBe(true);
+    expect(reads).toHaveBeenCalledTimes(1); // the lease sends B to PostgreSQL
+
+    // PostgreSQL answers late: the write lands, and its lease is ended then.
+    write.open();
+    await pollUntil(async () => !(await leased()), 'the late write to end its lease');
+    for (let i = 0; i < 3; i++) {
+      expireL1OfB(fleet);
+      const result = await fleet.b.service.authenticate(key);
+      expect(result.ok && result.apiKey.name).toBe('late');
+    }
+    expect(reads).toHaveBeenCalledTimes(2); // one fill, then Redis
   });
 });
