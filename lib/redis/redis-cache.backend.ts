@@ -351,7 +351,6 @@ export class RedisCacheBackend implements ApiKeyBackend {
     );
   }
 
-
   /**
    * Resolves when the cache works: writes a probe value and reads it back. Rejects
    * while lookups bypass the cache (the circuit is open) or when the probe fails,
