@@ -4,7 +4,8 @@
  * FLEET_INSTANCES app instances, one per namespace, then for FLEET_SECONDS sends mixed
  * traffic from outside the namespaces (verifications of valid, rate-limited, revoked,
  * rotated-out, unknown and malformed keys) while it issues, rotates and revokes keys on
- * random instances, polls every revoked key on every instance until all refuse it, and
+ * random instances (a 503 retried on another instance), polls every revoked key on every
+ * instance until all refuse it, and
  * injects three faults: instance 1 partitioned from Redis, a delay on one instance, and
  * SIGKILL of a master. Then it prints one table (fleet-report.ts) and exits non-zero
  * when a must-hold line fails. The rules: fleet-stats.ts.
