@@ -272,8 +272,8 @@ export class RedisCacheBackend implements ApiKeyBackend {
         // A lease placed on one of the keys ends by itself; releasing it sooner is a courtesy.
         if (this.circuit.isUp) void Promise.all(keys.map((key) => this.settleGeneration(key, lease.writer))).catch(() => undefined);
         throw new BackendUnavailableError(
-          'The API key was not changed: the Redis cache could not be reached to hold back the copies other instances serve. ' +
-            'Nothing was written; retry, on another instance or once Redis answers.',
+          'The API key write was refused and nothing was written: the Redis cache could not be reached to hold back ' +
+            'the copies other instances serve. Retry, on another instance or once Redis answers.',
           { cause: error instanceof RedisCacheFailure ? error : new RedisCacheFailure('The Redis cache failed.') },
         );
       }
@@ -290,7 +290,9 @@ export class RedisCacheBackend implements ApiKeyBackend {
     const left = deadline - Date.now();
     if (left <= 0) {
       await this.release(hashes, keys, id, lease);
-      throw new BackendUnavailableError(`The API key was not changed: marking it in the Redis cache took longer than ${this.settings.writeTimeoutMs} ms. Retry.`);
+      throw new BackendUnavailableError(
+        `The API key write was refused and nothing was written: holding it back in the Redis cache took longer than ${this.settings.writeTimeoutMs} ms. Retry.`,
+      );
     }
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;

@@ -244,7 +244,7 @@ describe('the cached provider (createRedisTwoTierBackend): L1 + Redis cache + st
     });
     expect((await service.authenticate(key)).ok).toBe(true);
     // Redis cannot hold back the cached copies, so the revoke is refused and nothing changes.
-    await expect(service.revoke(apiKey.id)).rejects.toThrow(/The API key was not changed/);
+    await expect(service.revoke(apiKey.id)).rejects.toThrow(/The API key write was refused and nothing was written/);
     expect((await local.getById(apiKey.id))?.revokedAt).toBeNull();
     expect((await service.authenticate(key)).ok).toBe(true);
 

@@ -183,7 +183,7 @@ describe('a write on an instance cut off from Redis (the fleet soak partition)',
       (error: unknown) => error,
     );
     expect(refused).toBeInstanceOf(BackendUnavailableError);
-    expect((refused as Error).message).toMatch(/^The API key was not changed: .*Nothing was written; retry/);
+    expect((refused as Error).message).toMatch(/^The API key write was refused and nothing was written: .*Retry, on another instance/);
     expect(await storedRevokedAt(apiKey.id)).toBeNull();
     expireL1OfB(fleet);
     expect((await fleet.b.service.authenticate(key)).ok).toBe(true);
