@@ -24,21 +24,31 @@ export class RedisBackendCommands {
   }
 
   script<T = unknown>(operation: string, script: RedisScript, keys: string[], args: string[], decode?: (reply: unknown) => T): Promise<T> {
+    return this.replicated(operation, keys[0], () => script.run(this.client, keys, args), decode);
+  }
+
+  /** A plain write command (its key is `args[1]`), with `WAIT` after it as for {@link script}. */
+  write<T = unknown>(operation: string, args: string[], decode?: (reply: unknown) => T): Promise<T> {
+    return this.replicated(operation, args[1], () => this.client.sendCommand(args), decode);
+  }
+
+  /** `run`, then `WAIT` on the connection of `key` when `operation` is a replicated write. */
+  private replicated<T>(operation: string, key: string | undefined, run: () => Promise<unknown>, decode?: (reply: unknown) => T): Promise<T> {
     const wait = this.waitForReplicas;
-    if (wait && REPLICATED_WRITES.has(operation)) {
+    if (wait && key !== undefined && REPLICATED_WRITES.has(operation)) {
       return this.guard(
         operation,
         async () => {
-          const reply = await script.run(this.client, keys, args);
-          // On the connection that ran the script (routed by the same first key), so it waits for it.
-          const acknowledged = Number(await sendCommandForKey(this.client, keys[0]!, ['WAIT', String(wait.replicas), String(wait.timeoutMs)]));
+          const reply = await run();
+          // On the connection that ran the write (routed by the same first key), so it waits for it.
+          const acknowledged = Number(await sendCommandForKey(this.client, key, ['WAIT', String(wait.replicas), String(wait.timeoutMs)]));
           if (!(acknowledged >= wait.replicas)) throw new ReplicasDidNotAcknowledge(acknowledged, wait);
           return reply;
         },
         decode,
       );
     }
-    return this.guard(operation, () => script.run(this.client, keys, args), decode);
+    return this.guard(operation, run, decode);
   }
 
   command<T = unknown>(operation: string, args: string[], decode?: (reply: unknown) => T): Promise<T> {

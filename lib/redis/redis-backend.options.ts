@@ -4,9 +4,10 @@ import { assertKnownOptions, optionNames } from '../options/assert-known-options
 export interface RedisBackendOptions {
   /**
    * Prefix of every Redis key the backend writes, so it can share a database with
-   * other data (and tests can use their own). The schema version follows it: keys look
-   * like `api-auth:v2:id:<id>`, so a layout never misreads another's data.
-   * Default `"api-auth:"`.
+   * other data (and tests can use their own). The layout version follows it: keys look
+   * like `api-auth:v2:id:<id>` (layout 2) or `api-auth:v3:{i:<id>}` (layout 3), so a
+   * layout never misreads another's data. Layout 3 refuses `{` and `}` here; layout 2
+   * on Redis Cluster needs them, as a hash tag (see `layout`). Default `"api-auth:"`.
    */
   namespace?: string;
   /**
@@ -57,6 +58,22 @@ export interface RedisBackendOptions {
    * every write (a usage write included) also rewrites an encoding-1 record in 2.
    */
   recordEncoding?: 1 | 2;
+  /**
+   * The key layout (docs/redis.md, "How keys are stored"):
+   * - `2`: each write is one Lua script over every key of the record (record, id index,
+   *   owner set, the other indexes), atomic. On Redis Cluster its keys must share one
+   *   slot: the namespace needs a hash tag, e.g. `"{api-auth}:"`, and one shard holds and
+   *   serves every key (failover, no scale-out).
+   * - `3`: keys spread over slots, for a cluster where one shard is not enough.
+   *   Verification is still one `GET`; each single-key guarantee is still one script;
+   *   what spans slots is ordered around the record write, and readers skip and repair
+   *   what an interrupted write left. The namespace must not contain `{` or `}`.
+   *   Existing layout-2 data is not read: copy it with `migrateFromLayout2()` first.
+   *
+   * Default: `3` on a cluster client with a namespace without a hash tag, otherwise `2`
+   * (what existing standalone data is stored in).
+   */
+  layout?: 2 | 3;
 }
 
 /** How many replicas must acknowledge a management write, and for how long to wait. */
@@ -76,9 +93,11 @@ export interface ResolvedRedisBackendOptions {
   commandTimeoutMs: number;
   waitForReplicas: RedisReplicaWait | null;
   recordEncoding: 1 | 2;
+  /** `undefined`: chosen by the client (see `RedisBackendOptions.layout`). */
+  layout: 2 | 3 | undefined;
 }
 
-/** Version of the key layout and record encoding; part of every key. */
+/** Version of layout 2's keys and record encoding; part of every key (layout 3's keys start `<namespace>v3:`). */
 export const REDIS_SCHEMA_VERSION = 'v2';
 
 function integer(option: string, value: unknown, fallback: number, min: number, max: number): number {
@@ -97,6 +116,7 @@ const OPTION_NAMES = optionNames<RedisBackendOptions>({
   commandTimeoutMs: true,
   waitForReplicas: true,
   recordEncoding: true,
+  layout: true,
 });
 
 /** Merges options over the defaults, naming any bad or unknown option. */
@@ -112,6 +132,9 @@ export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): R
   if (options.recordEncoding !== undefined && options.recordEncoding !== 1 && options.recordEncoding !== 2) {
     throw new Error(`RedisBackend: option "recordEncoding" must be 1 or 2 (got ${String(options.recordEncoding)}).`);
   }
+  if (options.layout !== undefined && options.layout !== 2 && options.layout !== 3) {
+    throw new Error(`RedisBackend: option "layout" must be 2 or 3 (got ${String(options.layout)}).`);
+  }
   const commandTimeoutMs = integer('commandTimeoutMs', options.commandTimeoutMs, 5_000, 0, 2_147_483_647);
   return {
     namespace,
@@ -121,6 +144,7 @@ export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): R
     commandTimeoutMs,
     waitForReplicas: replicaWait(options.waitForReplicas, commandTimeoutMs),
     recordEncoding: options.recordEncoding ?? 1,
+    layout: options.layout,
   };
 }
 

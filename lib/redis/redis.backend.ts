@@ -1,50 +1,34 @@
 import type { ApiKey } from '../api-key.interface.js';
-import { ApiKeyNotFoundError, BackendUnavailableError, DuplicateApiKeyError, VersionConflictError } from '../api-key.errors.js';
-import { changedFields } from '../backends/apply-changes.js';
 import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
-import { matchesListAllFilters } from '../backends/key-status.js';
-import { INDEX_RECORDS, PURGE, REPLACE_HASH } from './redis-lifecycle.scripts.js';
-import {
-  REDIS_SCHEMA_VERSION,
-  resolveRedisBackendOptions,
-  type RedisBackendOptions,
-  type ResolvedRedisBackendOptions,
-} from './redis-backend.options.js';
+import { REDIS_SCHEMA_VERSION, resolveRedisBackendOptions, type RedisBackendOptions, type ResolvedRedisBackendOptions } from './redis-backend.options.js';
 import type { RedisCommandClient } from './redis-client.types.js';
-import { commandClient, hasHashTag, isRedisCluster, sendCommandForKey, type RedisClient } from './redis-cluster.client.js';
+import { commandClient, hasHashTag, isRedisCluster, type RedisClient } from './redis-cluster.client.js';
 import { RedisBackendCommands } from './redis-backend.commands.js';
-import { RedisBackendKeys } from './redis-backend.keys.js';
-import { decodeStoredRecord, encodeChanges, encodeStoredRecord, ownerEntry } from './redis-record.codec.js';
-import {
-  BACKFILL_ALL_INDEX,
-  CREATE,
-  DELETE,
-  GET_BY_ID,
-  LIST_ALL_PAGE,
-  LIST_ISSUED_PAGE,
-  LIST_PAGE,
-  RECORD_USAGE,
-  UPDATE,
-} from './redis.scripts.js';
+import { decodeRecord, type RedisLayout } from './layout/redis-layout.js';
+import { RedisLayoutV2 } from './layout/redis-layout.v2.js';
+import { RedisLayoutV3 } from './layout/redis-layout.v3.js';
+import { REDIS_LAYOUT_TEST_HOOKS, type RedisLayoutTestHooks } from './layout/redis-layout.v3.hooks.js';
+import { migrateFromLayout2, type LayoutMigrationOptions, type LayoutMigrationReport } from './layout/redis-layout.v3.migrate.js';
 
 export type { RedisBackendOptions } from './redis-backend.options.js';
 export type { RedisCommandClient } from './redis-client.types.js';
+export type { LayoutMigrationOptions, LayoutMigrationReport } from './layout/redis-layout.v3.migrate.js';
 
 /**
  * Redis as the only key store: the record under its key hash (verification is one GET,
- * no script), indexes by id, owner and issuer, and every write one Lua script, atomic
- * across clients. It never closes the client it was given, and runs on a standalone
- * Redis, a Sentinel-managed primary, or a Cluster with a hash-tagged namespace. The
- * layout and its guarantees: docs/redis.md, "How keys are stored" and "Guarantees".
+ * no script), indexes by id, owner and issuer. Layout 2 makes every write one Lua
+ * script, atomic across clients; layout 3 spreads the keys over the slots of a
+ * Redis Cluster (option `layout`). It never closes the client it was given, and runs
+ * on a standalone Redis, a Sentinel-managed primary, or a Cluster. The layouts and
+ * their guarantees: docs/redis.md, "How keys are stored" and "Guarantees".
  */
 export class RedisBackend implements ApiKeyBackend {
   private readonly options: ResolvedRedisBackendOptions;
-  private readonly base: string;
-  private readonly commands: RedisBackendCommands;
-  private readonly keys: RedisBackendKeys;
   private readonly client: RedisCommandClient;
-  /** Settles once the index across owners is known to hold every record (see `backfillListAllIndex`). */
-  private listAllIndexReady: Promise<void> | null = null;
+  private readonly commands: RedisBackendCommands;
+  private readonly layout: RedisLayout;
+  /** The key layout this backend reads and writes (see option `layout`). */
+  readonly layoutVersion: 2 | 3;
 
   /**
    * @param client a connected node-redis v5 client (`createClient()` from `redis`) or
@@ -55,268 +39,129 @@ export class RedisBackend implements ApiKeyBackend {
   constructor(client: RedisClient, options?: RedisBackendOptions) {
     this.client = commandClient(client, 'RedisBackend');
     this.options = resolveRedisBackendOptions(options);
-    if (isRedisCluster(client) && !hasHashTag(this.options.namespace)) {
-      // The scripts of this layout reach several keys of one record: on a cluster they
-      // must all live in one slot, or Redis refuses them (CROSSSLOT) or, worse, runs
-      // them only when the slots happen to share a node.
+    const cluster = isRedisCluster(client);
+    const tagged = hasHashTag(this.options.namespace);
+    this.layoutVersion = this.options.layout ?? (cluster && !tagged ? 3 : 2);
+    if (this.layoutVersion === 2 && cluster && !tagged) {
+      // Layout 2's scripts reach several keys of one record: on a cluster they must all
+      // live in one slot, or Redis refuses them (CROSSSLOT) or, worse, runs them only
+      // when the slots happen to share a node.
       throw new Error(
-        'RedisBackend: on Redis Cluster the option "namespace" must contain a hash tag, e.g. "{api-auth}:", so that every key of this layout is in one slot.',
+        'RedisBackend: layout 2 on Redis Cluster needs a hash tag in the option "namespace", e.g. "{api-auth}:", so that every key is in one slot (one shard holds them all). To spread keys over slots, use layout 3 (option "layout": 3, the default on a cluster when the namespace has no hash tag).',
       );
     }
-    this.base = `${this.options.namespace}${REDIS_SCHEMA_VERSION}:`;
-    this.keys = new RedisBackendKeys(this.base);
     this.commands = new RedisBackendCommands(this.client, this.options.commandTimeoutMs, this.options.waitForReplicas);
+    const base = `${this.options.namespace}${this.layoutVersion === 2 ? REDIS_SCHEMA_VERSION : 'v3'}:`;
+    const ctx = { client: this.client, commands: this.commands, options: this.options, base };
+    const hooks = (options as { [REDIS_LAYOUT_TEST_HOOKS]?: RedisLayoutTestHooks } | undefined)?.[REDIS_LAYOUT_TEST_HOOKS];
+    this.layout = this.layoutVersion === 2 ? new RedisLayoutV2(ctx) : new RedisLayoutV3(ctx, hooks);
   }
 
-  /** The prefix of every Redis key this backend writes, schema version included. */
+  /** The prefix of every Redis key this backend writes, layout version included. */
   get keyPrefix(): string {
-    return this.base;
+    return this.layout.keyPrefix;
   }
 
   getByHash(keyHash: string): Promise<ApiKey | null> {
-    return this.commands.command('getByHash', ['GET', this.keys.record(keyHash)], (reply) => {
-      const record = this.decode('getByHash', reply);
+    return this.commands.command('getByHash', ['GET', this.layout.recordKey(keyHash)], (reply) => {
+      const record = decodeRecord('getByHash', reply);
       // Guards against a value left by a foreign writer: never answer with another key.
       return record && record.keyHash === keyHash ? record : null;
     });
   }
 
   getById(id: string): Promise<ApiKey | null> {
-    return this.commands.script('getById', GET_BY_ID, [this.keys.id(id)], [this.base], (reply) => {
-      const record = this.decode('getById', reply);
-      return record && record.id === id ? record : null;
-    });
+    return this.layout.getById(id);
   }
 
-  async create(apiKey: ApiKey): Promise<ApiKey> {
-    const stored = encodeStoredRecord(apiKey, this.options.recordEncoding);
-    const keys = [this.keys.id(apiKey.id), this.keys.record(apiKey.keyHash), this.keys.owner(apiKey.ownerId), this.keys.all()];
-    if (apiKey.issuedById != null) keys.push(this.keys.issuer(apiKey.issuedById));
-    const outcome = await this.commands.script('create', CREATE, keys, [
-      apiKey.keyHash,
-      ownerEntry(apiKey.createdAt, apiKey.id),
-      this.expireAt(apiKey.expiresAt),
-      stored,
-      apiKey.id,
-      this.base,
-    ]);
-    if (outcome === 'id' || outcome === 'keyHash') throw new DuplicateApiKeyError(outcome);
-    return this.decode('create', stored) as ApiKey;
+  create(apiKey: ApiKey): Promise<ApiKey> {
+    return this.layout.create(apiKey);
   }
 
-  async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
-    const fields = changedFields(changes);
-    // The expiry Redis keeps follows `expiresAt`: moved only when the update moves it.
-    const expiry = fields.includes('expiresAt') && this.options.expireRecords ? this.expireAt(changes.expiresAt ?? null) : '-';
-    const expected = options?.expectedVersion;
-    const reply = await this.commands.script('update', UPDATE, [this.keys.id(id)], [
-      this.base,
-      expected === undefined ? '' : String(expected),
-      expiry,
-      String(this.options.recordEncoding),
-      ...encodeChanges(changes, [...fields, 'updatedAt']),
-    ]);
-    if (Array.isArray(reply) && reply[0] === 'conflict') throw new VersionConflictError(id, expected!, Number(reply[1]));
-    const stored = this.decode('update', reply);
-    if (!stored) throw new ApiKeyNotFoundError(id);
-    return stored;
+  update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
+    return this.layout.update(id, changes, options);
   }
 
-  /** Streams the keys `issuerId` issued, a page of `pageSize` ids per round trip. */
-  async *listByIssuer(issuerId: string): AsyncIterable<ApiKey> {
-    let cursor = '0';
-    do {
-      const [next, records] = (await this.commands.script(
-        'listByIssuer',
-        LIST_ISSUED_PAGE,
-        [this.keys.issuer(issuerId)],
-        [this.base, cursor, String(this.options.pageSize), issuerId],
-      )) as [unknown, unknown[]];
-      for (const stored of records) {
-        const record = this.decode('listByIssuer', stored);
-        if (record) yield record;
-      }
-      cursor = String(next);
-    } while (cursor !== '0');
+  /** Streams the keys `issuerId` issued, a page of `pageSize` ids per step. */
+  listByIssuer(issuerId: string): AsyncIterable<ApiKey> {
+    return this.layout.listByIssuer(issuerId);
   }
 
-  async delete(id: string): Promise<void> {
-    await this.commands.script('delete', DELETE, [this.keys.id(id)], [this.base, id]);
+  delete(id: string): Promise<void> {
+    return this.layout.delete(id);
   }
 
-  async *listByOwner(ownerId: string, options: ListByOwnerOptions = {}): AsyncIterable<ApiKey> {
-    const { limit, after } = options;
-    let bound = after ? `(${ownerEntry(after.createdAt, after.id)}` : '-';
-    let yielded = 0;
-    while (limit === undefined || yielded < limit) {
-      const want = limit === undefined ? this.options.pageSize : Math.min(this.options.pageSize, limit - yielded);
-      const reply = (await this.commands.script(
-        'listByOwner',
-        LIST_PAGE,
-        [this.keys.owner(ownerId)],
-        [this.base, bound, String(want), ownerId],
-      )) as [unknown[], unknown[]];
-      const [entries, records] = reply;
-      for (const stored of records) {
-        const record = this.decode('listByOwner', stored);
-        if (record) {
-          yielded++;
-          yield record;
-        }
-      }
-      if (entries.length < want) return;
-      bound = `(${String(entries[entries.length - 1])}`;
-    }
+  listByOwner(ownerId: string, options: ListByOwnerOptions = {}): AsyncIterable<ApiKey> {
+    return this.layout.listByOwner(ownerId, options);
   }
 
   /**
    * Deletes up to `limit` expired, then revoked records, found through the purge index
-   * (two sorted sets by expiry and revocation time that every write keeps in step), in
-   * one script: atomic, and bounded by `limit`.
+   * (two sorted sets by expiry and revocation time that every write keeps in step).
+   * Layout 2: one script, atomic. Layout 3: each record decided and deleted on its own
+   * slot; bounded by `limit` either way.
    */
-  async purge(options: PurgeOptions): Promise<number> {
-    const bound = (date: Date | undefined) => (date === undefined ? '' : String(date.getTime()));
-    const reply = (await this.commands.script(
-      'purge',
-      PURGE,
-      [`${this.base}expiring`, `${this.base}revoked`],
-      [this.base, bound(options.expiredBefore), bound(options.revokedBefore), String(options.limit)],
-    )) as unknown[];
-    const deleted: Array<{ id: string; keyHash: string }> = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) deleted.push({ id: String(reply[i]), keyHash: String(reply[i + 1]) });
-    if (deleted.length > 0) options.onDeleted?.(deleted);
-    return deleted.length;
+  purge(options: PurgeOptions): Promise<number> {
+    return this.layout.purge(options);
   }
 
   /**
    * Files every stored record in the purge index. Writes keep the index in step, so this
    * is needed once, after upgrading from a release without it: a record stored then and
-   * not written since is otherwise invisible to `purge`. Walks the id index with SCAN,
-   * `pageSize` keys per step (one script each), so it never blocks Redis for long;
-   * idempotent, and safe while the app runs. Resolves to the number of records read.
+   * not written since is otherwise invisible to `purge`. Walks the keys a page of
+   * `pageSize` at a time, so it never blocks Redis for long; idempotent, and safe while
+   * the app runs. Resolves to the number of records read.
    */
-  async rebuildPurgeIndex(): Promise<number> {
-    const anchor = `${this.base}expiring`;
-    const pattern = `${escapeGlob(this.base)}id:*`;
-    let cursor = '0';
-    let indexed = 0;
-    do {
-      // Routed by a key of this layout: on a cluster, its one slot's node holds every key.
-      const [next, keys] = (await this.commands.guard('rebuildPurgeIndex', () =>
-        sendCommandForKey(this.client, anchor, ['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(this.options.pageSize)]),
-      )) as [unknown, unknown[]];
-      if (keys.length > 0) {
-        indexed += Number(await this.commands.script('rebuildPurgeIndex', INDEX_RECORDS, keys.map(String), [this.base]));
-      }
-      cursor = String(next);
-    } while (cursor !== '0');
-    return indexed;
+  rebuildPurgeIndex(): Promise<number> {
+    return this.layout.rebuildPurgeIndex();
   }
 
-  async replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
-    const outcome = await this.commands.script('replaceHash', REPLACE_HASH, [this.keys.id(id), this.keys.record(fromHash), this.keys.record(toHash)], [
-      fromHash,
-      toHash,
-      id,
-    ]);
-    if (outcome === 'keyHash') throw new DuplicateApiKeyError('keyHash');
-    return Number(outcome) === 1;
+  replaceHash(id: string, fromHash: string, toHash: string): Promise<boolean> {
+    return this.layout.replaceHash(id, fromHash, toHash);
   }
 
   /**
    * Every owner's keys, newest first: the index across owners (`<base>all`) walked
-   * backwards a page per round trip, or the owner's set when `ownerId` is given.
+   * backwards a page per step, or the owner's set when `ownerId` is given.
    * `environment` and `status` are applied to each page as it is read, so a rare
-   * match costs a walk over the keys newer than it. The first call on a store written
-   * before the index existed fills it first (see {@link backfillListAllIndex}).
+   * match costs a walk over the keys newer than it. The first call on a layout-2 store
+   * written before the index existed fills it first (see {@link backfillListAllIndex}).
    */
-  async *listAll(options: ListAllOptions): AsyncIterable<ApiKey> {
-    const { limit, after, ownerId } = options;
-    if (ownerId === undefined) await this.ensureListAllIndex();
-    const set = ownerId === undefined ? this.keys.all() : this.keys.owner(ownerId);
-    let bound = after ? `(${ownerEntry(after.createdAt, after.id)}` : '+';
-    let yielded = 0;
-    while (limit === undefined || yielded < limit) {
-      const want = this.options.pageSize;
-      const [entries, records] = (await this.commands.script('listAll', LIST_ALL_PAGE, [set], [this.base, bound, String(want), ownerId ?? ''])) as [
-        unknown[],
-        unknown[],
-      ];
-      for (const stored of records) {
-        const record = this.decode('listAll', stored);
-        if (record && matchesListAllFilters(record, options)) {
-          yielded++;
-          yield record;
-          if (limit !== undefined && yielded >= limit) return;
-        }
-      }
-      if (entries.length < want) return;
-      bound = `(${String(entries[entries.length - 1])}`;
-    }
+  listAll(options: ListAllOptions): AsyncIterable<ApiKey> {
+    return this.layout.listAll(options);
   }
 
   /**
-   * Adds every stored record to the index across owners that `listAll` walks, from the
-   * owners' sets. Records created by this release are indexed as they are created; the
-   * first `listAll` of a process runs this once when the store has not been backfilled
-   * yet. Call it yourself after a rolling upgrade, once no instance of an earlier
-   * release writes any more: keys those instances created in between are not indexed
-   * until then. Idempotent; resolves when the whole keyspace has been scanned.
+   * Layout 2: adds every stored record to the index across owners that `listAll` walks,
+   * from the owners' sets. Records created by this release are indexed as they are
+   * created; the first `listAll` of a process runs this once when the store has not
+   * been backfilled yet. Call it yourself after a rolling upgrade, once no instance of
+   * an earlier release writes any more: keys those instances created in between are not
+   * indexed until then. Idempotent; resolves when the whole keyspace has been scanned.
+   * Layout 3 indexes every record from its create on: nothing to do.
    */
-  async backfillListAllIndex(): Promise<void> {
-    const pattern = `${escapeGlob(this.base)}owner:*`;
-    let cursor = '0';
-    do {
-      cursor = String(await this.commands.script('backfillListAllIndex', BACKFILL_ALL_INDEX, [this.keys.all()], [cursor, '200', pattern]));
-    } while (cursor !== '0');
-    await this.commands.command('backfillListAllIndex', ['SET', this.keys.allIndexed(), '1']);
+  backfillListAllIndex(): Promise<void> {
+    return this.layout.backfillListAllIndex();
   }
 
-  /** Backfills the index across owners once per process when the store says it never was. */
-  private ensureListAllIndex(): Promise<void> {
-    this.listAllIndexReady ??= (async () => {
-      const done = await this.commands.command('listAll', ['GET', this.keys.allIndexed()]);
-      if (done === null || done === undefined) await this.backfillListAllIndex();
-    })().catch((error: unknown) => {
-      this.listAllIndexReady = null;
-      throw error;
-    });
-    return this.listAllIndexReady;
+  countByOwner(ownerId: string): Promise<number> {
+    return this.layout.countByOwner(ownerId);
   }
 
-  async countByOwner(ownerId: string): Promise<number> {
-    return Number(await this.commands.command('countByOwner', ['ZCARD', this.keys.owner(ownerId)]));
+  recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean> {
+    return this.layout.recordUsage(id, usedAt, staleBefore);
   }
 
-  async recordUsage(id: string, usedAt: Date, staleBefore: Date): Promise<boolean> {
-    const wrote = await this.commands.script(
-      'recordUsage',
-      RECORD_USAGE,
-      [this.keys.id(id)],
-      [this.base, String(usedAt.getTime()), String(staleBefore.getTime()), String(this.options.recordEncoding)],
-    );
-    return Number(wrote) === 1;
-  }
-
-  /** When Redis should drop the record: '' for never. */
-  private expireAt(expiresAt: Date | null): string {
-    if (!this.options.expireRecords || !expiresAt) return '';
-    return String(expiresAt.getTime() + this.options.expiredRetentionMs);
-  }
-
-  /** A stored record, or `BackendUnavailableError` for a value this version cannot read. */
-  private decode(operation: string, reply: unknown): ApiKey | null {
-    try {
-      return decodeStoredRecord(reply);
-    } catch (error) {
-      throw new BackendUnavailableError(`Redis answered ${operation} with ${(error as Error).message}`, { cause: error });
+  /**
+   * Layout 3 only: copies every record of a layout-2 store (this namespace's, or
+   * `options.namespace`'s) into this backend's layout, a SCAN page at a time.
+   * Idempotent and resumable: a record already copied is skipped unless layout 2 holds
+   * a later version of it. Procedure: docs/redis.md, "Moving to layout 3".
+   */
+  migrateFromLayout2(options: LayoutMigrationOptions = {}): Promise<LayoutMigrationReport> {
+    if (!(this.layout instanceof RedisLayoutV3)) {
+      throw new Error('RedisBackend: migrateFromLayout2() copies into layout 3; this backend uses layout 2 (option "layout").');
     }
+    return migrateFromLayout2(this.layout, { client: this.client, commands: this.commands, options: this.options }, options);
   }
-
 }
-
-/** `value` with the glob characters of SCAN's MATCH escaped, so it matches itself only. */
-function escapeGlob(value: string): string {
-  return value.replace(/[*?[\]\\]/g, '\\$&');
-}
-

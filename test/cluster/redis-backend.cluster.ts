@@ -35,13 +35,15 @@ async function storeLegacyRecord(prefix: string, record: Omit<ApiKey, 'version' 
 }
 
 describe('RedisBackend given a cluster client', () => {
-  it('refuses a namespace without a hash tag, which would spread one record over slots', async () => {
+  it('takes layout 3 for a namespace without a hash tag; layout 2 there, or a brace in layout 3, is refused by name', async () => {
     const client = await connectCluster();
     try {
-      for (const namespace of ['api-auth:', '{}api-auth:', 'api-auth}{:']) {
-        expect(() => new RedisBackend(client, { namespace })).toThrow(/hash tag/);
+      expect(new RedisBackend(client, { namespace: 'api-auth:' }).layoutVersion).toBe(3);
+      expect(() => new RedisBackend(client, { namespace: 'api-auth:', layout: 2 })).toThrow(/layout 2 on Redis Cluster needs a hash tag.*layout 3/);
+      for (const namespace of ['{}api-auth:', 'api-auth}{:']) {
+        expect(() => new RedisBackend(client, { namespace })).toThrow(/must not contain "\{" or "\}"/);
       }
-      expect(() => new RedisBackend(client, { namespace: '{api-auth}:' })).not.toThrow();
+      expect(new RedisBackend(client, { namespace: '{api-auth}:' }).layoutVersion).toBe(2);
     } finally {
       client.destroy();
     }

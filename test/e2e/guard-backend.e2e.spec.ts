@@ -76,20 +76,42 @@ describe.each(ADAPTERS)('ApiKeyGuard when the backend fails, over %s', (adapter)
     }
   });
 
-  it('logs the outage once, not once per request, and says when the backend is back', async () => {
+  it('logs the outage once, not once per request, says when the backend is back, and holds back a flap within the minute', async () => {
     const error = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     const log = vi.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     // Start from a healthy backend: an earlier test may have left the guard in "down" state.
     await http.get('/t/me').set('X-API-Key', key).expect(200);
-    error.mockClear();
-    log.mockClear();
-    backend.faults.getByHash = 'throw';
-    for (let i = 0; i < 5; i++) await http.get('/t/me').set('X-API-Key', key).expect(503);
-    expect(error).toHaveBeenCalledTimes(1);
-    expect(String(error.mock.calls[0]![0])).toContain('simulated outage in getByHash');
-    delete backend.faults.getByHash;
-    await http.get('/t/me').set('X-API-Key', key).expect(200);
-    expect(log.mock.calls.some(([m]) => String(m).includes('answers again'))).toBe(true);
+    // A minute past any report an earlier test's outage made (at most one error a minute).
+    const start = Date.now() + 61_000;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(start);
+      error.mockClear();
+      log.mockClear();
+      backend.faults.getByHash = 'throw';
+      for (let i = 0; i < 5; i++) await http.get('/t/me').set('X-API-Key', key).expect(503);
+      expect(error).toHaveBeenCalledTimes(1);
+      expect(String(error.mock.calls[0]![0])).toContain('simulated outage in getByHash');
+      delete backend.faults.getByHash;
+      await http.get('/t/me').set('X-API-Key', key).expect(200);
+      expect(log.mock.calls.filter(([m]) => String(m).includes('answers again'))).toHaveLength(1);
+      // A second outage 10 s later is held back, and so is its end.
+      vi.setSystemTime(start + 10_000);
+      backend.faults.getByHash = 'throw';
+      await http.get('/t/me').set('X-API-Key', key).expect(503);
+      delete backend.faults.getByHash;
+      await http.get('/t/me').set('X-API-Key', key).expect(200);
+      expect(error).toHaveBeenCalledTimes(1);
+      expect(log.mock.calls.filter(([m]) => String(m).includes('answers again'))).toHaveLength(1);
+      // The next one after the minute is reported, with the one held back.
+      vi.setSystemTime(start + 60_000);
+      backend.faults.getByHash = 'throw';
+      await http.get('/t/me').set('X-API-Key', key).expect(503);
+      expect(error).toHaveBeenCalledTimes(2);
+      expect(String(error.mock.calls[1]![0])).toContain('(1 shorter outage since the last report)');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('still answers 401 without touching the backend for missing and malformed keys during an outage', async () => {

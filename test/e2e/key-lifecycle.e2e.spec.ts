@@ -26,6 +26,7 @@ let tables = 0;
 const STORES: Array<[string, () => ApiKeyBackend]> = [
   ['memory', () => new MemoryBackend()],
   ['redis', () => new RedisBackend(redis, { namespace: `${namespace}${++tables}:` })],
+  ['redis (layout 3)', () => new RedisBackend(redis, { namespace: `${namespace}${++tables}:`, layout: 3 })],
   ['postgres', () => new MikroOrmBackend(orm, { tableName: `lifecycle_${++tables}`, ensureSchema: true })],
 ];
 const CASES = STORES.flatMap(([store, make]) => ADAPTERS.map((adapter) => [adapter, store, make] as [Adapter, string, () => ApiKeyBackend]));

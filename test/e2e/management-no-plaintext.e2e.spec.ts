@@ -86,6 +86,7 @@ let stores = 0;
 const STORES: Array<[string, () => ApiKeyBackend]> = [
   ['memory', () => new MemoryBackend()],
   ['redis', () => new RedisBackend(redis, { namespace: `${namespace}${++stores}:` })],
+  ['redis (layout 3)', () => new RedisBackend(redis, { namespace: `${namespace}${++stores}:`, layout: 3 })],
 ];
 
 beforeAll(async () => {

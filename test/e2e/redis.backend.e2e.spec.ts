@@ -19,12 +19,13 @@ async function dumpNamespace(client: Client, namespace: string): Promise<string>
     if (type === 'hash') parts.push(...Object.entries(await client.hGetAll(key)).flat());
     else if (type === 'string') parts.push((await client.get(key)) ?? '');
     else if (type === 'zset') parts.push(...(await client.zRange(key, 0, -1)));
+    else if (type === 'set') parts.push(...(await client.sMembers(key)));
     else throw new Error(`unexpected ${type} key in the namespace`);
   }
   return parts.join('\n');
 }
 
-describe.each(ADAPTERS)('RedisBackend behind ApiKeyGuard over %s', (adapter) => {
+describe.each(ADAPTERS.flatMap((adapter) => ([2, 3] as const).map((layout) => [adapter, layout] as const)))('RedisBackend behind ApiKeyGuard over %s (layout %i)', (adapter, layout) => {
   let client: Client;
   let namespace: string;
   let app: INestApplication;
@@ -34,7 +35,7 @@ describe.each(ADAPTERS)('RedisBackend behind ApiKeyGuard over %s', (adapter) => 
     client = await connectRedis();
     namespace = uniqueNamespace(`redis-backend-e2e-${adapter}`);
     app = await bootApp(adapter, [
-      ApiAuthModule.forRoot({ prefix: 'test_', backend: new RedisBackend(client, { namespace }) }),
+      ApiAuthModule.forRoot({ prefix: 'test_', backend: new RedisBackend(client, { namespace, layout }) }),
     ]);
     service = app.get(ApiKeyService);
   });
@@ -81,7 +82,7 @@ describe.each(ADAPTERS)('RedisBackend behind ApiKeyGuard over %s', (adapter) => 
 
     const dump = await dumpNamespace(client, namespace);
     // The dump really holds the records: their ids and their hashes are in it...
-    const stored = await new RedisBackend(client, { namespace }).getById(first.apiKey.id);
+    const stored = await new RedisBackend(client, { namespace, layout }).getById(first.apiKey.id);
     expect(dump).toContain(first.apiKey.id);
     expect(dump).toContain(stored!.keyHash);
     // ...and no key, nor its secret part without the prefix, nor anything of the deleted one.

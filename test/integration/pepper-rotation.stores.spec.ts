@@ -50,6 +50,22 @@ const FLEETS: Fleet[] = [
     },
   },
   {
+    name: 'RedisBackend layout 3, a client per instance',
+    open: async () => {
+      const namespace = uniqueNamespace('pepper-rotation');
+      const clients = await Promise.all([connectRedis(), connectRedis()]);
+      const stores = clients.map((client) => new RedisBackend(client, { namespace, layout: 3 })) as [RedisBackend, RedisBackend];
+      return {
+        stores,
+        primaries: stores,
+        close: async () => {
+          await deleteNamespace(clients[0], namespace);
+          await Promise.all(clients.map((client) => client.close()));
+        },
+      };
+    },
+  },
+  {
     name: 'MikroOrmBackend on PostgreSQL, an ORM and an L1 per instance, one invalidation bus',
     open: async () => {
       const db = await createTestDatabase('pepper-rotation');

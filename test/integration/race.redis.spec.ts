@@ -19,18 +19,20 @@ afterAll(async () => {
 });
 
 // Two instances, each with its own connection, over Redis as the store of record.
-describeRaces('RedisBackend, two clients', async () => {
-  const clients = [await connectRedis(), await connectRedis()];
-  const namespace = `${prefix}primary:`;
-  return {
-    one: raceService(new RedisBackend(clients[0]!, { namespace })),
-    two: raceService(new RedisBackend(clients[1]!, { namespace })),
-    propagationMs: 0,
-    close: async () => {
-      for (const client of clients) await client.close();
-    },
-  };
-});
+for (const layout of [2, 3] as const) {
+  describeRaces(layout === 2 ? 'RedisBackend, two clients' : 'RedisBackend layout 3, two clients', async () => {
+    const clients = [await connectRedis(), await connectRedis()];
+    const namespace = `${prefix}primary${layout}:`;
+    return {
+      one: raceService(new RedisBackend(clients[0]!, { namespace, layout })),
+      two: raceService(new RedisBackend(clients[1]!, { namespace, layout })),
+      propagationMs: 0,
+      close: async () => {
+        for (const client of clients) await client.close();
+      },
+    };
+  });
+}
 
 // Two instances, each with its own cache-manager connection to one shared Redis cache,
 // over one store of record (a MemoryBackend given a network's latency).

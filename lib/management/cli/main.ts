@@ -2,14 +2,18 @@
 // The `nestjs-api-auth` command. Loaded only when run, never by the library entries.
 import 'reflect-metadata';
 import { CREATE_KEY_USAGE, runCreateKeyCommand } from './create-key.command.js';
+import { MIGRATE_REDIS_LAYOUT_USAGE, runMigrateRedisLayoutCommand } from './migrate-redis-layout.command.js';
 
 const USAGE = `Usage: nestjs-api-auth <command> [options]
 
 Commands:
-  create-key   issue an API key (e.g. the first admin key) through the app's own module
-  help         show this help ("nestjs-api-auth create-key --help" for the command's options)
+  create-key             issue an API key (e.g. the first admin key) through the app's own module
+  migrate-redis-layout   copy a RedisBackend layout-2 store into layout 3 (Redis Cluster)
+  help                   show this help ("nestjs-api-auth <command> --help" for its options)
 
-${CREATE_KEY_USAGE}`;
+${CREATE_KEY_USAGE}
+
+${MIGRATE_REDIS_LAYOUT_USAGE}`;
 
 const [command, ...args] = process.argv.slice(2);
 const io = {
@@ -21,6 +25,8 @@ const io = {
 let code: number;
 if (command === 'create-key') {
   code = await runCreateKeyCommand(args, io);
+} else if (command === 'migrate-redis-layout') {
+  code = await runMigrateRedisLayoutCommand(args, io);
 } else if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
   // Help asked for is an answer, on stdout; help after a mistake goes to stderr.
   io.stdout(`${USAGE}\n`);
