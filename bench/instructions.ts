@@ -29,7 +29,10 @@
  * `<adapter>-perf.map`, for `callgrind_annotate --tree=caller`: who calls what),
  * BENCH_CACHE_SIM=1 (also simulate the caches: misses per request and a cycle
  * estimate, for code whose cost is in cache misses more than in instructions),
- * BENCH_STACK ("node24": the server on Node 24 with compat/node24's MikroORM 7; see stack.ts).
+ * BENCH_STACK ("node24": the server on Node 24 with compat/node24's MikroORM 7; see stack.ts),
+ * BENCH_RECORD_ENCODING (the `recordEncoding` of route (e), default 3). The cases
+ * `redis-encoding2` ((e) with encoding 2) and `redis-floor-nil` (the floor for (e) as it
+ * was before issue 22, a GET answered nil) run only when BENCH_CASES names them.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -6,19 +6,58 @@ import { createCache } from 'cache-manager';
 import pg from 'pg';
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { createRedisTwoTierBackend, RedisBackend } from 'nestjs-api-auth/redis';
+import type { ApiKey } from 'nestjs-api-auth';
 import { countCalls } from './counting.js';
 import { guardFor, type GuardedScenario } from './scenarios.js';
 import { openBenchServices, REDIS_URL, type BenchServices } from './services.js';
 
+/** The record encoding route (e) writes its key in: `BENCH_RECORD_ENCODING`, else the cheapest to read. */
+const BENCH_RECORD_ENCODING = Number(process.env.BENCH_RECORD_ENCODING ?? 3) as 1 | 2 | 3;
+
+/** The method the verifier looks keys up with when a backend has it (lib/verification/lookup-callbacks.ts). */
+const LOOK_UP_BY_HASH = Symbol.for('nestjs-api-auth.lookUpByHash');
+type LookUp = (keyHash: string, onRecord: (record: ApiKey | null) => void, onError: (error: unknown) => void) => void;
+
+/** `RedisBackend` counting its lookups itself, as the memory route's backend does. */
+class CountingRedisBackend extends RedisBackend {
+  readonly counts: Record<string, number> = { getByHash: 0 };
+  override getByHash(keyHash: string): Promise<ApiKey | null> {
+    this.counts.getByHash!++;
+    return super.getByHash(keyHash);
+  }
+  // The verification path's lookup, when this version of the library has it.
+  static {
+    const lookUp = (RedisBackend.prototype as unknown as Record<symbol, LookUp | undefined>)[LOOK_UP_BY_HASH];
+    if (lookUp) {
+      Object.defineProperty(CountingRedisBackend.prototype, LOOK_UP_BY_HASH, {
+        value: function (this: CountingRedisBackend, keyHash: string, onRecord: Parameters<LookUp>[1], onError: Parameters<LookUp>[2]) {
+          this.counts.getByHash!++;
+          lookUp.call(this, keyHash, onRecord, onError);
+        },
+      });
+    }
+  }
+}
 
 export interface OptionalScenarios {
   scenarios: GuardedScenario[];
   /**
-   * Floor for (e): one SHA-256 of the key header and one Redis round trip (a GET of a
-   * key that does not exist) on the same client, nothing else: the least any guard
-   * with Redis as its only store and no in-process cache can do per request.
+   * Floor for (e): one SHA-256 of the key header and one Redis GET of the record that
+   * hash names (the bytes the route reads, not parsed), on the same client, nothing
+   * else: the least any guard with Redis as its only store and no in-process cache can
+   * do per request. Sent the route's key.
    */
   redisFloor: CanActivate | null;
+  /**
+   * The floor for (e) before issue 22: the same, but the GET of a key that does not
+   * exist (a nil reply). Kept to show how much receiving the record adds.
+   */
+  redisNilFloor: CanActivate | null;
+  /**
+   * Finds where `RedisBackend` filed the record of the route's key, once it is issued:
+   * the floor GETs the same Redis key, whatever the backend's layout calls it.
+   */
+  locateRedisRecord(routeKey: string): Promise<void>;
   /**
    * Floor for (f): one SHA-256 of the key header and one `SELECT ... WHERE key_hash = $1`
    * through a plain `pg` pool of the same size as the ORM's, nothing else: the least
@@ -38,7 +77,7 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
     services = await openBenchServices('bench');
   } catch (error) {
     console.error(`PostgreSQL or Redis unreachable; benchmarking memory only (${(error as Error).message})`);
-    return { scenarios: [], redisFloor: null, pgFloor: null };
+    return { scenarios: [], redisFloor: null, redisNilFloor: null, pgFloor: null, locateRedisRecord: async () => undefined };
   }
   const { redis, namespace } = services;
   const orm = await MikroORM.init({ clientUrl: services.databaseUrl, entities: [ApiKeyEntity], debug: false, pool: { min: 2, max: 10 } });
@@ -51,7 +90,9 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
   const pooled = new MikroOrmBackend(orm, { lookupPool: { max: 10 } });
   const directPooled = countCalls(pooled);
   // (e) Redis as the only store.
-  const redisPrimary = countCalls(new RedisBackend(redis, { namespace: `${namespace}:primary:`, recordEncoding: 2 }));
+  // Counted by a subclass, not countCalls' Proxy: a trap on every lookup would be the
+  // bench's cost, not the library's, and the floor pays nothing like it.
+  const redisPrimary = new CountingRedisBackend(redis, { namespace: `${namespace}:primary:`, recordEncoding: BENCH_RECORD_ENCODING });
   // (d) The cached provider: L1 -> Redis cache (cache-manager + @keyv/redis) -> PostgreSQL,
   // with pub/sub invalidation, exactly as an application builds it.
   const cachedPrimary = countCalls(postgres);
@@ -76,7 +117,29 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
     await close();
   };
 
+  // The record's Redis key around its hash, found once the route's key is issued.
+  let beforeHash: string | null = null;
+  let afterHash = '';
+  const locateRedisRecord = async (routeKey: string) => {
+    const keyHash = hash('sha256', routeKey, 'hex');
+    for await (const keys of redis.scanIterator({ MATCH: `${namespace}:primary:*${keyHash}*`, COUNT: 1000 })) {
+      for (const name of Array.isArray(keys) ? keys : [keys]) {
+        if ((await redis.type(name)) !== 'string' || (await redis.get(name)) === keyHash) continue;
+        const at = name.indexOf(keyHash);
+        beforeHash = name.slice(0, at);
+        afterHash = name.slice(at + keyHash.length);
+      }
+    }
+    if (beforeHash === null) throw new Error('bench: the Redis route\'s record was not found');
+  };
   const redisFloor: CanActivate = {
+    async canActivate(context: ExecutionContext) {
+      const key = context.getArgByIndex<{ headers: Record<string, string | undefined> }>(0).headers['x-api-key'] ?? '';
+      const record = await redis.get(`${beforeHash}${hash('sha256', key, 'hex')}${afterHash}`);
+      return record !== null;
+    },
+  };
+  const redisNilFloor: CanActivate = {
     async canActivate(context: ExecutionContext) {
       const key = context.getArgByIndex<{ headers: Record<string, string | undefined> }>(0).headers['x-api-key'] ?? '';
       await redis.get(`${namespace}:floor:${hash('sha256', key, 'hex')}`);
@@ -92,9 +155,20 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
     },
   };
 
+  // (e) again with record encoding 2, beside it in one run: only when BENCH_CASES names it.
+  const encoding2 = /\bredis-encoding2\b/.test(process.env.BENCH_CASES ?? '')
+    ? new CountingRedisBackend(redis, { namespace: `${namespace}:encoding2:`, recordEncoding: 2 })
+    : null;
+
   const scenarios: GuardedScenario[] = [
     { route: 'cached', label: '(d) L1 + Redis cache + PostgreSQL, warm', ...guardFor(cached), primaryCalls: cachedPrimary.counts, close: closeOnce },
-    { route: 'redis', label: '(e) RedisBackend, no L1', ...guardFor(redisPrimary.backend), primaryCalls: redisPrimary.counts, close: closeOnce },
+    {
+      route: 'redis',
+      label: `(e) RedisBackend, no L1 (recordEncoding ${BENCH_RECORD_ENCODING})`,
+      ...guardFor(redisPrimary),
+      primaryCalls: redisPrimary.counts,
+      close: closeOnce,
+    },
     { route: 'postgres', label: '(f) MikroOrmBackend on PostgreSQL, no cache', ...guardFor(direct.backend), primaryCalls: direct.counts, close: closeOnce },
     {
       route: 'postgres-pool',
@@ -104,5 +178,8 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
       close: closeOnce,
     },
   ];
-  return { scenarios, redisFloor, pgFloor };
+  if (encoding2) {
+    scenarios.push({ route: 'redis-encoding2', label: '(e) RedisBackend, no L1 (recordEncoding 2)', ...guardFor(encoding2), primaryCalls: encoding2.counts, close: closeOnce });
+  }
+  return { scenarios, redisFloor, redisNilFloor, pgFloor, locateRedisRecord };
 }

@@ -125,6 +125,7 @@ async function main() {
   if (/peppered|rotating/.test(process.env.BENCH_CASES ?? '')) scenarios.push(...(await pepperScenarios()));
   const guards: Record<string, CanActivate> = Object.fromEntries(scenarios.map((s) => [s.route, s.guard]));
   if (optional.redisFloor) guards['redis-floor'] = optional.redisFloor;
+  if (optional.redisNilFloor) guards['redis-floor-nil'] = optional.redisNilFloor;
   if (optional.pgFloor) guards['pg-floor'] = optional.pgFloor;
 
   // The routes' guards are built above, one per backend; the module is imported as in
@@ -146,6 +147,7 @@ async function main() {
     const { key } = await scenario.service.issue({ ownerId: 'bench', name: scenario.route });
     keys[scenario.route] = key;
   }
+  if (keys.redis) await optional.locateRedisRecord(keys.redis);
   const passportKey = (await scenarios[0]!.service.issue({ ownerId: 'bench', name: 'passport' })).key;
   passportKeys.set(passportKey, { ownerId: 'bench' });
   keys.passport = passportKey;

@@ -90,10 +90,9 @@ export class ApiKeyGuard implements CanActivate {
     }
     if (extracted.kind === 'malformed') return this.deny(context, { status: 401, code: 'invalid_api_key' });
 
-    const result = this.apiKeys.check(extracted.value);
-    return result instanceof Promise
-      ? result.then((settled) => this.decide(context, request, rules, settled))
-      : this.decide(context, request, rules, result);
+    // A verdict that needs the backend is decided inside the lookup's own promise.
+    const result = this.apiKeys.checkThen(extracted.value, (settled) => this.decide(context, request, rules, settled));
+    return result instanceof Promise ? result : this.decide(context, request, rules, result);
   }
 
   /** Everything after the key's own verdict: IP, environment, scopes, limits, attach. */

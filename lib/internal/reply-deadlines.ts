@@ -58,10 +58,14 @@ export class ReplyDeadlines {
     return node;
   }
 
-  /** Stops a deadline: the call settled in time (or no longer needs it). Idempotent. */
-  clear(deadline: Deadline): void {
+  /**
+   * Stops a deadline: the call settled in time (or no longer needs it). Idempotent.
+   * Returns whether it was still running: `false` once it has passed (its `onTimeout`
+   * has run) or was cleared before.
+   */
+  clear(deadline: Deadline): boolean {
     const node = deadline as Node;
-    if (!node.linked) return;
+    if (!node.linked) return false;
     node.linked = false;
     if (node.prev === null) this.head = node.next;
     else node.prev.next = node.next;
@@ -69,6 +73,7 @@ export class ReplyDeadlines {
     else node.next.prev = node.prev;
     node.prev = node.next = null;
     this.count--;
+    return true;
   }
 
   /** Calls started and not yet settled or failed. */
@@ -135,3 +140,53 @@ export function callWithin<T>(
 }
 
 const passOn = (error: unknown): unknown => error;
+
+/**
+ * `callWithin` for a caller that settles a promise of its own: the reply (through
+ * `decode`) goes to `onValue`, and a call that throws, a rejected reply or a reply later
+ * than the deadline to `onError(failure(error))`; one of them is called, once (and
+ * `onError` after `onValue` only if `onValue` throws). An error `decode` or `onValue`
+ * throws goes to `onError` as it is; `onError` must not throw. No promise but the one
+ * `then` makes: on the verification path of a Redis store this saves two.
+ */
+export function callThen<T>(
+  run: () => Promise<unknown>,
+  deadlines: ReplyDeadlines | undefined,
+  failure: (error: unknown) => unknown,
+  decode: (reply: unknown) => T,
+  onValue: (value: T) => void,
+  onError: (error: unknown) => void,
+): void {
+  let reply: Promise<unknown>;
+  try {
+    reply = run();
+  } catch (error) {
+    onError(failure(error));
+    return;
+  }
+  if (deadlines === undefined) {
+    reply.then(
+      (value) => settleWith(decode, value, onValue, onError),
+      (error: unknown) => onError(failure(error)),
+    );
+    return;
+  }
+  const deadline = deadlines.start((error) => onError(failure(error)));
+  reply.then(
+    (value) => {
+      // Already failed by the deadline: the late reply is dropped.
+      if (deadlines.clear(deadline)) settleWith(decode, value, onValue, onError);
+    },
+    (error: unknown) => {
+      if (deadlines.clear(deadline)) onError(failure(error));
+    },
+  );
+}
+
+function settleWith<T>(decode: (reply: unknown) => T, value: unknown, onValue: (value: T) => void, onError: (error: unknown) => void): void {
+  try {
+    onValue(decode(value));
+  } catch (error) {
+    onError(error);
+  }
+}

@@ -1,5 +1,5 @@
 import { BackendUnavailableError } from '../api-key.errors.js';
-import { callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../internal/reply-deadlines.js';
+import { callThen, callWithin, ReplyDeadlineExceeded, ReplyDeadlines } from '../internal/reply-deadlines.js';
 import { redactedError } from '../internal/safe-error-message.js';
 import type { ResolvedRedisBackendOptions } from './redis-backend.options.js';
 import type { RedisCommandClient } from './redis-client.types.js';
@@ -53,6 +53,11 @@ export class RedisBackendCommands {
 
   command<T = unknown>(operation: string, args: string[], decode?: (reply: unknown) => T): Promise<T> {
     return this.guard(operation, () => this.client.sendCommand(args), decode);
+  }
+
+  /** `command` answering through callbacks, with no promise of its own (see `callThen`). */
+  commandThen<T>(operation: string, args: string[], decode: (reply: unknown) => T, onValue: (value: T) => void, onError: (error: unknown) => void): void {
+    callThen(() => this.client.sendCommand(args), this.deadlines, (error) => this.unavailable(operation, error), decode, onValue, onError);
   }
 
   /** One client call with the backend's deadline and error mapping (see `callWithin`). */

@@ -50,14 +50,15 @@ export interface RedisBackendOptions {
    */
   waitForReplicas?: RedisReplicaWait;
   /**
-   * The record encoding new and rewritten records are stored in. `2` is cheaper to
-   * read on every verification (docs/redis.md, "How keys are stored") but releases
-   * before it cannot read it. `1` (the default in this release) writes what those
-   * releases read, and leaves every record in the encoding it has. Both are always read.
-   * Set `2` once no instance of an earlier release shares the store: from then on,
-   * every write (a usage write included) also rewrites an encoding-1 record in 2.
+   * The record encoding new and rewritten records are stored in. `3` is the cheapest
+   * to read on every verification, then `2` (docs/redis.md, "How keys are stored"), but
+   * releases before each cannot read it. `1` (the default in this release) writes what
+   * those releases read, and leaves every record in the encoding it has. All three are
+   * always read. Set `2` or `3` once no instance of a release that cannot read it shares
+   * the store: from then on, every write (a usage write included) also rewrites a record
+   * of another encoding in that one.
    */
-  recordEncoding?: 1 | 2;
+  recordEncoding?: 1 | 2 | 3;
   /**
    * The key layout (docs/redis.md, "How keys are stored"):
    * - `2`: each write is one Lua script over every key of the record (record, id index,
@@ -92,7 +93,7 @@ export interface ResolvedRedisBackendOptions {
   expiredRetentionMs: number;
   commandTimeoutMs: number;
   waitForReplicas: RedisReplicaWait | null;
-  recordEncoding: 1 | 2;
+  recordEncoding: 1 | 2 | 3;
   /** `undefined`: chosen by the client (see `RedisBackendOptions.layout`). */
   layout: 2 | 3 | undefined;
 }
@@ -129,8 +130,8 @@ export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): R
   if (options.expireRecords !== undefined && typeof options.expireRecords !== 'boolean') {
     throw new Error('RedisBackend: option "expireRecords" must be a boolean.');
   }
-  if (options.recordEncoding !== undefined && options.recordEncoding !== 1 && options.recordEncoding !== 2) {
-    throw new Error(`RedisBackend: option "recordEncoding" must be 1 or 2 (got ${String(options.recordEncoding)}).`);
+  if (options.recordEncoding !== undefined && options.recordEncoding !== 1 && options.recordEncoding !== 2 && options.recordEncoding !== 3) {
+    throw new Error(`RedisBackend: option "recordEncoding" must be 1, 2 or 3 (got ${String(options.recordEncoding)}).`);
   }
   if (options.layout !== undefined && options.layout !== 2 && options.layout !== 3) {
     throw new Error(`RedisBackend: option "layout" must be 2 or 3 (got ${String(options.layout)}).`);

@@ -1,53 +1,28 @@
 import type { ApiKey } from '../api-key.interface.js';
-import { ApiKeyValidationError } from '../api-key.errors.js';
 import { asciiJson } from '../internal/ascii-json.js';
-import { AT, KIND, ownerEntry, RECORD_ENCODING, RECORD_LAYOUT, wellFormed, type FieldKind, type StoredField } from './redis-record.layout.js';
+import { AT, KIND, ownerEntry, RECORD_ENCODING, RECORD_LAYOUT, type StoredField } from './redis-record.layout.js';
+import { encodeValue } from './redis-record.values.js';
 import { decodeV1, encodeV1, UnreadableRecordError } from './redis-record.v1.js';
+import { decodeV3, encodeV3, isV3 } from './redis-record.v3.js';
 
 /**
- * How an `ApiKey` lives in Redis: one STRING, a JSON array in the layout of
- * `redis-record.layout.ts` (encoding 2), or in encoding 1 for a record no write has
- * touched since an older release stored it. Verification reads it with one GET and
- * one `JSON.parse`: dates come out as numbers and scopes as an array, with nothing
- * parsed twice.
+ * How an `ApiKey` lives in Redis: one STRING holding the fields of
+ * `redis-record.layout.ts` in one of three encodings, told apart by how the text
+ * starts: encoding 3 (`redis-record.v3.ts`: separated values, read without a JSON
+ * parser), encoding 2 (a JSON array starting with `2`) or encoding 1 (a JSON array of
+ * strings starting with the id, `redis-record.v1.ts`). Every one is read; which one is
+ * written is `RedisBackendOptions.recordEncoding`.
  */
+
+/** The record encodings this version reads and writes. */
+export type RecordEncoding = 1 | 2 | 3;
 
 export { ownerEntry, TIME_WIDTH } from './redis-record.layout.js';
 
-/** A field's value as the stored array holds it (before JSON). */
-function encodeValue(field: StoredField, kind: FieldKind, value: unknown): unknown {
-  switch (kind) {
-    case 'text':
-      return wellFormed(String(value));
-    case 'text?':
-      return value === null || value === undefined ? null : wellFormed(String(value));
-    case 'date':
-      return epochMs(field, value);
-    case 'date?':
-      return value === null || value === undefined ? null : epochMs(field, value);
-    case 'list':
-      return (value as string[]).map((item) => wellFormed(String(item)));
-    case 'json':
-      return JSON.stringify(value);
-    case 'json?':
-      // `policy`: an empty value is none.
-      return value ? JSON.stringify(value) : null;
-    case 'version':
-      return value ?? 1;
-    case 'entry':
-      return null;
-  }
-}
-
-function epochMs(field: StoredField, value: unknown): number {
-  const ms = value instanceof Date ? value.getTime() : Number.NaN;
-  if (!Number.isFinite(ms)) throw new ApiKeyValidationError(field as keyof ApiKey, 'must be a valid Date');
-  return ms;
-}
-
 /** A new record as it is stored in `encoding`, owner entry included. */
-export function encodeStoredRecord(record: ApiKey, encoding: 1 | 2 = RECORD_ENCODING): string {
+export function encodeStoredRecord(record: ApiKey, encoding: RecordEncoding = RECORD_ENCODING): string {
   if (encoding === 1) return encodeV1(record);
+  if (encoding === 3) return encodeV3(record);
   const values: unknown[] = [RECORD_ENCODING];
   for (const [field, kind] of RECORD_LAYOUT) {
     values.push(kind === 'entry' ? ownerEntry(record.createdAt, record.id) : encodeValue(field, kind, record[field]));
@@ -66,15 +41,23 @@ export function encodeChanges(changes: Partial<ApiKey>, fields: ReadonlyArray<ke
   return out;
 }
 
-/** The record a GET of its key (or a script passing it on) answered, or `null` for nil. */
-export function decodeStoredRecord(reply: unknown): ApiKey | null {
+/**
+ * The record a GET of its key (or a script passing it on) answered, or `null` for nil.
+ * With `keyHash` (a lookup by hash), also `null` for a record of another hash: a value
+ * a foreign writer left there must never answer for this key.
+ */
+export function decodeStoredRecord(reply: unknown, keyHash?: string): ApiKey | null {
   if (reply === null || reply === undefined) return null;
   try {
-    const values = JSON.parse(String(reply)) as unknown;
+    const text = typeof reply === 'string' ? reply : String(reply);
+    if (isV3(text)) return decodeV3(text, keyHash);
+    const values = JSON.parse(text) as unknown;
     if (!Array.isArray(values)) throw new UnreadableRecordError();
-    if (values[0] === RECORD_ENCODING) return decodeV2(values);
-    if (typeof values[0] === 'string') return decodeV1(values);
-    throw new UnreadableRecordError();
+    let record: ApiKey;
+    if (values[0] === RECORD_ENCODING) record = decodeV2(values);
+    else if (typeof values[0] === 'string') record = decodeV1(values);
+    else throw new UnreadableRecordError();
+    return keyHash === undefined || record.keyHash === keyHash ? record : null;
   } catch {
     // Not the parser's message: it quotes the text it choked on, a key hash included.
     throw new UnreadableRecordError();

@@ -4,6 +4,7 @@ import { REDIS_SCHEMA_VERSION, resolveRedisBackendOptions, type RedisBackendOpti
 import type { RedisCommandClient } from './redis-client.types.js';
 import { commandClient, hasHashTag, isRedisCluster, type RedisClient } from './redis-cluster.client.js';
 import { RedisBackendCommands } from './redis-backend.commands.js';
+import { LOOK_UP_BY_HASH } from '../verification/lookup-callbacks.js';
 import { decodeRecord, type RedisLayout } from './layout/redis-layout.js';
 import { RedisLayoutV2 } from './layout/redis-layout.v2.js';
 import { RedisLayoutV3 } from './layout/redis-layout.v3.js';
@@ -63,11 +64,13 @@ export class RedisBackend implements ApiKeyBackend {
   }
 
   getByHash(keyHash: string): Promise<ApiKey | null> {
-    return this.commands.command('getByHash', ['GET', this.layout.recordKey(keyHash)], (reply) => {
-      const record = decodeRecord('getByHash', reply);
-      // Guards against a value left by a foreign writer: never answer with another key.
-      return record && record.keyHash === keyHash ? record : null;
-    });
+    // With the hash: a value a foreign writer left there never answers for this key.
+    return this.commands.command('getByHash', ['GET', this.layout.recordKey(keyHash)], (reply) => decodeRecord('getByHash', reply, keyHash));
+  }
+
+  /** `getByHash` through callbacks, for the verification path (see `LOOK_UP_BY_HASH`). */
+  [LOOK_UP_BY_HASH](keyHash: string, onRecord: (record: ApiKey | null) => void, onError: (error: unknown) => void): void {
+    this.commands.commandThen('getByHash', ['GET', this.layout.recordKey(keyHash)], (reply) => decodeRecord('getByHash', reply, keyHash), onRecord, onError);
   }
 
   getById(id: string): Promise<ApiKey | null> {

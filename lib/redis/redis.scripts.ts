@@ -104,8 +104,8 @@ return 'ok'
 
 /**
  * KEYS: id index. ARGV: key base, the expected version or '', the expiry to set ('-'
- * keeps it, '' removes it, else expire-at ms), the encoding to write ('2', or '1' to
- * keep the record's own), then the changed field/value pairs (each value the JSON text
+ * keeps it, '' removes it, else expire-at ms), the `recordEncoding` option (see
+ * `encodingFor`), then the changed field/value pairs (each value the JSON text
  * of its stored form; `null` clears). Applies only those fields to the record as
  * stored now, keeps the first `revokedAt`, bumps `version`. Resolves to the stored
  * record, nil when no record has that id, or `{ 'conflict', <stored version> }`
@@ -124,7 +124,7 @@ for i = 5, #ARGV, 2 do
   if not (f == 'revokedAt' and revoked) then rec[P[f]] = cjson.decode(ARGV[i + 1]) end
 end
 rec[P.version] = version + 1
-local stored = writeRecord(rec, ARGV[4] == '2' and 2 or encoding)
+local stored = writeRecord(rec, encodingFor(ARGV[4], encoding))
 redis.call('SET', recordKey, stored, 'KEEPTTL')
 if ARGV[3] == '' then
   redis.call('PERSIST', KEYS[1])
@@ -172,7 +172,7 @@ local rec, encoding = readRecord(raw)
 local last = rec[P.lastUsedAt]
 if present(last) and last >= tonumber(ARGV[3]) then return 0 end
 rec[P.lastUsedAt] = tonumber(ARGV[2])
-redis.call('SET', recordKey, writeRecord(rec, ARGV[4] == '2' and 2 or encoding), 'KEEPTTL')
+redis.call('SET', recordKey, writeRecord(rec, encodingFor(ARGV[4], encoding)), 'KEEPTTL')
 return 1
 `);
 

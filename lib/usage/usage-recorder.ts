@@ -75,8 +75,11 @@ export class UsageRecorder {
   record(id: string, lastUsedAt: Date | null, now: number): void {
     if (!this.enabled) return;
     const stored = lastUsedAt ? lastUsedAt.getTime() : -Infinity;
+    // A recent stored time answers most calls without the lookup by id, which hashes the
+    // id: a new string on every read from a remote store.
+    if (now - stored < this.intervalMs) return;
     const local = this.lastScheduled.get(id) ?? -Infinity;
-    if (now - Math.max(stored, local) < this.intervalMs) return;
+    if (now - local < this.intervalMs) return;
 
     if (this.lastScheduled.size >= MEMORY_BOUND) {
       // Forget the oldest entry; the worst case is one extra conditional write.

@@ -12,6 +12,7 @@ import { UsageRecorder } from '../usage/usage-recorder.js';
 import { previousPepperHashers } from '../keys/previous-peppers.js';
 import { PepperUpgrade } from './pepper-upgrade.js';
 import { storeOfRecord } from '../cache/store-of-record.js';
+import { hasCallbackLookup, LOOK_UP_BY_HASH, type CallbackLookup } from './lookup-callbacks.js';
 
 /** Outcome of {@link ApiKeyService.authenticate}: the key, or why it was refused. */
 export type AuthenticationResult =
@@ -59,6 +60,8 @@ export abstract class KeyVerifier {
   private readonly pepperUpgrade: PepperUpgrade | null;
   /** The backend behind the caches, for the fallback's last read. */
   private readonly storeOfRecord: ApiKeyBackend;
+  /** The backend when it answers lookups through callbacks (see `LOOK_UP_BY_HASH`). */
+  private readonly callbackLookup: CallbackLookup | null;
 
   protected constructor(protected readonly options: ResolvedApiAuthOptions) {
     this.formats = options.environments.map((environment) => ({
@@ -74,6 +77,7 @@ export abstract class KeyVerifier {
     this.lookupDeadlines = options.verifyTimeoutMs > 0 ? new ReplyDeadlines(options.verifyTimeoutMs, backendTimedOut) : null;
     this.previousHashers = previousPepperHashers(options.previousPeppers, options.pepper);
     this.storeOfRecord = storeOfRecord(options.backend);
+    this.callbackLookup = hasCallbackLookup(options.backend) ? options.backend : null;
     this.pepperUpgrade =
       this.previousHashers.length === 0 ? null : new PepperUpgrade(options.backend, options.emitEvent, (promise) => this.bounded(promise));
   }
@@ -86,67 +90,111 @@ export abstract class KeyVerifier {
    * @internal Not part of the public API: call `verify` or `consume`.
    */
   check(key: string): AuthenticationResult | Promise<AuthenticationResult> {
+    return this.checkThen(key, undefined);
+  }
+
+  /**
+   * `check`, with what to do with a verdict that needs the backend: `then(verdict)`
+   * settles the one promise of the lookup, instead of a second promise chained to it
+   * (the guard's hot path with a store that is not in memory). A synchronous verdict
+   * is returned as it is, without `then`.
+   *
+   * @internal Not part of the public API.
+   */
+  checkThen<T>(key: string, then: ((verdict: AuthenticationResult) => T | Promise<T>) | undefined): AuthenticationResult | Promise<T> {
     // Offline checks first: malformed input never costs a hash or a lookup.
     const environment = this.environmentOf(key);
     if (environment === undefined) return INVALID;
     const keyHash = this.hasher.hash(key);
     // A warm L1 answers synchronously: no timeout race, no timer, no copy of the record.
     const hit = this.peek(keyHash);
-    if (hit === null) return this.pepperUpgrade === null ? INVALID : this.underPreviousPeppers(key, keyHash, environment);
+    if (hit === null) {
+      if (this.pepperUpgrade === null) return INVALID;
+      const verdict = this.underPreviousPeppers(key, keyHash, environment);
+      return verdict instanceof Promise && then !== undefined ? verdict.then(then) : (verdict as AuthenticationResult | Promise<T>);
+    }
     // The cached view is frozen and shared by every hit.
     if (hit !== undefined) return this.judge(hit.record, environment, hit.view);
-    return this.lookupAndJudge(keyHash, environment, key);
+    return this.lookupAndJudge(keyHash, environment, key, then);
   }
 
   /**
    * Asks the backend, within `verifyTimeoutMs`. One promise, settled by whichever comes
-   * first, the backend or the deadline: no async frame, no race, no timer per lookup.
+   * first, the backend or the deadline, with `then(verdict)` when given: no async
+   * frame, no race, no timer per lookup. A backend with `LOOK_UP_BY_HASH` answers
+   * through callbacks, so the lookup adds no promise of its own.
    */
-  private lookupAndJudge(keyHash: string, environment: KeyEnvironment, key: string): AuthenticationResult | Promise<AuthenticationResult> {
+  private lookupAndJudge<T>(
+    keyHash: string,
+    environment: KeyEnvironment,
+    key: string,
+    then: ((verdict: AuthenticationResult) => T | Promise<T>) | undefined,
+  ): AuthenticationResult | Promise<T> {
     const max = this.options.maxPendingLookups;
     if (max !== 0 && this.pendingLookups >= max) {
       // The store is not keeping up; another lookup would only add to what it holds.
       const error = new BackendUnavailableError(`${max} API key lookups are pending; refusing without asking the backend.`);
       return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
     }
-    let lookup: Promise<ApiKey | null>;
-    try {
-      lookup = this.backend.getByHash(keyHash);
-    } catch (error) {
-      return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+    const callbacks = this.callbackLookup;
+    let lookup: Promise<ApiKey | null> | undefined;
+    if (callbacks === null) {
+      try {
+        lookup = this.backend.getByHash(keyHash);
+      } catch (error) {
+        return { ok: false, code: ApiKeyErrorCode.BackendUnavailable, error };
+      }
     }
     // A lookup counts until the backend settles it: the deadline answers the client, but
     // a hung store still holds the lookup.
     this.pendingLookups++;
     const deadlines = this.lookupDeadlines;
-    return new Promise<AuthenticationResult>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       let late = false;
+      const settle = (verdict: AuthenticationResult | Promise<AuthenticationResult>) => {
+        try {
+          if (then === undefined) resolve(verdict as T | Promise<T>);
+          else resolve(verdict instanceof Promise ? verdict.then(then) : then(verdict));
+        } catch (error) {
+          reject(error);
+        }
+      };
       const deadline = deadlines?.start((error) => {
         late = true;
-        resolve({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
+        settle({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
       });
-      lookup.then(
-        (record) => {
-          this.pendingLookups--;
-          // Already answered 503: a late record must not count as a use of the key.
-          if (late) return;
-          if (deadline !== undefined) deadlines!.clear(deadline);
-          try {
-            resolve(
-              record === null && this.pepperUpgrade !== null
-                ? this.underPreviousPeppers(key, keyHash, environment)
-                : this.judgeLookup(record, keyHash, environment),
-            );
-          } catch (error) {
-            reject(error);
-          }
-        },
-        (error: unknown) => {
-          this.pendingLookups--;
-          if (deadline !== undefined) deadlines!.clear(deadline);
-          resolve({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
-        },
-      );
+      const onRecord = (record: ApiKey | null) => {
+        this.pendingLookups--;
+        // Already answered 503: a late record must not count as a use of the key.
+        if (late) return;
+        if (deadline !== undefined) deadlines!.clear(deadline);
+        let verdict: AuthenticationResult | Promise<AuthenticationResult>;
+        try {
+          verdict =
+            record === null && this.pepperUpgrade !== null
+              ? this.underPreviousPeppers(key, keyHash, environment)
+              : this.judgeLookup(record, keyHash, environment, lookup === undefined);
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        settle(verdict);
+      };
+      const onError = (error: unknown) => {
+        this.pendingLookups--;
+        if (late) return;
+        if (deadline !== undefined) deadlines!.clear(deadline);
+        settle({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
+      };
+      if (lookup !== undefined) {
+        lookup.then(onRecord, onError);
+        return;
+      }
+      try {
+        callbacks![LOOK_UP_BY_HASH](keyHash, onRecord, onError);
+      } catch (error) {
+        onError(error);
+      }
     });
   }
 
@@ -197,10 +245,11 @@ export abstract class KeyVerifier {
     return this.lookupDeadlines === null ? promise : this.lookupDeadlines.track(promise);
   }
 
-  private judgeLookup(record: Readonly<ApiKey> | null, keyHash: string, environment: KeyEnvironment): AuthenticationResult {
+  /** `compared`: the backend answers only a record of `keyHash` (see `LOOK_UP_BY_HASH`). */
+  private judgeLookup(record: Readonly<ApiKey> | null, keyHash: string, environment: KeyEnvironment, compared = false): AuthenticationResult {
     // A backend that returns the wrong record must not let anyone in. (The L1 files a
     // record only under its own hash, so a hit needs no such check.)
-    if (!record || !sameKeyHash(record.keyHash, keyHash)) return INVALID;
+    if (!record || !(compared || sameKeyHash(record.keyHash, keyHash))) return INVALID;
     return this.judge(record, environment, undefined);
   }
 

@@ -14,6 +14,7 @@ let cluster: TestCluster;
 for (const [label, recordEncoding] of [
   ['RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace)', 1],
   ['RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace, recordEncoding 2)', 2],
+  ['RedisBackend on a real 3+3 Redis Cluster (hash-tagged namespace, recordEncoding 3)', 3],
 ] as const) {
   runBackendConformance(label, runner, {
     create: async () => {

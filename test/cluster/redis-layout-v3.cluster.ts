@@ -13,6 +13,7 @@ let cluster: TestCluster;
 for (const [label, options] of [
   ['RedisBackend layout 3 on a real 3+3 Redis Cluster (untagged namespace)', {}],
   ['RedisBackend layout 3 on a real 3+3 Redis Cluster (pageSize 2, expireRecords, recordEncoding 2)', { pageSize: 2, expireRecords: true, recordEncoding: 2 }],
+  ['RedisBackend layout 3 on a real 3+3 Redis Cluster (recordEncoding 3)', { recordEncoding: 3 }],
 ] as const) {
   runBackendConformance(label, runner, {
     create: async () => {

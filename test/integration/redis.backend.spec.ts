@@ -14,6 +14,7 @@ import {
 } from '../fixtures/redis.js';
 import { ownerEntry } from '../../lib/redis/redis-record.codec.js';
 import { encodeV1Record } from '../fixtures/redis-record-v1.js';
+import { LOOK_UP_BY_HASH, type CallbackLookup } from '../../lib/verification/lookup-callbacks.js';
 
 /** Writes `record` as a RedisBackend from before `version` and `issuedById` stored it. */
 async function storeLegacyRecord(client: Client, prefix: string, record: Omit<ApiKey, 'version' | 'issuedById' | 'disabledAt'>): Promise<void> {
@@ -76,6 +77,9 @@ for (const [label, options, clientOptions] of [
   ['RedisBackend (RESP3 client)', {}, { RESP: 3 }],
   // Record encoding 2 (cheaper to read); the default, 1, is what earlier releases read.
   ['RedisBackend (recordEncoding 2)', { recordEncoding: 2 }, {}],
+  // Record encoding 3 (cheapest to read), also over RESP3.
+  ['RedisBackend (recordEncoding 3)', { recordEncoding: 3 }, {}],
+  ['RedisBackend (recordEncoding 3, RESP3 client)', { recordEncoding: 3 }, { RESP: 3 }],
 ] as const) {
   let env: Awaited<ReturnType<typeof isolated>>;
   runBackendConformance(label, runner, {
@@ -239,6 +243,11 @@ describe('RedisBackend against real Redis', () => {
     calls.length = 0;
     expect(await backend.getByHash('0'.repeat(64))).toBeNull();
     expect(calls).toHaveLength(1);
+    // The verifier's lookup through callbacks: the same one GET, the same answers.
+    calls.length = 0;
+    expect(await lookUpByHash(backend, record.keyHash)).toEqual(record);
+    expect(await lookUpByHash(backend, '0'.repeat(64))).toBeNull();
+    expect(calls).toEqual([['GET', `${backend.keyPrefix}hash:${record.keyHash}`], ['GET', `${backend.keyPrefix}hash:${'0'.repeat(64)}`]]);
     await backend.delete(record.id);
   });
 
@@ -249,7 +258,7 @@ describe('RedisBackend against real Redis', () => {
     for (const value of [`{"keyHash":"${record.keyHash}"`, JSON.stringify([record.id, record.keyHash]), '[' + '"x",'.repeat(15) + '"x"]']) {
       await env.client.set(recordKey, value);
       await env.client.set(idKey, record.keyHash);
-      for (const read of [() => env.backend.getByHash(record.keyHash), () => env.backend.getById(record.id)]) {
+      for (const read of [() => env.backend.getByHash(record.keyHash), () => lookUpByHash(env.backend, record.keyHash), () => env.backend.getById(record.id)]) {
         const error = await read().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(BackendUnavailableError);
         expect((error as Error).message).toMatch(/cannot read/);
@@ -410,10 +419,16 @@ describe('RedisBackend expiry', () => {
   });
 });
 
+/** The verifier's lookup (`LOOK_UP_BY_HASH`, through callbacks) as a promise. */
+function lookUpByHash(backend: RedisBackend, keyHash: string): Promise<ApiKey | null> {
+  return new Promise((resolve, reject) => (backend as unknown as CallbackLookup)[LOOK_UP_BY_HASH](keyHash, resolve, reject));
+}
+
 describe('RedisBackend when Redis is unavailable', () => {
   const record = makeApiKeyRecord();
   const operations = (backend: RedisBackend): Array<[string, () => Promise<unknown>]> => [
     ['getByHash', () => backend.getByHash(record.keyHash)],
+    ['the verifier\'s lookup by hash', () => lookUpByHash(backend, record.keyHash)],
     ['getById', () => backend.getById(record.id)],
     ['create', () => backend.create(record)],
     ['update', () => backend.update(record.id, { name: 'x', updatedAt: new Date() })],
@@ -511,6 +526,7 @@ describe('RedisBackend when Redis is unavailable', () => {
       proxy.freeze();
       for (const [operation, call] of [
         ['getByHash', () => backend.getByHash(record.keyHash)],
+        ['getByHash', () => lookUpByHash(backend, record.keyHash)],
         ['create', () => backend.create(makeApiKeyRecord())],
       ] as const) {
         const pending = track<unknown>(call());

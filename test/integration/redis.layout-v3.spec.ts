@@ -28,6 +28,7 @@ for (const [label, options, clientOptions] of [
   ['RedisBackend layout 3 (pageSize 2, expireRecords)', { pageSize: 2, expireRecords: true }, {}],
   ['RedisBackend layout 3 (RESP3 client)', {}, { RESP: 3 }],
   ['RedisBackend layout 3 (recordEncoding 2)', { recordEncoding: 2 }, {}],
+  ['RedisBackend layout 3 (recordEncoding 3)', { recordEncoding: 3 }, {}],
 ] as const) {
   let env: Awaited<ReturnType<typeof isolated>>;
   runBackendConformance(label, runner, {

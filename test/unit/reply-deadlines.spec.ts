@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ReplyDeadlineExceeded, ReplyDeadlines } from '../../lib/internal/reply-deadlines.js';
+import { callThen, ReplyDeadlineExceeded, ReplyDeadlines } from '../../lib/internal/reply-deadlines.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -117,5 +117,66 @@ describe('ReplyDeadlines', () => {
     expect(timer.hasRef()).toBe(false);
     clearTimeout(timer);
     setTimeoutSpy.mockRestore();
+  });
+});
+
+describe('callThen', () => {
+  /** Runs `reply` through callThen and records every callback, in order. */
+  function follow(reply: () => Promise<unknown>, deadlines: ReplyDeadlines | undefined, decode: (value: unknown) => unknown = (value) => value) {
+    const calls: Array<[string, unknown]> = [];
+    callThen(
+      reply,
+      deadlines,
+      (error) => ({ mapped: error }),
+      decode,
+      (value) => calls.push(['value', value]),
+      (error) => calls.push(['error', error]),
+    );
+    return calls;
+  }
+
+  it('passes a reply in time to onValue through decode, once, with or without deadlines', async () => {
+    vi.useFakeTimers();
+    const deadlines = new ReplyDeadlines(100);
+    for (const d of [deadlines, undefined]) {
+      const calls = follow(() => Promise.resolve(2), d, (value) => (value as number) * 10);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(calls).toEqual([['value', 20]]);
+    }
+    expect(deadlines.size).toBe(0);
+  });
+
+  it('maps a rejected reply and a call that throws; hands what decode throws on as it is', async () => {
+    vi.useFakeTimers();
+    const refused = new Error('refused');
+    const thrown = new Error('thrown');
+    const broken = new Error('decode');
+    expect(
+      follow(() => {
+        throw thrown;
+      }, new ReplyDeadlines(100)),
+    ).toEqual([['error', { mapped: thrown }]]);
+    const rejected = follow(() => Promise.reject(refused), new ReplyDeadlines(100));
+    const undecodable = follow(() => Promise.resolve('x'), new ReplyDeadlines(100), () => {
+      throw broken;
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(rejected).toEqual([['error', { mapped: refused }]]);
+    expect(undecodable).toEqual([['error', broken]]);
+  });
+
+  it('fails a hung call at its deadline exactly, and drops the reply that comes after it', async () => {
+    vi.useFakeTimers();
+    const deadlines = new ReplyDeadlines(100);
+    let answer!: (value: unknown) => void;
+    const calls = follow(() => new Promise((resolve) => (answer = resolve)), deadlines);
+    await vi.advanceTimersByTimeAsync(99);
+    expect(calls).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual([['error', { mapped: expect.any(ReplyDeadlineExceeded) }]]);
+    answer('late');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(calls).toHaveLength(1);
+    expect(deadlines.size).toBe(0);
   });
 });

@@ -40,10 +40,13 @@ export interface RedisLayoutContext {
   base: string;
 }
 
-/** A stored record, or `BackendUnavailableError` for a value this version cannot read. */
-export function decodeRecord(operation: string, reply: unknown): ApiKey | null {
+/**
+ * A stored record, or `BackendUnavailableError` for a value this version cannot read.
+ * With `keyHash` (a lookup by hash), `null` for a record of another hash.
+ */
+export function decodeRecord(operation: string, reply: unknown, keyHash?: string): ApiKey | null {
   try {
-    return decodeStoredRecord(reply);
+    return decodeStoredRecord(reply, keyHash);
   } catch (error) {
     throw new BackendUnavailableError(`Redis answered ${operation} with ${(error as Error).message}`, { cause: error });
   }

@@ -142,7 +142,7 @@ for i = 5, #ARGV, 2 do
   if not (f == 'revokedAt' and revoked) then rec[P[f]] = cjson.decode(ARGV[i + 1]) end
 end
 rec[P.version] = version + 1
-local stored = writeRecord(rec, ARGV[4] == '2' and 2 or encoding)
+local stored = writeRecord(rec, encodingFor(ARGV[4], encoding))
 redis.call('SET', KEYS[1], stored, 'KEEPTTL')
 if ARGV[3] == '' then redis.call('PERSIST', KEYS[1])
 elseif ARGV[3] ~= '-' then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
@@ -161,7 +161,7 @@ if not rec then return 0 end
 local last = rec[P.lastUsedAt]
 if present(last) and last >= tonumber(ARGV[3]) then return 0 end
 rec[P.lastUsedAt] = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], writeRecord(rec, ARGV[4] == '2' and 2 or encoding), 'KEEPTTL')
+redis.call('SET', KEYS[1], writeRecord(rec, encodingFor(ARGV[4], encoding)), 'KEEPTTL')
 return 1
 `);
 
