@@ -4,7 +4,8 @@
  * FLEET_INSTANCES app instances, one per namespace, then for FLEET_SECONDS sends mixed
  * traffic from outside the namespaces (verifications of valid, rate-limited, revoked,
  * rotated-out, unknown and malformed keys) while it issues, rotates and revokes keys on
- * random instances, polls every revoked key on every instance until all refuse it, and
+ * random instances (a 503 retried on another instance), polls every revoked key on every
+ * instance until all refuse it, and
  * injects three faults: instance 1 partitioned from Redis, a delay on one instance, and
  * SIGKILL of a master. Then it prints one table (fleet-report.ts) and exits non-zero
  * when a must-hold line fails. The rules: fleet-stats.ts.
@@ -16,7 +17,7 @@ import { ApiKeyEntity } from 'nestjs-api-auth/mikro-orm';
 import { REDIS_CACHED_L1_TTL_MS } from 'nestjs-api-auth/redis';
 import { databaseUrl } from './fleet-database.js';
 import { Faults } from './fleet-faults.js';
-import { FleetInstance } from './fleet-instance.js';
+import { ControlError, FleetInstance } from './fleet-instance.js';
 import { malformed, pick, remember, unknownKey } from './fleet-keys.js';
 import type { IssueReply, RotateReply } from './fleet-protocol.js';
 import { printReport, type Category, type RunData } from './fleet-report.js';
@@ -47,8 +48,8 @@ const WARM_UP_MS = 3_000;
 const CHURN_EVERY_MS = 150;
 /** A revoked key still accepted somewhere this long after the revoke: a failure, not a measurement. */
 const PROBE_GIVE_UP_MS = 20_000;
-/** The cache's default `retryIntervalMs`: a writer cut off from Redis replays its invalidations this soon after it is back. */
-const RETRY_INTERVAL_MS = 1_000;
+/** A key operation refused with 503 is retried on another instance for this long at most. */
+const RETRY_FOR_MS = 20_000;
 /** Rate-limited keys get traffic while they are among the newest this many. */
 const RATE_LIMITED_IN_MIX = 20;
 
@@ -103,7 +104,6 @@ async function main(): Promise<number> {
     seconds: SECONDS,
     connections: CONNECTIONS,
     l1Ms: REDIS_CACHED_L1_TTL_MS,
-    retryIntervalMs: RETRY_INTERVAL_MS,
     usageIntervalMs: USAGE_INTERVAL_MS,
     rateLimit: RATE_LIMIT,
     origin: 0,
@@ -120,12 +120,38 @@ async function main(): Promise<number> {
     usageWrites: new Map(),
     usageAttempts: new Map(),
     latency: new Map(),
-    operations: { issued: 0, rateLimited: 0, rotated: 0, revoked: 0, failed: [] },
+    operations: { issued: 0, rateLimited: 0, rotated: 0, revoked: 0, failed: [], refused: [] },
     logs: [],
     recoveredAt: Infinity,
     requests: 0,
   };
   const writer = () => pick(instances)!;
+  let measuring = false;
+  const inFault = (at: number) => data.faults.find((f) => at >= f.start && at <= f.end)?.name ?? 'none';
+
+  /**
+   * Runs a key operation on a random instance; on a 503 (the instance could not hold the
+   * shared cache back, e.g. cut off from Redis: nothing was changed) it is counted and
+   * retried on another instance, for up to RETRY_FOR_MS. Resolves to the acknowledging
+   * instance, the reply and when the acknowledged attempt was sent.
+   */
+  const withRetry = async <T>(operation: string, path: string, body: unknown): Promise<{ by: FleetInstance; reply: T; sentAt: number }> => {
+    const first = Date.now();
+    let by = writer();
+    for (let attempt = 0; ; attempt++) {
+      const sentAt = Date.now();
+      try {
+        return { by, reply: await by.control<T>(path, body), sentAt };
+      } catch (error) {
+        if (!(error instanceof ControlError) || error.status !== 503 || Date.now() - first > RETRY_FOR_MS) throw error;
+        if (measuring) data.operations.refused.push({ operation, instance: by.index, at: sentAt, fault: inFault(sentAt) });
+        const others = instances.filter((i) => i !== by);
+        by = pick(others) ?? by;
+        // Every instance refused in turn (a failover): wait a little before the next round.
+        if (attempt >= instances.length - 1) await sleep(100);
+      }
+    }
+  };
 
   // ------------------------------------------------------------ key operations
   const live: Tracked[] = [];
@@ -136,7 +162,7 @@ async function main(): Promise<number> {
   let owner = 0;
 
   const issue = async (limit?: number): Promise<Tracked> => {
-    const reply = await writer().control<IssueReply>('issue', { owner: owner++ % 50, limit, windowMs: limit === undefined ? undefined : RATE_WINDOW_MS });
+    const { reply } = await withRetry<IssueReply>('issue', 'issue', { owner: owner++ % 50, limit, windowMs: limit === undefined ? undefined : RATE_WINDOW_MS });
     return { key: reply.key, id: reply.id, validFrom: Date.now(), validUntil: Infinity, refusedFrom: Infinity, limit };
   };
 
@@ -165,22 +191,20 @@ async function main(): Promise<number> {
   const probes: Promise<void>[] = [];
 
   const revoke = async (target: Tracked) => {
-    const sentAt = Date.now();
-    target.validUntil = sentAt;
+    // From the first attempt on, an accept or a refusal are both right until the bound.
+    target.validUntil = Date.now();
     remember(revoked, target);
-    const by = writer();
-    await by.control('revoke', { id: target.id });
+    const { by, sentAt } = await withRetry('revoke', 'revoke', { id: target.id });
     const ackAt = Date.now();
     target.end = { ackAt, writer: by.index, floor: ackAt };
     probes.push(probe(target, sentAt, ackAt));
   };
   const rotate = async (target: Tracked) => {
-    const sentAt = Date.now();
     // The grace period counts from when the replacement is stored, inside the call.
-    target.validUntil = sentAt + GRACE_MS;
+    target.validUntil = Date.now() + GRACE_MS;
     remember(rotatedOut, target);
-    const by = writer();
-    const reply = await by.control<RotateReply>('rotate', { id: target.id, graceMs: GRACE_MS });
+    const { by, reply, sentAt } = await withRetry<RotateReply>('rotate', 'rotate', { id: target.id, graceMs: GRACE_MS });
+    target.validUntil = Math.max(target.validUntil, sentAt + GRACE_MS);
     const ackAt = Date.now();
     target.validUntil = Math.min(target.validUntil, reply.graceEnd);
     target.end = { ackAt, writer: by.index, floor: reply.graceEnd };
@@ -188,8 +212,6 @@ async function main(): Promise<number> {
   };
 
   // ------------------------------------------------------------ judging answers
-  let measuring = false;
-  const inFault = (at: number) => data.faults.find((f) => at >= f.start && at <= f.end)?.name ?? 'none';
   function observe(tracked: Tracked | undefined, category: Category, instance: FleetInstance, sentAt: number, doneAt: number, status: number, body: string, traffic: boolean) {
     // Every answer of a rate-limited key counts, warm-up included: the limit spans the run.
     if (tracked?.limit !== undefined) {

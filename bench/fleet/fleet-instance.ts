@@ -17,6 +17,17 @@ export interface Answer {
 /** Longest wait for one answer; a request still open then counts as a transport failure. */
 const REQUEST_TIMEOUT_MS = 10_000;
 
+/** A control call that did not succeed; `status` 0 for no answer. */
+export class ControlError extends Error {
+  constructor(
+    readonly instance: number,
+    readonly path: string,
+    readonly status: number,
+  ) {
+    super(`instance ${instance}: ${path} answered ${status || 'no response'}`);
+  }
+}
+
 export class FleetInstance {
   private readonly agent: Agent;
 
@@ -76,10 +87,10 @@ export class FleetInstance {
     });
   }
 
-  /** A control call that must succeed: its JSON reply, or a rejection naming the status. */
+  /** A control call that must succeed: its JSON reply, or a {@link ControlError} with the status. */
   async control<T>(path: string, body?: unknown): Promise<T> {
     const answer = await this.call(body === undefined ? 'GET' : 'POST', `/control/${path}`, { body });
-    if (answer.status < 200 || answer.status >= 300) throw new Error(`instance ${this.index}: ${path} answered ${answer.status || 'no response'}`);
+    if (answer.status < 200 || answer.status >= 300) throw new ControlError(this.index, path, answer.status);
     return JSON.parse(answer.body) as T;
   }
 

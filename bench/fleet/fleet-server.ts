@@ -17,12 +17,12 @@
 import 'reflect-metadata';
 import KeyvRedis from '@keyv/redis';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { Body, ConsoleLogger, Controller, Get, Logger, Module, Post, UseGuards } from '@nestjs/common';
+import { Body, ConsoleLogger, Controller, Get, Logger, Module, Post, ServiceUnavailableException, UseGuards } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { createCache } from 'cache-manager';
 import { Keyv } from 'keyv';
-import { ApiAuthModule, ApiKeyGuard, ApiKeyService, CurrentApiKey } from 'nestjs-api-auth';
+import { ApiAuthModule, ApiKeyGuard, ApiKeyService, BackendUnavailableError, CurrentApiKey } from 'nestjs-api-auth';
 import { ApiKeyEntity, MikroOrmBackend } from 'nestjs-api-auth/mikro-orm';
 import { createRedisTwoTierBackend, RedisRateLimiter, RedisUsageCoordinator } from 'nestjs-api-auth/redis';
 import { createCluster } from 'redis';
@@ -48,6 +48,19 @@ class CountingLogger extends ConsoleLogger {
     this.note('WARN', message);
   }
   override log(): void {}
+}
+
+/**
+ * A key operation the store or cache could not take answers 503, as the management
+ * routes answer it (their exception filter): the driver retries it on another instance.
+ */
+async function unavailableAs503<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof BackendUnavailableError) throw new ServiceUnavailableException(error.message);
+    throw error;
+  }
 }
 
 async function main(): Promise<void> {
@@ -93,19 +106,19 @@ async function main(): Promise<void> {
     @Post('control/issue')
     async issue(@Body() body: IssueRequest): Promise<IssueReply> {
       const policy = body.limit === undefined ? undefined : { rateLimits: [{ name: 'soak', limit: body.limit, windowMs: body.windowMs! }] };
-      const { key, apiKey } = await this.service.issue({ ownerId: `fleet-${body.owner}`, name: 'soak', policy });
+      const { key, apiKey } = await unavailableAs503(() => this.service.issue({ ownerId: `fleet-${body.owner}`, name: 'soak', policy }));
       return { key, id: apiKey.id };
     }
 
     @Post('control/rotate')
     async rotate(@Body() body: { id: string; graceMs: number }): Promise<RotateReply> {
-      const { key, apiKey, previous } = await this.service.rotate(body.id, { gracePeriodMs: body.graceMs });
+      const { key, apiKey, previous } = await unavailableAs503(() => this.service.rotate(body.id, { gracePeriodMs: body.graceMs }));
       return { key, id: apiKey.id, graceEnd: previous.expiresAt!.getTime() };
     }
 
     @Post('control/revoke')
     async revoke(@Body() body: { id: string }): Promise<{ ok: true }> {
-      await this.service.revoke(body.id);
+      await unavailableAs503(() => this.service.revoke(body.id));
       return { ok: true };
     }
 

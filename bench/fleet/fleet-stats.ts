@@ -26,33 +26,17 @@ export interface FaultWindow {
   end: number;
 }
 
-/** What bounds a revoke's propagation, and from when every instance must refuse the key. */
-export interface RevokeBound {
-  refusedFrom: number;
-  /** `l1`: the documented L1 bound; otherwise the fault that moved it. */
-  kind: 'l1' | string;
-}
-
 /**
- * When every instance must refuse a key whose revoke instance `writer` acknowledged at
- * `ackAt`. Normally `ackAt + l1Ms` (docs/caching.md, "How stale can another instance
- * be?": the L1 TTL, with or without pub/sub). When the writer could not reach Redis in
- * time (a partition, a delay beyond the cache timeout, or a failover), its invalidation
- * of the shared Redis cache is replayed once it reaches Redis again, within
- * `retryIntervalMs` (docs/redis-cache.md, "Redis outages", partial outage): the bound is
- * then the fault's end plus `retryIntervalMs` plus `l1Ms`. The same holds for a revoke
- * acknowledged up to `retryIntervalMs` after the fault ended: until its next probe
- * succeeds, the writer still takes Redis for away and queues the invalidation for that
- * replay.
+ * From when every instance must refuse a key whose revoke (or rotation) an instance
+ * acknowledged at `ackAt`: the documented L1 bound, `ackAt + l1Ms` (docs/caching.md,
+ * "How stale can another instance be?": an invalidation reaches every L1 over the bus,
+ * and an L1 that missed it drops the key within its TTL). No fault widens it: a write
+ * through the cached provider is acknowledged only once the shared Redis cache holds the
+ * key back (docs/redis-cache.md, "Writes while Redis is unreachable"); an instance that
+ * cannot reach Redis refuses the write with a 503, and the driver retries elsewhere.
  */
-export function revokeBound(ackAt: number, writer: number, faults: readonly FaultWindow[], l1Ms: number, retryIntervalMs: number): RevokeBound {
-  let bound: RevokeBound = { refusedFrom: ackAt + l1Ms, kind: 'l1' };
-  for (const fault of faults) {
-    if (!fault.instances.includes(writer) || ackAt < fault.start || ackAt > fault.end + retryIntervalMs) continue;
-    const refusedFrom = fault.end + retryIntervalMs + l1Ms;
-    if (refusedFrom > bound.refusedFrom) bound = { refusedFrom, kind: fault.name };
-  }
-  return bound;
+export function revokeBound(ackAt: number, l1Ms: number): number {
+  return ackAt + l1Ms;
 }
 
 /** What the driver knows about one key, on its own clock. */

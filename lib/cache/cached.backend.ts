@@ -241,6 +241,9 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
     const pending = this.inflight.get(keyHash);
     if (pending) return pending;
     const generation = this.generation;
+    // The L1 bound counts from here: a read that started before a write elsewhere must
+    // not be served longer than ttl past it, even if that write's message is lost.
+    const readAt = this.cache.time();
     let read: Promise<ApiKey | null>;
     try {
       read = this.primary.getByHash(keyHash);
@@ -254,7 +257,7 @@ export class CachedBackend implements ApiKeyBackend, CachedLookup {
           // A primary that answers with another key's record is broken; the service
           // refuses it, and the cache must not file it under this hash.
           if (record == null) this.cache.setMissing(keyHash);
-          else if (record.keyHash === keyHash) this.cache.set(record);
+          else if (record.keyHash === keyHash) this.cache.set(record, readAt);
         }
         return record ?? null;
       },

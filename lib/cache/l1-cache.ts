@@ -131,13 +131,21 @@ export class L1Cache {
     return this.unknown.get(keyHash, now) === undefined ? undefined : null;
   }
 
+  /** The cache's clock (epoch milliseconds): what `readAt` of {@link set} is measured on. */
+  time(): number {
+    return this.now();
+  }
+
   /**
    * Holds `record` under its own hash and returns the entry. The record is copied and
-   * frozen; later changes to the argument do not reach the cache.
+   * frozen; later changes to the argument do not reach the cache. The `ttl` counts from
+   * `readAt`, when the read that returned `record` started (default now): a read that
+   * began before a write and ended after it then cannot outlive that write by more than
+   * `ttl`, even when its invalidation never arrives.
    */
-  set(record: ApiKey): CachedApiKey {
+  set(record: ApiKey, readAt?: number): CachedApiKey {
     const now = this.now();
-    let deadline = now + this.ttl;
+    let deadline = Math.min(now, readAt ?? now) + this.ttl;
     // A live key must stop being served at its expiry even if the TTL runs longer. A key
     // already past it is cached as expired: only an update (which invalidates) revives it.
     const expiresAt = record.expiresAt === null ? null : record.expiresAt.getTime();

@@ -27,6 +27,8 @@ export interface RedisCacheCircuitOptions {
   probe: () => Promise<void>;
   /** Re-sends the invalidation of one cache id; rejects when it could not. */
   replay: (id: string) => Promise<void>;
+  /** What writes do meanwhile, for the outage warning: refused, or made and replayed. */
+  unreachableWrites: 'refuse' | 'replay';
 }
 
 /**
@@ -128,7 +130,9 @@ export class RedisCacheCircuit {
     this.probeTimer.unref();
     this.options.logger.warn(
       `The Redis cache is unavailable (${describe(reason)}); answering from the primary store until it is back. ` +
-        'Writes made here meanwhile reach the other instances only when it is back (or after their cache ttl): they may serve those keys as they were until then.',
+        (this.options.unreachableWrites === 'refuse'
+          ? 'Key writes on this instance are refused meanwhile (503, nothing changed): retry them on another instance.'
+          : 'Writes made here meanwhile reach the other instances only when it is back (or after their cache ttl): they may serve those keys as they were until then.'),
     );
   }
 

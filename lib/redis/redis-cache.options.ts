@@ -79,6 +79,36 @@ export interface RedisCacheBackendOptions {
   /** Where outage and recovery messages go. Default a Nest `Logger` with context `"ApiAuth"`. */
   logger?: LoggerService;
   /**
+   * What a write (create, update, revoke, disable, delete, `replaceHash`) does when it cannot
+   * first mark the key as being written in Redis, so that no instance serves the cached
+   * copy while and after the primary changes (docs/redis-cache.md, "Writes while Redis is
+   * unreachable"). This instance cannot tell a Redis that is down for everyone from one
+   * it alone cannot reach.
+   *
+   * - `'refuse'` (default): the write rejects with `BackendUnavailableError` (503 on the
+   *   management routes) and the primary is not touched. Nothing changed; retry, on
+   *   another instance or once Redis answers. No instance ever accepts the old record
+   *   beyond the L1 bound (the L1 `ttl` when a bus message is lost).
+   * - `'replay'`: the write is made in the primary anyway and its invalidation replayed
+   *   once this instance reaches Redis again (the behaviour before this option). Other
+   *   instances that can reach Redis may serve the old record until this instance is
+   *   back and its next probe succeeds (within `retryIntervalMs` of that), or for up to
+   *   `ttl` if it never is (it stops first); plus their L1 `ttl` on top.
+   *
+   * A create is refused too: a new key cannot be served stale (at worst another instance
+   * refuses it for `negativeTtl`), but a rotation refused at its second step would leave
+   * its replacement stored, and every retry would then answer "already rotated".
+   */
+  unreachableWrites?: 'refuse' | 'replay';
+  /**
+   * How long a write may take from marking the key in Redis to the primary's answer, in
+   * milliseconds. A write still unanswered then rejects with `BackendUnavailableError`
+   * (it may still be applied: read the key to see). The mark (a lease) holds for this
+   * long plus 1 s, so a write is acknowledged only while every reader still ignores the
+   * cache for that key. Default `5000`.
+   */
+  writeTimeoutMs?: number;
+  /**
    * Called synchronously after every write reached the primary, before the Redis
    * invalidation, even while Redis is down. The seam for an in-process cache or an
    * invalidation bus of your own. Exceptions are logged and ignored.
@@ -93,6 +123,8 @@ export interface ResolvedRedisCacheOptions {
   timeoutMs: number;
   retryIntervalMs: number;
   namespace: string;
+  unreachableWrites: 'refuse' | 'replay';
+  writeTimeoutMs: number;
 }
 
 /** Every option of {@link RedisCacheBackendOptions}; the cached provider's options extend it. */
@@ -106,6 +138,8 @@ export const REDIS_CACHE_OPTIONS = {
   namespace: true,
   logger: true,
   onInvalidate: true,
+  unreachableWrites: true,
+  writeTimeoutMs: true,
 } as const satisfies { readonly [K in keyof RedisCacheBackendOptions]-?: true };
 
 const REDIS_CACHE_OPTION_NAMES = optionNames<RedisCacheBackendOptions>(REDIS_CACHE_OPTIONS);
@@ -147,6 +181,12 @@ function assertKeyvNamespaceApart(cache: RedisCacheManager, namespace: string): 
   }
 }
 
+function writeMode(value: unknown): 'refuse' | 'replay' {
+  if (value === undefined) return 'refuse';
+  if (value !== 'refuse' && value !== 'replay') fail('unreachableWrites', 'must be "refuse" or "replay"', value);
+  return value;
+}
+
 /** Checks the options once, at construction, naming the first bad one. */
 export function resolveRedisCacheOptions(options: RedisCacheBackendOptions): ResolvedRedisCacheOptions {
   if (options == null || typeof options !== 'object') throw new Error('nestjs-api-auth: RedisCacheBackend needs an options object.');
@@ -174,5 +214,7 @@ export function resolveRedisCacheOptions(options: RedisCacheBackendOptions): Res
     timeoutMs: positiveInteger('timeoutMs', options.timeoutMs, 150),
     retryIntervalMs: positiveInteger('retryIntervalMs', options.retryIntervalMs, 1_000),
     namespace,
+    unreachableWrites: writeMode(options.unreachableWrites),
+    writeTimeoutMs: positiveInteger('writeTimeoutMs', options.writeTimeoutMs, 5_000),
   };
 }

@@ -185,10 +185,11 @@ describe.each(ADAPTERS)('no plaintext key anywhere after a full lifecycle on the
     for (let i = 0; i < 50 && (await send('recovering', http.get('/t/me'), quiet.body.key)).status !== 200; i++) await sleep(100);
     expect((await send('recovered', http.get('/t/me'), quiet.body.key)).status).toBe(200);
 
-    // Redis goes away: the primary answers; the cache reports its outage.
+    // Redis goes away: the primary answers; the cache reports its outage; a write is
+    // refused (it could not hold the cached copies back), and its 503 carries no secret.
     proxy.down();
     expect((await send('redis down', http.get('/t/me'), quiet.body.key)).status).toBe(200);
-    expect((await send('redis down, update', http.patch(`/api-keys/${quiet.body.apiKey.id}`).send({ name: 'q2' }))).status).toBe(200);
+    expect((await send('redis down, update', http.patch(`/api-keys/${quiet.body.apiKey.id}`).send({ name: 'q2' }))).status).toBe(503);
     proxy.restore();
     await pollUntil(() => stack.redisCache.cacheAvailable, 'the Redis cache to come back');
 

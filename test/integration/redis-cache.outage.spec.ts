@@ -4,7 +4,7 @@ import { createCache } from 'cache-manager';
 import { Keyv } from 'keyv';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ApiKeyService, MemoryBackend, type AuthenticationResult } from 'nestjs-api-auth';
+import { ApiKeyService, BackendUnavailableError, MemoryBackend, type AuthenticationResult } from 'nestjs-api-auth';
 import { RedisCacheBackend } from 'nestjs-api-auth/redis';
 import { resolveApiAuthOptions } from '../../lib/options/resolve-options.js';
 import { CountingBackend } from '../fixtures/counting.backend.js';
@@ -49,7 +49,7 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name when Redis fails mid
   });
 
   it.each(['hang', 'down'] as const)(
-    'Redis %s: answers from the primary with no 5xx and nothing wrongly accepted, warns once, then caches again',
+    'Redis %s, writes in "replay" mode: answers from the primary with no 5xx and nothing wrongly accepted, warns once, then caches again',
     async (mode) => {
       const proxy = await RedisProxy.start();
       const { logger, lines } = recordingLogger();
@@ -58,7 +58,16 @@ describe.each(CACHE_VARIANTS)('RedisCacheBackend with $name when Redis fails mid
       opened.push(viaProxy, direct);
       const primary = new CountingBackend(new MemoryBackend());
       // A goes through the proxy that fails; B, another instance, keeps its own path to Redis.
-      const a = new RedisCacheBackend({ cache: viaProxy.cache, primary, ttl: 300_000, timeoutMs: 100, retryIntervalMs: 200, logger, namespace: NAMESPACE });
+      const a = new RedisCacheBackend({
+        cache: viaProxy.cache,
+        primary,
+        ttl: 300_000,
+        timeoutMs: 100,
+        retryIntervalMs: 200,
+        logger,
+        namespace: NAMESPACE,
+        unreachableWrites: 'replay',
+      });
       const b = new RedisCacheBackend({ cache: direct.cache, primary, ttl: 300_000, logger: recordingLogger().logger, namespace: NAMESPACE });
       const serviceA = serviceOver(a);
       const serviceB = serviceOver(b);
@@ -149,11 +158,18 @@ describe('RedisCacheBackend with a cache pointed at a closed port', () => {
     const probes = vi.spyOn(backend as unknown as { probe(): Promise<void> }, 'probe');
     const service = serviceOver(backend);
 
-    const { key, apiKey } = await service.issue({ ownerId: 'o', name: 'k' });
+    // Writes need the cache (they are refused: below); the key is stored behind its back.
+    const { key, apiKey } = await new ApiKeyService(resolveApiAuthOptions({ prefix: 'ro_', backend: primary, trackUsage: false })).issue({
+      ownerId: 'o',
+      name: 'k',
+    });
+    await expect(service.issue({ ownerId: 'o', name: 'refused' })).rejects.toBeInstanceOf(BackendUnavailableError);
     const results = await Promise.all(Array.from({ length: 50 }, () => service.authenticate(key)));
     expect(results.every((r) => r.ok)).toBe(true);
-    await service.revoke(apiKey.id);
-    expect(await service.authenticate(key)).toEqual({ ok: false, code: 'revoked_api_key' });
+    // A write cannot hold back cached copies it cannot reach: refused, nothing changed.
+    await expect(service.revoke(apiKey.id)).rejects.toBeInstanceOf(BackendUnavailableError);
+    expect(primary.calls('update')).toBe(0);
+    expect((await service.authenticate(key)).ok).toBe(true);
     await pollUntil(() => probes.mock.calls.length >= 3, 'three failed probes', { attempts: 1_000, intervalMs: 20 });
     expect(backend.cacheAvailable).toBe(false);
     expect(lines.warn).toHaveLength(1);

@@ -154,6 +154,25 @@ describe('CachedBackend', () => {
     expect((await backend.getByHash(record.keyHash))?.revokedAt).toEqual(revokedAt);
   });
 
+  it('counts the ttl of an entry from when its read started, so a read that spans a lost invalidation ends within ttl of it', async () => {
+    let now = 1_000_000;
+    const primary = new CountingBackend();
+    const backend = new CachedBackend(primary, { ttl: 1_000, now: () => now });
+    const record = await primary.create(makeApiKeyRecord());
+    const gate = deferred();
+    primary.gate = gate.promise;
+    const slowRead = backend.getByHash(record.keyHash); // starts at t, reads the record...
+    await new Promise((r) => setImmediate(r));
+    now += 600; // ...which another instance changes now, its message lost; the read ends later.
+    gate.resolve();
+    await slowRead;
+    primary.gate = null;
+    now += 399; // t + 999: still served from memory
+    expect(backend.peekByHash(record.keyHash)).toBeDefined();
+    now += 1; // t + 1000: gone, not at t + 1600
+    expect(backend.peekByHash(record.keyHash)).toBeUndefined();
+  });
+
   it('starts a fresh read for callers arriving after an invalidation, instead of joining a stale one', async () => {
     const primary = new CountingBackend();
     const backend = new CachedBackend(primary);

@@ -15,8 +15,14 @@ describe('RedisCacheBackend options', () => {
       timeoutMs: 150,
       retryIntervalMs: 1_000,
       namespace: 'api-auth',
+      unreachableWrites: 'refuse',
+      writeTimeoutMs: 5_000,
     });
     expect(resolveRedisCacheOptions({ ...base(), ttl: 10_000 }).negativeTtl).toBe(10_000);
+    expect(resolveRedisCacheOptions({ ...base(), unreachableWrites: 'replay', writeTimeoutMs: 2_000 })).toMatchObject({
+      unreachableWrites: 'replay',
+      writeTimeoutMs: 2_000,
+    });
   });
 
   it.each([
@@ -32,6 +38,10 @@ describe('RedisCacheBackend options', () => {
     [{ cache: undefined }, /"cache"/],
     [{ primary: { getByHash: () => null } }, /"primary" must implement ApiKeyBackend \(missing "getById"\)/],
     [{ onInvalidate: 'yes' }, /"onInvalidate" must be a function/],
+    [{ unreachableWrites: 'commit' }, /"unreachableWrites" must be "refuse" or "replay" \(got "commit"\)/],
+    [{ unreachableWrites: true }, /"unreachableWrites" must be "refuse" or "replay"/],
+    [{ writeTimeoutMs: 0 }, /"writeTimeoutMs" must be a positive integer/],
+    [{ writeTimeoutMs: 2.5 }, /"writeTimeoutMs"/],
   ])('rejects %o with a message naming the option', (override, message) => {
     expect(() => new RedisCacheBackend({ ...base(), ...(override as object) })).toThrow(message);
   });
