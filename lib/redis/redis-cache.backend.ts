@@ -15,7 +15,7 @@ import {
   type RedisCacheManager,
   type ResolvedRedisCacheOptions,
 } from './redis-cache.options.js';
-import { RedisCacheWriteLeases } from './redis-cache.write-lease.js';
+import { leaseMsFor, RedisCacheWriteLeases } from './redis-cache.write-lease.js';
 
 export type { RedisCacheBackendOptions, RedisCacheInvalidation, RedisCacheManager } from './redis-cache.options.js';
 
@@ -96,7 +96,8 @@ export class RedisCacheBackend implements ApiKeyBackend {
       replay: (id) => this.generations.settle(redisCacheKeysFromId(this.settings.namespace, id)),
       unreachableWrites: this.settings.unreachableWrites,
     });
-    this.generations = new RedisCacheGenerationWriter({ cache: this.cache, circuit: this.circuit, settings: this.settings });
+    const leaseMs = leaseMsFor(this.settings.writeTimeoutMs);
+    this.generations = new RedisCacheGenerationWriter({ cache: this.cache, circuit: this.circuit, settings: this.settings, leaseMs });
     this.leases = new RedisCacheWriteLeases({
       settings: this.settings,
       circuit: this.circuit,

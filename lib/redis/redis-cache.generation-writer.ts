@@ -2,7 +2,6 @@ import { formatGeneration, newGenerationToken, otherLiveLeases } from './redis-c
 import { RedisCacheFailure, type RedisCacheCircuit } from './redis-cache.circuit.js';
 import type { RedisCacheKeys } from './redis-cache.keys.js';
 import type { RedisCacheManager, ResolvedRedisCacheOptions } from './redis-cache.options.js';
-import { leaseMsFor } from './redis-cache.write-lease.js';
 
 /**
  * How much longer a generation lives than any entry. Generations must outlast every
@@ -15,8 +14,10 @@ const GENERATION_MARGIN_MS = 60_000;
 export interface RedisCacheGenerationWriterOptions {
   cache: RedisCacheManager;
   circuit: RedisCacheCircuit;
-  /** The entries' lifetimes and the write timeout, which a generation must outlast. */
-  settings: Pick<ResolvedRedisCacheOptions, 'ttl' | 'negativeTtl' | 'writeTimeoutMs'>;
+  /** The entries' lifetimes, which a generation must outlast. */
+  settings: Pick<ResolvedRedisCacheOptions, 'ttl' | 'negativeTtl'>;
+  /** How long a write lease lasts, which a generation must outlast too. */
+  leaseMs: number;
 }
 
 /**
@@ -36,8 +37,7 @@ export class RedisCacheGenerationWriter {
     this.circuit = options.circuit;
     // Also longer than a lease: a generation that expired under a live lease would let
     // a fill that read the old generation count again.
-    const { ttl, negativeTtl, writeTimeoutMs } = options.settings;
-    this.ttlMs = Math.max(ttl, negativeTtl, leaseMsFor(writeTimeoutMs)) + GENERATION_MARGIN_MS;
+    this.ttlMs = Math.max(options.settings.ttl, options.settings.negativeTtl, options.leaseMs) + GENERATION_MARGIN_MS;
   }
 
   /**
