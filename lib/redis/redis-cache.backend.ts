@@ -1,19 +1,12 @@
 import { Logger, type LoggerService } from '@nestjs/common';
-import { randomBytes, randomInt } from 'node:crypto';
-import { BackendUnavailableError } from '../api-key.errors.js';
+import { randomBytes } from 'node:crypto';
 import { cloneApiKey, type ApiKey } from '../api-key.interface.js';
 import type { ApiKeyBackend, ApiKeyChanges, ListAllOptions, ListByOwnerOptions, PurgeOptions, UpdateOptions } from '../backends/backend.interface.js';
 import { SingleFlight } from '../internal/single-flight.js';
 import { RedisCacheCircuit, RedisCacheFailure } from './redis-cache.circuit.js';
 import { decodeRedisCacheEntry, encodeRedisCacheEntry } from './redis-cache.codec.js';
-import {
-  formatGeneration,
-  isLeased,
-  newGenerationToken,
-  newLeaseWriter,
-  otherLiveLeases,
-  type WriteLease,
-} from './redis-cache.generation.js';
+import { isLeased } from './redis-cache.generation.js';
+import { RedisCacheGenerationWriter } from './redis-cache.generation-writer.js';
 import { redisCacheKeys, redisCacheKeysFromId, redisCacheProbeKey, type RedisCacheKeys } from './redis-cache.keys.js';
 import {
   resolveRedisCacheOptions,
@@ -22,31 +15,16 @@ import {
   type RedisCacheManager,
   type ResolvedRedisCacheOptions,
 } from './redis-cache.options.js';
+import { leaseMsFor, RedisCacheWriteLeases } from './redis-cache.write-lease.js';
 
 export type { RedisCacheBackendOptions, RedisCacheInvalidation, RedisCacheManager } from './redis-cache.options.js';
 
-/**
- * How much longer a generation lives than any entry. Generations must outlast every
- * entry filled under an older one, including one whose write reached Redis late, and
- * the margin also absorbs clock skew between instances.
- */
-const GENERATION_MARGIN_MS = 60_000;
+// Importers of the lease margin from here keep working.
+export { LEASE_MARGIN_MS } from './redis-cache.write-lease.js';
+
 const PROBE_TTL_MS = 10_000;
-/**
- * How much longer a write lease lasts than the write may take (`writeTimeoutMs`): the
- * clocks of the instances may differ by this much before a reader takes a lease for
- * ended while the write it covers can still be acknowledged.
- */
-export const LEASE_MARGIN_MS = 1_000;
 /** Invalidations in flight at once after a purge: bounded, so a batch of 1000 is no burst of 3000 commands. */
 const PURGE_INVALIDATION_CONCURRENCY = 16;
-
-/** Most rounds of placing a write lease against writers of the same key on other instances. */
-const MAX_LEASE_ATTEMPTS = 12;
-const pause = (ms: number) =>
-  new Promise<void>((resolve) => {
-    setTimeout(resolve, ms).unref();
-  });
 
 /** Marks a read that must not fill the cache: the cache is down, or its generation unreadable. */
 const BYPASS = Symbol('bypass');
@@ -85,10 +63,8 @@ export class RedisCacheBackend implements ApiKeyBackend {
   private readonly circuit: RedisCacheCircuit;
   private readonly flights = new SingleFlight<ApiKey | null>();
   private readonly probeKey: string;
-  private readonly generationTtl: number;
-  private readonly leaseMs: number;
-  /** Per cache id, the tail of the generation changes made here (see oneAtATime). */
-  private readonly generationQueues = new Map<string, Promise<void>>();
+  private readonly generations: RedisCacheGenerationWriter;
+  private readonly leases: RedisCacheWriteLeases;
 
   constructor(options: RedisCacheBackendOptions) {
     this.settings = resolveRedisCacheOptions(options);
@@ -96,17 +72,13 @@ export class RedisCacheBackend implements ApiKeyBackend {
     this.primary = options.primary;
     this.logger = options.logger ?? new Logger('ApiAuth');
     this.onInvalidate = options.onInvalidate;
-    this.leaseMs = this.settings.writeTimeoutMs + LEASE_MARGIN_MS;
-    // Also longer than a lease: a generation that expired under a live lease would let
-    // a fill that read the old generation count again.
-    this.generationTtl = Math.max(this.settings.ttl, this.settings.negativeTtl, this.leaseMs) + GENERATION_MARGIN_MS;
     this.probeKey = redisCacheProbeKey(this.settings.namespace, randomBytes(9).toString('base64url'));
     const primary = options.primary;
     if (typeof primary.countByOwner === 'function') this.countByOwner = (ownerId) => primary.countByOwner!(ownerId);
     if (typeof primary.listByIssuer === 'function') this.listByIssuer = (issuerId) => primary.listByIssuer!(issuerId);
     if (typeof primary.purge === 'function') this.purge = (purgeOptions) => this.purgeThrough(purgeOptions);
     if (typeof primary.replaceHash === 'function') {
-      this.replaceHash = (id, fromHash, toHash) => this.leasedWrite([fromHash, toHash], id, () => primary.replaceHash!(id, fromHash, toHash));
+      this.replaceHash = (id, fromHash, toHash) => this.leases.write([fromHash, toHash], id, () => primary.replaceHash!(id, fromHash, toHash));
     }
     if (typeof primary.listAll === 'function') this.listAll = (listOptions) => primary.listAll!(listOptions);
     if ((this.cache.stores?.length ?? 1) > 1) {
@@ -121,8 +93,17 @@ export class RedisCacheBackend implements ApiKeyBackend {
       retryIntervalMs: this.settings.retryIntervalMs,
       logger: this.logger,
       probe: () => this.probe(),
-      replay: (id) => this.settleGeneration(redisCacheKeysFromId(this.settings.namespace, id)),
+      replay: (id) => this.generations.settle(redisCacheKeysFromId(this.settings.namespace, id)),
       unreachableWrites: this.settings.unreachableWrites,
+    });
+    const leaseMs = leaseMsFor(this.settings.writeTimeoutMs);
+    this.generations = new RedisCacheGenerationWriter({ cache: this.cache, circuit: this.circuit, settings: this.settings, leaseMs });
+    this.leases = new RedisCacheWriteLeases({
+      settings: this.settings,
+      circuit: this.circuit,
+      generations: this.generations,
+      forget: (id) => this.flights.forget(id),
+      notify: (invalidation) => this.notify(invalidation),
     });
   }
 
@@ -170,7 +151,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
     // Voids a negative entry left by someone trying this hash before it existed. A new
     // key cannot be served stale, but a create is refused like any write when Redis is
     // out of reach, so that a rotation refused there leaves no replacement behind.
-    return this.leasedWrite([apiKey.keyHash], apiKey.id, () => this.primary.create(apiKey));
+    return this.leases.write([apiKey.keyHash], apiKey.id, () => this.primary.create(apiKey));
   }
 
   async update(id: string, changes: ApiKeyChanges, options?: UpdateOptions): Promise<ApiKey> {
@@ -178,7 +159,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
     // to the primary alone, which answers "not found".
     const current = await this.primary.getById(id);
     if (current === null) return this.primary.update(id, changes, options);
-    const updated = await this.leasedWrite([current.keyHash], id, () => this.primary.update(id, changes, options));
+    const updated = await this.leases.write([current.keyHash], id, () => this.primary.update(id, changes, options));
     // Only `replaceHash` moves a hash; one that ran in between gets its entry voided too.
     if (updated.keyHash !== current.keyHash) await this.invalidate(updated.keyHash, id);
     return updated;
@@ -187,7 +168,7 @@ export class RedisCacheBackend implements ApiKeyBackend {
   async delete(id: string): Promise<void> {
     const current = await this.primary.getById(id);
     if (current === null) return this.primary.delete(id);
-    await this.leasedWrite([current.keyHash], id, () => this.primary.delete(id));
+    await this.leases.write([current.keyHash], id, () => this.primary.delete(id));
   }
 
   listByOwner(ownerId: string, options?: ListByOwnerOptions): AsyncIterable<ApiKey> {
@@ -231,126 +212,8 @@ export class RedisCacheBackend implements ApiKeyBackend {
     // Later lookups must not join a primary read that started before this write.
     this.flights.forget(keys.id);
     this.notify({ ids: id === undefined ? [] : [id], hashes: [keyHash] });
-    if (!this.circuit.isUp) {
-      this.circuit.markPending(keys.id);
-      return;
-    }
-    try {
-      await this.settleGeneration(keys);
-    } catch (error) {
-      // This instance stops reading the cache until the invalidation has been replayed.
-      this.circuit.trip(error);
-      this.circuit.markPending(keys.id);
-    }
-  }
-
-  /**
-   * Runs one write of existing keys (`hashes`) in the primary so that no instance reading
-   * this Redis serves the old record once it is acknowledged, even if this instance loses
-   * Redis in between: first each key's generation takes a lease (readers then treat the
-   * cache as a miss and fill nothing); then the primary write, within what is left of
-   * `writeTimeoutMs`; then a new generation without the lease, and the invalidation hook.
-   * Should this instance die or lose Redis before that, readers bypass the cache until
-   * the lease ends and then fill from the primary, which by then holds the write.
-   *
-   * When the lease cannot be placed: `unreachableWrites: 'refuse'` rejects with
-   * `BackendUnavailableError` without touching the primary; `'replay'` writes anyway and
-   * replays the invalidation later (docs/redis-cache.md, "Writes while Redis is
-   * unreachable").
-   */
-  private async leasedWrite<T>(hashes: readonly string[], id: string, write: () => Promise<T>): Promise<T> {
-    const lease: WriteLease = { writer: newLeaseWriter(), until: Date.now() + this.leaseMs };
-    const deadline = lease.until - LEASE_MARGIN_MS;
-    const keys = hashes.map((hash) => redisCacheKeys(this.settings.namespace, hash));
-    for (const key of keys) this.flights.forget(key.id);
-    let leased = false;
-    try {
-      await this.placeLeases(keys, lease, deadline);
-      leased = true;
-    } catch (error) {
-      if (this.settings.unreachableWrites === 'refuse') {
-        // A lease placed on one of the keys ends by itself; releasing it sooner is a courtesy.
-        if (this.circuit.isUp) void Promise.all(keys.map((key) => this.settleGeneration(key, lease.writer))).catch(() => undefined);
-        throw new BackendUnavailableError(
-          'The API key write was refused and nothing was written: the Redis cache could not be reached to hold back ' +
-            'the copies other instances serve. Retry, on another instance or once Redis answers.',
-          { cause: error instanceof RedisCacheFailure ? error : new RedisCacheFailure('The Redis cache failed.') },
-        );
-      }
-    }
-    if (!leased) {
-      // 'replay': the write first, its invalidation kept until Redis answers (and a lease
-      // placed on some of the keys ended with it).
-      try {
-        return await write();
-      } finally {
-        await this.release(hashes, keys, id, lease);
-      }
-    }
-    const left = deadline - Date.now();
-    if (left <= 0) {
-      await this.release(hashes, keys, id, lease);
-      throw new BackendUnavailableError(
-        `The API key write was refused and nothing was written: holding it back in the Redis cache took longer than ${this.settings.writeTimeoutMs} ms. Retry.`,
-      );
-    }
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    let pending: Promise<T>;
-    try {
-      pending = write();
-    } catch (error) {
-      pending = Promise.reject(error);
-    }
-    try {
-      return await Promise.race([
-        pending,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            timedOut = true;
-            reject(
-              new BackendUnavailableError(
-                `The primary store did not finish the API key write within ${this.settings.writeTimeoutMs} ms; it may still be applied: read the key to see.`,
-              ),
-            );
-          }, left);
-          timer.unref();
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-      if (timedOut) {
-        // The lease covers the write until it ends; once the primary answers, readers may
-        // trust the cache again (after its new generation) sooner.
-        pending.then(
-          () => this.release(hashes, keys, id, lease),
-          () => this.release(hashes, keys, id, lease),
-        );
-      } else {
-        await this.release(hashes, keys, id, lease);
-      }
-    }
-  }
-
-  /** Ends a write's lease with a new generation on each key, and tells the hook. Never rejects. */
-  private async release(hashes: readonly string[], keys: readonly RedisCacheKeys[], id: string, lease: WriteLease): Promise<void> {
-    this.notify({ ids: [id], hashes: [...hashes] });
-    await Promise.all(
-      keys.map(async (key) => {
-        this.flights.forget(key.id);
-        if (!this.circuit.isUp) {
-          this.circuit.markPending(key.id);
-          return;
-        }
-        try {
-          await this.settleGeneration(key, lease.writer);
-        } catch (error) {
-          // The lease still holds readers off until it ends; the replay ends it sooner.
-          this.circuit.trip(error);
-          this.circuit.markPending(key.id);
-        }
-      }),
-    );
+    // When Redis fails, this instance stops reading the cache until the invalidation has been replayed.
+    await this.generations.settleOrDefer(keys);
   }
 
   /**
@@ -410,89 +273,6 @@ export class RedisCacheBackend implements ApiKeyBackend {
     const left = record.expiresAt.getTime() - now;
     // An expired key is as good as unknown: cache the refusal briefly.
     return left <= 0 ? negativeTtl : Math.min(ttl, left);
-  }
-
-  /**
-   * Gives each key a new generation carrying `lease` (voiding any entry, including one
-   * still on its way to Redis, and holding readers off the cache while the lease runs)
-   * and deletes its entry. Resolves once Redis shows the lease, read back: cache-manager
-   * resolves writes that the store failed. Leases of other writes in progress are kept.
-   */
-  private async placeLeases(keys: readonly RedisCacheKeys[], lease: WriteLease, deadline: number): Promise<void> {
-    if (!this.circuit.isUp) {
-      // Redis is away as far as this instance knows: no wait, and a probe is due anyway.
-      this.circuit.probe();
-      throw new RedisCacheFailure('The Redis cache is unavailable.');
-    }
-    await Promise.all(
-      keys.map((key) => this.oneAtATime(key.id, async () => {
-        for (let attempt = 0; attempt < MAX_LEASE_ATTEMPTS && Date.now() < deadline; attempt++) {
-          // Writers of one key on other instances replaced each other's value: a random
-          // pause, growing, lets one of them through per round.
-          if (attempt > 0) await pause(randomInt(1, 2 + 4 * attempt));
-          const [before] = await this.circuit.run(() => this.cache.mget([key.generation]), 'write');
-          const value = formatGeneration(newGenerationToken(), [...otherLiveLeases(before, Date.now(), lease.writer), lease]);
-          await this.writeGeneration(key, value);
-          const [stored] = await this.circuit.run(() => this.cache.mget([key.generation]), 'write');
-          // Ours, or a concurrent write's that carried ours on.
-          if (stored === value || otherLiveLeases(stored, Date.now()).some((held) => held.writer === lease.writer)) return;
-        }
-        // Other instances' writes kept replacing it: contention, not an outage, so the circuit stays.
-        throw new RedisCacheFailure('The Redis cache did not keep a write lease.');
-      })),
-    );
-  }
-
-  /**
-   * Runs the changes of one key's generation made here one after another: each reads
-   * the generation, then replaces it, so two at once would drop each other's lease.
-   * (Between instances the read back catches most of that; see placeLeases.)
-   */
-  private oneAtATime<T>(id: string, task: () => Promise<T>): Promise<T> {
-    const run = (this.generationQueues.get(id) ?? Promise.resolve()).then(task);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.generationQueues.set(id, tail);
-    void tail.then(() => {
-      if (this.generationQueues.get(id) === tail) this.generationQueues.delete(id);
-    });
-    return run;
-  }
-
-  /**
-   * Replaces the key's generation (voiding any entry, including one still on its way
-   * to Redis) and deletes the entry, keeping the leases of writes in progress except
-   * `writer`'s own. Verified by reading the generation back, because cache-manager
-   * resolves writes that the store failed.
-   */
-  private settleGeneration(keys: RedisCacheKeys, writer?: string): Promise<void> {
-    return this.oneAtATime(keys.id, () => this.replaceGeneration(keys, writer));
-  }
-
-  private async replaceGeneration(keys: RedisCacheKeys, writer: string | undefined): Promise<void> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      // Read after the primary write: a generation set from now on, ours or a concurrent
-      // writer's, postdates that write, and so voids every entry that could miss it.
-      // Requiring our own value back instead took concurrent writes to one key (two
-      // instances updating it) for a lost write, and so for an outage.
-      const [before] = await this.circuit.run(() => this.cache.mget([keys.generation]), 'write');
-      const generation = formatGeneration(newGenerationToken(), otherLiveLeases(before, Date.now(), writer));
-      await this.writeGeneration(keys, generation);
-      const [stored] = await this.circuit.run(() => this.cache.mget([keys.generation]), 'write');
-      if (stored === generation || (typeof stored === 'string' && stored !== before)) return;
-    }
-    const failure = new RedisCacheFailure('The Redis cache did not keep an invalidation.');
-    this.circuit.trip(failure);
-    throw failure;
-  }
-
-  private async writeGeneration(keys: RedisCacheKeys, generation: string): Promise<void> {
-    await this.circuit.run(
-      () => Promise.all([this.cache.set(keys.generation, generation, this.generationTtl), this.cache.del(keys.entry)]),
-      'write',
-    );
   }
 
   /**
