@@ -11,6 +11,8 @@ export interface Ready {
   type: 'ready';
   port: number;
   keys: Record<string, string>;
+  /** Routes sent several keys in turn: all of them, `keys`' first. */
+  keySets: Record<string, string[]>;
   labels: Record<string, string>;
   /** Whether the server has the floor route for (e), one hash and one Redis GET. */
   redisFloor: boolean;
@@ -69,7 +71,7 @@ export function benchCases(ready: Ready, only: ReadonlySet<string> | null): Case
   for (const route of Object.keys(labels)) {
     const floor =
       route.startsWith('redis') && ready.redisFloor ? 'redis-floor' : route.startsWith('postgres') && ready.pgFloor ? 'pg-floor' : undefined;
-    cases.push({ name: route, label: labels[route]!, route, keys: [keys[route]!], expect: 200, counter: route, floor });
+    cases.push({ name: route, label: labels[route]!, route, keys: ready.keySets[route] ?? [keys[route]!], expect: 200, counter: route, floor });
   }
   cases.push(
     { name: 'flood-malformed', label: `malformed-key flood (${floodRoute})`, route: floodRoute, keys: malformed, expect: 401, counter: floodRoute },

@@ -31,7 +31,9 @@
  * estimate, for code whose cost is in cache misses more than in instructions),
  * BENCH_STACK ("node24": the server on Node 24 with compat/node24's MikroORM 7; see stack.ts),
  * BENCH_RECORD_ENCODING (the `recordEncoding` of route (e), default 3). The cases
- * `redis-encoding2` ((e) with encoding 2) and `redis-floor-nil` (the floor for (e) as it
+ * `redis-encoding2` ((e) with encoding 2), `redis-nomemo` ((e) with `decodeCacheSize: 0`:
+ * the record decoded on every request), `redis-churn` ((e) sent 64 keys in turn with a
+ * memo of 16: every request a memo miss) and `redis-floor-nil` (the floor for (e) as it
  * was before issue 22, a GET answered nil) run only when BENCH_CASES names them.
  */
 import { execFileSync, spawn } from 'node:child_process';

@@ -14,9 +14,13 @@ import { openBenchServices, REDIS_URL, type BenchServices } from './services.js'
 /** The record encoding route (e) writes its key in: `BENCH_RECORD_ENCODING`, else the cheapest to read. */
 const BENCH_RECORD_ENCODING = Number(process.env.BENCH_RECORD_ENCODING ?? 3) as 1 | 2 | 3;
 
+/** Case `redis-churn`: keys sent in turn, and the decode memo's size, well below it. */
+const CHURN_KEYS = 64;
+const CHURN_MEMO = 16;
+
 /** The method the verifier looks keys up with when a backend has it (lib/verification/lookup-callbacks.ts). */
 const LOOK_UP_BY_HASH = Symbol.for('nestjs-api-auth.lookUpByHash');
-type LookUp = (keyHash: string, onRecord: (record: ApiKey | null) => void, onError: (error: unknown) => void) => void;
+type LookUp = (keyHash: string, onRecord: (record: ApiKey | null, sharedView?: unknown) => void, onError: (error: unknown) => void) => void;
 
 /** `RedisBackend` counting its lookups itself, as the memory route's backend does. */
 class CountingRedisBackend extends RedisBackend {
@@ -160,6 +164,18 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
     ? new CountingRedisBackend(redis, { namespace: `${namespace}:encoding2:`, recordEncoding: 2 })
     : null;
 
+  // (e) again without the decode memo (`decodeCacheSize: 0`): every request decodes, as
+  // when more keys are in use than the memo holds. Only when BENCH_CASES names it.
+  const noMemo = /\bredis-nomemo\b/.test(process.env.BENCH_CASES ?? '')
+    ? new CountingRedisBackend(redis, { namespace: `${namespace}:nomemo:`, recordEncoding: BENCH_RECORD_ENCODING, decodeCacheSize: 0 })
+    : null;
+
+  // (e) with more keys in turn than the memo holds: every request decodes and files an
+  // entry, evicting another. Only when BENCH_CASES names it.
+  const churn = /\bredis-churn\b/.test(process.env.BENCH_CASES ?? '')
+    ? new CountingRedisBackend(redis, { namespace: `${namespace}:churn:`, recordEncoding: BENCH_RECORD_ENCODING, decodeCacheSize: CHURN_MEMO })
+    : null;
+
   const scenarios: GuardedScenario[] = [
     { route: 'cached', label: '(d) L1 + Redis cache + PostgreSQL, warm', ...guardFor(cached), primaryCalls: cachedPrimary.counts, close: closeOnce },
     {
@@ -180,6 +196,25 @@ export async function optionalScenarios(): Promise<OptionalScenarios> {
   ];
   if (encoding2) {
     scenarios.push({ route: 'redis-encoding2', label: '(e) RedisBackend, no L1 (recordEncoding 2)', ...guardFor(encoding2), primaryCalls: encoding2.counts, close: closeOnce });
+  }
+  if (noMemo) {
+    scenarios.push({
+      route: 'redis-nomemo',
+      label: `(e) RedisBackend, no L1, no decode memo (decodeCacheSize 0, recordEncoding ${BENCH_RECORD_ENCODING})`,
+      ...guardFor(noMemo),
+      primaryCalls: noMemo.counts,
+      close: closeOnce,
+    });
+  }
+  if (churn) {
+    scenarios.push({
+      route: 'redis-churn',
+      label: `(e) RedisBackend, no L1, ${CHURN_KEYS} keys in turn, decodeCacheSize ${CHURN_MEMO}: every request a memo miss`,
+      ...guardFor(churn),
+      primaryCalls: churn.counts,
+      keyCount: CHURN_KEYS,
+      close: closeOnce,
+    });
   }
   return { scenarios, redisFloor, redisNilFloor, pgFloor, locateRedisRecord };
 }

@@ -13,6 +13,8 @@ export interface GuardedScenario {
   service: ApiKeyService;
   /** Calls made to the primary store (PostgreSQL, Redis or memory). */
   primaryCalls: CallCounts;
+  /** Distinct keys the route is sent, in turn (default 1). */
+  keyCount?: number;
   close(): Promise<void>;
 }
 

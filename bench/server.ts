@@ -143,9 +143,15 @@ async function main() {
 
   // Valid keys for every route; the Passport map gets its own plaintext key.
   const keys: Record<string, string> = {};
+  const keySets: Record<string, string[]> = {};
   for (const scenario of scenarios) {
     const { key } = await scenario.service.issue({ ownerId: 'bench', name: scenario.route });
     keys[scenario.route] = key;
+    if ((scenario.keyCount ?? 1) > 1) {
+      keySets[scenario.route] = [key];
+      // Names of the same length as the first's, so every record is the same size.
+      for (let i = 1; i < scenario.keyCount!; i++) keySets[scenario.route]!.push((await scenario.service.issue({ ownerId: 'bench', name: scenario.route })).key);
+    }
   }
   if (keys.redis) await optional.locateRedisRecord(keys.redis);
   const passportKey = (await scenarios[0]!.service.issue({ ownerId: 'bench', name: 'passport' })).key;
@@ -188,6 +194,7 @@ async function main() {
     type: 'ready',
     port: address.port,
     keys,
+    keySets,
     labels: Object.fromEntries(scenarios.map((s) => [s.route, s.label])),
     redisFloor: optional.redisFloor !== null,
     pgFloor: optional.pgFloor !== null,

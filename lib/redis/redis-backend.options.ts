@@ -75,6 +75,17 @@ export interface RedisBackendOptions {
    * (what existing standalone data is stored in).
    */
   layout?: 2 | 3;
+  /**
+   * Number of decoded records kept for verification, one per key hash. Every
+   * verification still reads its record from Redis; when Redis answers exactly the
+   * bytes a recent verification decoded, that decoded record (frozen, with a frozen view
+   * shared by the requests) is used instead of decoding again. Any write changes the
+   * bytes, so a revoke or an update is seen at once, as without it. Past the bound the
+   * oldest entry goes. Costs about 1.6 kB per entry with small metadata (docs/redis.md,
+   * "Decode memo"). `getByHash` is not affected. `0` decodes every time. 0-100000,
+   * default `1000`.
+   */
+  decodeCacheSize?: number;
 }
 
 /** How many replicas must acknowledge a management write, and for how long to wait. */
@@ -96,6 +107,7 @@ export interface ResolvedRedisBackendOptions {
   recordEncoding: 1 | 2 | 3;
   /** `undefined`: chosen by the client (see `RedisBackendOptions.layout`). */
   layout: 2 | 3 | undefined;
+  decodeCacheSize: number;
 }
 
 /** Version of layout 2's keys and record encoding; part of every key (layout 3's keys start `<namespace>v3:`). */
@@ -118,6 +130,7 @@ const OPTION_NAMES = optionNames<RedisBackendOptions>({
   waitForReplicas: true,
   recordEncoding: true,
   layout: true,
+  decodeCacheSize: true,
 });
 
 /** Merges options over the defaults, naming any bad or unknown option. */
@@ -146,6 +159,7 @@ export function resolveRedisBackendOptions(options: RedisBackendOptions = {}): R
     waitForReplicas: replicaWait(options.waitForReplicas, commandTimeoutMs),
     recordEncoding: options.recordEncoding ?? 1,
     layout: options.layout,
+    decodeCacheSize: integer('decodeCacheSize', options.decodeCacheSize, 1000, 0, 100_000),
   };
 }
 

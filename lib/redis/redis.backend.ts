@@ -4,7 +4,8 @@ import { REDIS_SCHEMA_VERSION, resolveRedisBackendOptions, type RedisBackendOpti
 import type { RedisCommandClient } from './redis-client.types.js';
 import { commandClient, hasHashTag, isRedisCluster, type RedisClient } from './redis-cluster.client.js';
 import { RedisBackendCommands } from './redis-backend.commands.js';
-import { LOOK_UP_BY_HASH } from '../verification/lookup-callbacks.js';
+import { LOOK_UP_BY_HASH, type LookupAnswer } from '../verification/lookup-callbacks.js';
+import { RecordMemo } from './redis-record.memo.js';
 import { decodeRecord, type RedisLayout } from './layout/redis-layout.js';
 import { RedisLayoutV2 } from './layout/redis-layout.v2.js';
 import { RedisLayoutV3 } from './layout/redis-layout.v3.js';
@@ -12,6 +13,9 @@ import { REDIS_LAYOUT_TEST_HOOKS, type RedisLayoutTestHooks } from './layout/red
 import { migrateFromLayout2, type LayoutMigrationOptions, type LayoutMigrationReport } from './layout/redis-layout.v3.migrate.js';
 
 export type { RedisBackendOptions } from './redis-backend.options.js';
+
+const decodeLookup = (reply: unknown, keyHash: string): ApiKey | null => decodeRecord('getByHash', reply, keyHash);
+const ignore = (): void => undefined;
 export type { RedisCommandClient } from './redis-client.types.js';
 export type { LayoutMigrationOptions, LayoutMigrationReport } from './layout/redis-layout.v3.migrate.js';
 
@@ -28,6 +32,8 @@ export class RedisBackend implements ApiKeyBackend {
   private readonly client: RedisCommandClient;
   private readonly commands: RedisBackendCommands;
   private readonly layout: RedisLayout;
+  /** Records the verification path decoded, by hash and bytes (option `decodeCacheSize`); `null` when 0. */
+  private readonly memo: RecordMemo | null;
   /** The key layout this backend reads and writes (see option `layout`). */
   readonly layoutVersion: 2 | 3;
 
@@ -56,6 +62,7 @@ export class RedisBackend implements ApiKeyBackend {
     const ctx = { client: this.client, commands: this.commands, options: this.options, base };
     const hooks = (options as { [REDIS_LAYOUT_TEST_HOOKS]?: RedisLayoutTestHooks } | undefined)?.[REDIS_LAYOUT_TEST_HOOKS];
     this.layout = this.layoutVersion === 2 ? new RedisLayoutV2(ctx) : new RedisLayoutV3(ctx, hooks);
+    this.memo = this.options.decodeCacheSize > 0 ? new RecordMemo(this.options.decodeCacheSize) : null;
   }
 
   /** The prefix of every Redis key this backend writes, layout version included. */
@@ -68,9 +75,20 @@ export class RedisBackend implements ApiKeyBackend {
     return this.commands.command('getByHash', ['GET', this.layout.recordKey(keyHash)], (reply) => decodeRecord('getByHash', reply, keyHash));
   }
 
-  /** `getByHash` through callbacks, for the verification path (see `LOOK_UP_BY_HASH`). */
-  [LOOK_UP_BY_HASH](keyHash: string, onRecord: (record: ApiKey | null) => void, onError: (error: unknown) => void): void {
-    this.commands.commandThen('getByHash', ['GET', this.layout.recordKey(keyHash)], (reply) => decodeRecord('getByHash', reply, keyHash), onRecord, onError);
+  /**
+   * `getByHash` through callbacks, for the verification path (see `LOOK_UP_BY_HASH`).
+   * Still one `GET` per lookup; bytes this backend decoded recently answer with the
+   * shared, frozen record they decoded to (option `decodeCacheSize`).
+   */
+  [LOOK_UP_BY_HASH](keyHash: string, onRecord: LookupAnswer, onError: (error: unknown) => void): void {
+    const memo = this.memo;
+    const args = ['GET', this.layout.recordKey(keyHash)];
+    if (memo === null) {
+      this.commands.commandThen('getByHash', args, (reply) => decodeRecord('getByHash', reply, keyHash), onRecord, onError);
+      return;
+    }
+    // The memo answers inside the decode step, so a failure still goes to `onError`.
+    this.commands.commandThen('getByHash', args, (reply) => memo.answer(keyHash, reply, decodeLookup, onRecord), ignore, onError);
   }
 
   getById(id: string): Promise<ApiKey | null> {

@@ -163,7 +163,8 @@ export abstract class KeyVerifier {
         late = true;
         settle({ ok: false, code: ApiKeyErrorCode.BackendUnavailable, error });
       });
-      const onRecord = (record: ApiKey | null) => {
+      // `sharedView`: a frozen record the backend shares between lookups, judged like an L1 hit.
+      const onRecord = (record: Readonly<ApiKey> | null, sharedView?: Readonly<ApiKeyView>) => {
         this.pendingLookups--;
         // Already answered 503: a late record must not count as a use of the key.
         if (late) return;
@@ -173,7 +174,7 @@ export abstract class KeyVerifier {
           verdict =
             record === null && this.pepperUpgrade !== null
               ? this.underPreviousPeppers(key, keyHash, environment)
-              : this.judgeLookup(record, keyHash, environment, lookup === undefined);
+              : this.judgeLookup(record, keyHash, environment, lookup === undefined, sharedView);
         } catch (error) {
           reject(error);
           return;
@@ -245,12 +246,21 @@ export abstract class KeyVerifier {
     return this.lookupDeadlines === null ? promise : this.lookupDeadlines.track(promise);
   }
 
-  /** `compared`: the backend answers only a record of `keyHash` (see `LOOK_UP_BY_HASH`). */
-  private judgeLookup(record: Readonly<ApiKey> | null, keyHash: string, environment: KeyEnvironment, compared = false): AuthenticationResult {
+  /**
+   * `compared`: the backend answers only a record of `keyHash` (see `LOOK_UP_BY_HASH`).
+   * `sharedView`: the record is shared and frozen, and this is its view (same).
+   */
+  private judgeLookup(
+    record: Readonly<ApiKey> | null,
+    keyHash: string,
+    environment: KeyEnvironment,
+    compared = false,
+    sharedView?: Readonly<ApiKeyView>,
+  ): AuthenticationResult {
     // A backend that returns the wrong record must not let anyone in. (The L1 files a
     // record only under its own hash, so a hit needs no such check.)
     if (!record || !(compared || sameKeyHash(record.keyHash, keyHash))) return INVALID;
-    return this.judge(record, environment, undefined);
+    return this.judge(record, environment, sharedView);
   }
 
   private judge(record: Readonly<ApiKey>, environment: KeyEnvironment, view: ApiKeyView | undefined): AuthenticationResult {
@@ -265,7 +275,7 @@ export abstract class KeyVerifier {
     const now = Date.now();
     if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return EXPIRED;
     this.usage.record(record.id, record.lastUsedAt, now);
-    // Without a cached view, the record is the backend's answer: a copy by contract.
+    // Without a shared view, the record is the backend's answer: a copy by contract.
     return { ok: true, apiKey: view ?? ownedApiKeyView(record as ApiKey) };
   }
 
