@@ -3,6 +3,7 @@ import { invalidationTag } from './invalidation-tag.js';
 import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
 import { positiveIntegerOption } from '../options/option-values.js';
 import { LruMap } from './lru-map.js';
+import { withReadonlyDates } from '../internal/readonly-date.js';
 
 /**
  * A key held in the L1: the record and the view handed to requests, both frozen and
@@ -247,14 +248,13 @@ export class L1Cache {
  * synchronous `peekByHash` hands the service.
  */
 export function snapshotApiKey(record: ApiKey): CachedApiKey {
-  const frozen = deepFreeze(cloneApiKey(record));
+  const frozen = deepFreeze(withReadonlyDates(cloneApiKey(record)));
   return Object.freeze({ record: frozen, view: deepFreeze(toApiKeyView(frozen)) });
 }
 
 /**
- * Freezes the object graph of a record. Dates keep their mutators (freezing cannot
- * stop `setTime`); everything else becomes read-only, so one request cannot change
- * what the next one sees.
+ * Freezes the object graph of a record (its dates are read-only already), so one
+ * request cannot change what the next one sees.
  */
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof Date)) {

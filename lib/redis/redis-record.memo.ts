@@ -1,6 +1,6 @@
 import { ownedApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
 import type { LookupAnswer } from '../verification/lookup-callbacks.js';
-import { readonlyDate } from './redis-record.readonly-date.js';
+import { withReadonlyDates } from '../internal/readonly-date.js';
 
 /**
  * A record decoded by a verification, with the bytes it was decoded from. Shared by every
@@ -69,7 +69,7 @@ export class RecordMemo {
       // The oldest insertion: a Map iterates in insertion order.
       entries.delete(entries.keys().next().value!);
     }
-    shareDates(record);
+    withReadonlyDates(record);
     // An internal object, not frozen: nothing outside this class holds it.
     const entry: MemoizedRecord = { keyHash, stored, record: freezeRecord(record), view: Object.freeze(ownedApiKeyView(record)) };
     entries.set(slot, entry);
@@ -111,19 +111,6 @@ export class RecordMemo {
   clear(): void {
     this.entries.clear();
   }
-}
-
-/**
- * Replaces the record's dates with read-only ones (`ReadonlyDate`): the view shares them,
- * so nobody can change a date the next request sees or its verdict reads.
- */
-function shareDates(record: ApiKey): void {
-  record.createdAt = readonlyDate(record.createdAt)!;
-  record.updatedAt = readonlyDate(record.updatedAt)!;
-  record.expiresAt = readonlyDate(record.expiresAt);
-  record.revokedAt = readonlyDate(record.revokedAt);
-  record.lastUsedAt = readonlyDate(record.lastUsedAt);
-  record.disabledAt = readonlyDate(record.disabledAt);
 }
 
 /** Freezes a decoded record and what it holds (scopes, metadata, policy; its dates are read-only). */

@@ -71,6 +71,19 @@ describe('L1Cache', () => {
     expect(() => (entry.view.scopes as string[]).push('admin')).toThrow(TypeError);
   });
 
+  it("shares read-only dates between the view and the record the verdict reads, so a consumer cannot move a cached key's expiry", () => {
+    const cache = new L1Cache();
+    const record = { ...makeApiKeyRecord(), expiresAt: new Date('2030-01-01T00:00:00.000Z') };
+    const entry = cache.set(record);
+    expect(entry.view.expiresAt).toBe(entry.record.expiresAt);
+    expect(entry.view.expiresAt).toBeInstanceOf(Date);
+    expect(() => entry.view.expiresAt!.setTime(Date.parse('2099-01-01'))).toThrow(TypeError);
+    expect(() => entry.view.createdAt.setFullYear(2099)).toThrow(TypeError);
+    expect(entry.record.expiresAt!.toISOString()).toBe('2030-01-01T00:00:00.000Z');
+    expect(JSON.stringify(entry.view.expiresAt)).toBe('"2030-01-01T00:00:00.000Z"');
+    expect(entry.view.expiresAt).toEqual(new Date('2030-01-01T00:00:00.000Z'));
+  });
+
   it('evicts the least recently used known key past maxEntries', () => {
     const cache = new L1Cache({ maxEntries: 3 });
     const [a, b, c, d] = Array.from({ length: 4 }, () => makeApiKeyRecord());

@@ -1,3 +1,5 @@
+import type { ApiKey } from '../api-key.interface.js';
+
 const READ_ONLY = 'This date belongs to an API key record shared between requests: copy it (new Date(date)) to change it.';
 
 /**
@@ -29,4 +31,19 @@ export class ReadonlyDate extends Date {
 /** `date` as a {@link ReadonlyDate}; `null` stays `null`. */
 export function readonlyDate(date: Date | null | undefined): Date | null {
   return date === null || date === undefined ? null : new ReadonlyDate(date.getTime());
+}
+
+/**
+ * The record with read-only dates: the view shares them with the record the verdict
+ * reads, and freezing cannot stop `setTime`, so a consumer changing
+ * `request.apiKey.expiresAt` in place would otherwise move a cached key's expiry.
+ */
+export function withReadonlyDates(record: ApiKey): ApiKey {
+  record.createdAt = readonlyDate(record.createdAt)!;
+  record.updatedAt = readonlyDate(record.updatedAt)!;
+  record.expiresAt = readonlyDate(record.expiresAt);
+  record.revokedAt = readonlyDate(record.revokedAt);
+  record.lastUsedAt = readonlyDate(record.lastUsedAt);
+  record.disabledAt = readonlyDate(record.disabledAt);
+  return record;
 }
