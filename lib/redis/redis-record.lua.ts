@@ -37,6 +37,21 @@ local V1 = { ${positions(Object.fromEntries(V1_FIELDS.map((field, index) => [fie
 local NULL = cjson.null
 local function present(v) return v ~= nil and v ~= NULL end
 
+-- An update's changes (ARGV from index from on: field, value JSON, ...) applied to a record as
+-- stored now, unless expected (a version, or '') differs: then nil and the stored
+-- version. Revocation is sticky (the first revokedAt stays); version + 1.
+local function applyChanges(rec, expected, from)
+  local version = rec[P.version]
+  if expected ~= '' and tonumber(expected) ~= version then return nil, string.format('%.0f', version) end
+  local revoked = present(rec[P.revokedAt])
+  for i = from, #ARGV, 2 do
+    local f = ARGV[i]
+    if not (f == 'revokedAt' and revoked) then rec[P[f]] = cjson.decode(ARGV[i + 1]) end
+  end
+  rec[P.version] = version + 1
+  return rec
+end
+
 -- Encoding 3's fields in order, each with whether it is a date (two places: hi, lo).
 local V3 = { ${V3_FIELDS.map(([field, kind]) => `{ '${field}', ${kind === 'date' || kind === 'date?'} }`).join(', ')} }
 local V3_LENGTH = ${V3_LENGTH}

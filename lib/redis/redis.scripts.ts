@@ -115,15 +115,8 @@ export const UPDATE = new RedisScript(`${LUA_RECORD}${LUA_BY_ID}${LUA_LIFECYCLE_
 local recordKey, raw = byId(KEYS[1], ARGV[1])
 if not raw then return false end
 local rec, encoding = readRecord(raw)
-local version = rec[P.version]
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return { 'conflict', string.format('%.0f', version) } end
--- Revocation is sticky: the first revokedAt stays.
-local revoked = present(rec[P.revokedAt])
-for i = 5, #ARGV, 2 do
-  local f = ARGV[i]
-  if not (f == 'revokedAt' and revoked) then rec[P[f]] = cjson.decode(ARGV[i + 1]) end
-end
-rec[P.version] = version + 1
+local changed, current = applyChanges(rec, ARGV[2], 5)
+if not changed then return { 'conflict', current } end
 local stored = writeRecord(rec, encodingFor(ARGV[4], encoding))
 redis.call('SET', recordKey, stored, 'KEEPTTL')
 if ARGV[3] == '' then

@@ -134,14 +134,8 @@ export const UPDATE_RECORD = new RedisScript(`${LUA_RECORD}${LUA_OWN_RECORD}
 local rec, encoding, raw = ownRecord()
 if raw == 'moved' then return { 'moved' } end
 if not rec then return false end
-local version = rec[P.version]
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return { 'conflict', string.format('%.0f', version) } end
-local revoked = present(rec[P.revokedAt])
-for i = 5, #ARGV, 2 do
-  local f = ARGV[i]
-  if not (f == 'revokedAt' and revoked) then rec[P[f]] = cjson.decode(ARGV[i + 1]) end
-end
-rec[P.version] = version + 1
+local changed, current = applyChanges(rec, ARGV[2], 5)
+if not changed then return { 'conflict', current } end
 local stored = writeRecord(rec, encodingFor(ARGV[4], encoding))
 redis.call('SET', KEYS[1], stored, 'KEEPTTL')
 if ARGV[3] == '' then redis.call('PERSIST', KEYS[1])
