@@ -1,9 +1,9 @@
-import { cloneApiKey, toApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
+import { cloneApiKey, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
 import { invalidationTag } from './invalidation-tag.js';
 import { assertKnownOptions, optionNames } from '../options/assert-known-options.js';
 import { positiveIntegerOption } from '../options/option-values.js';
 import { LruMap } from './lru-map.js';
-import { withReadonlyDates } from '../internal/readonly-date.js';
+import { shareApiKey } from '../internal/shared-api-key.js';
 
 /**
  * A key held in the L1: the record and the view handed to requests, both frozen and
@@ -248,18 +248,5 @@ export class L1Cache {
  * synchronous `peekByHash` hands the service.
  */
 export function snapshotApiKey(record: ApiKey): CachedApiKey {
-  const frozen = deepFreeze(withReadonlyDates(cloneApiKey(record)));
-  return Object.freeze({ record: frozen, view: deepFreeze(toApiKeyView(frozen)) });
-}
-
-/**
- * Freezes the object graph of a record (its dates are read-only already), so one
- * request cannot change what the next one sees.
- */
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof Date)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
-  }
-  return value;
+  return shareApiKey(cloneApiKey(record));
 }

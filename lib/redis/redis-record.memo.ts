@@ -1,6 +1,6 @@
-import { ownedApiKeyView, type ApiKey, type ApiKeyView } from '../api-key.interface.js';
+import type { ApiKey, ApiKeyView } from '../api-key.interface.js';
 import type { LookupAnswer } from '../verification/lookup-callbacks.js';
-import { withReadonlyDates } from '../internal/readonly-date.js';
+import { shareApiKey } from '../internal/shared-api-key.js';
 
 /**
  * A record decoded by a verification, with the bytes it was decoded from. Shared by every
@@ -69,9 +69,9 @@ export class RecordMemo {
       // The oldest insertion: a Map iterates in insertion order.
       entries.delete(entries.keys().next().value!);
     }
-    withReadonlyDates(record);
+    const shared = shareApiKey(record);
     // An internal object, not frozen: nothing outside this class holds it.
-    const entry: MemoizedRecord = { keyHash, stored, record: freezeRecord(record), view: Object.freeze(ownedApiKeyView(record)) };
+    const entry: MemoizedRecord = { keyHash, stored, record: shared.record, view: shared.view };
     entries.set(slot, entry);
     return entry;
   }
@@ -111,20 +111,6 @@ export class RecordMemo {
   clear(): void {
     this.entries.clear();
   }
-}
-
-/** Freezes a decoded record and what it holds (scopes, metadata, policy; its dates are read-only). */
-function freezeRecord(record: ApiKey): Readonly<ApiKey> {
-  Object.freeze(record.scopes);
-  deepFreeze(record.metadata);
-  deepFreeze(record.policy);
-  return Object.freeze(record);
-}
-
-function deepFreeze(value: unknown): void {
-  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return;
-  Object.freeze(value);
-  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
 }
 
 /**
