@@ -1,7 +1,7 @@
 import type { ApiKey } from '../api-key.interface.js';
 import { asciiJson } from '../internal/ascii-json.js';
 import { AT, KIND, ownerEntry, RECORD_ENCODING, RECORD_LAYOUT, type StoredField } from './redis-record.layout.js';
-import { encodeValue } from './redis-record.values.js';
+import { encodeValue, storedOptionalText, storedText } from './redis-record.values.js';
 import { decodeV1, encodeV1, UnreadableRecordError } from './redis-record.v1.js';
 import { decodeV3, encodeV3, isV3 } from './redis-record.v3.js';
 
@@ -85,16 +85,6 @@ const ROTATED_FROM_ID = AT.rotatedFromId;
 const ISSUED_BY_ID = AT.issuedById;
 const DISABLED_AT = AT.disabledAt;
 
-function text(value: unknown): string {
-  if (typeof value !== 'string') throw new UnreadableRecordError();
-  return value;
-}
-
-/** `null` for `null`, and for `undefined`: a field appended after the record was written. */
-function optionalText(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
-}
-
 function date(value: unknown): Date {
   if (typeof value !== 'number') throw new UnreadableRecordError();
   return new Date(value);
@@ -107,16 +97,16 @@ function optionalDate(value: unknown): Date | null {
 /** A record from an encoding-2 array. A freshly parsed array is nobody else's: its parts are used as they are. */
 function decodeV2(values: readonly unknown[]): ApiKey {
   const scopes = values[SCOPES];
-  const metadata = text(values[METADATA]);
+  const metadata = storedText(values[METADATA]);
   const policy = values[POLICY];
   const version = values[VERSION];
   if (!Array.isArray(scopes) || typeof version !== 'number' || !(version >= 1)) throw new UnreadableRecordError();
   return {
-    id: text(values[ID]),
-    name: text(values[NAME]),
-    ownerId: text(values[OWNER_ID]),
-    keyHash: text(values[KEY_HASH]),
-    hint: text(values[HINT]),
+    id: storedText(values[ID]),
+    name: storedText(values[NAME]),
+    ownerId: storedText(values[OWNER_ID]),
+    keyHash: storedText(values[KEY_HASH]),
+    hint: storedText(values[HINT]),
     scopes: scopes as string[],
     metadata: metadata === '{}' ? {} : (JSON.parse(metadata) as ApiKey['metadata']),
     createdAt: date(values[CREATED_AT]),
@@ -124,11 +114,11 @@ function decodeV2(values: readonly unknown[]): ApiKey {
     expiresAt: optionalDate(values[EXPIRES_AT]),
     revokedAt: optionalDate(values[REVOKED_AT]),
     lastUsedAt: optionalDate(values[LAST_USED_AT]),
-    rotatedFromId: optionalText(values[ROTATED_FROM_ID]),
-    environment: optionalText(values[ENVIRONMENT]),
+    rotatedFromId: storedOptionalText(values[ROTATED_FROM_ID]),
+    environment: storedOptionalText(values[ENVIRONMENT]),
     policy: typeof policy === 'string' ? (JSON.parse(policy) as ApiKey['policy']) : null,
     version,
-    issuedById: optionalText(values[ISSUED_BY_ID]),
+    issuedById: storedOptionalText(values[ISSUED_BY_ID]),
     disabledAt: optionalDate(values[DISABLED_AT]),
   };
 }

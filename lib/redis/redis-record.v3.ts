@@ -2,7 +2,7 @@ import type { ApiKey } from '../api-key.interface.js';
 import { ApiKeyValidationError } from '../api-key.errors.js';
 import { asciiJson } from '../internal/ascii-json.js';
 import { RECORD_LAYOUT, type FieldKind, type StoredField } from './redis-record.layout.js';
-import { encodeValue } from './redis-record.values.js';
+import { encodeValue, storedOptionalText, storedText } from './redis-record.values.js';
 import { UnreadableRecordError } from './redis-record.v1.js';
 
 /**
@@ -83,16 +83,6 @@ const ROTATED_FROM_ID = V3_AT.rotatedFromId;
 const ISSUED_BY_ID = V3_AT.issuedById;
 const DISABLED_AT = V3_AT.disabledAt;
 
-function text(value: unknown): string {
-  if (typeof value !== 'string') throw new UnreadableRecordError();
-  return value;
-}
-
-/** `null` for `null`, and for `undefined`: a field appended after the record was written. */
-function optionalText(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
-}
-
 function date(hi: unknown, lo: unknown): Date {
   if (typeof hi !== 'number' || typeof lo !== 'number') throw new UnreadableRecordError();
   return new Date(hi * DATE_SPLIT + lo);
@@ -117,17 +107,17 @@ export function decodeV3(stored: string, keyHash?: string): ApiKey | null {
   const values = JSON.parse(stored.slice(open)) as unknown;
   if (!Array.isArray(values)) throw new UnreadableRecordError();
   const scopes = values[SCOPES];
-  const metadata = text(values[METADATA]);
+  const metadata = storedText(values[METADATA]);
   const policy = values[POLICY];
   const version = values[VERSION];
   if (!Array.isArray(scopes) || typeof version !== 'number' || !(version >= 1)) throw new UnreadableRecordError();
   // The fields in the order of the other decoders: one object shape for every record.
   return {
-    id: text(values[ID]),
-    name: text(values[NAME]),
-    ownerId: text(values[OWNER_ID]),
+    id: storedText(values[ID]),
+    name: storedText(values[NAME]),
+    ownerId: storedText(values[OWNER_ID]),
     keyHash: hash,
-    hint: text(values[HINT]),
+    hint: storedText(values[HINT]),
     scopes: scopes as string[],
     metadata: metadata === '{}' ? {} : (JSON.parse(metadata) as ApiKey['metadata']),
     createdAt: date(values[CREATED_AT], values[CREATED_AT + 1]),
@@ -135,11 +125,11 @@ export function decodeV3(stored: string, keyHash?: string): ApiKey | null {
     expiresAt: optionalDate(values[EXPIRES_AT], values[EXPIRES_AT + 1]),
     revokedAt: optionalDate(values[REVOKED_AT], values[REVOKED_AT + 1]),
     lastUsedAt: optionalDate(values[LAST_USED_AT], values[LAST_USED_AT + 1]),
-    rotatedFromId: optionalText(values[ROTATED_FROM_ID]),
-    environment: optionalText(values[ENVIRONMENT]),
+    rotatedFromId: storedOptionalText(values[ROTATED_FROM_ID]),
+    environment: storedOptionalText(values[ENVIRONMENT]),
     policy: typeof policy === 'string' ? (JSON.parse(policy) as ApiKey['policy']) : null,
     version,
-    issuedById: optionalText(values[ISSUED_BY_ID]),
+    issuedById: storedOptionalText(values[ISSUED_BY_ID]),
     disabledAt: optionalDate(values[DISABLED_AT], values[DISABLED_AT + 1]),
   };
 }
