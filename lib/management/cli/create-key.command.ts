@@ -1,22 +1,13 @@
-import type { LoggerService, Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { API_AUTH_OPTIONS } from '../../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../../api-auth.options.js';
 import { ApiKeyValidationError } from '../../api-key.errors.js';
 import { ApiKeyService } from '../../api-key.service.js';
 import { MemoryBackend } from '../../backends/memory.backend.js';
+import { openAppContext, type CommandIO } from './app-context.js';
 import { API_AUTH_ROUTES_OPTIONS, DEFAULT_ADMIN_SCOPE, type ResolvedApiAuthRoutesOptions } from '../api-auth-routes.options.js';
 
-/** Where the command writes: the key alone on `stdout` (so `$(...)` captures it), everything else on `stderr`. */
-export interface CommandIO {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Directory `--module` is resolved against. */
-  cwd: string;
-}
+export type { CommandIO } from './app-context.js';
 
 export const CREATE_KEY_USAGE = `Usage: nestjs-api-auth create-key --module <file> --owner <id> [options]
 
@@ -33,12 +24,6 @@ prefix, pepper) without starting its HTTP server, and prints the key once.
   --help              show this help
 
 Exit codes: 0 issued, 1 failed, 2 bad usage.`;
-
-/** Sends Nest's own log lines to stderr, keeping stdout for the key. */
-function stderrLogger(io: CommandIO): LoggerService {
-  const write = (level: string) => (message: unknown) => io.stderr(`[${level}] ${String(message)}\n`);
-  return { log: () => undefined, warn: write('warn'), error: write('error') };
-}
 
 /**
  * `nestjs-api-auth create-key`: bootstraps the first admin key (or any key) without
@@ -75,27 +60,8 @@ export async function runCreateKeyCommand(argv: string[], io: CommandIO): Promis
     return 2;
   }
 
-  const file = resolve(io.cwd, values.module);
-  let rootModule: Type | undefined;
-  try {
-    const exports = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-    rootModule = exports[values.export!] as Type | undefined;
-  } catch (error) {
-    io.stderr(`Cannot load ${file}: ${(error as Error).message}\n`);
-    return 1;
-  }
-  if (typeof rootModule !== 'function') {
-    io.stderr(`${file} has no export named "${values.export}" (use --export to name the module).\n`);
-    return 2;
-  }
-
-  let app;
-  try {
-    app = await NestFactory.createApplicationContext(rootModule, { logger: stderrLogger(io), abortOnError: false });
-  } catch (error) {
-    io.stderr(`The application failed to start: ${(error as Error).message}\n`);
-    return 1;
-  }
+  const app = await openAppContext(io, values.module, values.export!);
+  if (typeof app === 'number') return app;
   try {
     const options = app.get<ResolvedApiAuthOptions>(API_AUTH_OPTIONS, { strict: false });
     if (options.backend instanceof MemoryBackend) {

@@ -1,12 +1,8 @@
-import type { LoggerService, Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { API_AUTH_OPTIONS } from '../../api-auth.constants.js';
 import type { ResolvedApiAuthOptions } from '../../api-auth.options.js';
 import type { LayoutMigrationOptions, LayoutMigrationReport } from '../../redis/layout/redis-layout.v3.migrate.js';
-import type { CommandIO } from './create-key.command.js';
+import { openAppContext, type CommandIO } from './app-context.js';
 
 export const MIGRATE_REDIS_LAYOUT_USAGE = `Usage: nestjs-api-auth migrate-redis-layout --module <file> [options]
 
@@ -63,26 +59,8 @@ export async function runMigrateRedisLayoutCommand(argv: string[], io: CommandIO
     io.stderr(`--module is required, and --batch-size must be an integer from 1 to 1000.\n\n${MIGRATE_REDIS_LAYOUT_USAGE}\n`);
     return 2;
   }
-  const file = resolve(io.cwd, values.module);
-  let rootModule: Type | undefined;
-  try {
-    rootModule = ((await import(pathToFileURL(file).href)) as Record<string, unknown>)[values.export!] as Type | undefined;
-  } catch (error) {
-    io.stderr(`Cannot load ${file}: ${(error as Error).message}\n`);
-    return 1;
-  }
-  if (typeof rootModule !== 'function') {
-    io.stderr(`${file} has no export named "${values.export}" (use --export to name the module).\n`);
-    return 2;
-  }
-  const logger: LoggerService = { log: () => undefined, warn: (m: unknown) => io.stderr(`[warn] ${String(m)}\n`), error: (m: unknown) => io.stderr(`[error] ${String(m)}\n`) };
-  let app;
-  try {
-    app = await NestFactory.createApplicationContext(rootModule, { logger, abortOnError: false });
-  } catch (error) {
-    io.stderr(`The application failed to start: ${(error as Error).message}\n`);
-    return 1;
-  }
+  const app = await openAppContext(io, values.module, values.export!);
+  if (typeof app === 'number') return app;
   try {
     const backend = app.get<ResolvedApiAuthOptions>(API_AUTH_OPTIONS, { strict: false }).backend as Partial<MigratingBackend>;
     if (typeof backend.migrateFromLayout2 !== 'function' || backend.layoutVersion !== 3) {
